@@ -1,0 +1,337 @@
+//! The ABI between Vigil's eBPF programs and user space.
+//!
+//! Everything here is `#[repr(C)]`, fixed-size and `Copy`: records cross the ring
+//! buffer as raw bytes and map keys/values are shared with the kernel verifier's
+//! view of memory. Nothing else belongs in this crate.
+#![no_std]
+
+/// Bytes reserved for the leaf-first component list of one resolved path.
+/// Components are written at `offset & PATH_MASK`, each at most `NAME_CAP` long,
+/// so the buffer needs `PATH_MASK + NAME_CAP` bytes to keep every write in bounds.
+pub const PATH_MASK: usize = 1023;
+/// Longest file-name component (NAME_MAX + NUL).
+pub const NAME_CAP: usize = 256;
+/// Size of the component buffer (see [`PATH_MASK`]).
+pub const PATH_CAP: usize = PATH_MASK + 1 + NAME_CAP;
+/// Dentry levels (including mount crossings) walked per path or decision.
+pub const MAX_DEPTH: u32 = 48;
+/// Bytes of argv captured at exec.
+pub const ARGS_CAP: usize = 1024;
+/// `comm` length (TASK_COMM_LEN).
+pub const COMM_LEN: usize = 16;
+
+/// Record kinds; the first `u32` of every ring-buffer record.
+pub mod kind {
+    pub const FILE: u32 = 1;
+    pub const EXEC: u32 = 2;
+    pub const FORK: u32 = 3;
+    pub const EXIT: u32 = 4;
+}
+
+/// Syscalls (and pseudo-syscalls) a file record can come from. Stable numbers,
+/// independent of the architecture's syscall table.
+pub mod sys {
+    pub const WRITE: u16 = 1;
+    pub const PWRITE64: u16 = 2;
+    pub const WRITEV: u16 = 3;
+    pub const PWRITEV: u16 = 4;
+    pub const PWRITEV2: u16 = 5;
+    pub const OPEN: u16 = 6;
+    pub const OPENAT: u16 = 7;
+    pub const OPENAT2: u16 = 8;
+    pub const CREAT: u16 = 9;
+    pub const CLOSE: u16 = 10;
+    pub const UNLINK: u16 = 11;
+    pub const UNLINKAT: u16 = 12;
+    pub const RMDIR: u16 = 13;
+    pub const RENAME: u16 = 14;
+    pub const RENAMEAT: u16 = 15;
+    pub const RENAMEAT2: u16 = 16;
+    pub const LINK: u16 = 17;
+    pub const LINKAT: u16 = 18;
+    pub const SYMLINK: u16 = 19;
+    pub const SYMLINKAT: u16 = 20;
+    pub const MKDIR: u16 = 21;
+    pub const MKDIRAT: u16 = 22;
+    pub const CHMOD: u16 = 23;
+    pub const FCHMOD: u16 = 24;
+    pub const FCHMODAT: u16 = 25;
+    pub const FCHMODAT2: u16 = 26;
+    pub const CHOWN: u16 = 27;
+    pub const FCHOWN: u16 = 28;
+    pub const LCHOWN: u16 = 29;
+    pub const FCHOWNAT: u16 = 30;
+    pub const TRUNCATE: u16 = 31;
+    pub const FTRUNCATE: u16 = 32;
+    pub const FALLOCATE: u16 = 33;
+    pub const UTIMENSAT: u16 = 34;
+    pub const UTIMES: u16 = 35;
+    pub const FUTIMESAT: u16 = 36;
+    pub const SETXATTR: u16 = 37;
+    pub const LSETXATTR: u16 = 38;
+    pub const FSETXATTR: u16 = 39;
+    pub const REMOVEXATTR: u16 = 40;
+    pub const LREMOVEXATTR: u16 = 41;
+    pub const FREMOVEXATTR: u16 = 42;
+    pub const MKNOD: u16 = 43;
+    pub const MKNODAT: u16 = 44;
+    pub const UTIME: u16 = 45;
+}
+
+/// What happened to the file, as the kernel saw it.
+pub mod op {
+    pub const MODIFIED: u16 = 1;
+    pub const CREATED: u16 = 2;
+    pub const TRUNCATED: u16 = 3;
+    pub const CLOSED_WRITE: u16 = 4;
+    pub const DELETED: u16 = 5;
+    pub const RENAMED: u16 = 6;
+    pub const LINKED: u16 = 7;
+    pub const SYMLINKED: u16 = 8;
+    pub const MKDIR: u16 = 9;
+    pub const MKNOD: u16 = 10;
+    pub const PERMISSIONS: u16 = 11;
+    pub const OWNER: u16 = 12;
+    pub const TIMESTAMPS: u16 = 13;
+    pub const XATTR_SET: u16 = 14;
+    pub const XATTR_REMOVED: u16 = 15;
+    pub const RMDIR: u16 = 16;
+}
+
+/// How sure the kernel is that a record concerns a watched path.
+pub mod verdict {
+    /// Decided on inodes: the target or an ancestor is a watched root.
+    pub const WATCHED: u8 = 1;
+    /// The kernel could not resolve every component (a multi-component or
+    /// absolute name, `..`, a parent of a root); user space decides on the path.
+    pub const CANDIDATE: u8 = 2;
+}
+
+/// Flags of a watched-root map entry ([`RootValue::flags`]).
+pub mod root_flags {
+    /// Descendants at any depth are watched, not only direct children.
+    pub const RECURSIVE: u32 = 1;
+    /// This inode is a watched root (as opposed to only an ancestor of one).
+    pub const ROOT: u32 = 2;
+    /// This directory lies on the way to a root (or to a root that does not exist
+    /// yet): names created or removed in it are sent to user space to decide.
+    pub const ANCESTOR: u32 = 4;
+    /// Stop here: nothing below this inode is watched (an excluded subtree).
+    pub const EXCLUDE: u32 = 8;
+}
+
+/// Cached per-inode decision flags ([`Decision::flags`]).
+pub mod decision {
+    /// The inode itself is watched.
+    pub const SELF: u32 = 1;
+    /// Entries directly inside this directory are watched.
+    pub const CHILDREN: u32 = 2;
+    /// Entries at any depth below this directory are watched.
+    pub const DESCENDANTS: u32 = 4;
+    /// The directory is an ancestor of a watched root.
+    pub const ANCESTOR: u32 = 8;
+}
+
+/// Flags of a [`PathRecord`].
+pub mod path_flags {
+    /// `comps` holds the anchor's components (leaf first).
+    pub const HAS_ANCHOR: u16 = 1;
+    /// The walk hit [`MAX_DEPTH`] or the buffer end: the path is incomplete.
+    pub const TRUNCATED: u16 = 2;
+    /// `name` is relative to the anchor (a directory); absent, the anchor is the target.
+    pub const HAS_NAME: u16 = 4;
+}
+
+/// Key of the watched-roots map and the decision cache.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct InodeKey {
+    /// `sb->s_dev` in the kernel's encoding (major << 20 | minor).
+    pub dev: u32,
+    /// `i_generation`, where the filesystem sets one (tells reused inode numbers apart).
+    pub generation: u32,
+    pub ino: u64,
+}
+
+/// Value of the watched-roots map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RootValue {
+    pub flags: u32,
+    /// Index of the watch entry in the loaded policy.
+    pub root_id: u32,
+}
+
+/// Value of the decision cache (an LRU map keyed by [`InodeKey`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Decision {
+    /// Must equal [`SensorConfig::generation`] to be trusted.
+    pub generation: u64,
+    pub flags: u32,
+    pub root_id: u32,
+}
+
+/// Key of the absolute-path prefix trie: a NUL-padded absolute path.
+pub const LPM_DATA: usize = 256;
+
+/// Value of the path-prefix trie.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PrefixValue {
+    pub root_id: u32,
+    pub flags: u32,
+}
+
+/// Index 0 of the single-entry config array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SensorConfig {
+    /// The sensor's own tgid: its syscalls are never reported.
+    pub self_tgid: u32,
+    pub _pad: u32,
+    /// Bumped (by the kernel on renames, links, mkdir, mknod and rmdir; by user space
+    /// on policy changes) to invalidate every cached [`Decision`]. 64-bit because
+    /// BPF has no 32-bit atomic add before v3 of the instruction set.
+    pub generation: u64,
+}
+
+/// Key of the open-write session map: one "modified" event per (process, open file).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct SessionKey {
+    pub tgid: u32,
+    pub _pad: u32,
+    /// Kernel address of the `struct file`.
+    pub file: u64,
+}
+
+/// Value of the open-write session map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Session {
+    pub root_id: u32,
+    pub _pad: u32,
+}
+
+/// Index of the loss counters (a per-CPU array).
+pub mod lost {
+    /// Ring-buffer reservation failed: an event was dropped.
+    pub const RINGBUF: u32 = 0;
+    /// The per-thread syscall-argument map was full.
+    pub const ARGS: u32 = 1;
+    pub const COUNT: u32 = 2;
+}
+
+/// Process identity captured with every record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub tgid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// Audit login uid (`u32::MAX` when unset); survives su/sudo.
+    pub loginuid: u32,
+    pub sessionid: u32,
+    pub mntns: u32,
+    pub cgroup_id: u64,
+    /// Process (thread-group leader) start, ns since boot.
+    pub start_boottime: u64,
+    pub comm: [u8; COMM_LEN],
+}
+
+/// One resolved path: an anchor (a dentry walked up to the global root, leaf
+/// first) plus an optional literal name relative to it, as passed to the syscall.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PathRecord {
+    pub flags: u16,
+    /// Bytes used in `comps`.
+    pub comps_len: u16,
+    /// Bytes used in `name`, without the NUL.
+    pub name_len: u16,
+    pub _pad: u16,
+    pub comps: [u8; PATH_CAP],
+    pub name: [u8; NAME_CAP],
+}
+
+/// A change to a file, judged at syscall exit (so only successful calls count).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct FileRecord {
+    /// [`kind::FILE`].
+    pub kind: u32,
+    pub op: u16,
+    pub sys: u16,
+    pub verdict: u8,
+    pub _pad: [u8; 3],
+    pub root_id: u32,
+    /// `bpf_ktime_get_boot_ns()` at the syscall's exit.
+    pub ts_boot_ns: u64,
+    /// The syscall's return value.
+    pub ret: i64,
+    /// Syscall flags: open flags, rename flags, `AT_*` flags, fallocate mode.
+    pub flags: u64,
+    /// Mode argument (chmod, open, mkdir, mknod).
+    pub mode: u32,
+    /// Owner arguments (chown family); `u32::MAX` means unchanged.
+    pub arg_uid: u32,
+    pub arg_gid: u32,
+    /// Inode of the target when the kernel resolved it (fd-based calls, opens).
+    pub dev: u32,
+    pub ino: u64,
+    pub i_mode: u32,
+    pub _pad2: u32,
+    pub process: ProcessInfo,
+    /// The target (rename: the source; link: the existing file).
+    pub path: PathRecord,
+    /// rename/link/symlink: the new name. symlink: `target.name` is the link's contents.
+    pub target: PathRecord,
+}
+
+/// A successful execve: the process table's main input.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ExecRecord {
+    /// [`kind::EXEC`].
+    pub kind: u32,
+    pub args_len: u32,
+    pub ts_boot_ns: u64,
+    pub process: ProcessInfo,
+    /// The new executable (`mm->exe_file`).
+    pub exe: PathRecord,
+    /// argv, NUL-separated, truncated at [`ARGS_CAP`].
+    pub args: [u8; ARGS_CAP],
+}
+
+/// A new process (fork/clone without CLONE_THREAD) or a process exit.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TaskRecord {
+    /// [`kind::FORK`] or [`kind::EXIT`].
+    pub kind: u32,
+    /// Exit code (exit) or 0.
+    pub code: i32,
+    pub ts_boot_ns: u64,
+    /// The child (fork) or the exiting process.
+    pub process: ProcessInfo,
+    /// fork: the parent's tgid.
+    pub parent_tgid: u32,
+    pub _pad: u32,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain `#[repr(C)]` integers with explicit padding fields.
+    unsafe impl aya::Pod for super::InodeKey {}
+    unsafe impl aya::Pod for super::RootValue {}
+    unsafe impl aya::Pod for super::Decision {}
+    unsafe impl aya::Pod for super::PrefixValue {}
+    unsafe impl aya::Pod for super::SensorConfig {}
+    unsafe impl aya::Pod for super::SessionKey {}
+    unsafe impl aya::Pod for super::Session {}
+}

@@ -1,0 +1,117 @@
+/* CO-RE accessors for the Rust eBPF programs.
+ *
+ * rustc emits no CO-RE relocations, so every read of a kernel structure goes
+ * through one of these functions. clang compiles this file to LLVM bitcode and
+ * bpf-linker links it into the Rust object, where LTO inlines the accessors.
+ * Each accessor returns 0 (or a NULL pointer) when the read fails. */
+#include "vigil_core.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+/* Global (not static) so the Rust side can link them; LTO in bpf-linker inlines them. */
+#define SHIM
+
+/* --- task ------------------------------------------------------------------ */
+
+SHIM u32 shim_task_tgid(struct task_struct *t) { return BPF_CORE_READ(t, tgid); }
+SHIM u32 shim_task_pid(struct task_struct *t) { return BPF_CORE_READ(t, pid); }
+SHIM u32 shim_task_ppid(struct task_struct *t) { return BPF_CORE_READ(t, real_parent, tgid); }
+SHIM u32 shim_task_euid(struct task_struct *t) { return BPF_CORE_READ(t, cred, euid.val); }
+SHIM u32 shim_task_egid(struct task_struct *t) { return BPF_CORE_READ(t, cred, egid.val); }
+SHIM u32 shim_task_uid(struct task_struct *t) { return BPF_CORE_READ(t, cred, uid.val); }
+SHIM u32 shim_task_gid(struct task_struct *t) { return BPF_CORE_READ(t, cred, gid.val); }
+SHIM u32 shim_task_mntns(struct task_struct *t) { return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum); }
+SHIM s32 shim_task_exit_code(struct task_struct *t) { return BPF_CORE_READ(t, exit_code); }
+
+/* loginuid and sessionid exist only with CONFIG_AUDIT (CONFIG_AUDITSYSCALL before 5.x). */
+SHIM u32 shim_task_loginuid(struct task_struct *t)
+{
+	if (!bpf_core_field_exists(t->loginuid))
+		return (u32)-1;
+	return BPF_CORE_READ(t, loginuid.val);
+}
+
+SHIM u32 shim_task_sessionid(struct task_struct *t)
+{
+	if (!bpf_core_field_exists(t->sessionid))
+		return (u32)-1;
+	return BPF_CORE_READ(t, sessionid);
+}
+
+/* The process start time: the thread-group leader's, since boot. */
+SHIM u64 shim_task_start_boottime(struct task_struct *t)
+{
+	return BPF_CORE_READ(t, group_leader, start_boottime);
+}
+
+SHIM u64 shim_task_arg_start(struct task_struct *t) { return BPF_CORE_READ(t, mm, arg_start); }
+SHIM u64 shim_task_arg_end(struct task_struct *t) { return BPF_CORE_READ(t, mm, arg_end); }
+SHIM struct file *shim_task_exe_file(struct task_struct *t) { return BPF_CORE_READ(t, mm, exe_file); }
+
+SHIM struct dentry *shim_task_pwd_dentry(struct task_struct *t) { return BPF_CORE_READ(t, fs, pwd.dentry); }
+SHIM struct vfsmount *shim_task_pwd_mnt(struct task_struct *t) { return BPF_CORE_READ(t, fs, pwd.mnt); }
+SHIM struct dentry *shim_task_root_dentry(struct task_struct *t) { return BPF_CORE_READ(t, fs, root.dentry); }
+SHIM struct vfsmount *shim_task_root_mnt(struct task_struct *t) { return BPF_CORE_READ(t, fs, root.mnt); }
+
+/* fd -> struct file, through the task's fd table (bounds-checked). */
+SHIM struct file *shim_task_fd_file(struct task_struct *t, u32 fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt)
+		return 0;
+	if (fd >= BPF_CORE_READ(fdt, max_fds))
+		return 0;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = 0;
+	bpf_core_read(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+/* --- file, dentry, inode, mount ---------------------------------------------- */
+
+SHIM struct dentry *shim_file_dentry(struct file *f) { return BPF_CORE_READ(f, f_path.dentry); }
+SHIM struct vfsmount *shim_file_mnt(struct file *f) { return BPF_CORE_READ(f, f_path.mnt); }
+SHIM struct inode *shim_file_inode(struct file *f) { return BPF_CORE_READ(f, f_inode); }
+SHIM u32 shim_file_mode(struct file *f) { return BPF_CORE_READ(f, f_mode); }
+
+SHIM struct dentry *shim_dentry_parent(struct dentry *d) { return BPF_CORE_READ(d, d_parent); }
+SHIM const unsigned char *shim_dentry_name(struct dentry *d) { return BPF_CORE_READ(d, d_name.name); }
+SHIM struct inode *shim_dentry_inode(struct dentry *d) { return BPF_CORE_READ(d, d_inode); }
+
+SHIM u64 shim_inode_ino(struct inode *i) { return BPF_CORE_READ(i, i_ino); }
+SHIM u32 shim_inode_dev(struct inode *i) { return BPF_CORE_READ(i, i_sb, s_dev); }
+SHIM u32 shim_inode_mode(struct inode *i) { return BPF_CORE_READ(i, i_mode); }
+SHIM u32 shim_inode_generation(struct inode *i) { return BPF_CORE_READ(i, i_generation); }
+
+SHIM struct dentry *shim_mnt_root(struct vfsmount *m) { return BPF_CORE_READ(m, mnt_root); }
+
+/* struct mount embeds struct vfsmount; container_of with a relocated offset. */
+static inline struct mount *real_mount(struct vfsmount *m)
+{
+	return (struct mount *)((char *)m - bpf_core_field_offset(struct mount, mnt));
+}
+
+/* The mount this one is attached to (itself at the namespace root). */
+SHIM struct vfsmount *shim_mnt_parent(struct vfsmount *m)
+{
+	struct mount *parent = BPF_CORE_READ(real_mount(m), mnt_parent);
+	return (struct vfsmount *)((char *)parent + bpf_core_field_offset(struct mount, mnt));
+}
+
+/* The dentry this mount is mounted on, in the parent mount. */
+SHIM struct dentry *shim_mnt_mountpoint(struct vfsmount *m)
+{
+	return BPF_CORE_READ(real_mount(m), mnt_mountpoint);
+}
+
+/* openat2's struct open_how lives in user memory. */
+SHIM u64 shim_open_how_flags(struct open_how *how)
+{
+	u64 flags = 0;
+	bpf_probe_read_user(&flags, sizeof(flags), &how->flags);
+	return flags;
+}
+
+/* Rust's core has no atomic read-modify-write for the BPF target; clang emits
+ * BPF_ATOMIC add for this. */
+SHIM void shim_atomic_add(u64 *p, u64 v) { __sync_fetch_and_add(p, v); }

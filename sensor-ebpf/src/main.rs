@@ -1,0 +1,1366 @@
+//! Vigil's kernel side: the syscall-tracepoint tier.
+//!
+//! Every file syscall is judged at its exit tracepoint, so only successful calls
+//! produce records; the enter tracepoint only stashes the arguments (exit
+//! tracepoints carry nothing but the return value). Whether a target is watched is
+//! decided here, on inodes and dentries, never in user space: see `decide_*`.
+#![no_std]
+#![no_main]
+
+mod shim;
+
+use aya_ebpf::{
+    helpers::generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+        bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
+    },
+    macros::{btf_tracepoint, map, tracepoint},
+    maps::{lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use core::ffi::c_void;
+use sensor_common::*;
+use shim::*;
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
+/// Watched roots, their ancestors and excluded subtrees, by inode.
+#[map]
+static ROOTS: HashMap<InodeKey, RootValue> = HashMap::with_max_entries(65536, 0);
+/// Absolute paths of roots and their ancestors, for absolute names in path syscalls.
+#[map]
+static PREFIXES: LpmTrie<[u8; LPM_DATA], PrefixValue> = LpmTrie::with_max_entries(16384, 0);
+/// Per-inode decision cache.
+#[map]
+static DECISIONS: LruHashMap<InodeKey, Decision> = LruHashMap::with_max_entries(65536, 0);
+#[map]
+static CONFIG: Array<SensorConfig> = Array::with_max_entries(1, 0);
+/// Syscall arguments stashed at enter, by pid_tgid.
+#[map]
+static INFLIGHT: LruHashMap<u64, Args> = LruHashMap::with_max_entries(16384, 0);
+/// Open files written to: one "modified" per (process, open file).
+#[map]
+static SESSIONS: LruHashMap<SessionKey, Session> = LruHashMap::with_max_entries(65536, 0);
+#[map]
+static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(lost::COUNT, 0);
+#[map]
+static SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
+/// Two resolved paths per event (target and rename/link destination).
+#[map]
+static PATHS: PerCpuArray<PathScratch> = PerCpuArray::with_max_entries(2, 0);
+
+#[derive(Clone, Copy)]
+struct Args {
+    sys: u16,
+    _pad: [u16; 3],
+    args: [u64; 6],
+}
+
+/// Names read from user memory, laid out as LPM-trie keys so absolute names can
+/// be looked up in `PREFIXES` without a copy.
+struct Scratch {
+    names: [Key<[u8; LPM_DATA]>; 2],
+}
+
+struct PathScratch {
+    comps: [u8; PATH_CAP],
+}
+
+const AT_FDCWD: i64 = -100;
+const AT_REMOVEDIR: u64 = 0x200;
+const O_CREAT: u64 = 0o100;
+const O_TRUNC: u64 = 0o1000;
+const FMODE_WRITE: u32 = 0x2;
+const FMODE_CREATED: u32 = 0x100000;
+const S_IFMT: u32 = 0o170000;
+const S_IFREG: u32 = 0o100000;
+
+// ---------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------
+
+#[inline(always)]
+fn current_task() -> Ptr {
+    unsafe { bpf_get_current_task() as Ptr }
+}
+
+#[inline(always)]
+fn tgid() -> u32 {
+    (unsafe { bpf_get_current_pid_tgid() } >> 32) as u32
+}
+
+#[inline(always)]
+fn config() -> SensorConfig {
+    match CONFIG.get(0) {
+        Some(c) => *c,
+        None => SensorConfig::default(),
+    }
+}
+
+#[inline(always)]
+fn is_self() -> bool {
+    config().self_tgid == tgid()
+}
+
+#[inline(always)]
+fn count_lost(index: u32) {
+    if let Some(p) = LOST.get_ptr_mut(index) {
+        unsafe { *p += 1 };
+    }
+}
+
+/// Invalidates every cached decision: an inode may now sit somewhere else.
+#[inline(always)]
+fn bump_generation() {
+    if let Some(c) = CONFIG.get_ptr_mut(0) {
+        unsafe { shim_atomic_add(core::ptr::addr_of_mut!((*c).generation), 1) };
+    }
+}
+
+#[inline(always)]
+unsafe fn arg(ctx: &TracePointContext, n: usize) -> u64 {
+    ctx.read_at::<u64>(16 + 8 * n).unwrap_or(0)
+}
+
+#[inline(always)]
+unsafe fn inode_key(inode: Ptr) -> InodeKey {
+    InodeKey {
+        dev: shim_inode_dev(inode),
+        generation: shim_inode_generation(inode),
+        ino: shim_inode_ino(inode),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Decisions: is this inode (or the entries of this directory) watched?
+// ---------------------------------------------------------------------------
+
+/// Crosses mount boundaries at the current path position: while `dentry` is the
+/// root of `mnt`, continue from the mountpoint in the parent mount (two stacked
+/// mounts per level at most). Returns false at the namespace root.
+///
+/// Loop bodies stay branch-light on purpose: every path through them must leave
+/// the verifier with equivalent states, or exploration doubles per level.
+#[inline(always)]
+unsafe fn cross_mounts(dentry: &mut Ptr, mnt: &mut Ptr) -> bool {
+    let mut i = 0;
+    while i < 2 {
+        if *dentry != shim_mnt_root(*mnt) {
+            return true;
+        }
+        let parent = shim_mnt_parent(*mnt);
+        if parent == *mnt || parent.is_null() {
+            return false;
+        }
+        *dentry = shim_mnt_mountpoint(*mnt);
+        *mnt = parent;
+        i += 1;
+    }
+    true
+}
+
+/// Moves one path level up (crossing mounts). Returns false at the top.
+#[inline(always)]
+unsafe fn step_up(dentry: &mut Ptr, mnt: &mut Ptr) -> bool {
+    if !cross_mounts(dentry, mnt) {
+        return false;
+    }
+    let parent = shim_dentry_parent(*dentry);
+    if parent == *dentry || parent.is_null() {
+        return false;
+    }
+    *dentry = parent;
+    true
+}
+
+/// What a watched-root entry found `depth` levels above the target (0 = the
+/// target itself; 2 stands for any depth >= 2) means for the target.
+#[inline(always)]
+fn root_decision(rv: &RootValue, depth: u32) -> u32 {
+    if rv.flags & root_flags::EXCLUDE != 0 {
+        return 0;
+    }
+    let recursive = rv.flags & root_flags::RECURSIVE != 0;
+    let all = decision::SELF | decision::CHILDREN | decision::DESCENDANTS;
+    match (depth, recursive) {
+        (0, false) => decision::SELF | decision::CHILDREN,
+        (1, false) => decision::SELF,
+        (_, false) => 0,
+        (_, true) => all,
+    }
+}
+
+#[inline(always)]
+unsafe fn root_at(dentry: Ptr) -> Option<&'static RootValue> {
+    let inode = shim_dentry_inode(dentry);
+    if inode.is_null() {
+        return None;
+    }
+    ROOTS.get(&inode_key(inode))
+}
+
+/// Walks from `dentry` up to the namespace root, crossing mounts, and returns the
+/// decision for the inode at `dentry`. The nearest root (or exclusion) wins.
+#[inline(always)]
+unsafe fn walk_decide(dentry: Ptr, mnt: Ptr) -> Decision {
+    let packed = vigil_walk_decide(dentry as u64, mnt as u64);
+    Decision {
+        generation: 0,
+        flags: (packed >> 32) as u32,
+        root_id: packed as u32,
+    }
+}
+
+/// The walk behind [`walk_decide`], as a BPF *global* function: the verifier checks
+/// it once, on its own, instead of once per call site and caller state (which
+/// is what made two-path syscalls such as rename exceed the 1M-instruction
+/// budget). Arguments are plain scalars, as global functions require on 5.x.
+/// Returns `flags << 32 | root_id`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn vigil_walk_decide(dentry: u64, mnt: u64) -> u64 {
+    let d = unsafe { walk_decide_inner(dentry as Ptr, mnt as Ptr) };
+    ((d.flags as u64) << 32) | d.root_id as u64
+}
+
+#[inline(always)]
+unsafe fn walk_decide_inner(mut dentry: Ptr, mut mnt: Ptr) -> Decision {
+    let mut out = Decision::default();
+    if let Some(rv) = root_at(dentry) {
+        if rv.flags & root_flags::ANCESTOR != 0 {
+            out.flags |= decision::ANCESTOR;
+        }
+        if rv.flags & (root_flags::ROOT | root_flags::EXCLUDE) != 0 {
+            out.flags |= root_decision(rv, 0);
+            out.root_id = rv.root_id;
+            return out;
+        }
+    }
+    // Saturates at 2 so that loop states converge after two levels.
+    let mut depth: u32 = 0;
+    for _ in 0..MAX_DEPTH {
+        if !step_up(&mut dentry, &mut mnt) {
+            break;
+        }
+        depth = if depth < 2 { depth + 1 } else { 2 };
+        if let Some(rv) = root_at(dentry) {
+            if rv.flags & (root_flags::ROOT | root_flags::EXCLUDE) != 0 {
+                out.flags |= root_decision(rv, depth);
+                out.root_id = rv.root_id;
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// The cached decision for the inode at `dentry`; `fresh` skips the cache (a new
+/// inode may reuse a number whose cached answer belonged to another file).
+#[inline(always)]
+unsafe fn decide(dentry: Ptr, mnt: Ptr, fresh: bool) -> Decision {
+    let inode = shim_dentry_inode(dentry);
+    if inode.is_null() {
+        return walk_decide(dentry, mnt);
+    }
+    let key = inode_key(inode);
+    let gen = config().generation;
+    if !fresh {
+        if let Some(d) = DECISIONS.get(&key) {
+            if d.generation == gen {
+                return *d;
+            }
+        }
+    }
+    let mut d = walk_decide(dentry, mnt);
+    d.generation = gen;
+    let _ = DECISIONS.insert(&key, &d, 0);
+    d
+}
+
+#[derive(Clone, Copy)]
+struct Target {
+    dentry: Ptr,
+    mnt: Ptr,
+    /// Scratch slot holding the literal name, or `NO_NAME` when the anchor is the target.
+    slot: usize,
+    name_len: u32,
+}
+
+const NO_NAME: usize = usize::MAX;
+
+#[derive(Clone, Copy, Default)]
+struct Verdict {
+    verdict: u8,
+    root_id: u32,
+}
+
+impl Verdict {
+    #[inline(always)]
+    fn hit(self) -> bool {
+        self.verdict != 0
+    }
+    #[inline(always)]
+    fn or(self, other: Verdict) -> Verdict {
+        if self.verdict == verdict::WATCHED || other.verdict == 0 {
+            self
+        } else if other.verdict == verdict::WATCHED || self.verdict == 0 {
+            other
+        } else {
+            self
+        }
+    }
+}
+
+#[inline(always)]
+fn watched(root_id: u32) -> Verdict {
+    Verdict {
+        verdict: verdict::WATCHED,
+        root_id,
+    }
+}
+
+#[inline(always)]
+fn candidate(root_id: u32) -> Verdict {
+    Verdict {
+        verdict: verdict::CANDIDATE,
+        root_id,
+    }
+}
+
+/// Decides a name relative to a directory anchor, as passed to a path syscall.
+///
+/// The anchor directory is decided exactly on its inode; the name is not parsed
+/// here (a byte loop over it costs the verifier more than the whole walk). User
+/// space re-checks the few names that contain `/` against the policy. Names that
+/// the kernel cannot place (absolute names, a leading `..`, a directory on the way
+/// to a root) go to user space as candidates when they can lead into a watched
+/// tree, and are dropped when they cannot.
+#[inline(always)]
+unsafe fn decide_named(t: &Target, scratch: *mut Scratch) -> Verdict {
+    if t.slot == NO_NAME || t.name_len == 0 {
+        // AT_EMPTY_PATH: the anchor is the target.
+        let d = decide(t.dentry, t.mnt, false);
+        return if d.flags & decision::SELF != 0 {
+            watched(d.root_id)
+        } else {
+            Verdict::default()
+        };
+    }
+    let key = &mut (*scratch).names[t.slot & 1];
+    let (c0, c1) = (key.data[0], key.data[1]);
+    if c0 == b'/' {
+        key.prefix_len = (LPM_DATA * 8) as u32;
+        return match PREFIXES.get(&*key) {
+            Some(v) => candidate(v.root_id),
+            None => Verdict::default(),
+        };
+    }
+    let d = decide(t.dentry, t.mnt, false);
+    if d.flags & (decision::CHILDREN | decision::DESCENDANTS) != 0 {
+        return watched(d.root_id);
+    }
+    if d.flags & decision::ANCESTOR != 0 || (c0 == b'.' && c1 == b'.') {
+        return candidate(d.root_id);
+    }
+    Verdict::default()
+}
+
+// ---------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------
+
+#[inline(always)]
+unsafe fn fill_process(p: *mut ProcessInfo, task: Ptr) {
+    (*p).pid = shim_task_pid(task);
+    (*p).tgid = shim_task_tgid(task);
+    (*p).ppid = shim_task_ppid(task);
+    (*p).uid = shim_task_uid(task);
+    (*p).gid = shim_task_gid(task);
+    (*p).euid = shim_task_euid(task);
+    (*p).egid = shim_task_egid(task);
+    (*p).loginuid = shim_task_loginuid(task);
+    (*p).sessionid = shim_task_sessionid(task);
+    (*p).mntns = shim_task_mntns(task);
+    (*p).cgroup_id = bpf_get_current_cgroup_id();
+    (*p).start_boottime = shim_task_start_boottime(task);
+    bpf_get_current_comm((*p).comm.as_mut_ptr() as *mut c_void, COMM_LEN as u32);
+}
+
+/// Resolves the path of `dentry` into per-CPU scratch slot `slot` (leaf-first,
+/// NUL-separated components). A BPF global function for the same reason as
+/// [`vigil_walk_decide`]. Returns `flags << 16 | bytes used`.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn vigil_resolve_path(slot: u32, dentry: u64, mnt: u64) -> u32 {
+    let Some(buf) = PATHS.get_ptr_mut(slot & 1) else {
+        return 0;
+    };
+    unsafe { resolve_path_inner(buf, dentry as Ptr, mnt as Ptr) }
+}
+
+#[inline(always)]
+unsafe fn resolve_path_inner(buf: *mut PathScratch, mut dentry: Ptr, mut mnt: Ptr) -> u32 {
+    let mut off: usize = 0;
+    let mut flags = path_flags::HAS_ANCHOR | path_flags::TRUNCATED;
+    for _ in 0..MAX_DEPTH {
+        if !cross_mounts(&mut dentry, &mut mnt) {
+            flags = path_flags::HAS_ANCHOR;
+            break;
+        }
+        let parent = shim_dentry_parent(dentry);
+        if parent == dentry || parent.is_null() {
+            flags = path_flags::HAS_ANCHOR;
+            break;
+        }
+        if off > PATH_MASK {
+            break;
+        }
+        let dst = (*buf).comps.as_mut_ptr().add(off & PATH_MASK) as *mut c_void;
+        let n = bpf_probe_read_kernel_str(dst, NAME_CAP as u32, shim_dentry_name(dentry));
+        if n <= 0 {
+            break;
+        }
+        off += n as usize;
+        dentry = parent;
+    }
+    let used = if off > PATH_CAP { PATH_CAP } else { off };
+    ((flags as u32) << 16) | used as u32
+}
+
+/// Writes the path of `dentry` into `rec` (through scratch slot `slot`).
+#[inline(always)]
+unsafe fn write_anchor(rec: *mut PathRecord, slot: u32, dentry: Ptr, mnt: Ptr) {
+    let r = vigil_resolve_path(slot, dentry as u64, mnt as u64);
+    (*rec).flags = (r >> 16) as u16;
+    (*rec).comps_len = r as u16;
+    (*rec).name_len = 0;
+    if let Some(src) = PATHS.get_ptr(slot & 1) {
+        bpf_probe_read_kernel(
+            (*rec).comps.as_mut_ptr() as *mut c_void,
+            PATH_CAP as u32,
+            src as *const c_void,
+        );
+    }
+}
+
+#[inline(always)]
+unsafe fn write_target(rec: *mut PathRecord, slot: u32, t: &Target, scratch: *mut Scratch) {
+    write_anchor(rec, slot, t.dentry, t.mnt);
+    if t.slot != NO_NAME && t.name_len > 0 {
+        let src = (*scratch).names[t.slot & 1].data.as_ptr() as *const c_void;
+        bpf_probe_read_kernel(
+            (*rec).name.as_mut_ptr() as *mut c_void,
+            NAME_CAP as u32,
+            src,
+        );
+        (*rec).flags |= path_flags::HAS_NAME;
+        (*rec).name_len = t.name_len as u16;
+    }
+}
+
+struct Change<'a> {
+    sys: u16,
+    op: u16,
+    verdict: Verdict,
+    a: &'a Args,
+    ret: i64,
+    flags: u64,
+    mode: u32,
+    owner: (u32, u32),
+    inode: Ptr,
+}
+
+#[inline(always)]
+unsafe fn emit(c: &Change, path: &Target, target: Option<&Target>, scratch: *mut Scratch) {
+    let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
+        count_lost(lost::RINGBUF);
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    (*r).kind = kind::FILE;
+    (*r).op = c.op;
+    (*r).sys = c.sys;
+    (*r).verdict = c.verdict.verdict;
+    (*r).root_id = c.verdict.root_id;
+    (*r).ts_boot_ns = bpf_ktime_get_boot_ns();
+    (*r).ret = c.ret;
+    (*r).flags = c.flags;
+    (*r).mode = c.mode;
+    (*r).arg_uid = c.owner.0;
+    (*r).arg_gid = c.owner.1;
+    if c.inode.is_null() {
+        (*r).dev = 0;
+        (*r).ino = 0;
+        (*r).i_mode = 0;
+    } else {
+        (*r).dev = shim_inode_dev(c.inode);
+        (*r).ino = shim_inode_ino(c.inode);
+        (*r).i_mode = shim_inode_mode(c.inode);
+    }
+    let _ = c.a;
+    fill_process(core::ptr::addr_of_mut!((*r).process), current_task());
+    write_target(core::ptr::addr_of_mut!((*r).path), 0, path, scratch);
+    match target {
+        Some(t) => write_target(core::ptr::addr_of_mut!((*r).target), 1, t, scratch),
+        None => {
+            (*r).target.flags = 0;
+            (*r).target.comps_len = 0;
+            (*r).target.name_len = 0;
+        }
+    }
+    entry.submit(0);
+}
+
+// ---------------------------------------------------------------------------
+// Resolving syscall arguments
+// ---------------------------------------------------------------------------
+
+#[inline(always)]
+unsafe fn file_target(file: Ptr) -> Target {
+    Target {
+        dentry: shim_file_dentry(file),
+        mnt: shim_file_mnt(file),
+        slot: NO_NAME,
+        name_len: 0,
+    }
+}
+
+/// Reads a user-space name into scratch slot `slot` and picks its anchor:
+/// the task root for absolute names, the cwd for AT_FDCWD, else the dfd's file.
+#[inline(always)]
+unsafe fn named_target(dfd: i64, uname: u64, slot: usize, scratch: *mut Scratch) -> Option<Target> {
+    let task = current_task();
+    let key = &mut (*scratch).names[slot & 1];
+    let mut len: u32 = 0;
+    if uname != 0 {
+        let n = bpf_probe_read_user_str(
+            key.data.as_mut_ptr() as *mut c_void,
+            LPM_DATA as u32,
+            uname as *const c_void,
+        );
+        if n < 0 {
+            return None;
+        }
+        len = if n > 0 { n as u32 - 1 } else { 0 };
+    } else {
+        key.data[0] = 0;
+    }
+    let (dentry, mnt) = if len > 0 && key.data[0] == b'/' {
+        (shim_task_root_dentry(task), shim_task_root_mnt(task))
+    } else if dfd as i32 as i64 == AT_FDCWD {
+        (shim_task_pwd_dentry(task), shim_task_pwd_mnt(task))
+    } else {
+        let file = shim_task_fd_file(task, dfd as u32);
+        if file.is_null() {
+            return None;
+        }
+        (shim_file_dentry(file), shim_file_mnt(file))
+    };
+    if dentry.is_null() || mnt.is_null() {
+        return None;
+    }
+    Some(Target {
+        dentry,
+        mnt,
+        slot,
+        name_len: len,
+    })
+}
+
+#[inline(always)]
+fn scratch() -> Option<*mut Scratch> {
+    SCRATCH.get_ptr_mut(0)
+}
+
+// ---------------------------------------------------------------------------
+// Enter: stash arguments
+// ---------------------------------------------------------------------------
+
+#[inline(always)]
+unsafe fn stash(ctx: &TracePointContext, sys: u16) {
+    if is_self() {
+        return;
+    }
+    let mut a = Args {
+        sys,
+        _pad: [0; 3],
+        args: [0; 6],
+    };
+    let mut i = 0;
+    while i < 6 {
+        a.args[i] = arg(ctx, i);
+        i += 1;
+    }
+    if INFLIGHT.insert(&bpf_get_current_pid_tgid(), &a, 0).is_err() {
+        count_lost(lost::ARGS);
+    }
+}
+
+/// write(2) family: filter at enter, so unwatched and already-reported files cost
+/// an fd lookup and one or two map lookups and are never stashed.
+#[inline(always)]
+unsafe fn write_enter(ctx: &TracePointContext, sys: u16) {
+    if is_self() {
+        return;
+    }
+    let file = shim_task_fd_file(current_task(), arg(ctx, 0) as u32);
+    if file.is_null() {
+        return;
+    }
+    let key = SessionKey {
+        tgid: tgid(),
+        _pad: 0,
+        file: file as u64,
+    };
+    if SESSIONS.get(&key).is_some() {
+        return;
+    }
+    let inode = shim_file_inode(file);
+    if inode.is_null() || shim_inode_mode(inode) & S_IFMT != S_IFREG {
+        return;
+    }
+    let d = decide(shim_file_dentry(file), shim_file_mnt(file), false);
+    if d.flags & decision::SELF == 0 {
+        return;
+    }
+    stash(ctx, sys);
+}
+
+#[inline(always)]
+unsafe fn open_enter(ctx: &TracePointContext, sys: u16, flags: u64) {
+    if flags & (O_CREAT | O_TRUNC) != 0 {
+        stash(ctx, sys);
+    }
+}
+
+/// close(2): the end of a write session, when hashing will happen.
+#[inline(always)]
+unsafe fn close_enter(ctx: &TracePointContext) {
+    if is_self() {
+        return;
+    }
+    let file = shim_task_fd_file(current_task(), arg(ctx, 0) as u32);
+    if file.is_null() {
+        return;
+    }
+    let key = SessionKey {
+        tgid: tgid(),
+        _pad: 0,
+        file: file as u64,
+    };
+    let Some(s) = SESSIONS.get(&key) else { return };
+    let root_id = s.root_id;
+    let _ = SESSIONS.remove(&key);
+    let Some(sc) = scratch() else { return };
+    let a = Args {
+        sys: sys::CLOSE,
+        _pad: [0; 3],
+        args: [0; 6],
+    };
+    let c = Change {
+        sys: sys::CLOSE,
+        op: op::CLOSED_WRITE,
+        verdict: watched(root_id),
+        a: &a,
+        ret: 0,
+        flags: 0,
+        mode: 0,
+        owner: (u32::MAX, u32::MAX),
+        inode: shim_file_inode(file),
+    };
+    emit(&c, &file_target(file), None, sc);
+}
+
+// ---------------------------------------------------------------------------
+// Exit: judge and emit
+// ---------------------------------------------------------------------------
+
+#[inline(always)]
+unsafe fn exit(ctx: &TracePointContext, sys: u16) {
+    let id = bpf_get_current_pid_tgid();
+    let Some(p) = INFLIGHT.get_ptr(&id) else {
+        return;
+    };
+    let a = *p;
+    let _ = INFLIGHT.remove(&id);
+    if a.sys != sys {
+        return;
+    }
+    let ret: i64 = ctx.read_at::<i64>(16).unwrap_or(-1);
+    if ret < 0 {
+        return;
+    }
+    let Some(sc) = scratch() else { return };
+    let x = &a.args;
+    let none = (u32::MAX, u32::MAX);
+    match sys {
+        sys::WRITE | sys::PWRITE64 | sys::WRITEV | sys::PWRITEV | sys::PWRITEV2 => {
+            if ret > 0 {
+                fd_change(&a, sys, op::MODIFIED, x[0], ret, 0, 0, none, true, sc);
+            }
+        }
+        sys::OPEN => open_exit(&a, sys, x[1], x[2], ret, sc),
+        sys::CREAT => open_exit(&a, sys, O_CREAT | O_TRUNC | 1, x[1], ret, sc),
+        sys::OPENAT => open_exit(&a, sys, x[2], x[3], ret, sc),
+        sys::OPENAT2 => open_exit(&a, sys, shim_open_how_flags(x[2] as Ptr), 0, ret, sc),
+        sys::FCHMOD => fd_change(
+            &a,
+            sys,
+            op::PERMISSIONS,
+            x[0],
+            ret,
+            0,
+            x[1] as u32,
+            none,
+            false,
+            sc,
+        ),
+        sys::FCHOWN => fd_change(
+            &a,
+            sys,
+            op::OWNER,
+            x[0],
+            ret,
+            0,
+            0,
+            (x[1] as u32, x[2] as u32),
+            false,
+            sc,
+        ),
+        sys::FTRUNCATE => fd_change(&a, sys, op::TRUNCATED, x[0], ret, x[1], 0, none, false, sc),
+        sys::FALLOCATE => fd_change(&a, sys, op::MODIFIED, x[0], ret, x[1], 0, none, false, sc),
+        sys::FSETXATTR => fd_change(&a, sys, op::XATTR_SET, x[0], ret, x[4], 0, none, false, sc),
+        sys::FREMOVEXATTR => {
+            fd_change(&a, sys, op::XATTR_REMOVED, x[0], ret, 0, 0, none, false, sc)
+        }
+        sys::UTIMENSAT if x[1] == 0 => {
+            fd_change(&a, sys, op::TIMESTAMPS, x[0], ret, x[3], 0, none, false, sc)
+        }
+
+        sys::UNLINK => path_change(&a, sys, op::DELETED, AT_FDCWD, x[0], 0, 0, none, sc),
+        sys::UNLINKAT => {
+            let o = if x[2] & AT_REMOVEDIR != 0 {
+                op::RMDIR
+            } else {
+                op::DELETED
+            };
+            if o == op::RMDIR {
+                bump_generation();
+            }
+            path_change(&a, sys, o, x[0] as i64, x[1], x[2], 0, none, sc)
+        }
+        sys::RMDIR => {
+            bump_generation();
+            path_change(&a, sys, op::RMDIR, AT_FDCWD, x[0], 0, 0, none, sc)
+        }
+        sys::MKDIR => {
+            bump_generation();
+            path_change(&a, sys, op::MKDIR, AT_FDCWD, x[0], 0, x[1] as u32, none, sc)
+        }
+        sys::MKDIRAT => {
+            bump_generation();
+            path_change(
+                &a,
+                sys,
+                op::MKDIR,
+                x[0] as i64,
+                x[1],
+                0,
+                x[2] as u32,
+                none,
+                sc,
+            )
+        }
+        sys::MKNOD => {
+            bump_generation();
+            path_change(
+                &a,
+                sys,
+                op::MKNOD,
+                AT_FDCWD,
+                x[0],
+                x[2],
+                x[1] as u32,
+                none,
+                sc,
+            )
+        }
+        sys::MKNODAT => {
+            bump_generation();
+            path_change(
+                &a,
+                sys,
+                op::MKNOD,
+                x[0] as i64,
+                x[1],
+                x[3],
+                x[2] as u32,
+                none,
+                sc,
+            )
+        }
+        sys::CHMOD => path_change(
+            &a,
+            sys,
+            op::PERMISSIONS,
+            AT_FDCWD,
+            x[0],
+            0,
+            x[1] as u32,
+            none,
+            sc,
+        ),
+        sys::FCHMODAT => path_change(
+            &a,
+            sys,
+            op::PERMISSIONS,
+            x[0] as i64,
+            x[1],
+            0,
+            x[2] as u32,
+            none,
+            sc,
+        ),
+        sys::FCHMODAT2 => path_change(
+            &a,
+            sys,
+            op::PERMISSIONS,
+            x[0] as i64,
+            x[1],
+            x[3],
+            x[2] as u32,
+            none,
+            sc,
+        ),
+        sys::CHOWN | sys::LCHOWN => path_change(
+            &a,
+            sys,
+            op::OWNER,
+            AT_FDCWD,
+            x[0],
+            0,
+            0,
+            (x[1] as u32, x[2] as u32),
+            sc,
+        ),
+        sys::FCHOWNAT => path_change(
+            &a,
+            sys,
+            op::OWNER,
+            x[0] as i64,
+            x[1],
+            x[4],
+            0,
+            (x[2] as u32, x[3] as u32),
+            sc,
+        ),
+        sys::TRUNCATE => path_change(&a, sys, op::TRUNCATED, AT_FDCWD, x[0], x[1], 0, none, sc),
+        sys::UTIMENSAT => path_change(
+            &a,
+            sys,
+            op::TIMESTAMPS,
+            x[0] as i64,
+            x[1],
+            x[3],
+            0,
+            none,
+            sc,
+        ),
+        sys::UTIMES | sys::UTIME => {
+            path_change(&a, sys, op::TIMESTAMPS, AT_FDCWD, x[0], 0, 0, none, sc)
+        }
+        sys::FUTIMESAT => path_change(&a, sys, op::TIMESTAMPS, x[0] as i64, x[1], 0, 0, none, sc),
+        sys::SETXATTR | sys::LSETXATTR => {
+            path_change(&a, sys, op::XATTR_SET, AT_FDCWD, x[0], x[4], 0, none, sc)
+        }
+        sys::REMOVEXATTR | sys::LREMOVEXATTR => {
+            path_change(&a, sys, op::XATTR_REMOVED, AT_FDCWD, x[0], 0, 0, none, sc)
+        }
+
+        sys::RENAME => two_path_change(&a, sys, op::RENAMED, AT_FDCWD, x[0], AT_FDCWD, x[1], 0, sc),
+        sys::RENAMEAT => two_path_change(
+            &a,
+            sys,
+            op::RENAMED,
+            x[0] as i64,
+            x[1],
+            x[2] as i64,
+            x[3],
+            0,
+            sc,
+        ),
+        sys::RENAMEAT2 => two_path_change(
+            &a,
+            sys,
+            op::RENAMED,
+            x[0] as i64,
+            x[1],
+            x[2] as i64,
+            x[3],
+            x[4],
+            sc,
+        ),
+        sys::LINK => two_path_change(&a, sys, op::LINKED, AT_FDCWD, x[0], AT_FDCWD, x[1], 0, sc),
+        sys::LINKAT => two_path_change(
+            &a,
+            sys,
+            op::LINKED,
+            x[0] as i64,
+            x[1],
+            x[2] as i64,
+            x[3],
+            x[4],
+            sc,
+        ),
+        sys::SYMLINK => symlink_exit(&a, sys, x[0], AT_FDCWD, x[1], sc),
+        sys::SYMLINKAT => symlink_exit(&a, sys, x[0], x[1] as i64, x[2], sc),
+        _ => {}
+    }
+}
+
+/// A change to an open file (write family, fchmod, ftruncate, ...).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn fd_change(
+    a: &Args,
+    sys: u16,
+    op: u16,
+    fd: u64,
+    ret: i64,
+    flags: u64,
+    mode: u32,
+    owner: (u32, u32),
+    session: bool,
+    sc: *mut Scratch,
+) {
+    let file = shim_task_fd_file(current_task(), fd as u32);
+    if file.is_null() {
+        return;
+    }
+    let t = file_target(file);
+    let d = decide(t.dentry, t.mnt, false);
+    if d.flags & decision::SELF == 0 {
+        return;
+    }
+    if session {
+        let key = SessionKey {
+            tgid: tgid(),
+            _pad: 0,
+            file: file as u64,
+        };
+        if SESSIONS.get(&key).is_some() {
+            return;
+        }
+        let _ = SESSIONS.insert(
+            &key,
+            &Session {
+                root_id: d.root_id,
+                _pad: 0,
+            },
+            0,
+        );
+    }
+    let c = Change {
+        sys,
+        op,
+        verdict: watched(d.root_id),
+        a,
+        ret,
+        flags,
+        mode,
+        owner,
+        inode: shim_file_inode(file),
+    };
+    emit(&c, &t, None, sc);
+}
+
+/// open/openat/openat2/creat with O_CREAT or O_TRUNC: decided on the new fd.
+#[inline(always)]
+unsafe fn open_exit(a: &Args, sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) {
+    let file = shim_task_fd_file(current_task(), fd as u32);
+    if file.is_null() {
+        return;
+    }
+    let fmode = shim_file_mode(file);
+    let created = fmode & FMODE_CREATED != 0;
+    if !created && flags & O_TRUNC == 0 {
+        return;
+    }
+    let t = file_target(file);
+    // A created inode may reuse the number of a deleted one: decide afresh.
+    let d = decide(t.dentry, t.mnt, created);
+    let mut v = Verdict::default();
+    if d.flags & decision::SELF != 0 {
+        v = watched(d.root_id);
+    } else if created {
+        // A root that did not exist yet: its parent is marked as an ancestor.
+        let parent = decide(shim_dentry_parent(t.dentry), t.mnt, false);
+        if parent.flags & decision::ANCESTOR != 0 {
+            v = candidate(parent.root_id);
+        }
+    }
+    if !v.hit() {
+        return;
+    }
+    if fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED {
+        let key = SessionKey {
+            tgid: tgid(),
+            _pad: 0,
+            file: file as u64,
+        };
+        let _ = SESSIONS.insert(
+            &key,
+            &Session {
+                root_id: v.root_id,
+                _pad: 0,
+            },
+            0,
+        );
+    }
+    let op = if created { op::CREATED } else { op::TRUNCATED };
+    let c = Change {
+        sys,
+        op,
+        verdict: v,
+        a,
+        ret: fd,
+        flags,
+        mode: mode as u32,
+        owner: (u32::MAX, u32::MAX),
+        inode: shim_file_inode(file),
+    };
+    emit(&c, &t, None, sc);
+}
+
+/// A change named by (dfd, path): unlink, mkdir, chmod, truncate, utimes, xattrs...
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn path_change(
+    a: &Args,
+    sys: u16,
+    op: u16,
+    dfd: i64,
+    uname: u64,
+    flags: u64,
+    mode: u32,
+    owner: (u32, u32),
+    sc: *mut Scratch,
+) {
+    let Some(t) = named_target(dfd, uname, 0, sc) else {
+        return;
+    };
+    let v = decide_named(&t, sc);
+    if !v.hit() {
+        return;
+    }
+    let c = Change {
+        sys,
+        op,
+        verdict: v,
+        a,
+        ret: 0,
+        flags,
+        mode,
+        owner,
+        inode: core::ptr::null(),
+    };
+    emit(&c, &t, None, sc);
+}
+
+/// rename/link: reported when either side is watched (moves in and out count).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn two_path_change(
+    a: &Args,
+    sys: u16,
+    op: u16,
+    olddfd: i64,
+    oldname: u64,
+    newdfd: i64,
+    newname: u64,
+    flags: u64,
+    sc: *mut Scratch,
+) {
+    bump_generation();
+    let Some(old) = named_target(olddfd, oldname, 0, sc) else {
+        return;
+    };
+    let Some(new) = named_target(newdfd, newname, 1, sc) else {
+        return;
+    };
+    let v = decide_named(&old, sc).or(decide_named(&new, sc));
+    if !v.hit() {
+        return;
+    }
+    let none = (u32::MAX, u32::MAX);
+    let c = Change {
+        sys,
+        op,
+        verdict: v,
+        a,
+        ret: 0,
+        flags,
+        mode: 0,
+        owner: none,
+        inode: core::ptr::null(),
+    };
+    emit(&c, &old, Some(&new), sc);
+}
+
+/// symlink(target, linkpath): decided on the link's path; the target string is
+/// the link's contents and travels in `target.name`.
+#[inline(always)]
+unsafe fn symlink_exit(
+    a: &Args,
+    sys: u16,
+    contents: u64,
+    newdfd: i64,
+    newname: u64,
+    sc: *mut Scratch,
+) {
+    let Some(link) = named_target(newdfd, newname, 0, sc) else {
+        return;
+    };
+    let v = decide_named(&link, sc);
+    if !v.hit() {
+        return;
+    }
+    // Slot 1 carries the contents; the anchor is irrelevant but must be valid.
+    let key = &mut (*sc).names[1];
+    let n = bpf_probe_read_user_str(
+        key.data.as_mut_ptr() as *mut c_void,
+        LPM_DATA as u32,
+        contents as *const c_void,
+    );
+    let contents = Target {
+        dentry: link.dentry,
+        mnt: link.mnt,
+        slot: 1,
+        name_len: if n > 0 { n as u32 - 1 } else { 0 },
+    };
+    let none = (u32::MAX, u32::MAX);
+    let c = Change {
+        sys,
+        op: op::SYMLINKED,
+        verdict: v,
+        a,
+        ret: 0,
+        flags: 0,
+        mode: 0,
+        owner: none,
+        inode: core::ptr::null(),
+    };
+    emit(&c, &link, Some(&contents), sc);
+}
+
+// ---------------------------------------------------------------------------
+// Tracepoints
+// ---------------------------------------------------------------------------
+
+/// Declares the enter/exit pair of a syscall whose enter only stashes arguments.
+macro_rules! syscall {
+    ($enter:ident, $exit:ident, $sys:expr) => {
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            unsafe { stash(&ctx, $sys) };
+            0
+        }
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            unsafe { exit(&ctx, $sys) };
+            0
+        }
+    };
+    (write $enter:ident, $exit:ident, $sys:expr) => {
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            unsafe { write_enter(&ctx, $sys) };
+            0
+        }
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            unsafe { exit(&ctx, $sys) };
+            0
+        }
+    };
+    (open $enter:ident, $exit:ident, $sys:expr, $flags:expr) => {
+        #[tracepoint]
+        pub fn $enter(ctx: TracePointContext) -> u32 {
+            let f: fn(&TracePointContext) -> u64 = $flags;
+            unsafe { open_enter(&ctx, $sys, f(&ctx)) };
+            0
+        }
+        #[tracepoint]
+        pub fn $exit(ctx: TracePointContext) -> u32 {
+            unsafe { exit(&ctx, $sys) };
+            0
+        }
+    };
+}
+
+syscall!(write sys_enter_write, sys_exit_write, sys::WRITE);
+syscall!(write sys_enter_pwrite64, sys_exit_pwrite64, sys::PWRITE64);
+syscall!(write sys_enter_writev, sys_exit_writev, sys::WRITEV);
+syscall!(write sys_enter_pwritev, sys_exit_pwritev, sys::PWRITEV);
+syscall!(write sys_enter_pwritev2, sys_exit_pwritev2, sys::PWRITEV2);
+syscall!(open sys_enter_open, sys_exit_open, sys::OPEN, |c| unsafe { arg(c, 1) });
+syscall!(open sys_enter_openat, sys_exit_openat, sys::OPENAT, |c| unsafe { arg(c, 2) });
+syscall!(open sys_enter_openat2, sys_exit_openat2, sys::OPENAT2, |c| unsafe {
+    shim_open_how_flags(arg(c, 2) as Ptr)
+});
+syscall!(open sys_enter_creat, sys_exit_creat, sys::CREAT, |_| O_CREAT | O_TRUNC);
+syscall!(sys_enter_unlink, sys_exit_unlink, sys::UNLINK);
+syscall!(sys_enter_unlinkat, sys_exit_unlinkat, sys::UNLINKAT);
+syscall!(sys_enter_rmdir, sys_exit_rmdir, sys::RMDIR);
+syscall!(sys_enter_rename, sys_exit_rename, sys::RENAME);
+syscall!(sys_enter_renameat, sys_exit_renameat, sys::RENAMEAT);
+syscall!(sys_enter_renameat2, sys_exit_renameat2, sys::RENAMEAT2);
+syscall!(sys_enter_link, sys_exit_link, sys::LINK);
+syscall!(sys_enter_linkat, sys_exit_linkat, sys::LINKAT);
+syscall!(sys_enter_symlink, sys_exit_symlink, sys::SYMLINK);
+syscall!(sys_enter_symlinkat, sys_exit_symlinkat, sys::SYMLINKAT);
+syscall!(sys_enter_mkdir, sys_exit_mkdir, sys::MKDIR);
+syscall!(sys_enter_mkdirat, sys_exit_mkdirat, sys::MKDIRAT);
+syscall!(sys_enter_mknod, sys_exit_mknod, sys::MKNOD);
+syscall!(sys_enter_mknodat, sys_exit_mknodat, sys::MKNODAT);
+syscall!(sys_enter_chmod, sys_exit_chmod, sys::CHMOD);
+syscall!(sys_enter_fchmod, sys_exit_fchmod, sys::FCHMOD);
+syscall!(sys_enter_fchmodat, sys_exit_fchmodat, sys::FCHMODAT);
+syscall!(sys_enter_fchmodat2, sys_exit_fchmodat2, sys::FCHMODAT2);
+syscall!(sys_enter_chown, sys_exit_chown, sys::CHOWN);
+syscall!(sys_enter_fchown, sys_exit_fchown, sys::FCHOWN);
+syscall!(sys_enter_lchown, sys_exit_lchown, sys::LCHOWN);
+syscall!(sys_enter_fchownat, sys_exit_fchownat, sys::FCHOWNAT);
+syscall!(sys_enter_truncate, sys_exit_truncate, sys::TRUNCATE);
+syscall!(sys_enter_ftruncate, sys_exit_ftruncate, sys::FTRUNCATE);
+syscall!(sys_enter_fallocate, sys_exit_fallocate, sys::FALLOCATE);
+syscall!(sys_enter_utimensat, sys_exit_utimensat, sys::UTIMENSAT);
+syscall!(sys_enter_utimes, sys_exit_utimes, sys::UTIMES);
+syscall!(sys_enter_utime, sys_exit_utime, sys::UTIME);
+syscall!(sys_enter_futimesat, sys_exit_futimesat, sys::FUTIMESAT);
+syscall!(sys_enter_setxattr, sys_exit_setxattr, sys::SETXATTR);
+syscall!(sys_enter_lsetxattr, sys_exit_lsetxattr, sys::LSETXATTR);
+syscall!(sys_enter_fsetxattr, sys_exit_fsetxattr, sys::FSETXATTR);
+syscall!(
+    sys_enter_removexattr,
+    sys_exit_removexattr,
+    sys::REMOVEXATTR
+);
+syscall!(
+    sys_enter_lremovexattr,
+    sys_exit_lremovexattr,
+    sys::LREMOVEXATTR
+);
+syscall!(
+    sys_enter_fremovexattr,
+    sys_exit_fremovexattr,
+    sys::FREMOVEXATTR
+);
+
+#[tracepoint]
+pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
+    unsafe { close_enter(&ctx) };
+    0
+}
+
+// ---------------------------------------------------------------------------
+// Process table
+// ---------------------------------------------------------------------------
+
+#[tracepoint]
+pub fn sched_process_exec(_ctx: TracePointContext) -> u32 {
+    unsafe { on_exec() };
+    0
+}
+
+#[inline(always)]
+unsafe fn on_exec() {
+    let Some(mut entry) = EVENTS.reserve::<ExecRecord>(0) else {
+        count_lost(lost::RINGBUF);
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    let task = current_task();
+    (*r).kind = kind::EXEC;
+    (*r).ts_boot_ns = bpf_ktime_get_boot_ns();
+    fill_process(core::ptr::addr_of_mut!((*r).process), task);
+    let exe = shim_task_exe_file(task);
+    if exe.is_null() {
+        (*r).exe.flags = 0;
+        (*r).exe.comps_len = 0;
+        (*r).exe.name_len = 0;
+    } else {
+        write_anchor(
+            core::ptr::addr_of_mut!((*r).exe),
+            0,
+            shim_file_dentry(exe),
+            shim_file_mnt(exe),
+        );
+    }
+    let start = shim_task_arg_start(task);
+    let end = shim_task_arg_end(task);
+    let mut len = end.saturating_sub(start) as u32;
+    if len > ARGS_CAP as u32 {
+        len = ARGS_CAP as u32;
+    }
+    if bpf_probe_read_user(
+        (*r).args.as_mut_ptr() as *mut c_void,
+        len,
+        start as *const c_void,
+    ) < 0
+    {
+        len = 0;
+    }
+    (*r).args_len = len;
+    entry.submit(0);
+}
+
+#[btf_tracepoint(function = "sched_process_fork")]
+pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
+    unsafe {
+        let child: Ptr = ctx.arg(1);
+        if shim_task_pid(child) == shim_task_tgid(child) {
+            let parent: Ptr = ctx.arg(0);
+            task_record(kind::FORK, child, shim_task_tgid(parent), 0);
+        }
+    }
+    0
+}
+
+#[tracepoint]
+pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
+    unsafe {
+        let task = current_task();
+        if shim_task_pid(task) == shim_task_tgid(task) {
+            task_record(kind::EXIT, task, 0, shim_task_exit_code(task));
+        }
+    }
+    0
+}
+
+#[inline(always)]
+unsafe fn task_record(k: u32, task: Ptr, parent_tgid: u32, code: i32) {
+    let Some(mut entry) = EVENTS.reserve::<TaskRecord>(0) else {
+        count_lost(lost::RINGBUF);
+        return;
+    };
+    let r = entry.as_mut_ptr();
+    (*r).kind = k;
+    (*r).code = code;
+    (*r).ts_boot_ns = bpf_ktime_get_boot_ns();
+    fill_process(core::ptr::addr_of_mut!((*r).process), task);
+    (*r).parent_tgid = parent_tgid;
+    (*r)._pad = 0;
+    entry.submit(0);
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,0 +1,51 @@
+//! Declarations of the CO-RE accessors in `c/shim.c`.
+//!
+//! Kernel pointers are opaque here: Rust never dereferences them, it only passes
+//! them back to the shim, whose reads carry CO-RE relocations.
+use core::ffi::c_void;
+
+pub type Ptr = *const c_void;
+
+unsafe extern "C" {
+    pub fn shim_task_tgid(task: Ptr) -> u32;
+    pub fn shim_task_pid(task: Ptr) -> u32;
+    pub fn shim_task_ppid(task: Ptr) -> u32;
+    pub fn shim_task_uid(task: Ptr) -> u32;
+    pub fn shim_task_gid(task: Ptr) -> u32;
+    pub fn shim_task_euid(task: Ptr) -> u32;
+    pub fn shim_task_egid(task: Ptr) -> u32;
+    pub fn shim_task_mntns(task: Ptr) -> u32;
+    pub fn shim_task_exit_code(task: Ptr) -> i32;
+    pub fn shim_task_loginuid(task: Ptr) -> u32;
+    pub fn shim_task_sessionid(task: Ptr) -> u32;
+    pub fn shim_task_start_boottime(task: Ptr) -> u64;
+    pub fn shim_task_arg_start(task: Ptr) -> u64;
+    pub fn shim_task_arg_end(task: Ptr) -> u64;
+    pub fn shim_task_exe_file(task: Ptr) -> Ptr;
+    pub fn shim_task_pwd_dentry(task: Ptr) -> Ptr;
+    pub fn shim_task_pwd_mnt(task: Ptr) -> Ptr;
+    pub fn shim_task_root_dentry(task: Ptr) -> Ptr;
+    pub fn shim_task_root_mnt(task: Ptr) -> Ptr;
+    pub fn shim_task_fd_file(task: Ptr, fd: u32) -> Ptr;
+
+    pub fn shim_file_dentry(file: Ptr) -> Ptr;
+    pub fn shim_file_mnt(file: Ptr) -> Ptr;
+    pub fn shim_file_inode(file: Ptr) -> Ptr;
+    pub fn shim_file_mode(file: Ptr) -> u32;
+
+    pub fn shim_dentry_parent(dentry: Ptr) -> Ptr;
+    pub fn shim_dentry_name(dentry: Ptr) -> Ptr;
+    pub fn shim_dentry_inode(dentry: Ptr) -> Ptr;
+
+    pub fn shim_inode_ino(inode: Ptr) -> u64;
+    pub fn shim_inode_dev(inode: Ptr) -> u32;
+    pub fn shim_inode_mode(inode: Ptr) -> u32;
+    pub fn shim_inode_generation(inode: Ptr) -> u32;
+
+    pub fn shim_mnt_root(mnt: Ptr) -> Ptr;
+    pub fn shim_mnt_parent(mnt: Ptr) -> Ptr;
+    pub fn shim_mnt_mountpoint(mnt: Ptr) -> Ptr;
+
+    pub fn shim_open_how_flags(how: Ptr) -> u64;
+    pub fn shim_atomic_add(p: *mut u64, v: u64);
+}
