@@ -76,6 +76,10 @@ pub mod sys {
     pub const MKNOD: u16 = 43;
     pub const MKNODAT: u16 = 44;
     pub const UTIME: u16 = 45;
+    pub const DUP2: u16 = 46;
+    pub const DUP3: u16 = 47;
+    /// Not a syscall: the process exited with the file still open (user space).
+    pub const EXIT: u16 = 48;
 }
 
 /// What happened to the file, as the kernel saw it.

@@ -74,6 +74,18 @@ SHIM struct vfsmount *shim_file_mnt(struct file *f) { return BPF_CORE_READ(f, f_
 SHIM struct inode *shim_file_inode(struct file *f) { return BPF_CORE_READ(f, f_inode); }
 SHIM u32 shim_file_mode(struct file *f) { return BPF_CORE_READ(f, f_mode); }
 
+/* How many references the open file has (fds in any process, in-flight calls). */
+SHIM s64 shim_file_refs(struct file *f)
+{
+	struct file___fref *v2 = (void *)f;
+	struct file___fcount *v1 = (void *)f;
+	if (bpf_core_field_exists(v2->f_ref))
+		return BPF_CORE_READ(v2, f_ref.refcnt.counter) + 1;
+	if (bpf_core_field_exists(v1->f_count))
+		return BPF_CORE_READ(v1, f_count.counter);
+	return 1;
+}
+
 SHIM struct dentry *shim_dentry_parent(struct dentry *d) { return BPF_CORE_READ(d, d_parent); }
 SHIM const unsigned char *shim_dentry_name(struct dentry *d) { return BPF_CORE_READ(d, d_name.name); }
 SHIM struct inode *shim_dentry_inode(struct dentry *d) { return BPF_CORE_READ(d, d_inode); }

@@ -86,6 +86,12 @@ struct task_struct {
 	unsigned int sessionid;
 	int exit_code;
 };
+typedef struct { s64 counter; } atomic64_t;
+/* struct file's reference count: f_count before 6.13, f_ref (file_ref_t, where 0
+ * means one reference) since. The ___ suffixes are CO-RE flavors. */
+typedef struct { atomic64_t refcnt; } file_ref_t;
+struct file___fcount { atomic64_t f_count; };
+struct file___fref { file_ref_t f_ref; };
 struct open_how { u64 flags; u64 mode; u64 resolve; };
 
 #pragma clang attribute pop

@@ -197,7 +197,10 @@ unsafe fn root_at(dentry: Ptr) -> Option<&'static RootValue> {
     if inode.is_null() {
         return None;
     }
-    ROOTS.get(&inode_key(inode))
+    // Roots are keyed without i_generation: user space cannot read it portably.
+    let mut key = inode_key(inode);
+    key.generation = 0;
+    ROOTS.get(&key)
 }
 
 /// Walks from `dentry` up to the namespace root, crossing mounts, and returns the
@@ -634,14 +637,16 @@ unsafe fn open_enter(ctx: &TracePointContext, sys: u16, flags: u64) {
     }
 }
 
-/// close(2): the end of a write session, when hashing will happen.
+/// close(2), or dup2/dup3 over an fd: the end of a write session, when hashing
+/// will happen. Only the last reference ends it: `cmd > file` in a shell dups the
+/// fd to 1 and closes the original while the file stays open for writing.
 #[inline(always)]
-unsafe fn close_enter(ctx: &TracePointContext) {
+unsafe fn close_enter(fd: u64, sys: u16) {
     if is_self() {
         return;
     }
-    let file = shim_task_fd_file(current_task(), arg(ctx, 0) as u32);
-    if file.is_null() {
+    let file = shim_task_fd_file(current_task(), fd as u32);
+    if file.is_null() || shim_file_refs(file) > 1 {
         return;
     }
     let key = SessionKey {
@@ -1260,7 +1265,24 @@ syscall!(
 
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
-    unsafe { close_enter(&ctx) };
+    unsafe { close_enter(arg(&ctx, 0), sys::CLOSE) };
+    0
+}
+
+/// dup2/dup3 close `newfd` first if it is open.
+#[tracepoint]
+pub fn sys_enter_dup2(ctx: TracePointContext) -> u32 {
+    unsafe {
+        if arg(&ctx, 0) != arg(&ctx, 1) {
+            close_enter(arg(&ctx, 1), sys::DUP2)
+        }
+    };
+    0
+}
+
+#[tracepoint]
+pub fn sys_enter_dup3(ctx: TracePointContext) -> u32 {
+    unsafe { close_enter(arg(&ctx, 1), sys::DUP3) };
     0
 }
 

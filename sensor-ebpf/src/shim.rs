@@ -32,6 +32,7 @@ unsafe extern "C" {
     pub fn shim_file_mnt(file: Ptr) -> Ptr;
     pub fn shim_file_inode(file: Ptr) -> Ptr;
     pub fn shim_file_mode(file: Ptr) -> u32;
+    pub fn shim_file_refs(file: Ptr) -> i64;
 
     pub fn shim_dentry_parent(dentry: Ptr) -> Ptr;
     pub fn shim_dentry_name(dentry: Ptr) -> Ptr;

@@ -1,6 +1,114 @@
-fn main() -> anyhow::Result<()> {
-    let only: Vec<String> = std::env::args().skip(1).collect();
-    let _e = vigil::linux::loader::load(&only)?;
-    println!("loaded");
-    Ok(())
+//! The `vigil` command line.
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use vigil::config::{Config, DEFAULT_POLICY};
+
+#[derive(Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "File-integrity monitoring from inside the kernel"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch files and print one JSON event per change (NDJSON).
+    Run {
+        /// Policy file (TOML); the embedded default policy when neither this nor --watch is given.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Watch this path recursively (repeatable); added to --config's watches.
+        #[arg(long = "watch", value_name = "PATH")]
+        watch: Vec<PathBuf>,
+        /// Append events to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Policy files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a policy file; errors name the line and column.
+    Check { file: PathBuf },
+    /// Print the embedded default policy.
+    Default,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = real_main(Cli::parse()) {
+        eprintln!("vigil: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let c = Config::load(&file)?;
+            println!("{}: ok ({} watched paths)", file.display(), c.watches.len());
+            Ok(())
+        }
+        Command::Config {
+            command: ConfigCommand::Default,
+        } => {
+            print!("{DEFAULT_POLICY}");
+            Ok(())
+        }
+        Command::Run {
+            config,
+            watch,
+            output,
+        } => run(config, watch, output),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn run(config: Option<PathBuf>, watch: Vec<PathBuf>, output: Option<PathBuf>) -> Result<()> {
+    use vigil::{linux::sensor, output::Output, policy::Policy};
+    let mut cfg = match (&config, watch.is_empty()) {
+        (Some(path), _) => Config::load(path)?,
+        (None, false) => Config::for_paths(&[])?,
+        (None, true) => Config::default_policy(),
+    };
+    cfg.watches.extend(Config::for_paths(&watch)?.watches);
+    let out = match output.or(cfg.sensor.output.clone()) {
+        Some(p) => Output::file(&p)?,
+        None => Output::stdout(),
+    };
+    let host = cfg.sensor.host.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    let ring_buffer_mib = cfg.sensor.ring_buffer_mib.unwrap_or(16);
+    sensor::run(sensor::Options {
+        policy: Policy::new(cfg),
+        output: out,
+        host,
+        ring_buffer_mib,
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn run(_: Option<PathBuf>, _: Vec<PathBuf>, _: Option<PathBuf>) -> Result<()> {
+    anyhow::bail!("vigil run is only implemented on Linux so far")
 }

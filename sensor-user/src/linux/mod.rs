@@ -1,1 +1,4 @@
+//! The Linux event source: eBPF loader, ring-buffer reader, record decoding.
+pub mod decode;
 pub mod loader;
+pub mod sensor;

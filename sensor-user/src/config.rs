@@ -1,0 +1,251 @@
+//! The policy file: which paths are watched, how, and what is ignored.
+//!
+//! TOML, with unknown fields rejected; every error names the file, line and
+//! column. The embedded default policy (`policy/default.toml`) is what
+//! `vigil run` uses when given neither `--config` nor `--watch`.
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// The policy Vigil ships with: the usual critical files of a Linux host.
+pub const DEFAULT_POLICY: &str = include_str!("../policy/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}:{line}:{column}: {message}")]
+pub struct ConfigError {
+    pub origin: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    sensor: SensorSection,
+    #[serde(default)]
+    watch: Vec<RawWatch>,
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
+}
+
+/// `[sensor]`: process-wide settings.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct SensorSection {
+    /// NDJSON output file (appended); stdout when absent.
+    pub output: Option<PathBuf>,
+    /// Host name reported in events; the system's when absent.
+    pub host: Option<String>,
+    /// Kernel ring-buffer size in MiB (power of two); 16 when absent.
+    pub ring_buffer_mib: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWatch {
+    path: Spanned<String>,
+    #[serde(default = "yes")]
+    recursive: bool,
+    #[serde(default)]
+    entries: Entries,
+    #[serde(default)]
+    ignore: Vec<Spanned<String>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Which entries under a watched path are reported.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Entries {
+    #[default]
+    All,
+    Files,
+    Dirs,
+}
+
+/// One watched path.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    pub path: PathBuf,
+    pub recursive: bool,
+    pub entries: Entries,
+    pub ignore: GlobSet,
+}
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub sensor: SensorSection,
+    pub watches: Vec<Watch>,
+    pub ignore: GlobSet,
+}
+
+impl Config {
+    /// Parses and validates policy text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let err = |span: Option<std::ops::Range<usize>>, message: String| {
+            let (line, column) = line_col(text, span.map(|s| s.start).unwrap_or(0));
+            ConfigError {
+                origin: origin.to_string(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
+        let globs = |list: &[Spanned<String>]| -> Result<GlobSet, ConfigError> {
+            let mut b = GlobSetBuilder::new();
+            for g in list {
+                let glob = Glob::new(g.get_ref()).map_err(|e| {
+                    err(
+                        Some(g.span()),
+                        format!("invalid ignore glob {:?}: {e}", g.get_ref()),
+                    )
+                })?;
+                b.add(glob);
+            }
+            b.build().map_err(|e| err(None, e.to_string()))
+        };
+        let mut watches = Vec::new();
+        for w in &raw.watch {
+            let p = w.path.get_ref();
+            if !p.starts_with('/') {
+                return Err(err(
+                    Some(w.path.span()),
+                    format!("watch path {p:?} must be absolute (start with /)"),
+                ));
+            }
+            watches.push(Watch {
+                path: normalize(Path::new(p)),
+                recursive: w.recursive,
+                entries: w.entries,
+                ignore: globs(&w.ignore)?,
+            });
+        }
+        if let Some(mib) = raw.sensor.ring_buffer_mib {
+            if !mib.is_power_of_two() || mib > 1024 {
+                return Err(err(
+                    None,
+                    format!("[sensor] ring_buffer_mib = {mib}: use a power of two up to 1024"),
+                ));
+            }
+        }
+        Ok(Config {
+            sensor: raw.sensor,
+            watches,
+            ignore: globs(&raw.ignore)?,
+        })
+    }
+
+    /// Reads and parses a policy file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read policy {}: {e}", path.display()))?;
+        Ok(Config::parse(&text, &path.display().to_string())?)
+    }
+
+    /// The embedded default policy.
+    pub fn default_policy() -> Config {
+        Config::parse(DEFAULT_POLICY, "<default policy>").expect("embedded default policy is valid")
+    }
+
+    /// A policy watching exactly `paths`, recursively.
+    pub fn for_paths(paths: &[PathBuf]) -> anyhow::Result<Config> {
+        let mut watches = Vec::new();
+        for p in paths {
+            let abs = if p.is_absolute() {
+                p.clone()
+            } else {
+                std::env::current_dir()?.join(p)
+            };
+            watches.push(Watch {
+                path: normalize(&abs),
+                recursive: true,
+                entries: Entries::All,
+                ignore: GlobSet::empty(),
+            });
+        }
+        Ok(Config {
+            sensor: SensorSection::default(),
+            watches,
+            ignore: GlobSet::empty(),
+        })
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// Lexically normalizes an absolute path: drops `.` and empty components and
+/// applies `..` (never above `/`). Symlinks are not resolved.
+pub fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::from("/");
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(s) => out.push(s),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_policy_parses() {
+        let c = Config::default_policy();
+        assert!(c.watches.iter().any(|w| w.path == Path::new("/etc")));
+    }
+
+    #[test]
+    fn unknown_field_names_line_and_column() {
+        let text = "[[watch]]\npath = \"/etc\"\nrecursiv = true\n";
+        let e = Config::parse(text, "p.toml").unwrap_err();
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("p.toml:3:1: unknown field `recursiv`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn relative_watch_path_is_an_error_at_its_value() {
+        let e = Config::parse("[[watch]]\npath = \"etc\"\n", "p.toml").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 8), "{e}");
+        assert!(e.message.contains("must be absolute"));
+    }
+
+    #[test]
+    fn bad_glob_is_reported() {
+        let e = Config::parse("ignore = [\"a[\"]\n", "p.toml").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("invalid ignore glob"), "{e}");
+    }
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(
+            normalize(Path::new("/etc/../etc/./ssh//x")),
+            Path::new("/etc/ssh/x")
+        );
+        assert_eq!(normalize(Path::new("/../..")), Path::new("/"));
+    }
+}

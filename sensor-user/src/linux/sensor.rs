@@ -1,0 +1,595 @@
+//! `vigil run` on Linux: ring buffer → decode → attribute → emit.
+//!
+//! The ring buffer is read on a tokio task (its fd is pollable); records are
+//! handed over a bounded crossbeam channel to the pipeline thread, which owns the
+//! process table and the output. When the pipeline falls behind, the channel
+//! blocks the reader, the ring buffer fills, and the kernel counts what it drops:
+//! that count becomes a `sensor.gap` event, never silence.
+use super::decode::{self, cstr, Record, ResolvedPath};
+use super::loader;
+use crate::event::*;
+use crate::output::Output;
+use crate::policy::Policy;
+use crate::process::{join_args, Names, ProcInfo, ProcessTable};
+use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf};
+use aya::Ebpf;
+use sensor_common::{op, sys, verdict, FileRecord, ProcessInfo};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::unix::AsyncFd;
+
+pub struct Options {
+    pub policy: Policy,
+    pub output: Output,
+    pub host: String,
+    pub ring_buffer_mib: u32,
+}
+
+enum Msg {
+    Record(Vec<u8>),
+    Gap { lost: u64, reason: &'static str },
+    Stop,
+}
+
+pub fn run(opts: Options) -> Result<()> {
+    loader::preflight()?;
+    let mut loaded = loader::load(&opts.policy, opts.ring_buffer_mib)?;
+    let ring = RingBuf::try_from(loaded.ebpf.take_map("EVENTS").context("EVENTS map")?)?;
+    let ebpf = Arc::new(Mutex::new(loaded.ebpf));
+
+    // Hooks are attached before /proc is read, so no process falls in between.
+    let procs = ProcessTable::from_proc();
+    let mut pipeline = Pipeline::new(opts.policy, opts.output, opts.host, procs, ebpf.clone());
+    pipeline.emit_sensor(
+        "start",
+        SensorInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: Some(std::process::id()),
+            watches: pipeline
+                .policy
+                .roots
+                .iter()
+                .map(|r| r.path.display().to_string())
+                .collect(),
+            hooks_attached: Some(loaded.attached.len()),
+            hooks_failed: std::mem::take(&mut loaded.failed),
+            ..Default::default()
+        },
+    )?;
+
+    let (tx, rx) = crossbeam_channel::bounded::<Msg>(16384);
+    let worker = std::thread::Builder::new()
+        .name("vigil-pipeline".into())
+        .spawn(move || pipeline.run(rx))?;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(read_loop(ring, ebpf, tx))?;
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
+    Ok(())
+}
+
+async fn read_loop(
+    ring: RingBuf<MapData>,
+    ebpf: Arc<Mutex<Ebpf>>,
+    tx: crossbeam_channel::Sender<Msg>,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // SAFETY: the ring buffer owns its fd and outlives the registration (both
+    // live in `fd` and are dropped together).
+    let mut fd = unsafe { AsyncFd::register(ring)? };
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut seen_lost = (0u64, 0u64);
+    let send = |m: Msg| tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"));
+    loop {
+        tokio::select! {
+            guard = fd.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                while let Some(item) = ring.next() {
+                    send(Msg::Record(item.to_vec()))?;
+                }
+                guard.clear_ready();
+            }
+            _ = tick.tick() => {
+                let lost = loader::lost_counts(&ebpf.lock().expect("ebpf lock"))?;
+                if lost.0 > seen_lost.0 {
+                    send(Msg::Gap { lost: lost.0 - seen_lost.0, reason: "ring_buffer_full" })?;
+                }
+                if lost.1 > seen_lost.1 {
+                    send(Msg::Gap { lost: lost.1 - seen_lost.1, reason: "syscall_argument_map_full" })?;
+                }
+                seen_lost = lost;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    // Drain what the kernel already delivered, then stop.
+    let ring = fd.get_mut();
+    while let Some(item) = ring.next() {
+        send(Msg::Record(item.to_vec()))?;
+    }
+    send(Msg::Stop)?;
+    Ok(())
+}
+
+struct Pipeline {
+    policy: Policy,
+    out: Output,
+    host: String,
+    procs: ProcessTable,
+    names: Names,
+    ebpf: Arc<Mutex<Ebpf>>,
+    seq: u64,
+    /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall time.
+    boot_offset_ns: i128,
+    /// Open write sessions per process (the record that opened each): closed
+    /// with a marker when the process exits, and cleared from the kernel map.
+    sessions: HashMap<u32, Vec<Box<FileRecord>>>,
+}
+
+impl Pipeline {
+    fn new(
+        policy: Policy,
+        out: Output,
+        host: String,
+        procs: ProcessTable,
+        ebpf: Arc<Mutex<Ebpf>>,
+    ) -> Pipeline {
+        Pipeline {
+            policy,
+            out,
+            host,
+            procs,
+            names: Names::default(),
+            ebpf,
+            seq: 0,
+            boot_offset_ns: boot_offset_ns(),
+            sessions: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, rx: crossbeam_channel::Receiver<Msg>) -> Result<()> {
+        let mut since_expire = std::time::Instant::now();
+        loop {
+            let msg = rx.recv().map_err(|_| anyhow::anyhow!("reader stopped"))?;
+            match msg {
+                Msg::Record(bytes) => match decode::decode(&bytes) {
+                    Ok(r) => self.record(r)?,
+                    Err(e) => {
+                        // Never silently: a record we cannot read is reported.
+                        self.emit_sensor("error", SensorInfo { message: Some(e.to_string()), ..Default::default() })?
+                    }
+                },
+                Msg::Gap { lost, reason } => self.emit_sensor(
+                    "gap",
+                    SensorInfo {
+                        lost: Some(lost),
+                        lost_reason: Some(reason),
+                        message: Some("the kernel dropped events; changes in this window are found by the next verification scan".into()),
+                        ..Default::default()
+                    },
+                )?,
+                Msg::Stop => {
+                    self.emit_sensor("stop", SensorInfo { pid: Some(std::process::id()), ..Default::default() })?;
+                    self.out.flush()?;
+                    return Ok(());
+                }
+            }
+            if rx.is_empty() {
+                self.out.flush()?;
+            }
+            if since_expire.elapsed() > Duration::from_secs(10) {
+                self.procs.expire();
+                since_expire = std::time::Instant::now();
+            }
+        }
+    }
+
+    fn record(&mut self, r: Record) -> Result<()> {
+        match r {
+            Record::Exec(e) => {
+                let p = &e.process;
+                let exe = decode::resolve(&e.exe).map(|r| r.path.display().to_string());
+                let n = (e.args_len as usize).min(e.args.len());
+                self.procs.exec(ProcInfo {
+                    pid: p.tgid,
+                    ppid: p.ppid,
+                    exe,
+                    cmdline: Some(join_args(&e.args[..n])).filter(|s| !s.is_empty()),
+                    comm: cstr(&p.comm),
+                    uid: p.uid,
+                    loginuid: Some(p.loginuid).filter(|u| *u != u32::MAX),
+                    container_id: crate::process::container_id(p.tgid),
+                    exited: None,
+                });
+            }
+            Record::Fork(t) => {
+                self.procs
+                    .fork(t.parent_tgid, t.process.tgid, cstr(&t.process.comm))
+            }
+            Record::Exit(t) => {
+                if let Some(open) = self.sessions.remove(&t.process.tgid) {
+                    loader::forget_sessions(
+                        &mut self.ebpf.lock().expect("ebpf lock"),
+                        t.process.tgid,
+                    )?;
+                    for mut f in open {
+                        f.op = op::CLOSED_WRITE;
+                        f.sys = sys::EXIT;
+                        f.ts_boot_ns = t.ts_boot_ns;
+                        if let Some(ev) = self.file_event(&f) {
+                            self.write(ev)?;
+                        }
+                    }
+                }
+                self.procs.exit(t.process.tgid);
+            }
+            Record::File(f) => {
+                if let Some(ev) = self.file_event(&f) {
+                    self.write(ev)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Builds the event for a file record, or None when the policy (ignore
+    /// globs, entry kinds, or the final check of a candidate) filters it out.
+    fn file_event(&mut self, f: &FileRecord) -> Option<Event> {
+        let path = decode::resolve(&f.path)?;
+        let target = decode::resolve(&f.target);
+        let is_dir = match f.op {
+            op::MKDIR | op::RMDIR => Some(true),
+            _ if f.i_mode != 0 => Some(f.i_mode & libc::S_IFMT == libc::S_IFDIR),
+            _ => None,
+        };
+        let two_paths = matches!(f.op, op::RENAMED | op::LINKED);
+        let (root, decided_by) =
+            self.place(f, &path, target.as_ref().filter(|_| two_paths), is_dir)?;
+        let ignored = |p: &ResolvedPath| self.policy.ignored(root, &p.path);
+        if ignored(&path) && target.as_ref().filter(|_| two_paths).is_none_or(ignored) {
+            return None;
+        }
+        self.track_session(f);
+        let mut details = serde_json::Map::new();
+        let mut target_path = None;
+        let action = match f.op {
+            op::RENAMED => {
+                let t = target.as_ref()?;
+                target_path = Some(t.path.display().to_string());
+                let inside = |p: &Path| self.policy.root_for(p, is_dir).is_some();
+                let dir = match (inside(&path.path), inside(&t.path)) {
+                    (true, true) => "within",
+                    (false, true) => "in",
+                    (true, false) => "out",
+                    (false, false) => "within",
+                };
+                details.insert("direction".into(), dir.into());
+                const RENAME_NOREPLACE: u64 = 1;
+                const RENAME_EXCHANGE: u64 = 2;
+                if f.flags & RENAME_NOREPLACE != 0 {
+                    details.insert("noreplace".into(), true.into());
+                }
+                if f.flags & RENAME_EXCHANGE != 0 {
+                    "exchanged"
+                } else {
+                    "renamed"
+                }
+            }
+            op::LINKED => {
+                target_path = target.as_ref().map(|t| t.path.display().to_string());
+                "linked"
+            }
+            op::SYMLINKED => {
+                if let Some(t) = target.as_ref().and_then(|t| t.name.clone()) {
+                    details.insert("link_target".into(), t.into());
+                }
+                "symlinked"
+            }
+            op::MODIFIED => "modified",
+            op::CREATED => "created",
+            op::TRUNCATED => "truncated",
+            op::CLOSED_WRITE => "closed_after_write",
+            op::DELETED => "deleted",
+            op::RMDIR => "deleted",
+            op::MKDIR => "created",
+            op::MKNOD => "created",
+            op::PERMISSIONS => {
+                details.insert("mode".into(), format!("{:o}", f.mode & 0o7777).into());
+                "permissions_changed"
+            }
+            op::OWNER => {
+                if f.arg_uid != u32::MAX {
+                    details.insert("uid".into(), f.arg_uid.into());
+                }
+                if f.arg_gid != u32::MAX {
+                    details.insert("gid".into(), f.arg_gid.into());
+                }
+                "owner_changed"
+            }
+            op::TIMESTAMPS => "timestamps_changed",
+            op::XATTR_SET => "xattr_changed",
+            op::XATTR_REMOVED => "xattr_removed",
+            _ => "changed",
+        };
+        if matches!(f.sys, sys::FALLOCATE) {
+            details.insert("fallocate_mode".into(), f.flags.into());
+        }
+        if matches!(f.sys, sys::TRUNCATE | sys::FTRUNCATE) {
+            details.insert("length".into(), f.flags.into());
+        }
+        let file_type = match (f.op, is_dir) {
+            (op::SYMLINKED, _) => "symlink",
+            (op::MKNOD, _) => mknod_type(f.mode),
+            (_, Some(true)) => "dir",
+            _ if f.i_mode != 0 => type_of(f.i_mode),
+            (_, _) => "unknown",
+        };
+        let watch = root
+            .and_then(|r| self.policy.roots.get(r))
+            .map(|r| r.path.display().to_string());
+        let file = FileInfo {
+            file_type,
+            inode: (f.ino != 0).then_some(f.ino),
+            dev: (f.ino != 0).then(|| format!("{}:{}", f.dev >> 20, f.dev & 0xfffff)),
+            path_truncated: path.truncated,
+        };
+        let process = self.process(&f.process);
+        Some(self.event(
+            "file",
+            action.to_string(),
+            Body::File(Box::new(FileChange {
+                path: path.path.display().to_string(),
+                target_path,
+                file,
+                watch,
+                process,
+                source: Source {
+                    tier: "tracepoint",
+                    syscall: syscall_name(f.sys),
+                    decided_by,
+                },
+                details,
+            })),
+            f.ts_boot_ns,
+        ))
+    }
+
+    /// Remembers which records opened a write session (writes, and creating or
+    /// truncating opens for writing) until their close marker.
+    fn track_session(&mut self, f: &FileRecord) {
+        const FMODE_WRITE_FLAGS: u64 = (libc::O_WRONLY | libc::O_RDWR) as u64;
+        let opens = match f.op {
+            op::MODIFIED => !matches!(f.sys, sys::FALLOCATE),
+            op::CREATED | op::TRUNCATED => {
+                matches!(f.sys, sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT)
+                    && f.flags & FMODE_WRITE_FLAGS != 0
+            }
+            _ => false,
+        };
+        let same = |o: &FileRecord| o.dev == f.dev && o.ino == f.ino;
+        if opens {
+            let list = self.sessions.entry(f.process.tgid).or_default();
+            if !list.iter().any(|o| same(o)) {
+                list.push(Box::new(*f));
+            }
+        } else if f.op == op::CLOSED_WRITE && f.sys != sys::EXIT {
+            if let Some(list) = self.sessions.get_mut(&f.process.tgid) {
+                list.retain(|o| !same(o));
+            }
+        }
+    }
+
+    /// Confirms that a record concerns the policy, and finds its root.
+    /// Inode verdicts are trusted; candidates and multi-component names under a
+    /// non-recursive root are checked on the path string.
+    fn place(
+        &self,
+        f: &FileRecord,
+        path: &ResolvedPath,
+        target: Option<&ResolvedPath>,
+        is_dir: Option<bool>,
+    ) -> Option<(Option<usize>, &'static str)> {
+        let kernel_root = self
+            .policy
+            .roots
+            .get(f.root_id as usize)
+            .map(|_| f.root_id as usize);
+        let simple = |p: &ResolvedPath| p.name.as_deref().is_none_or(|n| !n.contains('/'));
+        if f.verdict == verdict::WATCHED && simple(path) && target.is_none_or(simple) {
+            let root = kernel_root?;
+            return self
+                .policy
+                .entry_kind_ok(root, &path.path, is_dir)
+                .then_some((Some(root), "inode"));
+        }
+        let by_string = |p: &ResolvedPath| self.policy.root_for(&p.path, is_dir);
+        if let Some(r) = by_string(path).or_else(|| target.and_then(by_string)) {
+            return Some((Some(r), "path"));
+        }
+        // Renaming or removing a directory on the way to a root moves or removes watched files.
+        if matches!(f.op, op::RENAMED | op::RMDIR) && self.policy.is_ancestor_of_root(&path.path) {
+            return Some((None, "path"));
+        }
+        None
+    }
+
+    fn process(&mut self, p: &ProcessInfo) -> Process {
+        let entry = self.procs.lookup(p.tgid).cloned();
+        let parent = |q: &ProcInfo| ParentProcess {
+            pid: q.pid,
+            exe: q.exe.clone(),
+            comm: q.comm.clone(),
+            cmdline: q.cmdline.clone(),
+        };
+        let ancestry: Vec<ParentProcess> = self
+            .procs
+            .ancestry(p.tgid)
+            .into_iter()
+            .map(parent)
+            .collect();
+        let login_uid = Some(p.loginuid).filter(|u| *u != u32::MAX);
+        Process {
+            pid: p.tgid,
+            tid: p.pid,
+            ppid: p.ppid,
+            exe: entry.as_ref().and_then(|e| e.exe.clone()),
+            cmdline: entry.as_ref().and_then(|e| e.cmdline.clone()),
+            comm: cstr(&p.comm),
+            uid: p.uid,
+            user: self.names.user(p.uid),
+            gid: p.gid,
+            group: self.names.group(p.gid),
+            euid: p.euid,
+            egid: p.egid,
+            login_uid,
+            login_user: login_uid.and_then(|u| self.names.user(u)),
+            session_id: Some(p.sessionid).filter(|s| *s != u32::MAX),
+            cgroup_id: p.cgroup_id,
+            mnt_ns: p.mntns,
+            start_time: self.rfc3339(p.start_boottime),
+            container_id: entry.as_ref().and_then(|e| e.container_id.clone()),
+            parent: ancestry.first().cloned(),
+            ancestry,
+        }
+    }
+
+    fn rfc3339(&self, boot_ns: u64) -> String {
+        let ns = self.boot_offset_ns + boot_ns as i128;
+        let t = chrono::DateTime::from_timestamp(
+            (ns / 1_000_000_000) as i64,
+            (ns % 1_000_000_000) as u32,
+        )
+        .unwrap_or_default();
+        t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    }
+
+    fn event(&mut self, kind: &'static str, action: String, body: Body, boot_ns: u64) -> Event {
+        self.seq += 1;
+        Event {
+            schema: SCHEMA,
+            seq: self.seq,
+            time: self.rfc3339(boot_ns),
+            host: self.host.clone(),
+            kind,
+            action,
+            body,
+        }
+    }
+
+    fn emit_sensor(&mut self, action: &str, info: SensorInfo) -> Result<()> {
+        let now = boottime_ns();
+        let ev = self.event("sensor", action.to_string(), Body::Sensor(info), now);
+        self.write(ev)?;
+        self.out.flush()
+    }
+
+    fn write(&mut self, ev: Event) -> Result<()> {
+        self.out.write_event(&ev)
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i128 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and out-pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
+}
+
+fn boottime_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME) as u64
+}
+
+fn boot_offset_ns() -> i128 {
+    clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME)
+}
+
+fn type_of(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "file",
+        libc::S_IFDIR => "dir",
+        libc::S_IFLNK => "symlink",
+        libc::S_IFIFO => "fifo",
+        libc::S_IFSOCK => "socket",
+        libc::S_IFCHR => "char",
+        libc::S_IFBLK => "block",
+        _ => "unknown",
+    }
+}
+
+fn mknod_type(mode: u32) -> &'static str {
+    // mknod with type bits 0 creates a regular file.
+    if mode & libc::S_IFMT == 0 {
+        "file"
+    } else {
+        type_of(mode)
+    }
+}
+
+/// The syscall's name as it appears in `source.syscall`.
+pub fn syscall_name(s: u16) -> &'static str {
+    match s {
+        sys::WRITE => "write",
+        sys::PWRITE64 => "pwrite64",
+        sys::WRITEV => "writev",
+        sys::PWRITEV => "pwritev",
+        sys::PWRITEV2 => "pwritev2",
+        sys::OPEN => "open",
+        sys::OPENAT => "openat",
+        sys::OPENAT2 => "openat2",
+        sys::CREAT => "creat",
+        sys::CLOSE => "close",
+        sys::UNLINK => "unlink",
+        sys::UNLINKAT => "unlinkat",
+        sys::RMDIR => "rmdir",
+        sys::RENAME => "rename",
+        sys::RENAMEAT => "renameat",
+        sys::RENAMEAT2 => "renameat2",
+        sys::LINK => "link",
+        sys::LINKAT => "linkat",
+        sys::SYMLINK => "symlink",
+        sys::SYMLINKAT => "symlinkat",
+        sys::MKDIR => "mkdir",
+        sys::MKDIRAT => "mkdirat",
+        sys::CHMOD => "chmod",
+        sys::FCHMOD => "fchmod",
+        sys::FCHMODAT => "fchmodat",
+        sys::FCHMODAT2 => "fchmodat2",
+        sys::CHOWN => "chown",
+        sys::FCHOWN => "fchown",
+        sys::LCHOWN => "lchown",
+        sys::FCHOWNAT => "fchownat",
+        sys::TRUNCATE => "truncate",
+        sys::FTRUNCATE => "ftruncate",
+        sys::FALLOCATE => "fallocate",
+        sys::UTIMENSAT => "utimensat",
+        sys::UTIMES => "utimes",
+        sys::UTIME => "utime",
+        sys::FUTIMESAT => "futimesat",
+        sys::SETXATTR => "setxattr",
+        sys::LSETXATTR => "lsetxattr",
+        sys::FSETXATTR => "fsetxattr",
+        sys::REMOVEXATTR => "removexattr",
+        sys::LREMOVEXATTR => "lremovexattr",
+        sys::FREMOVEXATTR => "fremovexattr",
+        sys::MKNOD => "mknod",
+        sys::MKNODAT => "mknodat",
+        sys::DUP2 => "dup2",
+        sys::DUP3 => "dup3",
+        sys::EXIT => "exit",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,46 @@
+//! Where events go: stdout or an NDJSON file (appended).
+use anyhow::{Context, Result};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+pub struct Output {
+    writer: BufWriter<Box<dyn Write + Send>>,
+    name: String,
+}
+
+impl Output {
+    pub fn stdout() -> Output {
+        Output {
+            writer: BufWriter::new(Box::new(std::io::stdout())),
+            name: "stdout".into(),
+        }
+    }
+
+    /// Appends to `path`, creating it (mode 0600: events name users and commands).
+    pub fn file(path: &Path) -> Result<Output> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("cannot open output file {}", path.display()))?;
+        Ok(Output {
+            writer: BufWriter::new(Box::new(f)),
+            name: path.display().to_string(),
+        })
+    }
+
+    pub fn write_event<T: serde::Serialize>(&mut self, ev: &T) -> Result<()> {
+        serde_json::to_writer(&mut self.writer, ev)?;
+        self.writer
+            .write_all(b"\n")
+            .with_context(|| format!("writing to {}", self.name))
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        self.writer
+            .flush()
+            .with_context(|| format!("writing to {}", self.name))
+    }
+}

@@ -1,0 +1,274 @@
+//! The loaded policy: watched roots resolved to inodes for the kernel, and the
+//! path-string matcher user space uses to confirm candidate events.
+use crate::config::{Config, Entries, Watch};
+use sensor_common::{root_flags, InodeKey, LPM_DATA};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// One watched root after glob expansion.
+#[derive(Debug, Clone)]
+pub struct Root {
+    pub path: PathBuf,
+    pub recursive: bool,
+    pub entries: Entries,
+    /// Index into [`Config::watches`] (for its ignore globs).
+    pub watch: usize,
+    /// Whether the path existed when the policy was loaded.
+    pub exists: bool,
+}
+
+/// What the kernel maps are filled with.
+#[derive(Debug, Default)]
+pub struct KernelTables {
+    /// (dev, ino) → (flags, root id) for roots and their ancestors.
+    pub inodes: BTreeMap<(u32, u64), (u32, u32)>,
+    /// Absolute-path prefixes: (bytes, prefix length in bits, flags, root id).
+    pub prefixes: Vec<(Vec<u8>, u32, u32, u32)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub config: Config,
+    pub roots: Vec<Root>,
+}
+
+/// The kernel's `s_dev` encoding (MKDEV: major << 20 | minor) of a stat st_dev.
+pub fn kernel_dev(st_dev: u64) -> u32 {
+    let major = libc::major(st_dev);
+    let minor = libc::minor(st_dev);
+    (major << 20) | minor
+}
+
+/// The key the kernel uses for a path's inode in the roots map.
+pub fn inode_key(path: &Path) -> std::io::Result<InodeKey> {
+    let m = std::fs::metadata(path)?;
+    Ok(InodeKey {
+        dev: kernel_dev(m.dev()),
+        generation: 0,
+        ino: m.ino(),
+    })
+}
+
+/// Expands `*` components against the file system (`/home/*/.ssh`).
+fn expand(path: &Path) -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from("/")];
+    for comp in path.components().skip(1) {
+        let comp = comp.as_os_str().to_string_lossy();
+        if comp.contains('*') {
+            let glob = match globset::Glob::new(&comp) {
+                Ok(g) => g.compile_matcher(),
+                Err(_) => return vec![path.to_path_buf()],
+            };
+            let mut next = Vec::new();
+            for base in &out {
+                if let Ok(rd) = std::fs::read_dir(base) {
+                    for e in rd.flatten() {
+                        if glob.is_match(e.file_name()) {
+                            next.push(base.join(e.file_name()));
+                        }
+                    }
+                }
+            }
+            out = next;
+        } else {
+            for base in &mut out {
+                base.push(comp.as_ref());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Policy {
+    pub fn new(config: Config) -> Policy {
+        let mut roots = Vec::new();
+        for (i, w) in config.watches.iter().enumerate() {
+            for path in expand(&w.path) {
+                let exists = std::fs::symlink_metadata(&path).is_ok();
+                roots.push(Root {
+                    path,
+                    recursive: w.recursive,
+                    entries: w.entries,
+                    watch: i,
+                    exists,
+                });
+            }
+        }
+        Policy { config, roots }
+    }
+
+    /// Builds the kernel tables: each existing root by inode, the existing
+    /// ancestors of every root (so that names created or moved in them reach user
+    /// space), and path prefixes for absolute names.
+    pub fn kernel_tables(&self) -> KernelTables {
+        let mut t = KernelTables::default();
+        for (id, root) in self.roots.iter().enumerate() {
+            let id = id as u32;
+            if let Ok(k) = inode_key(&root.path) {
+                let flags = root_flags::ROOT
+                    | if root.recursive {
+                        root_flags::RECURSIVE
+                    } else {
+                        0
+                    };
+                let e = t.inodes.entry((k.dev, k.ino)).or_insert((0, id));
+                // Two watch entries for one inode: the first keeps its id, flags merge.
+                e.0 |= flags;
+            }
+            let mut anc = root.path.parent();
+            while let Some(a) = anc {
+                if let Ok(k) = inode_key(a) {
+                    t.inodes.entry((k.dev, k.ino)).or_insert((0, id)).0 |= root_flags::ANCESTOR;
+                    push_exact(&mut t.prefixes, a, root_flags::ANCESTOR, id);
+                }
+                anc = a.parent();
+            }
+            let flags = root_flags::ROOT
+                | if root.recursive {
+                    root_flags::RECURSIVE
+                } else {
+                    0
+                };
+            push_exact(&mut t.prefixes, &root.path, flags, id);
+            let mut under = root.path.as_os_str().as_encoded_bytes().to_vec();
+            if under != b"/" {
+                under.push(b'/');
+            }
+            let bits = (under.len() * 8) as u32;
+            if under.len() <= LPM_DATA {
+                t.prefixes.push((under, bits, flags, id));
+            }
+        }
+        t
+    }
+
+    /// The root that covers `path`, by path string: the longest matching root,
+    /// honouring `recursive` and `entries`. `is_dir` is the entry's type if known.
+    pub fn root_for(&self, path: &Path, is_dir: Option<bool>) -> Option<usize> {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, r) in self.roots.iter().enumerate() {
+            let Ok(rest) = path.strip_prefix(&r.path) else {
+                continue;
+            };
+            let depth = rest.components().count();
+            if depth > 1 && !r.recursive {
+                continue;
+            }
+            let len = r.path.as_os_str().len();
+            if best.is_none_or(|(_, l)| len > l) {
+                best = Some((i, len));
+            }
+        }
+        let (i, _) = best?;
+        if self.entry_kind_ok(i, path, is_dir) {
+            Some(i)
+        } else {
+            None
+        }
+    }
+
+    /// Whether the root's `entries` option admits this entry.
+    pub fn entry_kind_ok(&self, root: usize, path: &Path, is_dir: Option<bool>) -> bool {
+        let Some(r) = self.roots.get(root) else {
+            return false;
+        };
+        if path == r.path {
+            return true;
+        }
+        match (r.entries, is_dir) {
+            (Entries::All, _) | (_, None) => true,
+            (Entries::Files, Some(d)) => !d,
+            (Entries::Dirs, Some(d)) => d,
+        }
+    }
+
+    /// Whether `path` is an ancestor of some root (renaming or removing it moves
+    /// or removes watched files).
+    pub fn is_ancestor_of_root(&self, path: &Path) -> bool {
+        self.roots
+            .iter()
+            .any(|r| r.path != path && r.path.starts_with(path))
+    }
+
+    /// Global and per-watch ignore globs.
+    pub fn ignored(&self, root: Option<usize>, path: &Path) -> bool {
+        if self.config.ignore.is_match(path) {
+            return true;
+        }
+        let watch: Option<&Watch> = root
+            .and_then(|r| self.roots.get(r))
+            .and_then(|r| self.config.watches.get(r.watch));
+        watch.is_some_and(|w| w.ignore.is_match(path))
+    }
+}
+
+fn push_exact(out: &mut Vec<(Vec<u8>, u32, u32, u32)>, p: &Path, flags: u32, id: u32) {
+    let mut bytes = p.as_os_str().as_encoded_bytes().to_vec();
+    bytes.push(0);
+    if bytes.len() <= LPM_DATA {
+        let bits = (bytes.len() * 8) as u32;
+        out.push((bytes, bits, flags, id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(text: &str) -> Policy {
+        Policy::new(Config::parse(text, "t").unwrap())
+    }
+
+    #[test]
+    fn root_matching_honours_recursion_and_entries() {
+        let p = policy(
+            "[[watch]]\npath = \"/etc\"\nrecursive = false\n[[watch]]\npath = \"/usr/lib\"\nentries = \"files\"\n",
+        );
+        assert_eq!(p.root_for(Path::new("/etc/passwd"), Some(false)), Some(0));
+        assert_eq!(
+            p.root_for(Path::new("/etc/ssh/sshd_config"), Some(false)),
+            None
+        );
+        assert_eq!(p.root_for(Path::new("/etc"), Some(true)), Some(0));
+        assert_eq!(p.root_for(Path::new("/etcx/a"), None), None);
+        assert_eq!(
+            p.root_for(Path::new("/usr/lib/x/y.so"), Some(false)),
+            Some(1)
+        );
+        assert_eq!(p.root_for(Path::new("/usr/lib/x"), Some(true)), None);
+    }
+
+    #[test]
+    fn longest_root_wins() {
+        let p = policy(
+            "[[watch]]\npath = \"/etc\"\n[[watch]]\npath = \"/etc/ssh\"\nrecursive = false\n",
+        );
+        assert_eq!(p.root_for(Path::new("/etc/ssh/a"), None), Some(1));
+        // Too deep for the non-recursive /etc/ssh: not covered (nearest root decides).
+        assert_eq!(p.root_for(Path::new("/etc/ssh/a/b"), None), Some(0));
+    }
+
+    #[test]
+    fn ancestors_and_prefixes() {
+        let p = policy("[[watch]]\npath = \"/etc\"\n");
+        assert!(p.is_ancestor_of_root(Path::new("/")));
+        assert!(!p.is_ancestor_of_root(Path::new("/etc")));
+        let t = p.kernel_tables();
+        assert!(t
+            .prefixes
+            .iter()
+            .any(|(b, bits, _, _)| b == b"/etc/" && *bits == 40));
+        assert!(t
+            .prefixes
+            .iter()
+            .any(|(b, _, f, _)| b == b"/\0" && f & root_flags::ANCESTOR != 0));
+    }
+
+    #[test]
+    fn kernel_dev_encoding() {
+        assert_eq!(kernel_dev(libc::makedev(8, 1)), (8 << 20) | 1);
+        assert_eq!(kernel_dev(libc::makedev(259, 300)), (259 << 20) | 300);
+    }
+}
