@@ -462,11 +462,10 @@ unsafe fn write_target(rec: *mut PathRecord, slot: u32, t: &Target, scratch: *mu
     }
 }
 
-struct Change<'a> {
+struct Change {
     sys: u16,
     op: u16,
     verdict: Verdict,
-    a: &'a Args,
     ret: i64,
     flags: u64,
     mode: u32,
@@ -501,7 +500,6 @@ unsafe fn emit(c: &Change, path: &Target, target: Option<&Target>, scratch: *mut
         (*r).ino = shim_inode_ino(c.inode);
         (*r).i_mode = shim_inode_mode(c.inode);
     }
-    let _ = c.a;
     fill_process(core::ptr::addr_of_mut!((*r).process), current_task());
     write_target(core::ptr::addr_of_mut!((*r).path), 0, path, scratch);
     match target {
@@ -641,7 +639,7 @@ unsafe fn open_enter(ctx: &TracePointContext, sys: u16, flags: u64) {
 /// will happen. Only the last reference ends it: `cmd > file` in a shell dups the
 /// fd to 1 and closes the original while the file stays open for writing.
 #[inline(always)]
-unsafe fn close_enter(fd: u64, sys: u16) {
+unsafe fn close_enter(fd: u64, via: u16) {
     if is_self() {
         return;
     }
@@ -658,16 +656,10 @@ unsafe fn close_enter(fd: u64, sys: u16) {
     let root_id = s.root_id;
     let _ = SESSIONS.remove(&key);
     let Some(sc) = scratch() else { return };
-    let a = Args {
-        sys: sys::CLOSE,
-        _pad: [0; 3],
-        args: [0; 6],
-    };
     let c = Change {
-        sys: sys::CLOSE,
+        sys: via,
         op: op::CLOSED_WRITE,
         verdict: watched(root_id),
-        a: &a,
         ret: 0,
         flags: 0,
         mode: 0,
@@ -702,15 +694,14 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
     match sys {
         sys::WRITE | sys::PWRITE64 | sys::WRITEV | sys::PWRITEV | sys::PWRITEV2 => {
             if ret > 0 {
-                fd_change(&a, sys, op::MODIFIED, x[0], ret, 0, 0, none, true, sc);
+                fd_change(sys, op::MODIFIED, x[0], ret, 0, 0, none, true, sc);
             }
         }
-        sys::OPEN => open_exit(&a, sys, x[1], x[2], ret, sc),
-        sys::CREAT => open_exit(&a, sys, O_CREAT | O_TRUNC | 1, x[1], ret, sc),
-        sys::OPENAT => open_exit(&a, sys, x[2], x[3], ret, sc),
-        sys::OPENAT2 => open_exit(&a, sys, shim_open_how_flags(x[2] as Ptr), 0, ret, sc),
+        sys::OPEN => open_exit(sys, x[1], x[2], ret, sc),
+        sys::CREAT => open_exit(sys, O_CREAT | O_TRUNC | 1, x[1], ret, sc),
+        sys::OPENAT => open_exit(sys, x[2], x[3], ret, sc),
+        sys::OPENAT2 => open_exit(sys, shim_open_how_flags(x[2] as Ptr), 0, ret, sc),
         sys::FCHMOD => fd_change(
-            &a,
             sys,
             op::PERMISSIONS,
             x[0],
@@ -722,7 +713,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             sc,
         ),
         sys::FCHOWN => fd_change(
-            &a,
             sys,
             op::OWNER,
             x[0],
@@ -733,17 +723,15 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             false,
             sc,
         ),
-        sys::FTRUNCATE => fd_change(&a, sys, op::TRUNCATED, x[0], ret, x[1], 0, none, false, sc),
-        sys::FALLOCATE => fd_change(&a, sys, op::MODIFIED, x[0], ret, x[1], 0, none, false, sc),
-        sys::FSETXATTR => fd_change(&a, sys, op::XATTR_SET, x[0], ret, x[4], 0, none, false, sc),
-        sys::FREMOVEXATTR => {
-            fd_change(&a, sys, op::XATTR_REMOVED, x[0], ret, 0, 0, none, false, sc)
-        }
+        sys::FTRUNCATE => fd_change(sys, op::TRUNCATED, x[0], ret, x[1], 0, none, false, sc),
+        sys::FALLOCATE => fd_change(sys, op::MODIFIED, x[0], ret, x[1], 0, none, false, sc),
+        sys::FSETXATTR => fd_change(sys, op::XATTR_SET, x[0], ret, x[4], 0, none, false, sc),
+        sys::FREMOVEXATTR => fd_change(sys, op::XATTR_REMOVED, x[0], ret, 0, 0, none, false, sc),
         sys::UTIMENSAT if x[1] == 0 => {
-            fd_change(&a, sys, op::TIMESTAMPS, x[0], ret, x[3], 0, none, false, sc)
+            fd_change(sys, op::TIMESTAMPS, x[0], ret, x[3], 0, none, false, sc)
         }
 
-        sys::UNLINK => path_change(&a, sys, op::DELETED, AT_FDCWD, x[0], 0, 0, none, sc),
+        sys::UNLINK => path_change(sys, op::DELETED, AT_FDCWD, x[0], 0, 0, none, sc),
         sys::UNLINKAT => {
             let o = if x[2] & AT_REMOVEDIR != 0 {
                 op::RMDIR
@@ -753,48 +741,27 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             if o == op::RMDIR {
                 bump_generation();
             }
-            path_change(&a, sys, o, x[0] as i64, x[1], x[2], 0, none, sc)
+            path_change(sys, o, x[0] as i64, x[1], x[2], 0, none, sc)
         }
         sys::RMDIR => {
             bump_generation();
-            path_change(&a, sys, op::RMDIR, AT_FDCWD, x[0], 0, 0, none, sc)
+            path_change(sys, op::RMDIR, AT_FDCWD, x[0], 0, 0, none, sc)
         }
         sys::MKDIR => {
             bump_generation();
-            path_change(&a, sys, op::MKDIR, AT_FDCWD, x[0], 0, x[1] as u32, none, sc)
+            path_change(sys, op::MKDIR, AT_FDCWD, x[0], 0, x[1] as u32, none, sc)
         }
         sys::MKDIRAT => {
             bump_generation();
-            path_change(
-                &a,
-                sys,
-                op::MKDIR,
-                x[0] as i64,
-                x[1],
-                0,
-                x[2] as u32,
-                none,
-                sc,
-            )
+            path_change(sys, op::MKDIR, x[0] as i64, x[1], 0, x[2] as u32, none, sc)
         }
         sys::MKNOD => {
             bump_generation();
-            path_change(
-                &a,
-                sys,
-                op::MKNOD,
-                AT_FDCWD,
-                x[0],
-                x[2],
-                x[1] as u32,
-                none,
-                sc,
-            )
+            path_change(sys, op::MKNOD, AT_FDCWD, x[0], x[2], x[1] as u32, none, sc)
         }
         sys::MKNODAT => {
             bump_generation();
             path_change(
-                &a,
                 sys,
                 op::MKNOD,
                 x[0] as i64,
@@ -806,7 +773,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             )
         }
         sys::CHMOD => path_change(
-            &a,
             sys,
             op::PERMISSIONS,
             AT_FDCWD,
@@ -817,7 +783,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             sc,
         ),
         sys::FCHMODAT => path_change(
-            &a,
             sys,
             op::PERMISSIONS,
             x[0] as i64,
@@ -828,7 +793,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             sc,
         ),
         sys::FCHMODAT2 => path_change(
-            &a,
             sys,
             op::PERMISSIONS,
             x[0] as i64,
@@ -839,7 +803,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             sc,
         ),
         sys::CHOWN | sys::LCHOWN => path_change(
-            &a,
             sys,
             op::OWNER,
             AT_FDCWD,
@@ -850,7 +813,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             sc,
         ),
         sys::FCHOWNAT => path_change(
-            &a,
             sys,
             op::OWNER,
             x[0] as i64,
@@ -860,32 +822,21 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             (x[2] as u32, x[3] as u32),
             sc,
         ),
-        sys::TRUNCATE => path_change(&a, sys, op::TRUNCATED, AT_FDCWD, x[0], x[1], 0, none, sc),
-        sys::UTIMENSAT => path_change(
-            &a,
-            sys,
-            op::TIMESTAMPS,
-            x[0] as i64,
-            x[1],
-            x[3],
-            0,
-            none,
-            sc,
-        ),
+        sys::TRUNCATE => path_change(sys, op::TRUNCATED, AT_FDCWD, x[0], x[1], 0, none, sc),
+        sys::UTIMENSAT => path_change(sys, op::TIMESTAMPS, x[0] as i64, x[1], x[3], 0, none, sc),
         sys::UTIMES | sys::UTIME => {
-            path_change(&a, sys, op::TIMESTAMPS, AT_FDCWD, x[0], 0, 0, none, sc)
+            path_change(sys, op::TIMESTAMPS, AT_FDCWD, x[0], 0, 0, none, sc)
         }
-        sys::FUTIMESAT => path_change(&a, sys, op::TIMESTAMPS, x[0] as i64, x[1], 0, 0, none, sc),
+        sys::FUTIMESAT => path_change(sys, op::TIMESTAMPS, x[0] as i64, x[1], 0, 0, none, sc),
         sys::SETXATTR | sys::LSETXATTR => {
-            path_change(&a, sys, op::XATTR_SET, AT_FDCWD, x[0], x[4], 0, none, sc)
+            path_change(sys, op::XATTR_SET, AT_FDCWD, x[0], x[4], 0, none, sc)
         }
         sys::REMOVEXATTR | sys::LREMOVEXATTR => {
-            path_change(&a, sys, op::XATTR_REMOVED, AT_FDCWD, x[0], 0, 0, none, sc)
+            path_change(sys, op::XATTR_REMOVED, AT_FDCWD, x[0], 0, 0, none, sc)
         }
 
-        sys::RENAME => two_path_change(&a, sys, op::RENAMED, AT_FDCWD, x[0], AT_FDCWD, x[1], 0, sc),
+        sys::RENAME => two_path_change(sys, op::RENAMED, AT_FDCWD, x[0], AT_FDCWD, x[1], 0, sc),
         sys::RENAMEAT => two_path_change(
-            &a,
             sys,
             op::RENAMED,
             x[0] as i64,
@@ -896,7 +847,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             sc,
         ),
         sys::RENAMEAT2 => two_path_change(
-            &a,
             sys,
             op::RENAMED,
             x[0] as i64,
@@ -906,9 +856,8 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             x[4],
             sc,
         ),
-        sys::LINK => two_path_change(&a, sys, op::LINKED, AT_FDCWD, x[0], AT_FDCWD, x[1], 0, sc),
+        sys::LINK => two_path_change(sys, op::LINKED, AT_FDCWD, x[0], AT_FDCWD, x[1], 0, sc),
         sys::LINKAT => two_path_change(
-            &a,
             sys,
             op::LINKED,
             x[0] as i64,
@@ -918,8 +867,8 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
             x[4],
             sc,
         ),
-        sys::SYMLINK => symlink_exit(&a, sys, x[0], AT_FDCWD, x[1], sc),
-        sys::SYMLINKAT => symlink_exit(&a, sys, x[0], x[1] as i64, x[2], sc),
+        sys::SYMLINK => symlink_exit(sys, x[0], AT_FDCWD, x[1], sc),
+        sys::SYMLINKAT => symlink_exit(sys, x[0], x[1] as i64, x[2], sc),
         _ => {}
     }
 }
@@ -928,7 +877,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn fd_change(
-    a: &Args,
     sys: u16,
     op: u16,
     fd: u64,
@@ -970,7 +918,6 @@ unsafe fn fd_change(
         sys,
         op,
         verdict: watched(d.root_id),
-        a,
         ret,
         flags,
         mode,
@@ -982,7 +929,7 @@ unsafe fn fd_change(
 
 /// open/openat/openat2/creat with O_CREAT or O_TRUNC: decided on the new fd.
 #[inline(always)]
-unsafe fn open_exit(a: &Args, sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) {
+unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) {
     let file = shim_task_fd_file(current_task(), fd as u32);
     if file.is_null() {
         return;
@@ -1028,7 +975,6 @@ unsafe fn open_exit(a: &Args, sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut
         sys,
         op,
         verdict: v,
-        a,
         ret: fd,
         flags,
         mode: mode as u32,
@@ -1042,7 +988,6 @@ unsafe fn open_exit(a: &Args, sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn path_change(
-    a: &Args,
     sys: u16,
     op: u16,
     dfd: i64,
@@ -1063,7 +1008,6 @@ unsafe fn path_change(
         sys,
         op,
         verdict: v,
-        a,
         ret: 0,
         flags,
         mode,
@@ -1077,7 +1021,6 @@ unsafe fn path_change(
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn two_path_change(
-    a: &Args,
     sys: u16,
     op: u16,
     olddfd: i64,
@@ -1103,7 +1046,6 @@ unsafe fn two_path_change(
         sys,
         op,
         verdict: v,
-        a,
         ret: 0,
         flags,
         mode: 0,
@@ -1116,14 +1058,7 @@ unsafe fn two_path_change(
 /// symlink(target, linkpath): decided on the link's path; the target string is
 /// the link's contents and travels in `target.name`.
 #[inline(always)]
-unsafe fn symlink_exit(
-    a: &Args,
-    sys: u16,
-    contents: u64,
-    newdfd: i64,
-    newname: u64,
-    sc: *mut Scratch,
-) {
+unsafe fn symlink_exit(sys: u16, contents: u64, newdfd: i64, newname: u64, sc: *mut Scratch) {
     let Some(link) = named_target(newdfd, newname, 0, sc) else {
         return;
     };
@@ -1149,7 +1084,6 @@ unsafe fn symlink_exit(
         sys,
         op: op::SYMLINKED,
         verdict: v,
-        a,
         ret: 0,
         flags: 0,
         mode: 0,

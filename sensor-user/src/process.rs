@@ -53,9 +53,8 @@ impl ProcessTable {
 
     /// The entry for `pid`, read from /proc when the table has none.
     pub fn lookup(&mut self, pid: u32) -> Option<&ProcInfo> {
-        if !self.procs.contains_key(&pid) {
-            let p = read_proc(pid)?;
-            self.procs.insert(pid, p);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.procs.entry(pid) {
+            e.insert(read_proc(pid)?);
         }
         self.procs.get(&pid)
     }

@@ -1,1 +1,143 @@
+//! Harness for the root integration tests: starts the real `vigil` binary on a
+//! temporary watched directory and reads its NDJSON output.
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
+/// How long to wait for an event before failing a test.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The `vigil` binary next to this test executable (built by `cargo xtask test`),
+/// or `$VIGIL_BIN`.
+pub fn vigil_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIGIL_BIN") {
+        return p.into();
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/<profile>/deps/<test>  →  target/<profile>/vigil
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .join("vigil");
+    assert!(
+        bin.exists(),
+        "{} not found: build it first (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}
+
+pub fn require_root() {
+    assert!(
+        unsafe { libc::geteuid() } == 0,
+        "these tests load eBPF programs and must run as root (sudo cargo xtask test)"
+    );
+}
+
+/// A running sensor and the file it writes to.
+pub struct Sensor {
+    pub child: Child,
+    pub output: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Sensor {
+    /// Starts `vigil run` with `args` (plus `--output`) and waits for its start event.
+    pub fn start(args: &[&str], output: Option<PathBuf>) -> Sensor {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("vigil-it-")
+            .tempdir_in("/var/tmp")
+            .expect("tempdir");
+        let output = output.unwrap_or_else(|| dir.path().join("events.ndjson"));
+        let mut cmd = Command::new(vigil_bin());
+        cmd.arg("run")
+            .args(args)
+            .arg("--output")
+            .arg(&output)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        // The sensor dies with the thread that started it (tests that share one
+        // sensor start it from a thread that lives as long as the test process).
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().expect("spawn vigil");
+        let s = Sensor { child, output, dir };
+        s.wait_for(|e| e["kind"] == "sensor" && e["action"] == "start");
+        s
+    }
+
+    /// Every event written so far.
+    pub fn events(&self) -> Vec<Value> {
+        let Ok(mut f) = std::fs::File::open(&self.output) else {
+            return Vec::new();
+        };
+        f.seek(SeekFrom::Start(0)).ok();
+        BufReader::new(f)
+            .lines()
+            .map_while(Result::ok)
+            .map(|l| {
+                serde_json::from_str(&l).unwrap_or_else(|e| panic!("invalid JSON line {l:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Waits until an event matches, and returns it.
+    pub fn wait_for(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
+                return e;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "no matching event within {WAIT:?}; events: {:#?}",
+                self.events()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Events of one process.
+    pub fn events_of(&self, pid: u32) -> Vec<Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["process"]["pid"] == pid)
+            .collect()
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().expect("wait vigil")
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs vigil-testop with `args` in `cwd`; returns its pid and whether it succeeded.
+pub fn testop(testop_bin: &str, args: &[&str]) -> (u32, bool) {
+    let mut child = Command::new(testop_bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("spawn vigil-testop");
+    let pid = child.id();
+    let ok = child.wait().expect("wait testop").success();
+    (pid, ok)
+}

@@ -1,1 +1,214 @@
-fn main() {}
+//! `cargo xtask ...`: everything a fresh Debian machine needs, in one place.
+//!
+//!   cargo xtask deps             install what is missing (apt packages, nightly
+//!                                rust-src, bpf-linker against nightly's LLVM)
+//!   cargo xtask run [ARGS...]    deps + build + `vigil run` with the embedded
+//!                                default policy (ARGS are passed to `vigil run`)
+//!   cargo xtask test             deps + build + lints + every test (needs root)
+//!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Debian packages the build, the tests and the benchmarks need.
+const APT_PACKAGES: &[&str] = &[
+    "clang",
+    "libbpf-dev",
+    "libc6-dev",
+    "auditd",
+    "inotify-tools",
+];
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    std::env::set_current_dir(&root)?;
+    match args.first().map(String::as_str) {
+        Some("deps") => deps(),
+        Some("run") => {
+            deps()?;
+            cargo(&["build", "--release", "-p", "sensor-user"])?;
+            let mut cmd = Command::new(root.join("target/release/vigil"));
+            cmd.arg("run").args(&args[1..]);
+            step("running vigil with the embedded default policy (Ctrl-C to stop)");
+            let status = cmd.status().context("starting vigil")?;
+            if !status.success() {
+                bail!("vigil exited with {status}");
+            }
+            Ok(())
+        }
+        Some("test") => test(),
+        Some("bench") => {
+            deps()?;
+            bench::run(&args[1..])
+        }
+        _ => {
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | bench overhead");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+fn step(msg: &str) {
+    eprintln!("==> {msg}");
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("running {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo(args: &[&str]) -> Result<()> {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args(args))
+}
+
+fn succeeds(cmd: &mut Command) -> bool {
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Installs what is missing, saying what it does.
+fn deps() -> Result<()> {
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| {
+            !succeeds(Command::new("dpkg-query").args(["-W", "-f=${Status}", p])) || !installed(p)
+        })
+        .collect();
+    if !missing.is_empty() {
+        step(&format!(
+            "installing Debian packages: {}",
+            missing.join(" ")
+        ));
+        run(Command::new("apt-get").args(["update", "-q"]))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    if !succeeds(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])) {
+        step("installing the nightly Rust toolchain (the eBPF crate needs -Z build-std)");
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let sysroot = String::from_utf8(
+        Command::new("rustup")
+            .args(["run", "nightly", "rustc", "--print", "sysroot"])
+            .output()?
+            .stdout,
+    )?;
+    let sysroot = PathBuf::from(sysroot.trim());
+    if !sysroot.join("lib/rustlib/src/rust/library/core").exists() {
+        step("adding rust-src to nightly (build-std=core for bpfel-unknown-none)");
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    let linker_ok = Command::new("rustup")
+        .args(["run", "nightly", "bpf-linker", "--version"])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION)
+        });
+    if !linker_ok {
+        install_bpf_linker(&sysroot)?;
+    }
+    Ok(())
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+/// bpf-linker must use the same LLVM as nightly rustc: link it against the
+/// libLLVM that ships inside the nightly toolchain.
+fn install_bpf_linker(sysroot: &Path) -> Result<()> {
+    step(&format!(
+        "building bpf-linker {BPF_LINKER_VERSION} against nightly's LLVM (a few minutes, once)"
+    ));
+    let lib = std::fs::read_dir(sysroot.join("lib"))?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("libLLVM.so."))
+        })
+        .context("nightly toolchain has no libLLVM.so.*")?;
+    let name = lib.file_name().unwrap().to_string_lossy().into_owned();
+    // libLLVM.so.22.1-rust-1.97.0-nightly → feature llvm-22
+    let major = name
+        .trim_start_matches("libLLVM.so.")
+        .split('.')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let prefix = workspace_root().join("target/llvm-prefix");
+    std::fs::create_dir_all(prefix.join("lib"))?;
+    let link = prefix.join("lib/libLLVM.so");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&lib, &link)?;
+    run(Command::new("cargo")
+        .args([
+            "+nightly",
+            "install",
+            "bpf-linker",
+            "--locked",
+            "--version",
+            BPF_LINKER_VERSION,
+        ])
+        .args([
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{major}"),
+        ])
+        .env("LLVM_PREFIX", &prefix))
+}
+
+fn test() -> Result<()> {
+    deps()?;
+    if !nix_is_root() {
+        bail!("the integration tests load eBPF programs: run `sudo cargo xtask test`");
+    }
+    step("building vigil and the test helpers");
+    cargo(&["build", "-p", "sensor-user", "-p", "vigil-tests"])?;
+    step("lints: cargo fmt --check, cargo clippy -D warnings");
+    cargo(&["fmt", "--all", "--check"])?;
+    cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    step("unit tests and root integration tests on this kernel");
+    cargo(&["test", "--", "--test-threads", "4"])
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+mod bench;

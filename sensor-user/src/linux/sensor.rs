@@ -134,7 +134,7 @@ struct Pipeline {
     boot_offset_ns: i128,
     /// Open write sessions per process (the record that opened each): closed
     /// with a marker when the process exits, and cleared from the kernel map.
-    sessions: HashMap<u32, Vec<Box<FileRecord>>>,
+    sessions: HashMap<u32, Vec<FileRecord>>,
 }
 
 impl Pipeline {
@@ -380,8 +380,8 @@ impl Pipeline {
         let same = |o: &FileRecord| o.dev == f.dev && o.ino == f.ino;
         if opens {
             let list = self.sessions.entry(f.process.tgid).or_default();
-            if !list.iter().any(|o| same(o)) {
-                list.push(Box::new(*f));
+            if !list.iter().any(same) {
+                list.push(*f);
             }
         } else if f.op == op::CLOSED_WRITE && f.sys != sys::EXIT {
             if let Some(list) = self.sessions.get_mut(&f.process.tgid) {

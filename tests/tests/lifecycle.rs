@@ -1,0 +1,98 @@
+//! The sensor as a process: start and stop events, its own output, errors.
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use vigil_tests::{vigil_bin, Sensor};
+
+const TESTOP: &str = env!("CARGO_BIN_EXE_vigil-testop");
+
+#[test]
+fn own_output_in_a_watched_dir_does_not_feed_back_and_sigterm_stops_cleanly() {
+    let probe = tempfile::Builder::new()
+        .prefix("vigil-self-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let watched = probe.path().to_path_buf();
+    let output = watched.join("events.ndjson");
+    let mut s = Sensor::start(
+        &["--watch", watched.to_str().unwrap()],
+        Some(output.clone()),
+    );
+    let mut c = Command::new(TESTOP)
+        .args(["openat-creat", "x"])
+        .current_dir(&watched)
+        .spawn()
+        .unwrap();
+    let pid = c.id();
+    assert!(c.wait().unwrap().success());
+    s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "created");
+    let status = s.stop();
+    assert!(status.success(), "vigil exits 0 on SIGTERM, got {status}");
+    let events = s.events();
+    assert_eq!(
+        events.last().unwrap()["action"],
+        "stop",
+        "last event is the stop event"
+    );
+    let me = output.display().to_string();
+    let fed_back: Vec<_> = events.iter().filter(|e| e["path"] == me.as_str()).collect();
+    assert!(
+        fed_back.is_empty(),
+        "the sensor reported its own writes: {fed_back:#?}"
+    );
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "sequence numbers are contiguous: {seqs:?}"
+    );
+}
+
+#[test]
+fn start_event_lists_watches_and_hooks() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut s = Sensor::start(&["--watch", dir.path().to_str().unwrap()], None);
+    let start = s.events().into_iter().next().unwrap();
+    assert_eq!(start["kind"], "sensor");
+    assert_eq!(start["watches"][0], dir.path().display().to_string());
+    assert!(start["hooks_attached"].as_u64().unwrap() >= 90, "{start:#}");
+    s.stop();
+}
+
+#[test]
+fn config_check_names_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("bad.toml");
+    std::fs::write(&f, "[[watch]]\npath = \"/etc\"\nrecursive = \"yes\"\n").unwrap();
+    let out = Command::new(vigil_bin())
+        .args(["config", "check"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3:13:", f.display())), "{err}");
+
+    std::fs::write(&f, "[[watch]]\npath = \"/etc\"\n").unwrap();
+    let out = Command::new(vigil_bin())
+        .args(["config", "check"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn not_root_is_a_clear_error() {
+    let out = Command::new(vigil_bin())
+        .args(["run", "--watch", "/tmp"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must run as root"), "{err}");
+}
