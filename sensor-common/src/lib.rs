@@ -134,6 +134,9 @@ pub mod decision {
     pub const DESCENDANTS: u32 = 4;
     /// The directory is an ancestor of a watched root.
     pub const ANCESTOR: u32 = 8;
+    /// The inode's parent directory is an ancestor of a watched root (a file
+    /// created there may be a root that did not exist yet).
+    pub const PARENT_ANCESTOR: u32 = 16;
 }
 
 /// Flags of a [`PathRecord`].

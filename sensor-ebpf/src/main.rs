@@ -118,6 +118,24 @@ fn bump_generation() {
     }
 }
 
+/// Bytes pending in the ring buffer before a submit wakes the reader. Waking it
+/// on every record costs the writing process an irq_work round trip per event;
+/// below this mark the reader finds records on its periodic drain instead
+/// (sensor.rs, every 10 ms), which bounds the added latency.
+const WAKEUP_BYTES: u64 = 128 * 1024;
+const BPF_RB_NO_WAKEUP: u64 = 1;
+const BPF_RB_FORCE_WAKEUP: u64 = 2;
+const BPF_RB_AVAIL_DATA: u64 = 0;
+
+#[inline(always)]
+fn wakeup_flags() -> u64 {
+    if EVENTS.query(BPF_RB_AVAIL_DATA) >= WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    }
+}
+
 #[inline(always)]
 unsafe fn arg(ctx: &TracePointContext, n: usize) -> u64 {
     ctx.read_at::<u64>(16 + 8 * n).unwrap_or(0)
@@ -248,6 +266,9 @@ unsafe fn walk_decide_inner(mut dentry: Ptr, mut mnt: Ptr) -> Decision {
         }
         depth = if depth < 2 { depth + 1 } else { 2 };
         if let Some(rv) = root_at(dentry) {
+            if depth == 1 && rv.flags & root_flags::ANCESTOR != 0 {
+                out.flags |= decision::PARENT_ANCESTOR;
+            }
             if rv.flags & (root_flags::ROOT | root_flags::EXCLUDE) != 0 {
                 out.flags |= root_decision(rv, depth);
                 out.root_id = rv.root_id;
@@ -510,7 +531,7 @@ unsafe fn emit(c: &Change, path: &Target, target: Option<&Target>, scratch: *mut
             (*r).target.name_len = 0;
         }
     }
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }
 
 // ---------------------------------------------------------------------------
@@ -945,12 +966,9 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
     let mut v = Verdict::default();
     if d.flags & decision::SELF != 0 {
         v = watched(d.root_id);
-    } else if created {
-        // A root that did not exist yet: its parent is marked as an ancestor.
-        let parent = decide(shim_dentry_parent(t.dentry), t.mnt, false);
-        if parent.flags & decision::ANCESTOR != 0 {
-            v = candidate(parent.root_id);
-        }
+    } else if created && d.flags & decision::PARENT_ANCESTOR != 0 {
+        // Perhaps a root that did not exist yet: user space decides on the path.
+        v = candidate(d.root_id);
     }
     if !v.hit() {
         return;
@@ -1269,7 +1287,7 @@ unsafe fn on_exec() {
         len = 0;
     }
     (*r).args_len = len;
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }
 
 #[btf_tracepoint(function = "sched_process_fork")]
@@ -1308,7 +1326,7 @@ unsafe fn task_record(k: u32, task: Ptr, parent_tgid: u32, code: i32) {
     fill_process(core::ptr::addr_of_mut!((*r).process), task);
     (*r).parent_tgid = parent_tgid;
     (*r)._pad = 0;
-    entry.submit(0);
+    entry.submit(wakeup_flags());
 }
 
 #[cfg(not(test))]

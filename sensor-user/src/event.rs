@@ -87,6 +87,7 @@ pub struct ParentProcess {
     pub pid: u32,
     pub exe: Option<String>,
     pub comm: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cmdline: Option<String>,
 }
 

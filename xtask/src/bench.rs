@@ -1,3 +1,234 @@
-pub fn run(_args: &[String]) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+//! `cargo xtask bench overhead`: what watching costs the workload, side by side
+//! with auditd and inotify, in one run.
+//!
+//! The workload (tests/src/bin/vigil-churn.rs) runs in a watched directory and in
+//! an unwatched one, with no monitor, with vigil, with auditd (`-w DIR -p wa`)
+//! and with `inotifywait -m -r`. Each cell is the median of several runs; the
+//! ratio is to the no-monitor run in the same directory.
+use super::{cargo, step, workspace_root};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const OPS: &str = "20000";
+const RUNS: usize = 5;
+
+pub fn main(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        Some("overhead") => overhead(),
+        _ => bail!("usage: cargo xtask bench overhead"),
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Monitor {
+    None,
+    Vigil,
+    Auditd,
+    Inotify,
+}
+
+impl Monitor {
+    fn name(self) -> &'static str {
+        match self {
+            Monitor::None => "no monitor",
+            Monitor::Vigil => "vigil",
+            Monitor::Auditd => "auditd -w DIR -p wa",
+            Monitor::Inotify => "inotifywait -m -r",
+        }
+    }
+}
+
+fn overhead() -> Result<()> {
+    step("building vigil (release) and the churn workload");
+    cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "sensor-user",
+        "-p",
+        "vigil-tests",
+    ])?;
+    let root = workspace_root();
+    let churn = root.join("target/release/vigil-churn");
+    let base = PathBuf::from("/var/tmp/vigil-bench");
+    let _ = std::fs::remove_dir_all(&base);
+    let (watched, unwatched) = (base.join("watched"), base.join("unwatched"));
+    std::fs::create_dir_all(&watched)?;
+    std::fs::create_dir_all(&unwatched)?;
+
+    let monitors = [
+        Monitor::None,
+        Monitor::Vigil,
+        Monitor::Auditd,
+        Monitor::Inotify,
+    ];
+    let mut rows = Vec::new();
+    for m in monitors {
+        step(&format!("monitor: {}", m.name()));
+        let guard = start(m, &root, &base, &watched)?;
+        // Unwatched first: a monitor still digesting the watched runs' events
+        // would otherwise be charged to the unwatched ones.
+        for (label, dir) in [("unwatched", &unwatched), ("watched", &watched)] {
+            let mut times: Vec<f64> = (0..RUNS)
+                .map(|_| time_churn(&churn, dir))
+                .collect::<Result<_>>()?;
+            times.sort_by(f64::total_cmp);
+            rows.push((m, label, times[RUNS / 2]));
+        }
+        if m == Monitor::Vigil {
+            report_vigil(&base.join("vigil.ndjson"))?;
+        }
+        stop(m, guard)?;
+    }
+    println!();
+    println!(
+        "churn: {OPS} × (create + write 4 KiB + close + rename + unlink), median of {RUNS} runs"
+    );
+    println!(
+        "{:<22} {:<10} {:>10} {:>8}",
+        "monitor", "dir", "wall ms", "ratio"
+    );
+    for (m, label, ms) in &rows {
+        let baseline = rows
+            .iter()
+            .find(|(b, l, _)| *b == Monitor::None && l == label)
+            .map(|r| r.2)
+            .unwrap_or(*ms);
+        println!(
+            "{:<22} {:<10} {:>10.1} {:>7.2}x",
+            m.name(),
+            label,
+            ms,
+            ms / baseline
+        );
+    }
+    let _ = std::fs::remove_dir_all(&base);
+    Ok(())
+}
+
+/// Waits until vigil has written everything, then counts events and losses.
+fn report_vigil(out: &Path) -> Result<()> {
+    let start = Instant::now();
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let len = std::fs::metadata(out)?.len();
+        if len == last {
+            break;
+        }
+        last = len;
+    }
+    let text = std::fs::read_to_string(out)?;
+    let events = text
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"file\""))
+        .count();
+    let gaps = text
+        .lines()
+        .filter(|l| l.contains("\"action\":\"gap\""))
+        .count();
+    let expected = RUNS * 4 * OPS.parse::<usize>()?;
+    step(&format!(
+        "vigil wrote {events} file events (expected {expected}: created, closed_after_write, renamed, deleted per op), {gaps} gap events; output settled {:.1}s after the last run",
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn time_churn(churn: &Path, dir: &Path) -> Result<f64> {
+    let out = Command::new(churn).arg(dir).arg(OPS).output()?;
+    if !out.status.success() {
+        bail!(
+            "vigil-churn failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let ns: f64 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("churn output")?;
+    Ok(ns / 1e6)
+}
+
+fn start(m: Monitor, root: &Path, base: &Path, watched: &Path) -> Result<Option<Child>> {
+    match m {
+        Monitor::None => Ok(None),
+        Monitor::Vigil => {
+            let out = base.join("vigil.ndjson");
+            let child = Command::new(root.join("target/release/vigil"))
+                .args(["run", "--watch"])
+                .arg(watched)
+                .arg("--output")
+                .arg(&out)
+                .stdout(Stdio::null())
+                .spawn()?;
+            wait_until(|| {
+                std::fs::read_to_string(&out).is_ok_and(|s| s.contains("\"action\":\"start\""))
+            })?;
+            Ok(Some(child))
+        }
+        Monitor::Auditd => {
+            // auditd consumes the records; without it the kernel logs them instead.
+            let _ = Command::new("auditctl").arg("-D").output();
+            if !Command::new("pidof")
+                .arg("auditd")
+                .output()?
+                .status
+                .success()
+            {
+                super::run(&mut Command::new("auditd"))?;
+            }
+            super::run(Command::new("auditctl").args(["-w"]).arg(watched).args([
+                "-p",
+                "wa",
+                "-k",
+                "vigil-bench",
+            ]))?;
+            Ok(None)
+        }
+        Monitor::Inotify => {
+            let child = Command::new("inotifywait")
+                .args(["-m", "-r", "-o"])
+                .arg(base.join("inotify.log"))
+                .arg(watched)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()?;
+            // inotifywait says "Watches established." on stderr when ready.
+            std::thread::sleep(Duration::from_secs(1));
+            Ok(Some(child))
+        }
+    }
+}
+
+fn stop(m: Monitor, child: Option<Child>) -> Result<()> {
+    if let Some(mut c) = child {
+        unsafe_kill(c.id());
+        c.wait()?;
+    }
+    if m == Monitor::Auditd {
+        super::run(Command::new("auditctl").arg("-D").stdout(Stdio::null()))?;
+        let _ = Command::new("pkill").arg("-x").arg("auditd").status();
+    }
+    Ok(())
+}
+
+fn unsafe_kill(pid: u32) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status();
+}
+
+fn wait_until(pred: impl Fn() -> bool) -> Result<()> {
+    let start = Instant::now();
+    while !pred() {
+        if start.elapsed() > Duration::from_secs(60) {
+            bail!("timed out waiting for the monitor to start");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
 }

@@ -29,8 +29,12 @@ fn main() -> Result<()> {
         Some("run") => {
             deps()?;
             cargo(&["build", "--release", "-p", "sensor-user"])?;
+            let passthrough = match args.get(1).map(String::as_str) {
+                Some("--") => &args[2..],
+                _ => &args[1..],
+            };
             let mut cmd = Command::new(root.join("target/release/vigil"));
-            cmd.arg("run").args(&args[1..]);
+            cmd.arg("run").args(passthrough);
             step("running vigil with the embedded default policy (Ctrl-C to stop)");
             let status = cmd.status().context("starting vigil")?;
             if !status.success() {
@@ -41,7 +45,7 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("bench") => {
             deps()?;
-            bench::run(&args[1..])
+            bench::main(&args[1..])
         }
         _ => {
             eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | bench overhead");

@@ -87,6 +87,10 @@ async fn read_loop(
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The kernel wakes us only past a fill mark (see WAKEUP_BYTES in sensor-ebpf);
+    // this drain bounds the latency of a quiet trickle of events.
+    let mut drain = tokio::time::interval(Duration::from_millis(10));
+    drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut seen_lost = (0u64, 0u64);
     let send = |m: Msg| tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"));
     loop {
@@ -98,6 +102,12 @@ async fn read_loop(
                     send(Msg::Record(item.to_vec()))?;
                 }
                 guard.clear_ready();
+            }
+            _ = drain.tick() => {
+                let ring = fd.get_mut();
+                while let Some(item) = ring.next() {
+                    send(Msg::Record(item.to_vec()))?;
+                }
             }
             _ = tick.tick() => {
                 let lost = loader::lost_counts(&ebpf.lock().expect("ebpf lock"))?;
@@ -432,12 +442,17 @@ impl Pipeline {
             comm: q.comm.clone(),
             cmdline: q.cmdline.clone(),
         };
-        let ancestry: Vec<ParentProcess> = self
+        let mut ancestry: Vec<ParentProcess> = self
             .procs
             .ancestry(p.tgid)
             .into_iter()
             .map(parent)
             .collect();
+        let parent_entry = ancestry.first().cloned();
+        // Beyond the parent, exe and comm say enough; command lines can be huge.
+        for a in &mut ancestry {
+            a.cmdline = None;
+        }
         let login_uid = Some(p.loginuid).filter(|u| *u != u32::MAX);
         Process {
             pid: p.tgid,
@@ -459,7 +474,7 @@ impl Pipeline {
             mnt_ns: p.mntns,
             start_time: self.rfc3339(p.start_boottime),
             container_id: entry.as_ref().and_then(|e| e.container_id.clone()),
-            parent: ancestry.first().cloned(),
+            parent: parent_entry,
             ancestry,
         }
     }
