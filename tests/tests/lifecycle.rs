@@ -96,3 +96,26 @@ fn not_root_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("must run as root"), "{err}");
 }
+
+#[test]
+fn a_watched_path_created_after_start_is_watched_from_then_on() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let pending = dir.path().join("authorized_keys");
+    let s = Sensor::start(&["--watch", pending.to_str().unwrap()], None);
+    let run = |args: &[&str]| {
+        let mut c = Command::new(TESTOP).args(args).current_dir(dir.path()).spawn().unwrap();
+        let pid = c.id();
+        assert!(c.wait().unwrap().success());
+        pid
+    };
+    let pid = run(&["openat-creat", "authorized_keys"]);
+    let e = s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "created");
+    assert_eq!(e["path"], pending.display().to_string());
+    // A sibling is not watched...
+    let other = run(&["openat-creat", "other"]);
+    // ... and writes to the new root are now decided on its inode.
+    let pid = run(&["write", "authorized_keys"]);
+    let e = s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "modified");
+    assert_eq!(e["source"]["decided_by"], "inode");
+    assert!(s.events().iter().all(|e| e["process"]["pid"] != other), "sibling reported");
+}

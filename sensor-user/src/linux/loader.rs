@@ -156,6 +156,19 @@ fn configure(ebpf: &mut Ebpf, policy: &Policy) -> Result<()> {
     Ok(())
 }
 
+/// Adds a root that came into existence after start-up (its creation was seen as
+/// a candidate) and invalidates the kernel's decision cache.
+pub fn add_root(ebpf: &mut Ebpf, key: InodeKey, value: RootValue) -> Result<()> {
+    let mut roots: HashMap<&mut MapData, InodeKey, RootValue> =
+        HashMap::try_from(ebpf.map_mut("ROOTS").context("ROOTS map")?)?;
+    roots.insert(key, value, 0)?;
+    let mut config: Array<&mut MapData, SensorConfig> = Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+    let mut c = config.get(&0, 0)?;
+    c.generation += 1;
+    config.set(0, c, 0)?;
+    Ok(())
+}
+
 /// Sums the per-CPU loss counters: (ring buffer full, argument map full).
 pub fn lost_counts(ebpf: &Ebpf) -> Result<(u64, u64)> {
     let map: PerCpuArray<&MapData, u64> =
