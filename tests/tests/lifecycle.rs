@@ -103,7 +103,11 @@ fn a_watched_path_created_after_start_is_watched_from_then_on() {
     let pending = dir.path().join("authorized_keys");
     let s = Sensor::start(&["--watch", pending.to_str().unwrap()], None);
     let run = |args: &[&str]| {
-        let mut c = Command::new(TESTOP).args(args).current_dir(dir.path()).spawn().unwrap();
+        let mut c = Command::new(TESTOP)
+            .args(args)
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
         let pid = c.id();
         assert!(c.wait().unwrap().success());
         pid
@@ -117,5 +121,51 @@ fn a_watched_path_created_after_start_is_watched_from_then_on() {
     let pid = run(&["write", "authorized_keys"]);
     let e = s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "modified");
     assert_eq!(e["source"]["decided_by"], "inode");
-    assert!(s.events().iter().all(|e| e["process"]["pid"] != other), "sibling reported");
+    assert!(
+        s.events().iter().all(|e| e["process"]["pid"] != other),
+        "sibling reported"
+    );
+}
+
+#[test]
+fn events_the_kernel_cannot_deliver_are_reported_as_a_gap() {
+    // A 1 MiB ring buffer holds a few hundred records; stop the sensor, make a
+    // few thousand, resume it: the overflow must show up as a gap with a count.
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let policy = dir.path().join("policy.toml");
+    let watched = dir.path().join("w");
+    std::fs::create_dir(&watched).unwrap();
+    std::fs::write(
+        &policy,
+        format!(
+            "[sensor]\nring_buffer_mib = 1\n[[watch]]\npath = {:?}\n",
+            watched
+        ),
+    )
+    .unwrap();
+    let s = Sensor::start(&["--config", policy.to_str().unwrap()], None);
+    let pid = s.child.id() as i32;
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let churn = env!("CARGO_BIN_EXE_vigil-churn");
+    let ok = Command::new(churn)
+        .arg(&watched)
+        .arg("2000")
+        .output()
+        .unwrap()
+        .status
+        .success();
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert!(ok);
+    let gap = s.wait_for(|e| e["kind"] == "sensor" && e["action"] == "gap");
+    assert_eq!(gap["lost_reason"], "ring_buffer_full");
+    let lost = gap["lost"].as_u64().unwrap();
+    let delivered = s.events().iter().filter(|e| e["kind"] == "file").count() as u64;
+    assert!(lost > 0);
+    // 4 file events per churn iteration; process records (exec, exit) that did
+    // not fit are counted as lost too, hence >=.
+    assert!(
+        delivered + lost >= 8000,
+        "every event is delivered or counted: {delivered} + {lost} < 8000"
+    );
+    assert!(delivered < 8000);
 }

@@ -162,7 +162,8 @@ pub fn add_root(ebpf: &mut Ebpf, key: InodeKey, value: RootValue) -> Result<()> 
     let mut roots: HashMap<&mut MapData, InodeKey, RootValue> =
         HashMap::try_from(ebpf.map_mut("ROOTS").context("ROOTS map")?)?;
     roots.insert(key, value, 0)?;
-    let mut config: Array<&mut MapData, SensorConfig> = Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+    let mut config: Array<&mut MapData, SensorConfig> =
+        Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
     let mut c = config.get(&0, 0)?;
     c.generation += 1;
     config.set(0, c, 0)?;

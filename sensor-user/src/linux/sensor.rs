@@ -379,8 +379,13 @@ impl Pipeline {
     /// A watched path that did not exist at start-up was just created (or moved
     /// into place): from now on the kernel decides on its inode like any root.
     fn activate_new_roots(&mut self, ev: &Event) -> Result<()> {
-        let Body::File(f) = &ev.body else { return Ok(()) };
-        if !matches!(ev.action.as_str(), "created" | "renamed" | "linked" | "symlinked") {
+        let Body::File(f) = &ev.body else {
+            return Ok(());
+        };
+        if !matches!(
+            ev.action.as_str(),
+            "created" | "renamed" | "linked" | "symlinked"
+        ) {
             return Ok(());
         }
         let new_path = Path::new(f.target_path.as_deref().unwrap_or(&f.path));
@@ -388,12 +393,21 @@ impl Pipeline {
             .filter(|&i| !self.policy.roots[i].exists && self.policy.roots[i].path == new_path)
             .collect();
         for i in pending {
-            let Ok(key) = crate::policy::inode_key(new_path) else { continue };
+            let Ok(key) = crate::policy::inode_key(new_path) else {
+                continue;
+            };
             let root = &mut self.policy.roots[i];
             root.exists = true;
             let flags = sensor_common::root_flags::ROOT
-                | if root.recursive { sensor_common::root_flags::RECURSIVE } else { 0 };
-            let value = sensor_common::RootValue { flags, root_id: i as u32 };
+                | if root.recursive {
+                    sensor_common::root_flags::RECURSIVE
+                } else {
+                    0
+                };
+            let value = sensor_common::RootValue {
+                flags,
+                root_id: i as u32,
+            };
             loader::add_root(&mut self.ebpf.lock().expect("ebpf lock"), key, value)?;
         }
         Ok(())
