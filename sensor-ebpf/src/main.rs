@@ -302,6 +302,33 @@ unsafe fn decide(dentry: Ptr, mnt: Ptr, fresh: bool) -> Decision {
     d
 }
 
+/// The decision for a file just created at `t`, derived from its directory's
+/// (usually cached) decision instead of a walk, and cached under the new inode
+/// afresh: its number may be a deleted file's, whose answer must not be inherited.
+#[inline(always)]
+unsafe fn decide_created(t: &Target) -> Decision {
+    let parent = decide(shim_dentry_parent(t.dentry), t.mnt, false);
+    let mut d = Decision {
+        generation: config().generation,
+        flags: 0,
+        root_id: parent.root_id,
+    };
+    if parent.flags & decision::CHILDREN != 0 {
+        d.flags |= decision::SELF;
+    }
+    if parent.flags & decision::DESCENDANTS != 0 {
+        d.flags |= decision::SELF | decision::CHILDREN | decision::DESCENDANTS;
+    }
+    if parent.flags & decision::ANCESTOR != 0 {
+        d.flags |= decision::PARENT_ANCESTOR;
+    }
+    let inode = shim_dentry_inode(t.dentry);
+    if !inode.is_null() {
+        let _ = DECISIONS.insert(&inode_key(inode), &d, 0);
+    }
+    d
+}
+
 #[derive(Clone, Copy)]
 struct Target {
     dentry: Ptr,
@@ -961,8 +988,11 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
         return;
     }
     let t = file_target(file);
-    // A created inode may reuse the number of a deleted one: decide afresh.
-    let d = decide(t.dentry, t.mnt, created);
+    let d = if created {
+        decide_created(&t)
+    } else {
+        decide(t.dentry, t.mnt, false)
+    };
     let mut v = Verdict::default();
     if d.flags & decision::SELF != 0 {
         v = watched(d.root_id);
