@@ -14,8 +14,21 @@ pub struct Root {
     pub entries: Entries,
     /// Index into [`Config::watches`] (for its ignore globs).
     pub watch: usize,
-    /// Whether the path existed when the policy was loaded.
-    pub exists: bool,
+    /// The root's inode as the kernel's roots map knows it; None while the path
+    /// does not exist (its creation is then watched through its parent).
+    pub inode: Option<InodeKey>,
+}
+
+impl Root {
+    /// Flags of this root's entry in the kernel's roots map.
+    pub fn kernel_flags(&self) -> u32 {
+        root_flags::ROOT
+            | if self.recursive {
+                root_flags::RECURSIVE
+            } else {
+                0
+            }
+    }
 }
 
 /// What the kernel maps are filled with.
@@ -86,13 +99,13 @@ impl Policy {
         let mut roots = Vec::new();
         for (i, w) in config.watches.iter().enumerate() {
             for path in expand(&w.path) {
-                let exists = std::fs::symlink_metadata(&path).is_ok();
+                let inode = inode_key(&path).ok();
                 roots.push(Root {
                     path,
                     recursive: w.recursive,
                     entries: w.entries,
                     watch: i,
-                    exists,
+                    inode,
                 });
             }
         }
@@ -106,16 +119,10 @@ impl Policy {
         let mut t = KernelTables::default();
         for (id, root) in self.roots.iter().enumerate() {
             let id = id as u32;
-            if let Ok(k) = inode_key(&root.path) {
-                let flags = root_flags::ROOT
-                    | if root.recursive {
-                        root_flags::RECURSIVE
-                    } else {
-                        0
-                    };
+            if let Some(k) = root.inode {
                 let e = t.inodes.entry((k.dev, k.ino)).or_insert((0, id));
                 // Two watch entries for one inode: the first keeps its id, flags merge.
-                e.0 |= flags;
+                e.0 |= root.kernel_flags();
             }
             let mut anc = root.path.parent();
             while let Some(a) = anc {
@@ -125,12 +132,7 @@ impl Policy {
                 }
                 anc = a.parent();
             }
-            let flags = root_flags::ROOT
-                | if root.recursive {
-                    root_flags::RECURSIVE
-                } else {
-                    0
-                };
+            let flags = root.kernel_flags();
             push_exact(&mut t.prefixes, &root.path, flags, id);
             let mut under = root.path.as_os_str().as_encoded_bytes().to_vec();
             if under != b"/" {

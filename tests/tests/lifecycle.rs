@@ -169,3 +169,30 @@ fn events_the_kernel_cannot_deliver_are_reported_as_a_gap() {
     );
     assert!(delivered < 8000);
 }
+
+#[test]
+fn a_deleted_root_stops_matching_its_old_inode_and_a_recreated_one_is_watched() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let root = dir.path().join("hosts");
+    std::fs::write(&root, b"x").unwrap();
+    let s = Sensor::start(&["--watch", root.to_str().unwrap()], None);
+    let run = |args: &[&str]| {
+        let mut c = Command::new(TESTOP)
+            .args(args)
+            .current_dir(dir.path())
+            .spawn()
+            .unwrap();
+        let pid = c.id();
+        assert!(c.wait().unwrap().success());
+        pid
+    };
+    // The sed -i pattern: write a temp file, rename it over the root.
+    std::fs::write(dir.path().join("tmp"), b"y").unwrap();
+    let pid = run(&["rename", "tmp", "hosts"]);
+    s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "renamed");
+    // The root is now a new inode: writes to it are decided on that inode.
+    let pid = run(&["write", "hosts"]);
+    let e = s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "modified");
+    assert_eq!(e["source"]["decided_by"], "inode");
+    assert_eq!(e["path"], root.display().to_string());
+}

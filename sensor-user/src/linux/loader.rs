@@ -156,12 +156,22 @@ fn configure(ebpf: &mut Ebpf, policy: &Policy) -> Result<()> {
     Ok(())
 }
 
-/// Adds a root that came into existence after start-up (its creation was seen as
-/// a candidate) and invalidates the kernel's decision cache.
-pub fn add_root(ebpf: &mut Ebpf, key: InodeKey, value: RootValue) -> Result<()> {
+/// Moves a root to another inode: `old` is removed from the kernel's roots map,
+/// `new` inserted, and the decision cache invalidated. A root that was deleted
+/// (new = None) must not keep matching an inode number the file system reuses.
+pub fn replace_root(
+    ebpf: &mut Ebpf,
+    old: Option<InodeKey>,
+    new: Option<(InodeKey, RootValue)>,
+) -> Result<()> {
     let mut roots: HashMap<&mut MapData, InodeKey, RootValue> =
         HashMap::try_from(ebpf.map_mut("ROOTS").context("ROOTS map")?)?;
-    roots.insert(key, value, 0)?;
+    if let Some(k) = old {
+        let _ = roots.remove(&k);
+    }
+    if let Some((k, v)) = new {
+        roots.insert(k, v, 0)?;
+    }
     let mut config: Array<&mut MapData, SensorConfig> =
         Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
     let mut c = config.get(&0, 0)?;

@@ -246,7 +246,7 @@ impl Pipeline {
             }
             Record::File(f) => {
                 if let Some(ev) = self.file_event(&f) {
-                    self.activate_new_roots(&ev)?;
+                    self.refresh_roots(&ev)?;
                     self.write(ev)?;
                 }
             }
@@ -376,39 +376,35 @@ impl Pipeline {
         ))
     }
 
-    /// A watched path that did not exist at start-up was just created (or moved
-    /// into place): from now on the kernel decides on its inode like any root.
-    fn activate_new_roots(&mut self, ev: &Event) -> Result<()> {
+    /// Keeps the kernel's roots map in step with the file system when a watched
+    /// root itself is created, deleted, renamed or replaced: from its creation on
+    /// the kernel decides on the new inode, and a deleted root's inode number is
+    /// forgotten before the file system reuses it.
+    fn refresh_roots(&mut self, ev: &Event) -> Result<()> {
         let Body::File(f) = &ev.body else {
             return Ok(());
         };
-        if !matches!(
-            ev.action.as_str(),
-            "created" | "renamed" | "linked" | "symlinked"
-        ) {
-            return Ok(());
-        }
-        let new_path = Path::new(f.target_path.as_deref().unwrap_or(&f.path));
-        let pending: Vec<usize> = (0..self.policy.roots.len())
-            .filter(|&i| !self.policy.roots[i].exists && self.policy.roots[i].path == new_path)
-            .collect();
-        for i in pending {
-            let Ok(key) = crate::policy::inode_key(new_path) else {
+        let touched = [Some(f.path.as_str()), f.target_path.as_deref()];
+        for i in 0..self.policy.roots.len() {
+            let root = &self.policy.roots[i];
+            if !touched.contains(&root.path.to_str()) {
                 continue;
-            };
-            let root = &mut self.policy.roots[i];
-            root.exists = true;
-            let flags = sensor_common::root_flags::ROOT
-                | if root.recursive {
-                    sensor_common::root_flags::RECURSIVE
-                } else {
-                    0
-                };
+            }
+            let now = crate::policy::inode_key(&root.path).ok();
+            if now == root.inode {
+                continue;
+            }
             let value = sensor_common::RootValue {
-                flags,
+                flags: root.kernel_flags(),
                 root_id: i as u32,
             };
-            loader::add_root(&mut self.ebpf.lock().expect("ebpf lock"), key, value)?;
+            let old = root.inode;
+            loader::replace_root(
+                &mut self.ebpf.lock().expect("ebpf lock"),
+                old,
+                now.map(|k| (k, value)),
+            )?;
+            self.policy.roots[i].inode = now;
         }
         Ok(())
     }
