@@ -3,6 +3,9 @@ use anyhow::{Context, Result};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
+/// Large enough that one event (long command lines included) fits whole.
+const BUF: usize = 256 * 1024;
+
 pub struct Output {
     writer: BufWriter<Box<dyn Write + Send>>,
     name: String,
@@ -11,7 +14,7 @@ pub struct Output {
 impl Output {
     pub fn stdout() -> Output {
         Output {
-            writer: BufWriter::new(Box::new(std::io::stdout())),
+            writer: BufWriter::with_capacity(BUF, Box::new(std::io::stdout())),
             name: "stdout".into(),
         }
     }
@@ -26,7 +29,7 @@ impl Output {
             .open(path)
             .with_context(|| format!("cannot open output file {}", path.display()))?;
         Ok(Output {
-            writer: BufWriter::new(Box::new(f)),
+            writer: BufWriter::with_capacity(BUF, Box::new(f)),
             name: path.display().to_string(),
         })
     }

@@ -1,7 +1,6 @@
 //! Harness for the root integration tests: starts the real `vigil` binary on a
 //! temporary watched directory and reads its NDJSON output.
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -75,17 +74,20 @@ impl Sensor {
         s
     }
 
-    /// Every event written so far.
+    /// Every complete line written so far (a line still being written, without
+    /// its newline, is left for the next call).
     pub fn events(&self) -> Vec<Value> {
-        let Ok(mut f) = std::fs::File::open(&self.output) else {
+        let Ok(text) = std::fs::read_to_string(&self.output) else {
             return Vec::new();
         };
-        f.seek(SeekFrom::Start(0)).ok();
-        BufReader::new(f)
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..end],
+            None => return Vec::new(),
+        };
+        complete
             .lines()
-            .map_while(Result::ok)
             .map(|l| {
-                serde_json::from_str(&l).unwrap_or_else(|e| panic!("invalid JSON line {l:?}: {e}"))
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("invalid JSON line {l:?}: {e}"))
             })
             .collect()
     }
