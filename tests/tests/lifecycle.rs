@@ -86,7 +86,14 @@ fn config_check_names_line_and_column() {
 
 #[test]
 fn not_root_is_a_clear_error() {
-    let out = Command::new(vigil_bin())
+    // A copy that nobody can execute, wherever the checkout lives.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("vigil");
+    std::fs::copy(vigil_bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(&bin)
         .args(["run", "--watch", "/tmp"])
         .uid(65534)
         .gid(65534)
