@@ -132,14 +132,15 @@ impl Drop for Sensor {
     }
 }
 
-/// Runs vigil-testop with `args` in `cwd`; returns its pid and whether it succeeded.
-pub fn testop(testop_bin: &str, args: &[&str]) -> (u32, bool) {
-    let mut child = Command::new(testop_bin)
+/// Runs `bin` (the vigil-testop helper) with `args` in `cwd`; returns its pid
+/// and whether it succeeded.
+pub fn run_in(bin: &str, cwd: &Path, args: &[&str]) -> (u32, bool) {
+    let mut child = Command::new(bin)
         .args(args)
+        .current_dir(cwd)
         .stdin(Stdio::null())
         .spawn()
         .expect("spawn vigil-testop");
     let pid = child.id();
-    let ok = child.wait().expect("wait testop").success();
-    (pid, ok)
+    (pid, child.wait().expect("wait vigil-testop").success())
 }

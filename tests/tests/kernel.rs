@@ -4,7 +4,7 @@
 //! elsewhere, and failed ones, must produce none.
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use vigil_tests::Sensor;
 
@@ -75,14 +75,7 @@ fn test_dir(name: &str, watched: bool) -> PathBuf {
 
 /// Runs vigil-testop in `cwd`; returns its pid and success.
 fn run_op(cwd: &Path, args: &[&str]) -> (u32, bool) {
-    let mut child = Command::new(TESTOP)
-        .args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (pid, child.wait().unwrap().success())
+    vigil_tests::run_in(TESTOP, cwd, args)
 }
 
 fn testop_exe() -> String {

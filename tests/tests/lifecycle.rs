@@ -5,6 +5,13 @@ use vigil_tests::{vigil_bin, Sensor};
 
 const TESTOP: &str = env!("CARGO_BIN_EXE_vigil-testop");
 
+/// Runs vigil-testop in `cwd`, requires success, returns its pid.
+fn run_ok(cwd: &std::path::Path, args: &[&str]) -> u32 {
+    let (pid, ok) = vigil_tests::run_in(TESTOP, cwd, args);
+    assert!(ok, "vigil-testop {args:?} failed");
+    pid
+}
+
 #[test]
 fn own_output_in_a_watched_dir_does_not_feed_back_and_sigterm_stops_cleanly() {
     let probe = tempfile::Builder::new()
@@ -17,13 +24,7 @@ fn own_output_in_a_watched_dir_does_not_feed_back_and_sigterm_stops_cleanly() {
         &["--watch", watched.to_str().unwrap()],
         Some(output.clone()),
     );
-    let mut c = Command::new(TESTOP)
-        .args(["openat-creat", "x"])
-        .current_dir(&watched)
-        .spawn()
-        .unwrap();
-    let pid = c.id();
-    assert!(c.wait().unwrap().success());
+    let pid = run_ok(&watched, &["openat-creat", "x"]);
     s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "created");
     let status = s.stop();
     assert!(status.success(), "vigil exits 0 on SIGTERM, got {status}");
@@ -109,16 +110,7 @@ fn a_watched_path_created_after_start_is_watched_from_then_on() {
     let dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let pending = dir.path().join("authorized_keys");
     let s = Sensor::start(&["--watch", pending.to_str().unwrap()], None);
-    let run = |args: &[&str]| {
-        let mut c = Command::new(TESTOP)
-            .args(args)
-            .current_dir(dir.path())
-            .spawn()
-            .unwrap();
-        let pid = c.id();
-        assert!(c.wait().unwrap().success());
-        pid
-    };
+    let run = |args: &[&str]| run_ok(dir.path(), args);
     let pid = run(&["openat-creat", "authorized_keys"]);
     let e = s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "created");
     assert_eq!(e["path"], pending.display().to_string());
@@ -183,16 +175,7 @@ fn a_deleted_root_stops_matching_its_old_inode_and_a_recreated_one_is_watched() 
     let root = dir.path().join("hosts");
     std::fs::write(&root, b"x").unwrap();
     let s = Sensor::start(&["--watch", root.to_str().unwrap()], None);
-    let run = |args: &[&str]| {
-        let mut c = Command::new(TESTOP)
-            .args(args)
-            .current_dir(dir.path())
-            .spawn()
-            .unwrap();
-        let pid = c.id();
-        assert!(c.wait().unwrap().success());
-        pid
-    };
+    let run = |args: &[&str]| run_ok(dir.path(), args);
     // The sed -i pattern: write a temp file, rename it over the root.
     std::fs::write(dir.path().join("tmp"), b"y").unwrap();
     let pid = run(&["rename", "tmp", "hosts"]);

@@ -203,7 +203,7 @@ fn start(m: Monitor, root: &Path, base: &Path, watched: &Path) -> Result<Option<
 
 fn stop(m: Monitor, child: Option<Child>) -> Result<()> {
     if let Some(mut c) = child {
-        unsafe_kill(c.id());
+        terminate(c.id());
         c.wait()?;
     }
     if m == Monitor::Auditd {
@@ -213,7 +213,7 @@ fn stop(m: Monitor, child: Option<Child>) -> Result<()> {
     Ok(())
 }
 
-fn unsafe_kill(pid: u32) {
+fn terminate(pid: u32) {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())

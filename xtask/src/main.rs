@@ -10,14 +10,11 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Debian packages the build, the tests and the benchmarks need.
-const APT_PACKAGES: &[&str] = &[
-    "clang",
-    "libbpf-dev",
-    "libc6-dev",
-    "auditd",
-    "inotify-tools",
-];
+/// Debian packages the build and the tests need (clang and libbpf headers for
+/// the CO-RE shim).
+const BUILD_PACKAGES: &[&str] = &["clang", "libbpf-dev", "libc6-dev"];
+/// The peers `cargo xtask bench` compares against.
+const BENCH_PACKAGES: &[&str] = &["auditd", "inotify-tools"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 fn main() -> Result<()> {
@@ -25,9 +22,9 @@ fn main() -> Result<()> {
     let root = workspace_root();
     std::env::set_current_dir(&root)?;
     match args.first().map(String::as_str) {
-        Some("deps") => deps(),
+        Some("deps") => deps(BUILD_PACKAGES),
         Some("run") => {
-            deps()?;
+            deps(BUILD_PACKAGES)?;
             cargo(&["build", "--release", "-p", "sensor-user"])?;
             let passthrough = match args.get(1).map(String::as_str) {
                 Some("--") => &args[2..],
@@ -44,7 +41,8 @@ fn main() -> Result<()> {
         }
         Some("test") => test(),
         Some("bench") => {
-            deps()?;
+            deps(BUILD_PACKAGES)?;
+            deps(BENCH_PACKAGES)?;
             bench::main(&args[1..])
         }
         _ => {
@@ -84,15 +82,10 @@ fn succeeds(cmd: &mut Command) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Installs what is missing, saying what it does.
-fn deps() -> Result<()> {
-    let missing: Vec<&str> = APT_PACKAGES
-        .iter()
-        .copied()
-        .filter(|p| {
-            !succeeds(Command::new("dpkg-query").args(["-W", "-f=${Status}", p])) || !installed(p)
-        })
-        .collect();
+/// Installs what is missing (`packages` from Debian, the Rust pieces always
+/// checked), saying what it does.
+fn deps(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if !missing.is_empty() {
         step(&format!(
             "installing Debian packages: {}",
@@ -103,6 +96,14 @@ fn deps() -> Result<()> {
             .args(["install", "-y", "-q", "--no-install-recommends"])
             .args(&missing)
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    for (component, subcommand) in [("rustfmt", "fmt"), ("clippy", "clippy")] {
+        if !succeeds(Command::new("cargo").args([subcommand, "--version"])) {
+            step(&format!(
+                "adding the {component} component (cargo xtask test runs the lints)"
+            ));
+            run(Command::new("rustup").args(["component", "add", component]))?;
+        }
     }
     if !succeeds(Command::new("rustup").args(["run", "nightly", "rustc", "--version"])) {
         step("installing the nightly Rust toolchain (the eBPF crate needs -Z build-std)");
@@ -195,8 +196,8 @@ fn install_bpf_linker(sysroot: &Path) -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    deps()?;
-    if !nix_is_root() {
+    deps(BUILD_PACKAGES)?;
+    if !is_root() {
         bail!("the integration tests load eBPF programs: run `sudo cargo xtask test`");
     }
     step("building vigil and the test helpers");
@@ -208,7 +209,7 @@ fn test() -> Result<()> {
     cargo(&["test", "--", "--test-threads", "4"])
 }
 
-fn nix_is_root() -> bool {
+fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()

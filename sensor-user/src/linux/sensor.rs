@@ -412,12 +412,12 @@ impl Pipeline {
     /// Remembers which records opened a write session (writes, and creating or
     /// truncating opens for writing) until their close marker.
     fn track_session(&mut self, f: &FileRecord) {
-        const FMODE_WRITE_FLAGS: u64 = (libc::O_WRONLY | libc::O_RDWR) as u64;
+        const WRITE_ACCESS: u64 = (libc::O_WRONLY | libc::O_RDWR) as u64;
         let opens = match f.op {
             op::MODIFIED => !matches!(f.sys, sys::FALLOCATE),
             op::CREATED | op::TRUNCATED => {
                 matches!(f.sys, sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT)
-                    && f.flags & FMODE_WRITE_FLAGS != 0
+                    && f.flags & WRITE_ACCESS != 0
             }
             _ => false,
         };
