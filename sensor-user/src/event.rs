@@ -1,39 +1,95 @@
-//! The native `vigil` event schema (draft, version [`SCHEMA`]).
+//! The native `vigil` event schema (version [`SCHEMA`]).
 //!
-//! One JSON object per line. Documented in docs/event-schema.md; field names
-//! are part of the contract with SIEM pipelines, so change them only with the
-//! schema version.
+//! One normalized event per change, serialized per sink as native JSON (this
+//! module's serde form), OCSF or ECS (see `schema`). Documented in
+//! docs/event-schema.md with a JSON Schema in docs/schema/; field names are part
+//! of the contract with SIEM pipelines, so change them only with the version.
 use serde::Serialize;
+use std::collections::BTreeMap;
 
-pub const SCHEMA: &str = "vigil/0.1";
+pub const SCHEMA: &str = "vigil/0.2";
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub schema: &'static str,
+    /// Per-run sequence number, contiguous from 1; assigned when emitted.
     pub seq: u64,
-    /// RFC 3339 UTC with nanoseconds.
+    /// RFC 3339 UTC with nanoseconds: when the change happened (the first
+    /// folded change for a coalesced event).
     pub time: String,
     pub host: String,
     /// `file` or `sensor`.
     pub kind: &'static str,
     pub action: String,
+    /// `info`, `low`, `medium`, `high` or `critical`; set by the rules.
+    pub severity: Severity,
+    /// A rule marked this change as an alert.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub alert: bool,
+    /// Ids of the rules that matched.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<String>,
+    /// MITRE ATT&CK technique ids, e.g. `T1098.004`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mitre: Vec<String>,
+    /// PCI DSS requirements, e.g. `11.5.2`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pci: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     #[serde(flatten)]
     pub body: Body,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Body {
     File(Box<FileChange>),
     Sensor(SensorInfo),
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FileChange {
     pub path: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_path: Option<String>,
+    /// What the kernel said about the inode when it saw the change.
     pub file: FileInfo,
+    /// The state before the change, when known (baseline or an earlier event).
+    pub before: Option<FileState>,
+    /// The state after the change, read when the change settled; null when the
+    /// file no longer exists.
+    pub after: Option<FileState>,
+    /// Names of [`FileState`] fields that differ between `before` and `after`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields_changed: Vec<String>,
+    /// Unified diff of a small text file, where the policy allows it; never
+    /// for secret files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
     /// The watched root that covers the path.
     pub watch: Option<String>,
     pub process: Process,
@@ -41,9 +97,13 @@ pub struct FileChange {
     /// Syscall details that qualify the action (new mode, owner, flags...).
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// The raw changes folded into this event (a write session, a temporary
+    /// file renamed over this path), oldest first. Nothing is dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<Related>,
 }
 
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct FileInfo {
     /// file, dir, symlink, fifo, socket, char, block, or unknown.
     #[serde(rename = "type")]
@@ -56,7 +116,50 @@ pub struct FileInfo {
     pub path_truncated: bool,
 }
 
-#[derive(Debug, Serialize, Default)]
+/// A file's metadata and content hashes at one moment.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct FileState {
+    #[serde(rename = "type")]
+    pub file_type: &'static str,
+    pub size: u64,
+    /// Permission bits including setuid/setgid/sticky, octal, e.g. `"0644"`.
+    pub mode: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// RFC 3339 UTC with nanoseconds.
+    pub mtime: String,
+    pub ctime: String,
+    pub inode: u64,
+    pub nlink: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link_target: Option<String>,
+    /// Security extended attributes (`security.capability`, `security.selinux`,
+    /// `security.ima`), hex-encoded.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub xattrs: BTreeMap<String, String>,
+    /// Lower-case hex digests: `blake3`, and `sha256` where the policy asks.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub hashes: BTreeMap<String, String>,
+    /// Why `hashes` is empty for a regular file: `skipped: too large`,
+    /// `deleted before it could be hashed`, `unreadable: ...`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_note: Option<String>,
+}
+
+/// One raw change folded into a coalesced event.
+#[derive(Debug, Clone, Serialize)]
+pub struct Related {
+    pub action: String,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_path: Option<String>,
+    pub time: String,
+    pub syscall: &'static str,
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct Process {
     pub pid: u32,
     pub tid: u32,
@@ -91,7 +194,7 @@ pub struct ParentProcess {
     pub cmdline: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Source {
     /// Hook tier: `tracepoint` here; `fentry`, `kprobe`, `lsm`, `scan` later.
     pub tier: &'static str,
@@ -101,7 +204,7 @@ pub struct Source {
     pub decided_by: &'static str,
 }
 
-#[derive(Debug, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Default)]
 pub struct SensorInfo {
     pub version: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -117,6 +220,33 @@ pub struct SensorInfo {
     pub lost: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost_reason: Option<&'static str>,
+    /// health/gap from a sink: which sink.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sink: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl Event {
+    /// The file change, for `kind: file` events.
+    pub fn file(&self) -> Option<&FileChange> {
+        match &self.body {
+            Body::File(f) => Some(f),
+            Body::Sensor(_) => None,
+        }
+    }
+
+    pub fn file_mut(&mut self) -> Option<&mut FileChange> {
+        match &mut self.body {
+            Body::File(f) => Some(f),
+            Body::Sensor(_) => None,
+        }
+    }
+
+    /// `time` as seconds since the Unix epoch (for sinks that want a number).
+    pub fn epoch_seconds(&self) -> f64 {
+        chrono::DateTime::parse_from_rfc3339(&self.time)
+            .map(|t| t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
+            .unwrap_or(0.0)
+    }
 }

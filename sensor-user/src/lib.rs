@@ -1,12 +1,15 @@
 //! Vigil: a file-integrity-monitoring sensor.
 //!
-//! Data flows one way: source → decode → attribute → emit (coalescing, hashing
-//! and rules come with the pipeline work). See docs/architecture.md.
+//! Data flows one way: source → decode → attribute → coalesce → hash →
+//! evaluate → emit. See docs/architecture.md.
 pub mod config;
 pub mod event;
 pub mod output;
 pub mod policy;
 pub mod process;
+pub mod rules;
+pub mod schema;
+pub mod sink;
 
 #[cfg(target_os = "linux")]
 pub mod linux;

@@ -363,6 +363,10 @@ impl Pipeline {
                 path: path.path.display().to_string(),
                 target_path,
                 file,
+                before: None,
+                after: None,
+                fields_changed: Vec::new(),
+                diff: None,
                 watch,
                 process,
                 source: Source {
@@ -371,6 +375,7 @@ impl Pipeline {
                     decided_by,
                 },
                 details,
+                related: Vec::new(),
             })),
             f.ts_boot_ns,
         ))
@@ -532,6 +537,12 @@ impl Pipeline {
             host: self.host.clone(),
             kind,
             action,
+            severity: Severity::Info,
+            alert: false,
+            rules: Vec::new(),
+            mitre: Vec::new(),
+            pci: Vec::new(),
+            tags: Vec::new(),
             body,
         }
     }

@@ -1,0 +1,6 @@
+//! OCSF 1.x mapping. (Stub: filled by the schema work.)
+use crate::event::Event;
+
+pub fn map(_ev: &Event) -> serde_json::Value {
+    serde_json::json!({})
+}
