@@ -29,6 +29,108 @@ struct RawConfig {
     watch: Vec<RawWatch>,
     #[serde(default)]
     ignore: Vec<Spanned<String>>,
+    #[serde(default)]
+    coalesce: CoalesceSection,
+    #[serde(default)]
+    hash: RawHash,
+    #[serde(default)]
+    diff: RawDiff,
+    /// Rule files applied after the built-in rules, in order.
+    #[serde(default)]
+    rules: Vec<Spanned<String>>,
+}
+
+/// `[coalesce]`: folding raw changes into readable events.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoalesceSection {
+    /// How long a newly written file waits for the rename that makes it a
+    /// temporary file (`sed -i`, editors); 0 turns coalescing off.
+    pub window_ms: u64,
+    /// The longest a write session is held before it is reported anyway.
+    pub max_hold_ms: u64,
+}
+
+impl Default for CoalesceSection {
+    fn default() -> Self {
+        CoalesceSection {
+            window_ms: 30,
+            max_hold_ms: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHash {
+    workers: Option<usize>,
+    max_size_mib: u64,
+    sha256: Vec<Spanned<String>>,
+}
+
+impl Default for RawHash {
+    fn default() -> Self {
+        RawHash {
+            workers: None,
+            max_size_mib: 1024,
+            sha256: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDiff {
+    paths: Vec<Spanned<String>>,
+    max_bytes: u64,
+    secret: Vec<Spanned<String>>,
+}
+
+impl Default for RawDiff {
+    fn default() -> Self {
+        RawDiff {
+            paths: Vec::new(),
+            max_bytes: 64 * 1024,
+            secret: Vec::new(),
+        }
+    }
+}
+
+/// Files whose content is never diffed or kept, whatever the policy says.
+pub const DEFAULT_SECRETS: &[&str] = &[
+    "/etc/shadow",
+    "/etc/shadow-",
+    "/etc/gshadow",
+    "/etc/gshadow-",
+    "/etc/security/opasswd",
+    "/etc/ssl/private/**",
+    "**/.ssh/id_*",
+    "**/ssh_host_*_key",
+    "**/*.pem",
+    "**/*.key",
+    "**/*.p12",
+    "**/*.pfx",
+    "**/*.keytab",
+];
+
+/// `[hash]`: content digests.
+#[derive(Debug, Clone)]
+pub struct HashSection {
+    /// Hashing threads; the number of CPUs (at most 4) when absent.
+    pub workers: Option<usize>,
+    /// Larger files are reported with `hash_note: skipped: too large`.
+    pub max_size: u64,
+    /// Paths also hashed with SHA-256.
+    pub sha256: GlobSet,
+}
+
+/// `[diff]`: unified diffs of small text files (opt-in per path).
+#[derive(Debug, Clone)]
+pub struct DiffSection {
+    pub paths: GlobSet,
+    pub max_bytes: u64,
+    /// [`DEFAULT_SECRETS`] plus the policy's own.
+    pub secret: GlobSet,
 }
 
 /// `[sensor]`: process-wide settings.
@@ -84,6 +186,10 @@ pub struct Config {
     pub sensor: SensorSection,
     pub watches: Vec<Watch>,
     pub ignore: GlobSet,
+    pub coalesce: CoalesceSection,
+    pub hash: HashSection,
+    pub diff: DiffSection,
+    pub rules: Vec<PathBuf>,
 }
 
 impl Config {
@@ -100,19 +206,23 @@ impl Config {
         };
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| err(e.span(), e.message().to_string()))?;
-        let globs = |list: &[Spanned<String>]| -> Result<GlobSet, ConfigError> {
+        let globs_with = |what: &str, list: &[Spanned<String>], builtin: &[&str]| {
             let mut b = GlobSetBuilder::new();
+            for g in builtin {
+                b.add(Glob::new(g).expect("built-in globs are valid"));
+            }
             for g in list {
                 let glob = Glob::new(g.get_ref()).map_err(|e| {
                     err(
                         Some(g.span()),
-                        format!("invalid ignore glob {:?}: {e}", g.get_ref()),
+                        format!("invalid {what} glob {:?}: {e}", g.get_ref()),
                     )
                 })?;
                 b.add(glob);
             }
             b.build().map_err(|e| err(None, e.to_string()))
         };
+        let globs = |list: &[Spanned<String>]| globs_with("ignore", list, &[]);
         let mut watches = Vec::new();
         for w in &raw.watch {
             let p = w.path.get_ref();
@@ -137,10 +247,32 @@ impl Config {
                 ));
             }
         }
+        let mut rules = Vec::new();
+        for r in &raw.rules {
+            if !r.get_ref().starts_with('/') {
+                return Err(err(
+                    Some(r.span()),
+                    format!("rule file {:?} must be an absolute path", r.get_ref()),
+                ));
+            }
+            rules.push(PathBuf::from(r.get_ref()));
+        }
         Ok(Config {
             sensor: raw.sensor,
             watches,
             ignore: globs(&raw.ignore)?,
+            coalesce: raw.coalesce,
+            hash: HashSection {
+                workers: raw.hash.workers,
+                max_size: raw.hash.max_size_mib.saturating_mul(1 << 20),
+                sha256: globs_with("[hash] sha256", &raw.hash.sha256, &[])?,
+            },
+            diff: DiffSection {
+                paths: globs_with("[diff] paths", &raw.diff.paths, &[])?,
+                max_bytes: raw.diff.max_bytes,
+                secret: globs_with("[diff] secret", &raw.diff.secret, DEFAULT_SECRETS)?,
+            },
+            rules,
         })
     }
 
@@ -172,11 +304,9 @@ impl Config {
                 ignore: GlobSet::empty(),
             });
         }
-        Ok(Config {
-            sensor: SensorSection::default(),
-            watches,
-            ignore: GlobSet::empty(),
-        })
+        let mut c = Config::parse("", "<command line>").expect("the empty policy is valid");
+        c.watches = watches;
+        Ok(c)
     }
 }
 
@@ -238,6 +368,23 @@ mod tests {
         let e = Config::parse("ignore = [\"a[\"]\n", "p.toml").unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.message.contains("invalid ignore glob"), "{e}");
+    }
+
+    #[test]
+    fn pipeline_sections_parse_and_secrets_are_built_in() {
+        let c = Config::parse(
+            "[coalesce]\nwindow_ms = 0\n[hash]\nmax_size_mib = 2\nsha256 = [\"/usr/bin/**\"]\n[diff]\npaths = [\"/etc/**\"]\n",
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(c.coalesce.window_ms, 0);
+        assert_eq!(c.hash.max_size, 2 << 20);
+        assert!(c.hash.sha256.is_match("/usr/bin/ls"));
+        assert!(c.diff.paths.is_match("/etc/hosts"));
+        assert!(c.diff.secret.is_match("/etc/shadow"));
+        assert!(c.diff.secret.is_match("/root/.ssh/id_ed25519"));
+        let e = Config::parse("[diff]\npaths = [\"a[\"]\n", "p.toml").unwrap_err();
+        assert!(e.message.contains("invalid [diff] paths glob"), "{e}");
     }
 
     #[test]

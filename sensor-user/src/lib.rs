@@ -4,7 +4,10 @@
 //! evaluate → emit. See docs/architecture.md.
 pub mod config;
 pub mod event;
+pub mod filestate;
+pub mod hash;
 pub mod output;
+pub mod pipeline;
 pub mod policy;
 pub mod process;
 pub mod rules;

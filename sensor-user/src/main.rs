@@ -83,6 +83,8 @@ fn real_main(cli: Cli) -> Result<()> {
 
 #[cfg(target_os = "linux")]
 fn run(config: Option<PathBuf>, watch: Vec<PathBuf>, output: Option<PathBuf>) -> Result<()> {
+    use vigil::pipeline::{emit::Emitter, Settings};
+    use vigil::rules::RuleSet;
     use vigil::{linux::sensor, output::Output, policy::Policy};
     let mut cfg = match (&config, watch.is_empty()) {
         (Some(path), _) => Config::load(path)?,
@@ -100,10 +102,11 @@ fn run(config: Option<PathBuf>, watch: Vec<PathBuf>, output: Option<PathBuf>) ->
             .unwrap_or_default()
     });
     let ring_buffer_mib = cfg.sensor.ring_buffer_mib.unwrap_or(16);
+    let settings = Settings::from_config(&cfg, RuleSet::default());
     sensor::run(sensor::Options {
         policy: Policy::new(cfg),
-        output: out,
-        host,
+        emitter: Emitter::new(vec![Box::new(out)], host),
+        settings,
         ring_buffer_mib,
     })
 }

@@ -47,3 +47,25 @@ impl Output {
             .with_context(|| format!("writing to {}", self.name))
     }
 }
+
+/// Until the sink module's stdout and file sinks are wired in.
+impl crate::sink::Sink for Output {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn format(&self) -> crate::schema::Format {
+        crate::schema::Format::Native
+    }
+    fn send(&mut self, ev: &crate::sink::Rendered) -> Result<()> {
+        self.writer
+            .write_all(&ev.line)
+            .and_then(|_| self.writer.write_all(b"\n"))
+            .with_context(|| format!("writing to {}", self.name))
+    }
+    fn flush(&mut self) -> Result<()> {
+        Output::flush(self)
+    }
+    fn close(mut self: Box<Self>) -> Result<()> {
+        Output::flush(&mut self)
+    }
+}

@@ -8,7 +8,9 @@
 use super::decode::{self, cstr, Record, ResolvedPath};
 use super::loader;
 use crate::event::*;
-use crate::output::Output;
+use crate::pipeline::coalesce::{Change, Meta};
+use crate::pipeline::emit::{sensor_event, Emitter};
+use crate::pipeline::{Input, Pipeline, Settings};
 use crate::policy::Policy;
 use crate::process::{join_args, Names, ProcInfo, ProcessTable};
 use anyhow::{Context, Result};
@@ -23,8 +25,8 @@ use tokio::io::unix::AsyncFd;
 
 pub struct Options {
     pub policy: Policy,
-    pub output: Output,
-    pub host: String,
+    pub emitter: Emitter,
+    pub settings: Settings,
     pub ring_buffer_mib: u32,
 }
 
@@ -42,7 +44,9 @@ pub fn run(opts: Options) -> Result<()> {
 
     // Hooks are attached before /proc is read, so no process falls in between.
     let procs = ProcessTable::from_proc();
-    let mut pipeline = Pipeline::new(opts.policy, opts.output, opts.host, procs, ebpf.clone());
+    let host = opts.emitter.host().to_string();
+    let shared = Pipeline::start(opts.settings, opts.emitter)?;
+    let mut pipeline = Attributor::new(opts.policy, shared, host, procs, ebpf.clone());
     pipeline.emit_sensor(
         "start",
         SensorInfo {
@@ -132,14 +136,14 @@ async fn read_loop(
     Ok(())
 }
 
-struct Pipeline {
+/// Decode and attribute: kernel records become raw changes with their process.
+struct Attributor {
     policy: Policy,
-    out: Output,
+    out: Pipeline,
     host: String,
     procs: ProcessTable,
     names: Names,
     ebpf: Arc<Mutex<Ebpf>>,
-    seq: u64,
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall time.
     boot_offset_ns: i128,
     /// Open write sessions per process (the record that opened each): closed
@@ -147,22 +151,21 @@ struct Pipeline {
     sessions: HashMap<u32, Vec<FileRecord>>,
 }
 
-impl Pipeline {
+impl Attributor {
     fn new(
         policy: Policy,
-        out: Output,
+        out: Pipeline,
         host: String,
         procs: ProcessTable,
         ebpf: Arc<Mutex<Ebpf>>,
-    ) -> Pipeline {
-        Pipeline {
+    ) -> Attributor {
+        Attributor {
             policy,
             out,
             host,
             procs,
             names: Names::default(),
             ebpf,
-            seq: 0,
             boot_offset_ns: boot_offset_ns(),
             sessions: HashMap::new(),
         }
@@ -190,13 +193,10 @@ impl Pipeline {
                     },
                 )?,
                 Msg::Stop => {
-                    self.emit_sensor("stop", SensorInfo { pid: Some(std::process::id()), ..Default::default() })?;
-                    self.out.flush()?;
-                    return Ok(());
+                    let stop = sensor_event(&self.host, "stop", SensorInfo { pid: Some(std::process::id()), ..Default::default() });
+                    self.out.send(Input::Stop(stop))?;
+                    return self.out.join();
                 }
-            }
-            if rx.is_empty() {
-                self.out.flush()?;
             }
             if since_expire.elapsed() > Duration::from_secs(10) {
                 self.procs.expire();
@@ -237,17 +237,17 @@ impl Pipeline {
                         f.op = op::CLOSED_WRITE;
                         f.sys = sys::EXIT;
                         f.ts_boot_ns = t.ts_boot_ns;
-                        if let Some(ev) = self.file_event(&f) {
-                            self.write(ev)?;
+                        if let Some(c) = self.file_event(&f) {
+                            self.write(c)?;
                         }
                     }
                 }
                 self.procs.exit(t.process.tgid);
             }
             Record::File(f) => {
-                if let Some(ev) = self.file_event(&f) {
-                    self.refresh_roots(&ev)?;
-                    self.write(ev)?;
+                if let Some(c) = self.file_event(&f) {
+                    self.refresh_roots(&c.ev)?;
+                    self.write(c)?;
                 }
             }
         }
@@ -256,7 +256,7 @@ impl Pipeline {
 
     /// Builds the event for a file record, or None when the policy (ignore
     /// globs, entry kinds, or the final check of a candidate) filters it out.
-    fn file_event(&mut self, f: &FileRecord) -> Option<Event> {
+    fn file_event(&mut self, f: &FileRecord) -> Option<Change> {
         let path = decode::resolve(&f.path)?;
         let target = decode::resolve(&f.target);
         let is_dir = match f.op {
@@ -271,7 +271,7 @@ impl Pipeline {
         if ignored(&path) && target.as_ref().filter(|_| two_paths).is_none_or(ignored) {
             return None;
         }
-        self.track_session(f);
+        let opens_session = self.track_session(f);
         let mut details = serde_json::Map::new();
         let mut target_path = None;
         let action = match f.op {
@@ -356,7 +356,7 @@ impl Pipeline {
             path_truncated: path.truncated,
         };
         let process = self.process(&f.process);
-        Some(self.event(
+        let ev = self.event(
             "file",
             action.to_string(),
             Body::File(Box::new(FileChange {
@@ -378,7 +378,14 @@ impl Pipeline {
                 related: Vec::new(),
             })),
             f.ts_boot_ns,
-        ))
+        );
+        Some(Change {
+            ev,
+            meta: Meta {
+                pid: f.process.tgid,
+                opens_session,
+            },
+        })
     }
 
     /// Keeps the kernel's roots map in step with the file system when a watched
@@ -415,8 +422,9 @@ impl Pipeline {
     }
 
     /// Remembers which records opened a write session (writes, and creating or
-    /// truncating opens for writing) until their close marker.
-    fn track_session(&mut self, f: &FileRecord) {
+    /// truncating opens for writing) until their close marker. True when `f`
+    /// is such a record.
+    fn track_session(&mut self, f: &FileRecord) -> bool {
         const WRITE_ACCESS: u64 = (libc::O_WRONLY | libc::O_RDWR) as u64;
         let opens = match f.op {
             op::MODIFIED => !matches!(f.sys, sys::FALLOCATE),
@@ -437,6 +445,7 @@ impl Pipeline {
                 list.retain(|o| !same(o));
             }
         }
+        opens
     }
 
     /// Confirms that a record concerns the policy, and finds its root.
@@ -529,10 +538,9 @@ impl Pipeline {
     }
 
     fn event(&mut self, kind: &'static str, action: String, body: Body, boot_ns: u64) -> Event {
-        self.seq += 1;
         Event {
             schema: SCHEMA,
-            seq: self.seq,
+            seq: 0,
             time: self.rfc3339(boot_ns),
             host: self.host.clone(),
             kind,
@@ -548,14 +556,12 @@ impl Pipeline {
     }
 
     fn emit_sensor(&mut self, action: &str, info: SensorInfo) -> Result<()> {
-        let now = boottime_ns();
-        let ev = self.event("sensor", action.to_string(), Body::Sensor(info), now);
-        self.write(ev)?;
-        self.out.flush()
+        self.out
+            .send(Input::Sensor(sensor_event(&self.host, action, info)))
     }
 
-    fn write(&mut self, ev: Event) -> Result<()> {
-        self.out.write_event(&ev)
+    fn write(&mut self, c: Change) -> Result<()> {
+        self.out.send(Input::Change(c))
     }
 }
 
@@ -567,10 +573,6 @@ fn clock_ns(clock: libc::clockid_t) -> i128 {
     // SAFETY: valid clock id and out-pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as i128 * 1_000_000_000 + ts.tv_nsec as i128
-}
-
-fn boottime_ns() -> u64 {
-    clock_ns(libc::CLOCK_BOOTTIME) as u64
 }
 
 fn boot_offset_ns() -> i128 {

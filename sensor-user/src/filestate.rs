@@ -1,0 +1,166 @@
+//! A file's state as the pipeline reports it in `before` and `after`.
+use crate::event::FileState;
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// The security extended attributes kept in a file's state.
+pub const SECURITY_XATTRS: [&str; 3] = ["security.capability", "security.selinux", "security.ima"];
+
+/// Reads metadata, link target and security xattrs of `path` without following
+/// a final symlink. Hashes are filled in by the caller.
+pub fn read_state(path: &Path) -> std::io::Result<FileState> {
+    let m = std::fs::symlink_metadata(path)?;
+    let ft = m.file_type();
+    let link_target = ft
+        .is_symlink()
+        .then(|| std::fs::read_link(path).ok())
+        .flatten()
+        .map(|t| t.display().to_string());
+    Ok(FileState {
+        file_type: type_name(m.mode()),
+        size: m.size(),
+        mode: format!("{:04o}", m.mode() & 0o7777),
+        uid: m.uid(),
+        gid: m.gid(),
+        mtime: rfc3339(m.mtime(), m.mtime_nsec()),
+        ctime: rfc3339(m.ctime(), m.ctime_nsec()),
+        inode: m.ino(),
+        nlink: m.nlink(),
+        link_target,
+        xattrs: security_xattrs(path),
+        hashes: BTreeMap::new(),
+        hash_note: None,
+    })
+}
+
+/// Whether two states describe the same bytes, so a digest can be reused:
+/// same inode, size, mtime and ctime. ctime is the guard against timestomping
+/// (a process can reset mtime after writing, but not ctime).
+pub fn same_content(a: &FileState, b: &FileState) -> bool {
+    a.inode == b.inode && a.size == b.size && a.mtime == b.mtime && a.ctime == b.ctime
+}
+
+/// Names of the fields that differ, in a stable order. `hashes` compares the
+/// digests both sides have.
+pub fn fields_changed(before: &FileState, after: &FileState) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, differs: bool| {
+        if differs {
+            out.push(name.to_string());
+        }
+    };
+    check("type", before.file_type != after.file_type);
+    check("size", before.size != after.size);
+    check("mode", before.mode != after.mode);
+    check("uid", before.uid != after.uid);
+    check("gid", before.gid != after.gid);
+    check("mtime", before.mtime != after.mtime);
+    check("ctime", before.ctime != after.ctime);
+    check("inode", before.inode != after.inode);
+    check("nlink", before.nlink != after.nlink);
+    check("link_target", before.link_target != after.link_target);
+    check("xattrs", before.xattrs != after.xattrs);
+    let hash_differs = before
+        .hashes
+        .iter()
+        .any(|(k, v)| after.hashes.get(k).is_some_and(|w| w != v));
+    check("hashes", hash_differs);
+    out
+}
+
+fn security_xattrs(path: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let Ok(cpath) = CString::new(path.as_os_str().as_bytes()) else {
+        return out;
+    };
+    let mut buf = [0u8; 4096];
+    for name in SECURITY_XATTRS {
+        let cname = CString::new(name).expect("static name");
+        // SAFETY: valid NUL-terminated strings and a buffer of the given length.
+        let n = unsafe {
+            libc::lgetxattr(
+                cpath.as_ptr(),
+                cname.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            let v = &buf[..n as usize];
+            // SELinux labels are text; the others are binary structures.
+            let shown = match std::str::from_utf8(v.strip_suffix(b"\0").unwrap_or(v)) {
+                Ok(s) if name == "security.selinux" => s.to_string(),
+                _ => v.iter().map(|b| format!("{b:02x}")).collect(),
+            };
+            out.insert(name.to_string(), shown);
+        }
+    }
+    out
+}
+
+fn type_name(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFREG => "file",
+        libc::S_IFDIR => "dir",
+        libc::S_IFLNK => "symlink",
+        libc::S_IFIFO => "fifo",
+        libc::S_IFSOCK => "socket",
+        libc::S_IFCHR => "char",
+        libc::S_IFBLK => "block",
+        _ => "unknown",
+    }
+}
+
+fn rfc3339(secs: i64, nsec: i64) -> String {
+    chrono::DateTime::from_timestamp(secs, nsec as u32)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_changed_fields_follow_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        std::fs::write(&p, b"abc").unwrap();
+        let a = read_state(&p).unwrap();
+        assert_eq!((a.file_type, a.size, a.nlink), ("file", 3, 1));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let b = read_state(&p).unwrap();
+        assert_eq!(b.mode, "4755");
+        let changed = fields_changed(&a, &b);
+        assert!(changed.contains(&"mode".to_string()), "{changed:?}");
+        assert!(!changed.contains(&"size".to_string()));
+        std::os::unix::fs::symlink("f", dir.path().join("l")).unwrap();
+        let l = read_state(&dir.path().join("l")).unwrap();
+        assert_eq!(
+            (l.file_type, l.link_target.as_deref()),
+            ("symlink", Some("f"))
+        );
+    }
+
+    #[test]
+    fn digests_are_reused_only_for_identical_stat() {
+        let a = FileState {
+            inode: 1,
+            size: 2,
+            mtime: "m".into(),
+            ctime: "c".into(),
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        assert!(same_content(&a, &b));
+        b.ctime = "c2".into();
+        assert!(
+            !same_content(&a, &b),
+            "a reset mtime must not hide new content"
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! Content hashes: BLAKE3 always, SHA-256 where the policy asks for it.
+//!
+//! Small files are read into one buffer; large ones are memory-mapped so the
+//! hasher's SIMD loop runs over the page cache without copies (as `b3sum`
+//! does). Both digests, when wanted, come from a single pass over the bytes.
+use sha2::Digest;
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+
+/// Files at least this big are memory-mapped.
+const MMAP_FROM: u64 = 1 << 20;
+
+/// What to hash and up to what size.
+#[derive(Debug, Clone)]
+pub struct HashPolicy {
+    /// Files larger than this are not hashed (`hash_note: skipped: too large`).
+    pub max_size: u64,
+}
+
+/// The outcome of hashing one file.
+#[derive(Debug, Default, PartialEq)]
+pub struct Hashed {
+    /// `blake3` and maybe `sha256`, lower-case hex.
+    pub hashes: BTreeMap<String, String>,
+    /// Why there are no hashes, when there are none.
+    pub note: Option<String>,
+    /// The content, when the caller asked for it and it was small enough.
+    pub content: Option<Vec<u8>>,
+}
+
+/// Hashes the regular file at `path`, which `size` bytes long when stat'ed.
+/// `keep_content` returns the bytes of files up to that size (for diffs).
+pub fn hash_file(
+    path: &Path,
+    size: u64,
+    sha256: bool,
+    keep_content: u64,
+    policy: &HashPolicy,
+) -> Hashed {
+    if size > policy.max_size {
+        return Hashed {
+            note: Some(format!(
+                "skipped: too large ({size} bytes > {} bytes)",
+                policy.max_size
+            )),
+            ..Default::default()
+        };
+    }
+    match digest(path, size, sha256, keep_content) {
+        Ok(h) => h,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Hashed {
+            note: Some("deleted before it could be hashed".into()),
+            ..Default::default()
+        },
+        Err(e) => Hashed {
+            note: Some(format!("unreadable: {e}")),
+            ..Default::default()
+        },
+    }
+}
+
+fn digest(path: &Path, size: u64, want_sha256: bool, keep_content: u64) -> std::io::Result<Hashed> {
+    let mut file = std::fs::File::open(path)?;
+    let mut b3 = blake3::Hasher::new();
+    let mut sha = want_sha256.then(sha2::Sha256::new);
+    let mut content = None;
+    if size >= MMAP_FROM {
+        // SAFETY (inside blake3): the map is read-only; a concurrent truncation
+        // can raise SIGBUS, which is why only regular files of a stat'ed size
+        // get here. The hash is of what the bytes were while we read them.
+        b3.update_mmap(path)?;
+        if let Some(s) = sha.as_mut() {
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                s.update(&buf[..n]);
+            }
+        }
+    } else {
+        let mut buf = Vec::with_capacity(size as usize + 1);
+        file.read_to_end(&mut buf)?;
+        b3.update(&buf);
+        if let Some(s) = sha.as_mut() {
+            s.update(&buf);
+        }
+        if buf.len() as u64 <= keep_content {
+            content = Some(buf);
+        }
+    }
+    let mut hashes = BTreeMap::new();
+    hashes.insert("blake3".to_string(), b3.finalize().to_hex().to_string());
+    if let Some(s) = sha {
+        hashes.insert("sha256".to_string(), hex(&s.finalize()));
+    }
+    Ok(Hashed {
+        hashes,
+        note: None,
+        content,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> HashPolicy {
+        HashPolicy { max_size: 1 << 30 }
+    }
+
+    #[test]
+    fn small_and_mapped_files_hash_like_reference_implementations() {
+        let dir = tempfile::tempdir().unwrap();
+        for size in [0usize, 5, (MMAP_FROM + 12345) as usize] {
+            let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+            let p = dir.path().join(format!("f{size}"));
+            std::fs::write(&p, &data).unwrap();
+            let h = hash_file(&p, size as u64, true, 0, &policy());
+            assert_eq!(h.hashes["blake3"], blake3::hash(&data).to_hex().to_string());
+            assert_eq!(h.hashes["sha256"], hex(&sha2::Sha256::digest(&data)));
+            assert_eq!(h.note, None);
+        }
+    }
+
+    #[test]
+    fn too_large_and_missing_files_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big");
+        std::fs::write(&p, b"0123456789").unwrap();
+        let h = hash_file(&p, 10, false, 0, &HashPolicy { max_size: 4 });
+        assert!(h.hashes.is_empty());
+        assert!(h.note.unwrap().starts_with("skipped: too large"));
+        let h = hash_file(&dir.path().join("gone"), 1, false, 0, &policy());
+        assert_eq!(h.note.as_deref(), Some("deleted before it could be hashed"));
+    }
+
+    #[test]
+    fn content_is_kept_only_up_to_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t");
+        std::fs::write(&p, b"hello\n").unwrap();
+        assert_eq!(
+            hash_file(&p, 6, false, 6, &policy()).content.as_deref(),
+            Some(&b"hello\n"[..])
+        );
+        assert_eq!(hash_file(&p, 6, false, 5, &policy()).content, None);
+    }
+}

@@ -1,0 +1,163 @@
+//! The last stage: sequence numbers, rendering per schema, and the sinks.
+use crate::event::{Body, Event, SensorInfo, Severity, SCHEMA};
+use crate::schema::render;
+use crate::sink::{HealthState, Rendered, Sink};
+use anyhow::Result;
+use std::sync::Arc;
+
+pub struct Emitter {
+    sinks: Vec<Box<dyn Sink>>,
+    host: String,
+    seq: u64,
+}
+
+impl Emitter {
+    pub fn new(sinks: Vec<Box<dyn Sink>>, host: String) -> Emitter {
+        Emitter {
+            sinks,
+            host,
+            seq: 0,
+        }
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Numbers the event and hands it to every sink. A sink that fails is
+    /// reported on the others; the event still reaches them.
+    pub fn emit(&mut self, mut ev: Event) -> Result<()> {
+        self.seq += 1;
+        ev.seq = self.seq;
+        let mut lines: [Option<Arc<[u8]>>; 3] = [None, None, None];
+        let mut failures = Vec::new();
+        for sink in &mut self.sinks {
+            let format = sink.format();
+            let slot = &mut lines[format as usize];
+            let line = slot
+                .get_or_insert_with(|| render(format, &ev).into())
+                .clone();
+            let r = Rendered {
+                seq: ev.seq,
+                epoch: ev.epoch_seconds(),
+                host: ev.host.clone(),
+                kind: ev.kind,
+                action: ev.action.clone(),
+                severity: ev.severity,
+                line,
+            };
+            if let Err(e) = sink.send(&r) {
+                failures.push((sink.name().to_string(), format!("{e:#}")));
+            }
+        }
+        self.report_health(failures)
+    }
+
+    pub fn flush(&mut self) -> Result<()> {
+        let mut failures = Vec::new();
+        for sink in &mut self.sinks {
+            if let Err(e) = sink.flush() {
+                failures.push((sink.name().to_string(), format!("{e:#}")));
+            }
+        }
+        self.report_health(failures)
+    }
+
+    /// Delivers what the sinks hold and closes them.
+    pub fn close(&mut self) -> Result<()> {
+        let mut errors = Vec::new();
+        for sink in std::mem::take(&mut self.sinks) {
+            let name = sink.name().to_string();
+            if let Err(e) = sink.close() {
+                errors.push(format!("{name}: {e:#}"));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("sinks failed at close: {}", errors.join("; "))
+        }
+    }
+
+    /// A sensor event stamped now.
+    pub fn sensor_event(&self, action: &str, info: SensorInfo) -> Event {
+        sensor_event(&self.host, action, info)
+    }
+
+    fn report_health(&mut self, failures: Vec<(String, String)>) -> Result<()> {
+        let mut notes: Vec<(String, &'static str, Option<u64>, String)> = failures
+            .into_iter()
+            .map(|(sink, msg)| (sink, "health", None, msg))
+            .collect();
+        for sink in &mut self.sinks {
+            for h in sink.take_health() {
+                let (action, lost) = match h.state {
+                    HealthState::Gap { lost } => ("gap", Some(lost)),
+                    HealthState::Degraded | HealthState::Recovered => ("health", None),
+                };
+                let state = match h.state {
+                    HealthState::Degraded => "degraded: ",
+                    HealthState::Recovered => "recovered: ",
+                    HealthState::Gap { .. } => "",
+                };
+                notes.push((h.sink, action, lost, format!("{state}{}", h.message)));
+            }
+        }
+        for (sink, action, lost, message) in notes {
+            let mut ev = self.sensor_event(
+                action,
+                SensorInfo {
+                    sink: Some(sink),
+                    lost,
+                    lost_reason: lost.map(|_| "sink"),
+                    message: Some(message),
+                    ..Default::default()
+                },
+            );
+            ev.severity = if lost.is_some() {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            // Health events go through emit, whose own failures are reported
+            // by the next call: no recursion here.
+            self.seq += 1;
+            ev.seq = self.seq;
+            for s in &mut self.sinks {
+                let line: Arc<[u8]> = render(s.format(), &ev).into();
+                let _ = s.send(&Rendered {
+                    seq: ev.seq,
+                    epoch: ev.epoch_seconds(),
+                    host: ev.host.clone(),
+                    kind: ev.kind,
+                    action: ev.action.clone(),
+                    severity: ev.severity,
+                    line,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A sensor event stamped with the current time.
+pub fn sensor_event(host: &str, action: &str, info: SensorInfo) -> Event {
+    Event {
+        schema: SCHEMA,
+        seq: 0,
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        host: host.to_string(),
+        kind: "sensor",
+        action: action.to_string(),
+        severity: Severity::Info,
+        alert: false,
+        rules: Vec::new(),
+        mitre: Vec::new(),
+        pci: Vec::new(),
+        tags: Vec::new(),
+        body: Body::Sensor(SensorInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            ..info
+        }),
+    }
+}

@@ -1,0 +1,325 @@
+//! The shared half of the data flow: coalesce → hash → evaluate → emit.
+//!
+//! Sources (the eBPF ring buffer, later ETW and scans) hand raw changes to
+//! [`Pipeline::send`]. One thread owns the order of events: it folds raw changes
+//! ([`coalesce`]), hands state reads and hashing to a worker pool ([`enrich`]),
+//! and emits in arrival order once each event's `after` state is back, so a
+//! file's events never overtake each other. `before` is the last state this
+//! pipeline emitted for the path.
+pub mod coalesce;
+pub mod emit;
+pub mod enrich;
+
+use crate::event::{Event, FileState};
+use crate::filestate::fields_changed;
+use crate::hash::HashPolicy;
+use crate::rules::RuleSet;
+use anyhow::Result;
+use coalesce::{Change, Coalescer, Timing};
+use crossbeam_channel::{select, Receiver, Sender};
+use emit::Emitter;
+use enrich::{Done, Job};
+use globset::GlobSet;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Settings of the shared stages.
+pub struct Settings {
+    pub timing: Timing,
+    pub hash: HashPolicy,
+    pub hash_workers: usize,
+    /// Paths also hashed with SHA-256.
+    pub sha256: GlobSet,
+    /// Paths whose small text content is diffed.
+    pub diff: GlobSet,
+    pub diff_max_bytes: u64,
+    /// Paths never diffed (and whose content is never kept).
+    pub secret: GlobSet,
+    pub rules: RuleSet,
+}
+
+impl Settings {
+    pub fn from_config(c: &crate::config::Config, rules: RuleSet) -> Settings {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Settings {
+            timing: Timing {
+                rename_window: Duration::from_millis(c.coalesce.window_ms),
+                max_hold: Duration::from_millis(c.coalesce.max_hold_ms),
+            },
+            hash: HashPolicy {
+                max_size: c.hash.max_size,
+            },
+            hash_workers: c.hash.workers.unwrap_or(cpus.min(4)),
+            sha256: c.hash.sha256.clone(),
+            diff: c.diff.paths.clone(),
+            diff_max_bytes: c.diff.max_bytes,
+            secret: c.diff.secret.clone(),
+            rules,
+        }
+    }
+}
+
+/// What sources send.
+pub enum Input {
+    Change(Change),
+    /// A sensor event (start, gap, error...): emitted in order, unchanged.
+    Sensor(Event),
+    /// Emit what is held, then the given stop event, and end.
+    Stop(Event),
+}
+
+pub struct Pipeline {
+    tx: Sender<Input>,
+    thread: std::thread::JoinHandle<Result<()>>,
+}
+
+impl Pipeline {
+    pub fn start(settings: Settings, emitter: Emitter) -> Result<Pipeline> {
+        let (tx, rx) = crossbeam_channel::bounded(16384);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded();
+        let (jobs, workers) =
+            enrich::spawn_pool(settings.hash_workers, settings.hash.clone(), done_tx)?;
+        let thread = std::thread::Builder::new()
+            .name("vigil-settle".into())
+            .spawn(move || {
+                let mut s = Settle::new(settings, emitter, jobs);
+                let r = s.run(rx, done_rx);
+                drop(s);
+                for w in workers {
+                    let _ = w.join();
+                }
+                r
+            })?;
+        Ok(Pipeline { tx, thread })
+    }
+
+    /// Hands over one input; blocks while the pipeline is full (backpressure).
+    pub fn send(&self, input: Input) -> Result<()> {
+        self.tx
+            .send(input)
+            .map_err(|_| anyhow::anyhow!("the pipeline thread stopped"))
+    }
+
+    /// Waits for the pipeline to finish after [`Input::Stop`].
+    pub fn join(self) -> Result<()> {
+        drop(self.tx);
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))?
+    }
+}
+
+struct Pending {
+    ev: Event,
+    /// Waiting for the worker pool.
+    waiting: bool,
+    after: Option<FileState>,
+    content: Option<Vec<u8>>,
+}
+
+struct Settle {
+    s: Settings,
+    emitter: Emitter,
+    coalescer: Coalescer,
+    jobs: Option<Sender<Job>>,
+    /// Events in arrival order; `first_id` is the id of the front.
+    queue: VecDeque<Pending>,
+    first_id: u64,
+    /// Last emitted state per path: the next event's `before`.
+    states: HashMap<String, FileState>,
+    /// Last seen content of diffable paths.
+    contents: HashMap<String, Vec<u8>>,
+}
+
+impl Settle {
+    fn new(s: Settings, emitter: Emitter, jobs: Sender<Job>) -> Settle {
+        Settle {
+            coalescer: Coalescer::new(s.timing),
+            s,
+            emitter,
+            jobs: Some(jobs),
+            queue: VecDeque::new(),
+            first_id: 0,
+            states: HashMap::new(),
+            contents: HashMap::new(),
+        }
+    }
+
+    fn run(&mut self, rx: Receiver<Input>, done: Receiver<Done>) -> Result<()> {
+        loop {
+            let timeout = self
+                .coalescer
+                .next_deadline()
+                .map_or(Duration::from_millis(100), |d| {
+                    d.saturating_duration_since(Instant::now())
+                });
+            select! {
+                recv(rx) -> msg => match msg {
+                    Ok(Input::Change(c)) => {
+                        for ev in self.coalescer.push(c, Instant::now()) {
+                            self.enqueue(ev)?;
+                        }
+                    }
+                    Ok(Input::Sensor(ev)) => self.enqueue(ev)?,
+                    Ok(Input::Stop(ev)) => {
+                        for ev in self.coalescer.flush() {
+                            self.enqueue(ev)?;
+                        }
+                        self.enqueue(ev)?;
+                        self.jobs = None;
+                        while !self.queue.is_empty() {
+                            let d = done.recv()?;
+                            self.complete(d)?;
+                        }
+                        return self.emitter.close();
+                    }
+                    Err(_) => anyhow::bail!("the source stopped without a stop event"),
+                },
+                recv(done) -> d => self.complete(d?)?,
+                default(timeout) => {}
+            }
+            for ev in self.coalescer.expire(Instant::now()) {
+                self.enqueue(ev)?;
+            }
+            if rx.is_empty() && done.is_empty() {
+                self.emitter.flush()?;
+            }
+        }
+    }
+
+    /// Queues an event; file events first get their `after` state read.
+    fn enqueue(&mut self, ev: Event) -> Result<()> {
+        let id = self.first_id + self.queue.len() as u64;
+        let job = ev.file().and_then(|f| {
+            let path = match ev.action.as_str() {
+                "deleted" => return None,
+                "renamed" | "exchanged" | "linked" => f.target_path.clone()?,
+                _ => f.path.clone(),
+            };
+            let diffable = self.s.diff.is_match(&path) && !self.s.secret.is_match(&path);
+            Some(Job {
+                id,
+                hint: self.states.get(&path).cloned(),
+                sha256: self.s.sha256.is_match(&path),
+                keep_content: if diffable { self.s.diff_max_bytes } else { 0 },
+                path: PathBuf::from(path),
+            })
+        });
+        let waiting = job.is_some();
+        if let Some(job) = job {
+            let jobs = self.jobs.as_ref().expect("jobs are open until stop");
+            jobs.send(job)
+                .map_err(|_| anyhow::anyhow!("the hash workers stopped"))?;
+        }
+        self.queue.push_back(Pending {
+            ev,
+            waiting,
+            after: None,
+            content: None,
+        });
+        self.emit_ready()
+    }
+
+    fn complete(&mut self, d: Done) -> Result<()> {
+        let i = (d.id - self.first_id) as usize;
+        let p = &mut self.queue[i];
+        p.waiting = false;
+        p.after = d.after;
+        p.content = d.content;
+        self.emit_ready()
+    }
+
+    fn emit_ready(&mut self) -> Result<()> {
+        while self.queue.front().is_some_and(|p| !p.waiting) {
+            let p = self.queue.pop_front().expect("front exists");
+            self.first_id += 1;
+            let ev = self.finish(p);
+            self.emitter.emit(ev)?;
+        }
+        Ok(())
+    }
+
+    /// Fills before/after, fields_changed and diff, updates the known states,
+    /// and applies the rules.
+    fn finish(&mut self, p: Pending) -> Event {
+        let Pending {
+            mut ev,
+            after,
+            content,
+            ..
+        } = p;
+        let action = ev.action.clone();
+        if let Some(f) = ev.file_mut() {
+            let path = f.path.clone();
+            let before = self.states.get(&path).cloned();
+            match action.as_str() {
+                "deleted" => {
+                    self.states.remove(&path);
+                    self.contents.remove(&path);
+                }
+                "renamed" | "linked" | "exchanged" => {
+                    let target = f.target_path.clone().unwrap_or_default();
+                    if action == "exchanged" {
+                        let other = self.states.remove(&target);
+                        match other {
+                            Some(o) => self.states.insert(path.clone(), o),
+                            None => self.states.remove(&path),
+                        };
+                    } else if action == "renamed" {
+                        self.states.remove(&path);
+                        self.contents.remove(&path);
+                    }
+                    if let Some(a) = &after {
+                        self.states.insert(target, a.clone());
+                    }
+                }
+                _ => {
+                    if let Some(a) = &after {
+                        self.states.insert(path.clone(), a.clone());
+                    } else {
+                        self.states.remove(&path);
+                    }
+                    if let Some(new) = content {
+                        let old = self.contents.insert(path.clone(), new);
+                        f.diff = old
+                            .zip(self.contents.get(&path))
+                            .and_then(|(old, new)| unified_diff(&path, &old, new));
+                    }
+                }
+            }
+            if after.is_none() && action != "deleted" {
+                f.details.insert(
+                    "hash_note".into(),
+                    "deleted before it could be hashed".into(),
+                );
+            }
+            if let (Some(b), Some(a)) = (&before, &after) {
+                f.fields_changed = fields_changed(b, a);
+            }
+            f.before = before;
+            f.after = after;
+        }
+        self.s.rules.evaluate(&mut ev);
+        ev
+    }
+}
+
+/// A unified diff of two small text files, or None if either is not text.
+fn unified_diff(path: &str, old: &[u8], new: &[u8]) -> Option<String> {
+    let is_text = |b: &[u8]| !b.contains(&0);
+    let (old, new) = (
+        std::str::from_utf8(old).ok()?,
+        std::str::from_utf8(new).ok()?,
+    );
+    if old == new || !is_text(old.as_bytes()) || !is_text(new.as_bytes()) {
+        return None;
+    }
+    Some(
+        similar::TextDiff::from_lines(old, new)
+            .unified_diff()
+            .context_radius(3)
+            .header(path, path)
+            .to_string(),
+    )
+}
