@@ -28,6 +28,9 @@ enum Command {
         /// Append events to this file instead of stdout.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Report every raw change as the kernel saw it (no coalescing).
+        #[arg(long)]
+        raw: bool,
     },
     /// Policy files.
     Config {
@@ -77,12 +80,18 @@ fn real_main(cli: Cli) -> Result<()> {
             config,
             watch,
             output,
-        } => run(config, watch, output),
+            raw,
+        } => run(config, watch, output, raw),
     }
 }
 
 #[cfg(target_os = "linux")]
-fn run(config: Option<PathBuf>, watch: Vec<PathBuf>, output: Option<PathBuf>) -> Result<()> {
+fn run(
+    config: Option<PathBuf>,
+    watch: Vec<PathBuf>,
+    output: Option<PathBuf>,
+    raw: bool,
+) -> Result<()> {
     use vigil::pipeline::{emit::Emitter, Settings};
     use vigil::rules::RuleSet;
     use vigil::{linux::sensor, output::Output, policy::Policy};
@@ -92,6 +101,9 @@ fn run(config: Option<PathBuf>, watch: Vec<PathBuf>, output: Option<PathBuf>) ->
         (None, true) => Config::default_policy(),
     };
     cfg.watches.extend(Config::for_paths(&watch)?.watches);
+    if raw {
+        cfg.coalesce.window_ms = 0;
+    }
     let out = match output.or(cfg.sensor.output.clone()) {
         Some(p) => Output::file(&p)?,
         None => Output::stdout(),
@@ -112,6 +124,6 @@ fn run(config: Option<PathBuf>, watch: Vec<PathBuf>, output: Option<PathBuf>) ->
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run(_: Option<PathBuf>, _: Vec<PathBuf>, _: Option<PathBuf>) -> Result<()> {
+fn run(_: Option<PathBuf>, _: Vec<PathBuf>, _: Option<PathBuf>, _: bool) -> Result<()> {
     anyhow::bail!("vigil run is only implemented on Linux so far")
 }

@@ -69,8 +69,20 @@ impl Sensor {
             });
         }
         let child = cmd.spawn().expect("spawn vigil");
-        let s = Sensor { child, output, dir };
-        s.wait_for(|e| e["kind"] == "sensor" && e["action"] == "start");
+        let mut s = Sensor { child, output, dir };
+        let start = Instant::now();
+        while !s
+            .events()
+            .iter()
+            .any(|e| e["kind"] == "sensor" && e["action"] == "start")
+        {
+            // A sensor that cannot start fails the test now, not after a timeout per test.
+            if let Ok(Some(status)) = s.child.try_wait() {
+                panic!("vigil {args:?} exited before its start event: {status}");
+            }
+            assert!(start.elapsed() < WAIT, "no start event within {WAIT:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         s
     }
 

@@ -44,7 +44,7 @@ fn shared() -> &'static Shared {
             std::fs::create_dir_all(&watched).unwrap();
             std::fs::create_dir_all(&unwatched).unwrap();
             let sensor = Sensor::start(
-                &["--watch", watched.to_str().unwrap()],
+                &["--raw", "--watch", watched.to_str().unwrap()],
                 Some(base.join("events.ndjson")),
             );
             tx.send(Shared {

@@ -142,7 +142,7 @@ fn events_the_kernel_cannot_deliver_are_reported_as_a_gap() {
         ),
     )
     .unwrap();
-    let s = Sensor::start(&["--config", policy.to_str().unwrap()], None);
+    let s = Sensor::start(&["--raw", "--config", policy.to_str().unwrap()], None);
     let pid = s.child.id() as i32;
     unsafe { libc::kill(pid, libc::SIGSTOP) };
     let churn = env!("CARGO_BIN_EXE_vigil-churn");

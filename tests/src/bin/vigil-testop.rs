@@ -90,6 +90,17 @@ fn main() {
                 }
                 libc::syscall(libc::SYS_close, fd)
             }
+            // Creates FILE, writes to it, closes it and unlinks it: one process,
+            // so the deletion surely comes before the pipeline reads the file.
+            "create-write-unlink" => {
+                let fd = fd_of(a(1), libc::O_CREAT | libc::O_WRONLY);
+                check(
+                    libc::syscall(libc::SYS_write, fd, buf.as_ptr(), 16),
+                    "write",
+                );
+                check(libc::syscall(libc::SYS_close, fd), "close");
+                libc::syscall(libc::SYS_unlink, c(a(1)).as_ptr())
+            }
             "creat" => libc::syscall(libc::SYS_creat, c(a(1)).as_ptr(), 0o644),
             "open-creat" => libc::syscall(
                 libc::SYS_open,
