@@ -1615,4 +1615,15 @@ action = ["modified"]
         assert_eq!(e.rules, ["systemd-timer"]);
         assert_eq!(e.mitre, ["T1053.006"]);
     }
+
+    #[test]
+    fn docs_list_every_builtin_rule() {
+        let doc = include_str!("../../docs/rules.md");
+        for id in builtin().ids() {
+            assert!(
+                doc.contains(&format!("| `{id}` |")),
+                "docs/rules.md has no table row for built-in rule {id:?}"
+            );
+        }
+    }
 }
