@@ -1,11 +1,1629 @@
-//! Rules: severity, tags and alerts for changes. (Stub: filled by the rules work.)
-use crate::event::Event;
+//! Rules: severity, alerts, MITRE ATT&CK techniques, PCI DSS requirements and
+//! tags for changes.
+//!
+//! A rule file is TOML: a list of `[[rule]]` tables, each with a `[rule.match]`
+//! table of conditions. Every condition present must hold (AND); each condition
+//! is a list whose entries are alternatives (OR). All matching rules apply to an
+//! event: the highest severity wins, `alert` is set if any rule sets it, and the
+//! rule ids, MITRE, PCI and tag lists are the union in rule order. Rules never
+//! drop or hide an event; they only qualify it. The format is documented in
+//! docs/rules.md.
+//!
+//! Unknown keys, bad globs, bad severities and malformed MITRE or PCI ids are
+//! errors that name the file, line and column (and the rule id).
+//!
+//! Evaluation runs once per event, so everything is compiled up front: the path
+//! globs of all rules form one [`GlobSet`] matched once per path, actions,
+//! kinds, file types and changed fields are bit masks, and the other glob
+//! conditions are one [`GlobSet`] each. Evaluating allocates only to record the
+//! matches on the event.
+use crate::config::{line_col, ConfigError};
+use crate::event::{Event, FileChange, Severity};
+use globset::{Candidate, Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+use std::cell::RefCell;
+use std::ops::Range;
+use std::path::PathBuf;
+use toml::Spanned;
 
-/// A set of rules, evaluated in order.
-#[derive(Debug, Default)]
-pub struct RuleSet {}
+/// The rule set Vigil ships with (`rules/default.toml`), applied before any
+/// local rule file.
+pub const DEFAULT_RULES: &str = include_str!("../rules/default.toml");
+
+/// How the built-in rules are named in errors.
+const BUILTIN_ORIGIN: &str = "<builtin rules>";
+
+/// Event actions a rule may name (file actions, then sensor actions).
+const ACTIONS: &[&str] = &[
+    "created",
+    "modified",
+    "truncated",
+    "closed_after_write",
+    "deleted",
+    "renamed",
+    "exchanged",
+    "linked",
+    "symlinked",
+    "permissions_changed",
+    "owner_changed",
+    "timestamps_changed",
+    "xattr_changed",
+    "xattr_removed",
+    "start",
+    "stop",
+    "gap",
+    "error",
+];
+
+/// Event kinds.
+const KINDS: &[&str] = &["file", "sensor"];
+
+/// Names that can appear in `fields_changed` (the `FileState` fields).
+const FIELDS: &[&str] = &[
+    "type",
+    "size",
+    "mode",
+    "uid",
+    "gid",
+    "mtime",
+    "ctime",
+    "inode",
+    "nlink",
+    "link_target",
+    "xattrs",
+    "hashes",
+    "hash_note",
+];
+
+/// File types (`file.type`, `after.type`).
+const FILE_TYPES: &[&str] = &[
+    "file", "dir", "symlink", "fifo", "socket", "char", "block", "unknown",
+];
+
+// ---------------------------------------------------------------------------
+// The file format, as parsed.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    rule: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    severity: Option<Spanned<String>>,
+    #[serde(default)]
+    alert: bool,
+    #[serde(default)]
+    mitre: Vec<Spanned<String>>,
+    #[serde(default)]
+    pci: Vec<Spanned<String>>,
+    #[serde(default)]
+    tags: Vec<Spanned<String>>,
+    #[serde(rename = "match")]
+    when: RawMatch,
+}
+
+type List = Vec<Spanned<String>>;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    #[serde(default)]
+    kind: List,
+    #[serde(default)]
+    action: List,
+    #[serde(default)]
+    path: List,
+    #[serde(default)]
+    not_path: List,
+    #[serde(default)]
+    file_type: List,
+    #[serde(default)]
+    fields_changed: List,
+    #[serde(default)]
+    mode_bits: List,
+    #[serde(default)]
+    xattr: List,
+    #[serde(default)]
+    exe: List,
+    #[serde(default)]
+    not_exe: List,
+    #[serde(default)]
+    comm: List,
+    #[serde(default)]
+    user: List,
+    #[serde(default)]
+    login_user: List,
+    #[serde(default)]
+    parent_exe: List,
+    #[serde(default)]
+    parent_comm: List,
+}
+
+// ---------------------------------------------------------------------------
+// Compiled rules.
+
+/// One compiled rule. Masks are 0 when the condition is absent.
+#[derive(Debug, Clone)]
+struct Rule {
+    id: String,
+    description: String,
+    severity: Severity,
+    alert: bool,
+    mitre: Vec<String>,
+    pci: Vec<String>,
+    tags: Vec<String>,
+    /// Where the rule's id is written, for duplicate-id errors.
+    origin: String,
+    line: usize,
+    column: usize,
+    kinds: u32,
+    actions: u32,
+    file_types: u32,
+    fields: u32,
+    mode_bits: u32,
+    /// Kept to rebuild the set-wide path index when rule sets are merged.
+    path: Vec<Glob>,
+    not_path: Vec<Glob>,
+    xattr: Option<GlobSet>,
+    exe: Option<GlobSet>,
+    not_exe: Option<GlobSet>,
+    comm: Option<GlobSet>,
+    user: Option<GlobSet>,
+    login_user: Option<GlobSet>,
+    parent_exe: Option<GlobSet>,
+    parent_comm: Option<GlobSet>,
+}
+
+impl Rule {
+    fn has_path_condition(&self) -> bool {
+        !self.path.is_empty() || !self.not_path.is_empty()
+    }
+}
+
+/// Which rule a glob of the set-wide path index belongs to.
+#[derive(Debug, Clone, Copy)]
+struct PathGlob {
+    rule: u32,
+    negated: bool,
+}
+
+/// A compiled set of rules, evaluated in order against every event.
+///
+/// Build it with [`RuleSet::builtin`], [`RuleSet::parse`] or [`RuleSet::load`];
+/// the [`Default`] set is empty and leaves every event at `info`.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    /// The `path` and `not_path` globs of every rule, matched once per path.
+    paths: GlobSet,
+    /// For each glob in `paths`, its rule and whether it is a `not_path`.
+    path_owner: Vec<PathGlob>,
+}
+
+impl Default for RuleSet {
+    fn default() -> Self {
+        RuleSet {
+            rules: Vec::new(),
+            paths: GlobSet::empty(),
+            path_owner: Vec::new(),
+        }
+    }
+}
+
+/// Per-thread scratch space for [`RuleSet::evaluate`], so that evaluation does
+/// not allocate once warmed up.
+#[derive(Default)]
+struct Scratch {
+    hits: Vec<usize>,
+    /// Per rule, for the path being matched: bit 0 a `path` glob matched, bit 1
+    /// a `not_path` glob matched.
+    per_path: Vec<u8>,
+    /// Per rule: the path conditions hold for at least one of the event's paths.
+    path_ok: Vec<bool>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
 
 impl RuleSet {
-    /// Sets `severity`, `alert`, `rules`, `mitre`, `pci` and `tags` on `ev`.
-    pub fn evaluate(&self, _ev: &mut Event) {}
+    /// The built-in rule set ([`DEFAULT_RULES`]).
+    pub fn builtin() -> RuleSet {
+        RuleSet::parse(DEFAULT_RULES, BUILTIN_ORIGIN).expect("the built-in rules are valid")
+    }
+
+    /// Parses and compiles rule-file text; `origin` names it in errors, which
+    /// carry the line and column of the offending key or value.
+    pub fn parse(text: &str, origin: &str) -> Result<RuleSet, ConfigError> {
+        let mut set = RuleSet::default();
+        set.extend(parse_rules(text, origin)?)?;
+        Ok(set)
+    }
+
+    /// The built-in rules followed by the rules of each file in `extra`, in
+    /// order. A rule id defined twice (in one file or across files, including
+    /// the built-in set) is an error naming both places.
+    pub fn load(extra: &[PathBuf]) -> anyhow::Result<RuleSet> {
+        let mut set = RuleSet::builtin();
+        for path in extra {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read rule file {}: {e}", path.display()))?;
+            let rules = parse_rules(&text, &path.display().to_string())?;
+            set.extend(rules)?;
+        }
+        Ok(set)
+    }
+
+    /// The number of rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    /// Whether the set has no rules.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rule ids, in evaluation order.
+    pub fn ids(&self) -> impl Iterator<Item = &str> {
+        self.rules.iter().map(|r| r.id.as_str())
+    }
+
+    /// The description of the rule `id`, if the set has it.
+    pub fn description(&self, id: &str) -> Option<&str> {
+        self.rules
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.description.as_str())
+    }
+
+    /// Appends rules, refusing duplicate ids, and rebuilds the path index.
+    fn extend(&mut self, rules: Vec<Rule>) -> Result<(), ConfigError> {
+        for (i, r) in rules.iter().enumerate() {
+            if let Some(first) = self.rules.iter().chain(&rules[..i]).find(|p| p.id == r.id) {
+                return Err(ConfigError {
+                    origin: r.origin.clone(),
+                    line: r.line,
+                    column: r.column,
+                    message: format!(
+                        "duplicate rule id {:?} (first defined at {}:{}:{})",
+                        r.id, first.origin, first.line, first.column
+                    ),
+                });
+            }
+        }
+        self.rules.extend(rules);
+        let mut builder = GlobSetBuilder::new();
+        let mut owner = Vec::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            for (globs, negated) in [(&r.path, false), (&r.not_path, true)] {
+                for g in globs {
+                    builder.add(g.clone());
+                    owner.push(PathGlob {
+                        rule: i as u32,
+                        negated,
+                    });
+                }
+            }
+        }
+        self.paths = builder.build().map_err(|e| {
+            let last = self.rules.last();
+            ConfigError {
+                origin: last.map_or_else(String::new, |r| r.origin.clone()),
+                line: last.map_or(1, |r| r.line),
+                column: last.map_or(1, |r| r.column),
+                message: format!("cannot compile the path globs: {e}"),
+            }
+        })?;
+        self.path_owner = owner;
+        Ok(())
+    }
+
+    /// Sets `severity`, `alert`, `rules`, `mitre`, `pci` and `tags` on `ev`
+    /// from the rules that match it, replacing what was there: severity is the
+    /// highest of the matching rules (`info` when none match), `alert` is set
+    /// when any matching rule sets it, and the lists are the union of the
+    /// matching rules' lists in rule order, without duplicates. The event is
+    /// never dropped or otherwise changed.
+    pub fn evaluate(&self, ev: &mut Event) {
+        ev.severity = Severity::Info;
+        ev.alert = false;
+        ev.rules.clear();
+        ev.mitre.clear();
+        ev.pci.clear();
+        ev.tags.clear();
+        if self.rules.is_empty() {
+            return;
+        }
+        let facts = Facts::of(ev);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            self.match_paths(ev, &mut scratch);
+            for (i, rule) in self.rules.iter().enumerate() {
+                if !facts.matches(rule, ev) {
+                    continue;
+                }
+                if rule.has_path_condition() && !scratch.path_ok[i] {
+                    continue;
+                }
+                if !process_matches(rule, ev) {
+                    continue;
+                }
+                ev.severity = ev.severity.max(rule.severity);
+                ev.alert |= rule.alert;
+                ev.rules.push(rule.id.clone());
+                union(&mut ev.mitre, &rule.mitre);
+                union(&mut ev.pci, &rule.pci);
+                union(&mut ev.tags, &rule.tags);
+            }
+        });
+    }
+
+    /// Fills `scratch.path_ok`: for each rule, whether one of the event's paths
+    /// (path or target_path) matches one of its `path` globs (or it has none)
+    /// and none of its `not_path` globs.
+    fn match_paths(&self, ev: &Event, scratch: &mut Scratch) {
+        let Scratch {
+            hits,
+            per_path,
+            path_ok,
+        } = scratch;
+        path_ok.clear();
+        path_ok.resize(self.rules.len(), false);
+        let Some(fc) = ev.file() else { return };
+        if self.path_owner.is_empty() {
+            return;
+        }
+        for p in std::iter::once(fc.path.as_str()).chain(fc.target_path.as_deref()) {
+            per_path.clear();
+            per_path.resize(self.rules.len(), 0);
+            self.paths.matches_candidate_into(&Candidate::new(p), hits);
+            for &h in hits.iter() {
+                let o = self.path_owner[h];
+                per_path[o.rule as usize] |= if o.negated { 2 } else { 1 };
+            }
+            for (i, r) in self.rules.iter().enumerate() {
+                let m = per_path[i];
+                if (r.path.is_empty() || m & 1 != 0) && m & 2 == 0 {
+                    path_ok[i] = true;
+                }
+            }
+        }
+    }
+}
+
+fn union(into: &mut Vec<String>, from: &[String]) {
+    for s in from {
+        if !into.contains(s) {
+            into.push(s.clone());
+        }
+    }
+}
+
+/// What the mask conditions look at, computed once per event.
+struct Facts {
+    kind: u32,
+    action: u32,
+    file_type: u32,
+    fields: u32,
+    mode: u32,
+}
+
+impl Facts {
+    fn of(ev: &Event) -> Facts {
+        let mut f = Facts {
+            kind: bit(KINDS, ev.kind),
+            action: bit(ACTIONS, &ev.action),
+            file_type: 0,
+            fields: 0,
+            mode: 0,
+        };
+        if let Some(fc) = ev.file() {
+            let ty = match &fc.after {
+                Some(a) if !a.file_type.is_empty() => a.file_type,
+                _ => fc.file.file_type,
+            };
+            f.file_type = bit(FILE_TYPES, ty);
+            f.fields = fc
+                .fields_changed
+                .iter()
+                .fold(0, |m, name| m | bit(FIELDS, name));
+            f.mode = event_mode(fc);
+        }
+        f
+    }
+
+    /// The mask, path-free and process-free conditions; the cheap ones first.
+    fn matches(&self, r: &Rule, ev: &Event) -> bool {
+        let any = |want: u32, have: u32| want == 0 || want & have != 0;
+        if !(any(r.kinds, self.kind)
+            && any(r.actions, self.action)
+            && any(r.file_types, self.file_type)
+            && any(r.fields, self.fields)
+            && any(r.mode_bits, self.mode))
+        {
+            return false;
+        }
+        match &r.xattr {
+            None => true,
+            Some(set) => ev.file().is_some_and(|fc| xattr_matches(set, fc)),
+        }
+    }
+}
+
+fn bit(list: &[&str], name: &str) -> u32 {
+    list.iter().position(|n| *n == name).map_or(0, |i| 1 << i)
+}
+
+/// The permission bits of the after state and of a chmod's requested mode,
+/// or-ed together.
+fn event_mode(fc: &FileChange) -> u32 {
+    let after = fc
+        .after
+        .as_ref()
+        .and_then(|a| u32::from_str_radix(&a.mode, 8).ok())
+        .unwrap_or(0);
+    let requested = match fc.details.get("mode") {
+        Some(serde_json::Value::String(s)) => u32::from_str_radix(s, 8).unwrap_or(0),
+        Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(0) as u32,
+        _ => 0,
+    };
+    (after | requested) & 0o7777
+}
+
+/// An attribute named by `set` is present after the change, was removed or
+/// changed value, or is named by the syscall details (`details.name`).
+fn xattr_matches(set: &GlobSet, fc: &FileChange) -> bool {
+    let after = fc.after.as_ref().map(|a| &a.xattrs);
+    if after.is_some_and(|x| x.keys().any(|k| set.is_match(k))) {
+        return true;
+    }
+    if let Some(before) = &fc.before {
+        for (k, v) in &before.xattrs {
+            if after.and_then(|x| x.get(k)) != Some(v) && set.is_match(k) {
+                return true;
+            }
+        }
+    }
+    matches!(fc.details.get("name"), Some(serde_json::Value::String(n)) if set.is_match(n))
+}
+
+/// The process conditions. A positive condition on an unknown value (no exe,
+/// no user name, no parent) fails; a negative one (`not_exe`) holds.
+fn process_matches(r: &Rule, ev: &Event) -> bool {
+    let proc_ = ev.file().map(|fc| &fc.process);
+    let want = |set: &Option<GlobSet>, value: Option<&str>| match set {
+        None => true,
+        Some(s) => value.is_some_and(|v| s.is_match(v)),
+    };
+    let exe = proc_.and_then(|p| p.exe.as_deref());
+    let parent = proc_.and_then(|p| p.parent.as_ref());
+    want(&r.exe, exe)
+        && r.not_exe
+            .as_ref()
+            .is_none_or(|s| !exe.is_some_and(|v| s.is_match(v)))
+        && want(&r.comm, proc_.map(|p| p.comm.as_str()))
+        && want(&r.user, proc_.and_then(|p| p.user.as_deref()))
+        && want(&r.login_user, proc_.and_then(|p| p.login_user.as_deref()))
+        && want(&r.parent_exe, parent.and_then(|p| p.exe.as_deref()))
+        && want(&r.parent_comm, parent.map(|p| p.comm.as_str()))
+}
+
+// ---------------------------------------------------------------------------
+// Parsing and validation.
+
+/// Error construction for one rule file.
+struct Src<'a> {
+    text: &'a str,
+    origin: &'a str,
+}
+
+impl Src<'_> {
+    fn err(&self, span: Option<Range<usize>>, message: String) -> ConfigError {
+        let (line, column) = line_col(self.text, span.map_or(0, |s| s.start));
+        ConfigError {
+            origin: self.origin.to_string(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// How a glob condition is checked before compiling.
+#[derive(Clone, Copy, PartialEq)]
+enum GlobKind {
+    /// Matched against absolute paths: must not be relative or start with `~`.
+    Path,
+    Name,
+}
+
+fn parse_rules(text: &str, origin: &str) -> Result<Vec<Rule>, ConfigError> {
+    let src = Src { text, origin };
+    let raw: RawFile =
+        toml::from_str(text).map_err(|e| src.err(e.span(), e.message().to_string()))?;
+    let mut out = Vec::with_capacity(raw.rule.len());
+    for r in raw.rule {
+        out.push(compile_rule(&src, r)?);
+    }
+    Ok(out)
+}
+
+fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
+    let id = r.id.get_ref().clone();
+    if id.is_empty()
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    {
+        return Err(src.err(
+            Some(r.id.span()),
+            format!("invalid rule id {id:?}: use letters, digits, '-', '_', '.' or ':'"),
+        ));
+    }
+    let bad =
+        |s: &Spanned<String>, what: String| src.err(Some(s.span()), format!("rule {id:?}: {what}"));
+    let severity = match &r.severity {
+        None => Severity::Info,
+        Some(s) => match s.get_ref().as_str() {
+            "info" => Severity::Info,
+            "low" => Severity::Low,
+            "medium" => Severity::Medium,
+            "high" => Severity::High,
+            "critical" => Severity::Critical,
+            other => {
+                return Err(bad(
+                    s,
+                    format!("unknown severity {other:?} (use info, low, medium, high or critical)"),
+                ))
+            }
+        },
+    };
+    let mut mitre = Vec::new();
+    for m in &r.mitre {
+        if !valid_technique(m.get_ref()) {
+            return Err(bad(
+                m,
+                format!(
+                    "invalid MITRE ATT&CK technique id {:?} (expected T1234 or T1234.001)",
+                    m.get_ref()
+                ),
+            ));
+        }
+        push_unique(&mut mitre, m.get_ref());
+    }
+    let mut pci = Vec::new();
+    for p in &r.pci {
+        if !valid_pci(p.get_ref()) {
+            return Err(bad(
+                p,
+                format!(
+                    "invalid PCI DSS requirement {:?} (expected numbers and dots, e.g. 11.5.2)",
+                    p.get_ref()
+                ),
+            ));
+        }
+        push_unique(&mut pci, p.get_ref());
+    }
+    let mut tags = Vec::new();
+    for t in &r.tags {
+        if t.get_ref().trim().is_empty() {
+            return Err(bad(t, "empty tag".to_string()));
+        }
+        push_unique(&mut tags, t.get_ref());
+    }
+
+    let m = &r.when;
+    let mask = |list: &List, names: &[&str], key: &str| -> Result<u32, ConfigError> {
+        let mut mask = 0;
+        for s in list {
+            match names.iter().position(|n| n == s.get_ref()) {
+                Some(i) => mask |= 1 << i,
+                None => {
+                    return Err(bad(
+                        s,
+                        format!(
+                            "unknown {key} {:?} (one of: {})",
+                            s.get_ref(),
+                            names.join(", ")
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(mask)
+    };
+    let globs = |list: &List, kind: GlobKind, key: &str| -> Result<Vec<Glob>, ConfigError> {
+        let mut out = Vec::with_capacity(list.len());
+        for s in list {
+            let g = s.get_ref();
+            if kind == GlobKind::Path
+                && g.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '.' || c == '~')
+            {
+                return Err(bad(
+                    s,
+                    format!(
+                        "{key} glob {g:?} must be absolute (start with / or **/); ~ is not expanded"
+                    ),
+                ));
+            }
+            let glob = GlobBuilder::new(g)
+                .literal_separator(kind == GlobKind::Path)
+                .build()
+                .map_err(|e| bad(s, format!("invalid {key} glob {g:?}: {}", e.kind())))?;
+            out.push(glob);
+        }
+        Ok(out)
+    };
+    let set = |list: &List, kind: GlobKind, key: &str| -> Result<Option<GlobSet>, ConfigError> {
+        if list.is_empty() {
+            return Ok(None);
+        }
+        let mut b = GlobSetBuilder::new();
+        for g in globs(list, kind, key)? {
+            b.add(g);
+        }
+        b.build()
+            .map(Some)
+            .map_err(|e| bad(&list[0], format!("cannot compile {key} globs: {e}")))
+    };
+    let mut mode_bits = 0;
+    for s in &m.mode_bits {
+        let v = s.get_ref();
+        match u32::from_str_radix(v, 8) {
+            Ok(bits) if !v.is_empty() && bits != 0 && bits <= 0o7777 => mode_bits |= bits,
+            _ => {
+                return Err(bad(
+                    s,
+                    format!(
+                        "invalid mode_bits {v:?} (an octal mask from 1 to 7777, e.g. \"6000\")"
+                    ),
+                ))
+            }
+        }
+    }
+    let rule = Rule {
+        description: r.description.clone(),
+        severity,
+        alert: r.alert,
+        mitre,
+        pci,
+        tags,
+        origin: src.origin.to_string(),
+        line: 0,
+        column: 0,
+        kinds: mask(&m.kind, KINDS, "kind")?,
+        actions: mask(&m.action, ACTIONS, "action")?,
+        file_types: mask(&m.file_type, FILE_TYPES, "file_type")?,
+        fields: mask(&m.fields_changed, FIELDS, "fields_changed field")?,
+        mode_bits,
+        path: globs(&m.path, GlobKind::Path, "path")?,
+        not_path: globs(&m.not_path, GlobKind::Path, "not_path")?,
+        xattr: set(&m.xattr, GlobKind::Name, "xattr")?,
+        exe: set(&m.exe, GlobKind::Path, "exe")?,
+        not_exe: set(&m.not_exe, GlobKind::Path, "not_exe")?,
+        comm: set(&m.comm, GlobKind::Name, "comm")?,
+        user: set(&m.user, GlobKind::Name, "user")?,
+        login_user: set(&m.login_user, GlobKind::Name, "login_user")?,
+        parent_exe: set(&m.parent_exe, GlobKind::Path, "parent_exe")?,
+        parent_comm: set(&m.parent_comm, GlobKind::Name, "parent_comm")?,
+        id: id.clone(),
+    };
+    let (line, column) = line_col(src.text, r.id.span().start);
+    let has_condition = rule.kinds != 0
+        || rule.actions != 0
+        || rule.file_types != 0
+        || rule.fields != 0
+        || rule.mode_bits != 0
+        || rule.has_path_condition()
+        || [
+            &rule.xattr,
+            &rule.exe,
+            &rule.not_exe,
+            &rule.comm,
+            &rule.user,
+            &rule.login_user,
+            &rule.parent_exe,
+            &rule.parent_comm,
+        ]
+        .iter()
+        .any(|s| s.is_some());
+    if !has_condition {
+        return Err(src.err(
+            Some(r.id.span()),
+            format!("rule {id:?} has no conditions in its match table; it would match every event (use kind = [\"file\", \"sensor\"] if that is meant)"),
+        ));
+    }
+    Ok(Rule {
+        line,
+        column,
+        ..rule
+    })
+}
+
+fn push_unique(list: &mut Vec<String>, s: &str) {
+    if !list.iter().any(|x| x == s) {
+        list.push(s.to_string());
+    }
+}
+
+/// `T` and four digits, optionally `.` and three digits.
+fn valid_technique(s: &str) -> bool {
+    let b = s.as_bytes();
+    let digits = |r: &[u8]| r.iter().all(u8::is_ascii_digit);
+    match b.len() {
+        5 => b[0] == b'T' && digits(&b[1..5]),
+        9 => b[0] == b'T' && digits(&b[1..5]) && b[5] == b'.' && digits(&b[6..9]),
+        _ => false,
+    }
+}
+
+/// Numbers separated by dots, e.g. `11.5.2` or `10`.
+fn valid_pci(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.')
+            .all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|c| c.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{
+        Body, FileInfo, FileState, ParentProcess, Process, SensorInfo, Source, SCHEMA,
+    };
+
+    /// A file event as the pipeline produces it, by root running vim.
+    fn ev(action: &str, path: &str) -> Event {
+        Event {
+            schema: SCHEMA,
+            seq: 1,
+            time: "2026-01-01T00:00:00.000000000Z".into(),
+            host: "h".into(),
+            kind: "file",
+            action: action.into(),
+            severity: Severity::Info,
+            alert: false,
+            rules: Vec::new(),
+            mitre: Vec::new(),
+            pci: Vec::new(),
+            tags: Vec::new(),
+            body: Body::File(Box::new(FileChange {
+                path: path.into(),
+                target_path: None,
+                file: FileInfo {
+                    file_type: "file",
+                    ..Default::default()
+                },
+                before: None,
+                after: None,
+                fields_changed: Vec::new(),
+                diff: None,
+                watch: None,
+                process: Process {
+                    pid: 100,
+                    exe: Some("/usr/bin/vim.basic".into()),
+                    comm: "vim".into(),
+                    user: Some("root".into()),
+                    login_user: Some("alice".into()),
+                    parent: Some(ParentProcess {
+                        pid: 99,
+                        exe: Some("/usr/bin/bash".into()),
+                        comm: "bash".into(),
+                        cmdline: None,
+                    }),
+                    ..Default::default()
+                },
+                source: Source {
+                    tier: "tracepoint",
+                    syscall: "openat",
+                    decided_by: "inode",
+                },
+                details: serde_json::Map::new(),
+                related: Vec::new(),
+            })),
+        }
+    }
+
+    fn sensor_ev(action: &str) -> Event {
+        let mut e = ev(action, "/x");
+        e.kind = "sensor";
+        e.body = Body::Sensor(SensorInfo::default());
+        e
+    }
+
+    fn fc(e: &mut Event) -> &mut FileChange {
+        e.file_mut().unwrap()
+    }
+
+    fn state(mode: &str) -> FileState {
+        FileState {
+            file_type: "file",
+            mode: mode.into(),
+            ..Default::default()
+        }
+    }
+
+    fn with(mut e: Event, f: impl FnOnce(&mut FileChange)) -> Event {
+        f(fc(&mut e));
+        e
+    }
+
+    /// A one-rule set with id `r` and the given `[rule.match]` body.
+    fn one(match_body: &str) -> RuleSet {
+        let text =
+            format!("[[rule]]\nid = \"r\"\nseverity = \"low\"\n[rule.match]\n{match_body}\n");
+        RuleSet::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn hits(set: &RuleSet, mut e: Event) -> bool {
+        set.evaluate(&mut e);
+        !e.rules.is_empty()
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        RuleSet::parse(text, "t.toml").unwrap_err()
+    }
+
+    // --- parsing -----------------------------------------------------------
+
+    #[test]
+    fn unknown_rule_field_names_line_and_column() {
+        let e = parse_err(
+            "[[rule]]\nid = \"a\"\nseverty = \"high\"\n[rule.match]\naction = [\"created\"]\n",
+        );
+        assert_eq!((e.line, e.column), (3, 1), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:3:1: unknown field `severty`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_match_field_names_line_and_column() {
+        let e = parse_err(
+            "[[rule]]\nid = \"a\"\n[rule.match]\naction = [\"created\"]\n  paths = [\"/etc\"]\n",
+        );
+        assert_eq!((e.line, e.column), (5, 3), "{e}");
+        assert!(e.message.contains("unknown field `paths`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_top_level_key_is_an_error() {
+        let e = parse_err("\n\nrules = []\n");
+        assert_eq!(e.line, 3, "{e}");
+        assert!(e.message.contains("unknown field `rules`"), "{e}");
+    }
+
+    #[test]
+    fn bad_glob_names_rule_and_line() {
+        let e = parse_err(
+            "[[rule]]\nid = \"broken\"\n[rule.match]\npath = [\"/etc/ok\", \"/etc/a[\"]\n",
+        );
+        assert_eq!((e.line, e.column), (4, 20), "{e}");
+        assert!(e.message.contains("rule \"broken\""), "{e}");
+        assert!(e.message.contains("invalid path glob \"/etc/a[\""), "{e}");
+    }
+
+    #[test]
+    fn bad_severity_names_rule_and_line() {
+        let e = parse_err(
+            "[[rule]]\nid = \"sev\"\nseverity = \"hgh\"\n[rule.match]\naction = [\"created\"]\n",
+        );
+        assert_eq!((e.line, e.column), (3, 12), "{e}");
+        assert!(e.message.contains("rule \"sev\""), "{e}");
+        assert!(e.message.contains("unknown severity \"hgh\""), "{e}");
+    }
+
+    #[test]
+    fn duplicate_id_in_one_file_names_both_places() {
+        let rule = "[[rule]]\nid = \"dup\"\n[rule.match]\naction = [\"created\"]\n";
+        let e = parse_err(&format!("{rule}{rule}"));
+        assert_eq!((e.line, e.column), (6, 6), "{e}");
+        assert!(e.message.contains("duplicate rule id \"dup\""), "{e}");
+        assert!(e.message.contains("first defined at t.toml:2:6"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_id_across_files_names_both_places() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.toml");
+        let b = dir.path().join("b.toml");
+        std::fs::write(
+            &a,
+            "[[rule]]\nid = \"local\"\n[rule.match]\npath = [\"/srv/**\"]\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &b,
+            "\n[[rule]]\nid = \"local\"\n[rule.match]\npath = [\"/opt/**\"]\n",
+        )
+        .unwrap();
+        let e = RuleSet::load(&[a.clone(), b.clone()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{}:3:6: duplicate rule id \"local\"", b.display())),
+            "{e}"
+        );
+        assert!(
+            e.contains(&format!("first defined at {}:2:6", a.display())),
+            "{e}"
+        );
+        // A local rule may not silently redefine a built-in one either.
+        std::fs::write(
+            &a,
+            "[[rule]]\nid = \"cron\"\n[rule.match]\npath = [\"/srv/**\"]\n",
+        )
+        .unwrap();
+        let e = RuleSet::load(&[a]).unwrap_err().to_string();
+        assert!(e.contains("duplicate rule id \"cron\""), "{e}");
+        assert!(e.contains("first defined at <builtin rules>:"), "{e}");
+    }
+
+    #[test]
+    fn load_appends_local_rules_after_the_builtin_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("local.toml");
+        std::fs::write(&a, "[[rule]]\nid = \"app-config\"\nseverity = \"critical\"\nalert = true\n[rule.match]\npath = [\"/srv/app/*.conf\"]\n").unwrap();
+        let set = RuleSet::load(std::slice::from_ref(&a)).unwrap();
+        assert_eq!(set.len(), RuleSet::builtin().len() + 1);
+        assert_eq!(set.ids().last(), Some("app-config"));
+        let mut e = ev("modified", "/srv/app/db.conf");
+        set.evaluate(&mut e);
+        assert_eq!(e.rules, ["app-config"]);
+        assert_eq!(e.severity, Severity::Critical);
+        let missing = RuleSet::load(&[dir.path().join("nope.toml")]).unwrap_err();
+        assert!(
+            missing.to_string().contains("cannot read rule file"),
+            "{missing}"
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_errors_at_their_position() {
+        let cases: &[(&str, &str, (usize, usize))] = &[
+            (
+                "mitre = [\"T1098.04\"]\n[rule.match]\naction = [\"created\"]",
+                "invalid MITRE ATT&CK technique id \"T1098.04\"",
+                (3, 10),
+            ),
+            (
+                "mitre = [\"t1098\"]\n[rule.match]\naction = [\"created\"]",
+                "invalid MITRE",
+                (3, 10),
+            ),
+            (
+                "pci = [\"11.5.\"]\n[rule.match]\naction = [\"created\"]",
+                "invalid PCI DSS requirement",
+                (3, 8),
+            ),
+            (
+                "[rule.match]\naction = [\"created\", \"writen\"]",
+                "unknown action \"writen\"",
+                (4, 22),
+            ),
+            (
+                "[rule.match]\nkind = [\"files\"]",
+                "unknown kind \"files\"",
+                (4, 9),
+            ),
+            (
+                "[rule.match]\nfields_changed = [\"perms\"]",
+                "unknown fields_changed field \"perms\"",
+                (4, 19),
+            ),
+            (
+                "[rule.match]\nfile_type = [\"regular\"]",
+                "unknown file_type \"regular\"",
+                (4, 14),
+            ),
+            (
+                "[rule.match]\nmode_bits = [\"6000\", \"9\"]",
+                "invalid mode_bits \"9\"",
+                (4, 22),
+            ),
+            (
+                "[rule.match]\nmode_bits = [\"0\"]",
+                "invalid mode_bits \"0\"",
+                (4, 14),
+            ),
+            (
+                "[rule.match]\npath = [\"etc/passwd\"]",
+                "must be absolute",
+                (4, 9),
+            ),
+            (
+                "[rule.match]\npath = [\"~/.bashrc\"]",
+                "~ is not expanded",
+                (4, 9),
+            ),
+            (
+                "[rule.match]\nexe = [\"bash\"]",
+                "exe glob \"bash\" must be absolute",
+                (4, 8),
+            ),
+            (
+                "[rule.match]\nxattr = [\"security.{a\"]",
+                "invalid xattr glob",
+                (4, 10),
+            ),
+            ("[rule.match]", "has no conditions", (2, 6)),
+            (
+                "[rule.match]\npath = \"/etc/passwd\"",
+                "invalid type: string",
+                (4, 8),
+            ),
+        ];
+        for (body, want, at) in cases {
+            let text = format!("[[rule]]\nid = \"x\"\n{body}\n");
+            let e = parse_err(&text);
+            assert!(e.message.contains(want), "{body:?}: {e}");
+            assert_eq!((e.line, e.column), *at, "{body:?}: {e}");
+            if !want.starts_with("invalid type") {
+                assert!(e.message.contains("rule \"x\""), "{body:?}: {e}");
+            }
+        }
+        let e = parse_err("[[rule]]\nid = \"x\"\n");
+        assert!(e.message.contains("missing field `match`"), "{e}");
+        let e = parse_err("[[rule]]\n[rule.match]\naction = [\"created\"]\n");
+        assert!(e.message.contains("missing field `id`"), "{e}");
+        let e = parse_err("[[rule]]\nid = \"a b\"\n[rule.match]\naction = [\"created\"]\n");
+        assert!(e.message.contains("invalid rule id"), "{e}");
+    }
+
+    // --- conditions --------------------------------------------------------
+
+    #[test]
+    fn path_globs_match_path_or_target_and_star_stays_in_one_component() {
+        let set = one("path = [\"/etc/cron.d/*\", \"/etc/passwd\"]");
+        assert!(hits(&set, ev("modified", "/etc/cron.d/job")));
+        assert!(!hits(&set, ev("modified", "/etc/cron.d/sub/job")));
+        assert!(!hits(&set, ev("modified", "/etc/cron.daily/job")));
+        assert!(!hits(&set, ev("modified", "/etc/passwd-")));
+        let renamed_over = with(ev("renamed", "/etc/passwd+"), |f| {
+            f.target_path = Some("/etc/passwd".into())
+        });
+        assert!(hits(&set, renamed_over));
+        let renamed_out = with(ev("renamed", "/etc/cron.d/job"), |f| {
+            f.target_path = Some("/tmp/job".into())
+        });
+        assert!(hits(&set, renamed_out));
+        // A double star crosses components but not into the directory itself.
+        let set = one("path = [\"/etc/cron.d/**\"]");
+        assert!(hits(&set, ev("modified", "/etc/cron.d/sub/job")));
+        assert!(!hits(&set, ev("deleted", "/etc/cron.d")));
+        assert!(!hits(&set, sensor_ev("gap")));
+    }
+
+    #[test]
+    fn not_path_excludes_per_path() {
+        let set = one("path = [\"/etc/**\"]\nnot_path = [\"**/*.swp\"]");
+        assert!(hits(&set, ev("modified", "/etc/hosts")));
+        assert!(!hits(&set, ev("modified", "/etc/.hosts.swp")));
+        // An excluded temporary file renamed over a watched one still matches
+        // through its target.
+        let e = with(ev("renamed", "/etc/.passwd.swp"), |f| {
+            f.target_path = Some("/etc/passwd".into())
+        });
+        assert!(hits(&set, e));
+        // not_path alone: any path that is not excluded.
+        let set = one("not_path = [\"/tmp/**\"]");
+        assert!(hits(&set, ev("modified", "/etc/hosts")));
+        assert!(!hits(&set, ev("modified", "/tmp/x")));
+    }
+
+    #[test]
+    fn action_kind_and_file_type_conditions() {
+        let set = one("action = [\"deleted\", \"truncated\"]");
+        assert!(hits(&set, ev("deleted", "/a")));
+        assert!(hits(&set, ev("truncated", "/a")));
+        assert!(!hits(&set, ev("modified", "/a")));
+
+        let set = one("kind = [\"sensor\"]");
+        assert!(hits(&set, sensor_ev("gap")));
+        assert!(!hits(&set, ev("modified", "/a")));
+
+        let set = one("file_type = [\"dir\"]");
+        assert!(!hits(&set, ev("created", "/a")));
+        // The after state's type wins over the kernel's "unknown".
+        let e = with(ev("permissions_changed", "/a"), |f| {
+            f.file.file_type = "unknown";
+            f.after = Some(FileState {
+                file_type: "dir",
+                ..state("2775")
+            });
+        });
+        assert!(hits(&set, e));
+    }
+
+    #[test]
+    fn fields_changed_condition_is_any_of() {
+        let set = one("fields_changed = [\"mode\", \"uid\"]");
+        let e = |fields: &[&str]| {
+            with(ev("closed_after_write", "/a"), |f| {
+                f.fields_changed = fields.iter().map(|s| s.to_string()).collect()
+            })
+        };
+        assert!(hits(&set, e(&["size", "uid"])));
+        assert!(hits(&set, e(&["mode"])));
+        assert!(!hits(&set, e(&["size", "hashes", "mtime"])));
+        assert!(!hits(&set, e(&[])));
+    }
+
+    #[test]
+    fn process_conditions() {
+        let base = || ev("modified", "/etc/hosts");
+        assert!(hits(&one("exe = [\"/usr/bin/vim*\"]"), base()));
+        assert!(!hits(&one("exe = [\"/usr/bin/nano\"]"), base()));
+        assert!(!hits(&one("not_exe = [\"/usr/bin/vim.basic\"]"), base()));
+        assert!(hits(&one("not_exe = [\"/usr/sbin/logrotate\"]"), base()));
+        // An unknown exe fails a positive condition and passes a negative one.
+        let unknown = || with(base(), |f| f.process.exe = None);
+        assert!(!hits(&one("exe = [\"**\"]"), unknown()));
+        assert!(hits(&one("not_exe = [\"/usr/bin/*\"]"), unknown()));
+
+        assert!(hits(&one("comm = [\"vi*\"]"), base()));
+        assert!(hits(&one("user = [\"root\"]"), base()));
+        assert!(!hits(&one("user = [\"www-data\"]"), base()));
+        assert!(hits(&one("login_user = [\"alice\", \"bob\"]"), base()));
+        assert!(!hits(&one("login_user = [\"bob\"]"), base()));
+        let no_login = with(base(), |f| f.process.login_user = None);
+        assert!(!hits(&one("login_user = [\"*\"]"), no_login));
+        assert!(hits(&one("parent_exe = [\"/usr/bin/bash\"]"), base()));
+        assert!(!hits(&one("parent_exe = [\"/usr/sbin/cron\"]"), base()));
+        assert!(hits(&one("parent_comm = [\"bash\", \"sh\"]"), base()));
+        let orphan = with(base(), |f| f.process.parent = None);
+        assert!(!hits(&one("parent_comm = [\"*\"]"), orphan));
+        // Process conditions never match sensor events.
+        assert!(!hits(&one("user = [\"*\"]"), sensor_ev("start")));
+    }
+
+    #[test]
+    fn mode_bits_look_at_after_mode_and_chmod_mode() {
+        let set = one("mode_bits = [\"6000\"]");
+        let chmod = |mode: &str| {
+            with(ev("permissions_changed", "/usr/local/bin/x"), |f| {
+                f.details.insert("mode".into(), mode.into());
+            })
+        };
+        assert!(hits(&set, chmod("4755")));
+        assert!(hits(&set, chmod("2755")));
+        assert!(!hits(&set, chmod("755")));
+        assert!(!hits(&set, chmod("1777")));
+        let written = |mode: &str| {
+            with(ev("closed_after_write", "/usr/bin/x"), |f| {
+                f.after = Some(state(mode))
+            })
+        };
+        assert!(hits(&set, written("04755")));
+        assert!(!hits(&set, written("0755")));
+        assert!(!hits(&set, ev("modified", "/usr/bin/x")));
+        assert!(hits(&one("mode_bits = [\"0002\"]"), written("0666")));
+    }
+
+    #[test]
+    fn xattr_matches_present_removed_or_changed_attributes() {
+        let set = one("xattr = [\"security.capability\"]");
+        let caps = |v: &str| {
+            let mut s = state("0755");
+            s.xattrs.insert("security.capability".into(), v.into());
+            s
+        };
+        let selinux = {
+            let mut s = state("0755");
+            s.xattrs.insert("security.selinux".into(), "00".into());
+            s
+        };
+        let set_caps = with(ev("xattr_changed", "/usr/bin/x"), |f| {
+            f.after = Some(caps("0100"))
+        });
+        assert!(hits(&set, set_caps));
+        let removed = with(ev("xattr_removed", "/usr/bin/x"), |f| {
+            f.before = Some(caps("0100"));
+            f.after = Some(state("0755"));
+        });
+        assert!(hits(&set, removed));
+        let other = with(ev("xattr_changed", "/usr/bin/x"), |f| {
+            f.before = Some(state("0755"));
+            f.after = Some(selinux.clone());
+        });
+        assert!(!hits(&set, other));
+        let named = with(ev("xattr_changed", "/usr/bin/x"), |f| {
+            f.details
+                .insert("name".into(), "security.capability".into());
+        });
+        assert!(hits(&set, named));
+        assert!(hits(
+            &one("xattr = [\"security.*\"]"),
+            with(ev("xattr_changed", "/a"), |f| f.after = Some(selinux))
+        ));
+    }
+
+    #[test]
+    fn all_conditions_must_hold() {
+        let set = one(
+            "path = [\"/var/log/**\"]\naction = [\"deleted\"]\nnot_exe = [\"/usr/sbin/logrotate\"]",
+        );
+        assert!(hits(&set, ev("deleted", "/var/log/auth.log")));
+        assert!(!hits(&set, ev("modified", "/var/log/auth.log")));
+        assert!(!hits(&set, ev("deleted", "/etc/auth.log")));
+        let rotated = with(ev("deleted", "/var/log/auth.log"), |f| {
+            f.process.exe = Some("/usr/sbin/logrotate".into())
+        });
+        assert!(!hits(&set, rotated));
+    }
+
+    // --- semantics ---------------------------------------------------------
+
+    const THREE: &str = r#"
+[[rule]]
+id = "a"
+severity = "medium"
+mitre = ["T1000", "T2000"]
+pci = ["11.5.2"]
+tags = ["x"]
+[rule.match]
+path = ["/etc/**"]
+
+[[rule]]
+id = "b"
+severity = "critical"
+alert = true
+mitre = ["T2000", "T3000.001"]
+pci = ["11.5.2", "10.3.4"]
+tags = ["y", "x"]
+[rule.match]
+path = ["/etc/shadow"]
+
+[[rule]]
+id = "c"
+severity = "low"
+mitre = ["T4000"]
+tags = ["z"]
+[rule.match]
+action = ["modified"]
+"#;
+
+    #[test]
+    fn severity_is_the_max_and_lists_are_unions_in_rule_order() {
+        let set = RuleSet::parse(THREE, "t.toml").unwrap();
+        assert_eq!(set.len(), 3);
+        let mut e = ev("modified", "/etc/shadow");
+        set.evaluate(&mut e);
+        assert_eq!(e.rules, ["a", "b", "c"]);
+        assert_eq!(e.severity, Severity::Critical);
+        assert!(e.alert);
+        assert_eq!(e.mitre, ["T1000", "T2000", "T3000.001", "T4000"]);
+        assert_eq!(e.pci, ["11.5.2", "10.3.4"]);
+        assert_eq!(e.tags, ["x", "y", "z"]);
+
+        let mut e = ev("deleted", "/etc/hosts");
+        set.evaluate(&mut e);
+        assert_eq!(e.rules, ["a"]);
+        assert_eq!(e.severity, Severity::Medium);
+        assert!(!e.alert);
+
+        // Evaluating again replaces, it does not accumulate.
+        let mut e = ev("modified", "/etc/shadow");
+        set.evaluate(&mut e);
+        set.evaluate(&mut e);
+        assert_eq!(e.rules, ["a", "b", "c"]);
+        fc(&mut e).path = "/tmp/x".into();
+        fc(&mut e).process.exe = None;
+        e.action = "deleted".into();
+        set.evaluate(&mut e);
+        assert!(e.rules.is_empty() && e.mitre.is_empty() && e.pci.is_empty() && e.tags.is_empty());
+        assert_eq!(e.severity, Severity::Info);
+        assert!(!e.alert);
+    }
+
+    #[test]
+    fn empty_set_leaves_info() {
+        let set = RuleSet::default();
+        assert!(set.is_empty());
+        let mut e = ev("modified", "/etc/shadow");
+        e.severity = Severity::High;
+        set.evaluate(&mut e);
+        assert_eq!(e.severity, Severity::Info);
+        assert!(e.rules.is_empty());
+    }
+
+    // --- the built-in rules ------------------------------------------------
+
+    fn builtin() -> &'static RuleSet {
+        static SET: std::sync::OnceLock<RuleSet> = std::sync::OnceLock::new();
+        SET.get_or_init(RuleSet::builtin)
+    }
+
+    fn evaluated(mut e: Event) -> Event {
+        builtin().evaluate(&mut e);
+        e
+    }
+
+    /// For every built-in rule, a realistic event that must match it.
+    fn builtin_cases() -> Vec<(&'static str, Event)> {
+        let chmod = |path: &str, mode: &str| {
+            with(ev("permissions_changed", path), |f| {
+                f.file.file_type = "unknown";
+                f.details.insert("mode".into(), mode.into());
+            })
+        };
+        let by = |e: Event, exe: &str| with(e, |f| f.process.exe = Some(exe.into()));
+        vec![
+            (
+                "ssh-authorized-keys",
+                ev("modified", "/root/.ssh/authorized_keys"),
+            ),
+            (
+                "ssh-authorized-keys",
+                ev("created", "/home/bob/.ssh/authorized_keys2"),
+            ),
+            (
+                "ssh-server-config",
+                ev("closed_after_write", "/etc/ssh/sshd_config.d/50-evil.conf"),
+            ),
+            (
+                "systemd-unit",
+                ev("created", "/etc/systemd/system/backdoor.service"),
+            ),
+            (
+                "systemd-unit",
+                ev(
+                    "symlinked",
+                    "/etc/systemd/system/multi-user.target.wants/backdoor.service",
+                ),
+            ),
+            (
+                "systemd-unit",
+                ev("created", "/home/bob/.config/systemd/user/miner.service"),
+            ),
+            (
+                "systemd-timer",
+                ev("created", "/etc/systemd/system/backdoor.timer"),
+            ),
+            ("cron", ev("closed_after_write", "/etc/cron.d/update")),
+            (
+                "cron",
+                ev("renamed", "/var/spool/cron/crontabs/tmp.X")
+                    .tap_target("/var/spool/cron/crontabs/root"),
+            ),
+            ("cron", ev("modified", "/etc/crontab")),
+            (
+                "at-job",
+                ev("created", "/var/spool/cron/atjobs/a0000101a2b3c4"),
+            ),
+            ("shell-init-system", ev("modified", "/etc/profile.d/zz.sh")),
+            ("shell-init-system", ev("modified", "/root/.bashrc")),
+            ("shell-init-system", ev("modified", "/etc/bash.bashrc")),
+            ("shell-init-user", ev("modified", "/home/bob/.zshrc")),
+            ("init-rc-scripts", ev("created", "/etc/rc.local")),
+            ("ld-so-preload", ev("created", "/etc/ld.so.preload")),
+            ("ld-so-config", ev("created", "/etc/ld.so.conf.d/evil.conf")),
+            (
+                "kernel-module-config",
+                ev("created", "/etc/modules-load.d/rk.conf"),
+            ),
+            (
+                "kernel-module-config",
+                ev("modified", "/etc/modprobe.d/blacklist.conf"),
+            ),
+            (
+                "kernel-module-file",
+                ev("created", "/lib/modules/6.1.0-18-amd64/extra/rk.ko"),
+            ),
+            (
+                "kernel-module-file",
+                ev("created", "/usr/lib/modules/6.1.0-18-amd64/kernel/x.ko"),
+            ),
+            ("setuid-setgid", chmod("/usr/local/bin/x", "4755")),
+            (
+                "setuid-setgid",
+                with(ev("closed_after_write", "/tmp/.x"), |f| {
+                    f.after = Some(state("6755"))
+                }),
+            ),
+            (
+                "file-capabilities",
+                with(ev("xattr_changed", "/usr/local/bin/py"), |f| {
+                    let mut s = state("0755");
+                    s.xattrs
+                        .insert("security.capability".into(), "0100000200000000".into());
+                    f.after = Some(s);
+                }),
+            ),
+            ("sudoers", ev("closed_after_write", "/etc/sudoers")),
+            ("sudoers", ev("created", "/etc/sudoers.d/90-nopasswd")),
+            ("pam", ev("modified", "/etc/pam.d/common-auth")),
+            (
+                "pam",
+                ev("renamed", "/tmp/pam_unix.so")
+                    .tap_target("/lib/x86_64-linux-gnu/security/pam_unix.so"),
+            ),
+            (
+                "account-files",
+                ev("renamed", "/etc/passwd+").tap_target("/etc/passwd"),
+            ),
+            ("account-files", ev("closed_after_write", "/etc/shadow")),
+            ("account-files", ev("modified", "/etc/group")),
+            ("timestomp", ev("timestamps_changed", "/usr/bin/ls")),
+            ("log-cleared", ev("truncated", "/var/log/auth.log")),
+            ("log-cleared", ev("deleted", "/var/log/wtmp")),
+            (
+                "log-archive-removed",
+                by(ev("deleted", "/var/log/syslog.7.gz"), "/usr/sbin/logrotate"),
+            ),
+            (
+                "audit-log-tampering",
+                ev("truncated", "/var/log/audit/audit.log"),
+            ),
+            (
+                "audit-config",
+                ev("closed_after_write", "/etc/audit/rules.d/audit.rules"),
+            ),
+            ("vigil-config", ev("modified", "/etc/vigil/policy.toml")),
+            ("hosts-file", ev("modified", "/etc/hosts")),
+            ("boot", ev("closed_after_write", "/boot/grub/grub.cfg")),
+            ("boot", ev("modified", "/etc/default/grub")),
+            (
+                "system-binaries",
+                by(
+                    ev("renamed", "/usr/bin/ls.dpkg-new").tap_target("/usr/bin/ls"),
+                    "/usr/bin/dpkg",
+                ),
+            ),
+            ("system-binaries", ev("created", "/sbin/x")),
+            (
+                "system-libraries",
+                ev("closed_after_write", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
+            ),
+            ("sensor-gap", sensor_ev("gap")),
+            ("sensor-stopped", sensor_ev("stop")),
+        ]
+    }
+
+    trait TapTarget {
+        fn tap_target(self, target: &str) -> Event;
+    }
+    impl TapTarget for Event {
+        fn tap_target(self, target: &str) -> Event {
+            with(self, |f| f.target_path = Some(target.into()))
+        }
+    }
+
+    #[test]
+    fn builtin_rules_parse_and_every_rule_has_a_matching_case() {
+        let set = builtin();
+        let cases = builtin_cases();
+        for id in set.ids() {
+            assert!(
+                cases.iter().any(|(c, _)| *c == id),
+                "built-in rule {id:?} has no test case"
+            );
+            assert!(
+                set.description(id).is_some_and(|d| d.len() > 20),
+                "built-in rule {id:?} needs a description"
+            );
+        }
+        for (id, e) in cases {
+            let path = e.file().map(|f| f.path.clone()).unwrap_or_default();
+            let action = e.action.clone();
+            let e = evaluated(e);
+            assert!(
+                e.rules.iter().any(|r| r == id),
+                "{action} {path}: expected rule {id}, got {:?}",
+                e.rules
+            );
+            assert!(e.severity > Severity::Info || id == "log-archive-removed");
+        }
+    }
+
+    #[test]
+    fn builtin_authorized_keys_alerts_with_t1098_004() {
+        let e = evaluated(ev("modified", "/root/.ssh/authorized_keys"));
+        assert!(e.alert);
+        assert_eq!(e.mitre, ["T1098.004"]);
+        assert_eq!(e.pci, ["11.5.2"]);
+        assert_eq!(e.severity, Severity::High);
+        assert_eq!(e.rules, ["ssh-authorized-keys"]);
+    }
+
+    #[test]
+    fn builtin_setuid_chmod_gets_t1548_001() {
+        let e = evaluated(with(ev("permissions_changed", "/usr/local/bin/x"), |f| {
+            f.file.file_type = "unknown";
+            f.details.insert("mode".into(), "4755".into());
+        }));
+        assert!(e.mitre.iter().any(|m| m == "T1548.001"), "{:?}", e.mitre);
+        assert!(e.alert);
+        assert_eq!(e.severity, Severity::High);
+        assert_eq!(e.rules, ["setuid-setgid", "system-binaries"]);
+        // Removing the bit, or a set-group-id directory, is not escalation.
+        let e = evaluated(with(ev("permissions_changed", "/usr/local/bin/x"), |f| {
+            f.details.insert("mode".into(), "755".into());
+        }));
+        assert!(!e.mitre.iter().any(|m| m == "T1548.001"));
+        let e = evaluated(with(ev("created", "/srv/share/sub"), |f| {
+            f.file.file_type = "dir";
+            f.after = Some(FileState {
+                file_type: "dir",
+                ..state("2775")
+            });
+        }));
+        assert!(e.rules.is_empty(), "{:?}", e.rules);
+    }
+
+    #[test]
+    fn builtin_timestomp_gets_t1070_006() {
+        let e = evaluated(ev("timestamps_changed", "/etc/cron.d/job"));
+        assert!(e.mitre.iter().any(|m| m == "T1070.006"), "{:?}", e.mitre);
+        assert!(e.mitre.iter().any(|m| m == "T1053.003"), "{:?}", e.mitre);
+        assert_eq!(e.severity, Severity::High);
+    }
+
+    #[test]
+    fn builtin_leaves_unrelated_changes_at_info() {
+        for e in [
+            ev("modified", "/tmp/build/x.o"),
+            ev("deleted", "/home/bob/notes.txt"),
+            ev("created", "/var/lib/apt/lists/partial/x"),
+            with(ev("closed_after_write", "/srv/share/file"), |f| {
+                f.after = Some(state("0644"))
+            }),
+            sensor_ev("start"),
+        ] {
+            let e = evaluated(e);
+            assert_eq!(e.severity, Severity::Info, "{:?}", e.rules);
+            assert!(!e.alert);
+            assert!(
+                e.rules.is_empty() && e.mitre.is_empty() && e.pci.is_empty() && e.tags.is_empty()
+            );
+        }
+    }
+
+    #[test]
+    fn builtin_log_rotation_is_not_log_clearing() {
+        let rotated = evaluated(with(ev("deleted", "/var/log/syslog.7.gz"), |f| {
+            f.process.exe = Some("/usr/bin/gzip".into())
+        }));
+        assert_eq!(rotated.rules, ["log-archive-removed"]);
+        assert!(!rotated.alert);
+        let by_logrotate = evaluated(with(ev("truncated", "/var/log/syslog"), |f| {
+            f.process.exe = Some("/usr/sbin/logrotate".into())
+        }));
+        assert!(by_logrotate.rules.is_empty(), "{:?}", by_logrotate.rules);
+        let cleared = evaluated(ev("truncated", "/var/log/auth.log"));
+        assert_eq!(cleared.mitre, ["T1070.002"]);
+        assert!(cleared.alert);
+        let auditd = evaluated(with(ev("modified", "/var/log/audit/audit.log"), |f| {
+            f.process.exe = Some("/usr/sbin/auditd".into())
+        }));
+        assert!(auditd.rules.is_empty(), "{:?}", auditd.rules);
+    }
+
+    #[test]
+    fn builtin_timer_is_not_also_a_service_unit() {
+        let e = evaluated(ev("created", "/etc/systemd/system/backdoor.timer"));
+        assert_eq!(e.rules, ["systemd-timer"]);
+        assert_eq!(e.mitre, ["T1053.006"]);
+    }
+
+    #[test]
+    fn docs_list_every_builtin_rule() {
+        let doc = include_str!("../../docs/rules.md");
+        for id in builtin().ids() {
+            assert!(
+                doc.contains(&format!("| `{id}` |")),
+                "docs/rules.md has no table row for built-in rule {id:?}"
+            );
+        }
+    }
 }
