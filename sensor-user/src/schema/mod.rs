@@ -27,3 +27,119 @@ pub fn render(format: Format, ev: &Event) -> Vec<u8> {
     };
     out.expect("events serialize: all keys are strings")
 }
+
+// Helpers shared by the mappings.
+
+/// RFC 3339 to milliseconds since the Unix epoch (OCSF `timestamp_t`).
+pub(crate) fn epoch_ms(rfc3339: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// The last component of a path (`/etc/passwd` → `passwd`).
+pub(crate) fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+/// The directory holding a path (`/etc/passwd` → `/etc`, `/etc` → `/`).
+pub(crate) fn parent_dir(path: &str) -> Option<&str> {
+    match path.rfind('/') {
+        Some(0) if path.len() > 1 => Some("/"),
+        Some(0) | None => None,
+        Some(i) => Some(&path[..i]),
+    }
+}
+
+/// The extension without the dot (`a.tar.gz` → `gz`); none for `.bashrc`.
+pub(crate) fn extension(path: &str) -> Option<&str> {
+    let name = file_name(path);
+    match name.rfind('.') {
+        Some(0) | None => None,
+        Some(i) if i + 1 == name.len() => None,
+        Some(i) => Some(&name[i + 1..]),
+    }
+}
+
+/// Drops nulls, and objects and arrays left empty by that, so the mappings
+/// can list every field with `json!` and leave absent values as `None`.
+pub(crate) fn prune(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    fn empty(v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::Object(m) => m.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        }
+    }
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .map(|(k, v)| (k, prune(v)))
+                .filter(|(_, v)| !empty(v))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(prune).filter(|v| !empty(v)).collect()),
+        v => v,
+    }
+}
+
+/// MITRE ATT&CK ids split into techniques and sub-techniques:
+/// `T1098.004` → technique `T1098`, sub-technique `T1098.004`.
+pub(crate) fn attack_ids(ids: &[String]) -> (Vec<&str>, Vec<&str>) {
+    let mut techniques = Vec::new();
+    let mut subs = Vec::new();
+    for id in ids {
+        let t = id.split('.').next().unwrap_or(id);
+        if !techniques.contains(&t) {
+            techniques.push(t);
+        }
+        if t.len() < id.len() {
+            subs.push(id.as_str());
+        }
+    }
+    (techniques, subs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_parts() {
+        assert_eq!(file_name("/etc/passwd"), "passwd");
+        assert_eq!(parent_dir("/etc/passwd"), Some("/etc"));
+        assert_eq!(parent_dir("/etc"), Some("/"));
+        assert_eq!(parent_dir("/"), None);
+        assert_eq!(extension("/a/b.tar.gz"), Some("gz"));
+        assert_eq!(extension("/root/.bashrc"), None);
+        assert_eq!(extension("/tmp/x."), None);
+        assert_eq!(extension("/usr/bin/ls"), None);
+    }
+
+    #[test]
+    fn epoch_ms_keeps_milliseconds() {
+        assert_eq!(epoch_ms("1970-01-01T00:00:01.234567890Z"), Some(1234));
+        assert_eq!(epoch_ms("not a time"), None);
+    }
+
+    #[test]
+    fn prune_drops_nulls_and_empties() {
+        let v =
+            prune(serde_json::json!({"a": null, "b": {"c": null}, "d": [null], "e": 0, "f": ""}));
+        assert_eq!(v, serde_json::json!({"e": 0, "f": ""}));
+    }
+
+    #[test]
+    fn attack_ids_split() {
+        let ids = vec![
+            "T1098.004".to_string(),
+            "T1098".to_string(),
+            "T1543.002".to_string(),
+        ];
+        let (t, s) = attack_ids(&ids);
+        assert_eq!(t, vec!["T1098", "T1543"]);
+        assert_eq!(s, vec!["T1098.004", "T1543.002"]);
+    }
+}
