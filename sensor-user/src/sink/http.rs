@@ -6,7 +6,7 @@
 //! no async runtime; the worker is the only thread that waits on the network).
 //!
 //! Delivery: while the receiver accepts, batches go straight from memory. When
-//! a POST fails (connection error, timeout, 408, 429, 5xx, and 401/403/404,
+//! a POST fails (connection error, timeout, 408, 429, 5xx, and 3xx/401/403/404,
 //! which an operator fixes without the events being at fault), the batch goes
 //! to the spool, and so does every later batch until the spool is empty again:
 //! the spool is replayed oldest first, one batch at a time, with exponential
@@ -268,7 +268,7 @@ pub fn judge(kind: HttpKind, n: usize, status: u16, body: &str) -> Outcome {
             rejected: 0,
             why: String::new(),
         },
-        401 | 403 | 404 | 408 | 429 | 500..=599 => {
+        300..=399 | 401 | 403 | 404 | 408 | 429 | 500..=599 => {
             retry_all(n, format!("HTTP {status}: {snippet}"))
         }
         _ => Outcome::Done {
@@ -349,6 +349,9 @@ impl HttpSink {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .timeout_global(Some(s.timeout))
             .http_status_as_error(false)
+            // A redirect is a configuration matter (http to https...): the
+            // events wait in the spool until the url is fixed.
+            .max_redirects(0)
             .user_agent(concat!("vigil/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -802,6 +805,7 @@ mod tests {
             matches!(judge(Hec, 2, 503, "busy"), Outcome::Retry { retry, .. } if retry == vec![0, 1])
         );
         assert!(matches!(judge(Generic, 2, 401, ""), Outcome::Retry { .. }));
+        assert!(matches!(judge(Generic, 2, 301, ""), Outcome::Retry { .. }));
         assert!(matches!(
             judge(Hec, 2, 400, "bad"),
             Outcome::Done { rejected: 2, .. }

@@ -315,6 +315,12 @@ impl Spool {
                 None => corrupt += 1,
             }
         }
+        if recs.is_empty() && corrupt == 0 && off < len {
+            // Bytes without a record end that are not the tail a crash
+            // leaves (cut on open): skip them rather than stall on them.
+            corrupt = 1;
+            off = len;
+        }
         Ok((
             recs,
             Pos {
