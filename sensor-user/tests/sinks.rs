@@ -299,7 +299,8 @@ fn file_on_a_full_disk_counts_dropped_lines_exactly() {
 
 // ---------------------------------------------------------------- syslog
 
-/// A real rsyslogd listening on loopback UDP and TCP and on a unix socket,
+/// A real rsyslogd listening on loopback UDP and TCP and on unix datagram and
+/// stream sockets,
 /// writing what it receives, field by field, to `out`.
 struct Rsyslogd {
     child: Child,
@@ -319,6 +320,8 @@ impl Rsyslogd {
                 )
             });
         let out = dir.path().join("out.log");
+        // imptcp on a unix stream socket, next to imuxsock's datagram one.
+        let stream = sock.with_file_name("stream.sock");
         let conf = dir.path().join("rsyslog.conf");
         let d = dir.path().display();
         std::fs::write(
@@ -328,9 +331,11 @@ impl Rsyslogd {
 module(load="imudp")
 module(load="imtcp")
 module(load="imuxsock" SysSock.Use="off")
+module(load="imptcp")
 input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="out")
 input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="out")
 input(type="imuxsock" Socket="{sock}" UseSpecialParser="off" ParseHostname="on" IgnoreTimestamp="off" ruleset="out")
+input(type="imptcp" path="{stream}" unlink="on" ruleset="out")
 template(name="fields" type="string"
   string="%inputname%|%pri%|%timereported:::date-rfc3339%|%hostname%|%app-name%|%procid%|%msgid%|%structured-data%|%msg%\n")
 ruleset(name="out") {{
@@ -338,6 +343,7 @@ ruleset(name="out") {{
 }}
 "#,
                 sock = sock.display(),
+                stream = stream.display(),
                 out = out.display()
             ),
         )
@@ -359,7 +365,7 @@ ruleset(name="out") {{
             _dir: dir,
         };
         wait_until("rsyslogd to listen", Duration::from_secs(10), || {
-            TcpStream::connect(("127.0.0.1", tcp)).is_ok() && sock.exists()
+            TcpStream::connect(("127.0.0.1", tcp)).is_ok() && sock.exists() && stream.exists()
         });
         r
     }
@@ -416,6 +422,11 @@ fn syslog_over_udp_tcp_and_unix_reaches_rsyslogd_intact() {
         ("imudp", format!("udp://127.0.0.1:{udp}")),
         ("imtcp", format!("tcp://127.0.0.1:{tcp}")),
         ("imuxsock", format!("unix://{}", sock.display())),
+        // unix:// on a stream socket: found to be one, octet-counted.
+        (
+            "imptcp",
+            format!("unix://{}", sock.with_file_name("stream.sock").display()),
+        ),
     ];
     for (input, address) in &transports {
         let mut s = sink::open(&syslog_cfg(address.clone()), "fallback-host").unwrap();
