@@ -15,6 +15,8 @@ use std::process::Command;
 const BUILD_PACKAGES: &[&str] = &["clang", "libbpf-dev", "libc6-dev"];
 /// The peers `cargo xtask bench` compares against.
 const BENCH_PACKAGES: &[&str] = &["auditd", "inotify-tools"];
+/// Receivers the sink tests run for real (rsyslogd for the syslog sink).
+const TEST_PACKAGES: &[&str] = &["rsyslog"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 fn main() -> Result<()> {
@@ -197,6 +199,7 @@ fn install_bpf_linker(sysroot: &Path) -> Result<()> {
 
 fn test() -> Result<()> {
     deps(BUILD_PACKAGES)?;
+    deps(TEST_PACKAGES)?;
     if !is_root() {
         bail!("the integration tests load eBPF programs: run `sudo cargo xtask test`");
     }

@@ -7,6 +7,14 @@
 use crate::event::Severity;
 use crate::schema::Format;
 
+mod config;
+pub mod file;
+pub mod http;
+pub mod stdout;
+pub mod syslog;
+
+pub use config::{Facility, HttpKind, HumanDuration, SinkConfig};
+
 /// One rendered event.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -53,4 +61,126 @@ pub trait Sink: Send {
     }
     /// Delivers what is queued (bounded wait) and stops.
     fn close(self: Box<Self>) -> anyhow::Result<()>;
+}
+
+/// Opens the sink `cfg` describes. `host` is the name reported in events (the
+/// syslog HOSTNAME and the HEC `host` when an event has none).
+///
+/// Errors start with `sink <type>:` and name the key to fix.
+pub fn open(cfg: &SinkConfig, host: &str) -> anyhow::Result<Box<dyn Sink>> {
+    cfg.check()?;
+    Ok(match cfg {
+        SinkConfig::Stdout { format } => Box::new(stdout::StdoutSink::new(*format)),
+        SinkConfig::File { .. } => {
+            Box::new(file::FileSink::open(file::FileOptions::from_config(cfg)?)?)
+        }
+        SinkConfig::Syslog { .. } => Box::new(syslog::SyslogSink::open(cfg, host)?),
+        SinkConfig::Http { .. } => Box::new(http::HttpSink::open(cfg, host)?),
+    })
+}
+
+/// Health bookkeeping shared by the sinks: one `Degraded` per outage, one
+/// `Recovered` when it ends, and `Gap` notes whose counts add up exactly.
+#[derive(Debug)]
+pub(crate) struct HealthNotes {
+    sink: String,
+    degraded: bool,
+    notes: Vec<Health>,
+}
+
+impl HealthNotes {
+    pub(crate) fn new(sink: &str) -> HealthNotes {
+        HealthNotes {
+            sink: sink.to_string(),
+            degraded: false,
+            notes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn is_degraded(&self) -> bool {
+        self.degraded
+    }
+
+    /// Delivery failed; noted once until [`HealthNotes::recovered`].
+    pub(crate) fn degraded(&mut self, message: impl Into<String>) {
+        if !self.degraded {
+            self.degraded = true;
+            self.push(HealthState::Degraded, message.into());
+        }
+    }
+
+    /// Delivery works again; noted only after [`HealthNotes::degraded`].
+    pub(crate) fn recovered(&mut self, message: impl Into<String>) {
+        if self.degraded {
+            self.degraded = false;
+            self.push(HealthState::Recovered, message.into());
+        }
+    }
+
+    /// `n` events are lost for good. Consecutive losses for the same reason
+    /// fold into one note (not yet taken) so the counts stay exact and few.
+    pub(crate) fn lost(&mut self, n: u64, message: impl Into<String>) {
+        if n == 0 {
+            return;
+        }
+        let message = message.into();
+        if let Some(Health {
+            state: HealthState::Gap { lost },
+            message: m,
+            ..
+        }) = self.notes.last_mut()
+        {
+            if *m == message {
+                *lost += n;
+                return;
+            }
+        }
+        self.push(HealthState::Gap { lost: n }, message);
+    }
+
+    fn push(&mut self, state: HealthState, message: String) {
+        self.notes.push(Health {
+            sink: self.sink.clone(),
+            state,
+            message,
+        });
+    }
+
+    pub(crate) fn take(&mut self) -> Vec<Health> {
+        std::mem::take(&mut self.notes)
+    }
+}
+
+/// Locks a mutex even if a thread panicked while holding it: the notes stay
+/// usable, and losing health notes is worse than reading a half-updated list.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_notes_fold_gaps_and_note_each_outage_once() {
+        let mut h = HealthNotes::new("x");
+        h.recovered("not degraded: ignored");
+        h.degraded("down");
+        h.degraded("still down");
+        h.lost(2, "queue full");
+        h.lost(3, "queue full");
+        h.lost(1, "too large");
+        h.recovered("up");
+        let states: Vec<_> = h.take().into_iter().map(|n| n.state).collect();
+        assert_eq!(
+            states,
+            vec![
+                HealthState::Degraded,
+                HealthState::Gap { lost: 5 },
+                HealthState::Gap { lost: 1 },
+                HealthState::Recovered
+            ]
+        );
+        assert!(h.take().is_empty());
+    }
 }
