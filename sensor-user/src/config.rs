@@ -8,6 +8,8 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
 
+use crate::sink::SinkConfig;
+
 /// The policy Vigil ships with: the usual critical files of a Linux host.
 pub const DEFAULT_POLICY: &str = include_str!("../policy/default.toml");
 
@@ -38,6 +40,8 @@ struct RawConfig {
     /// Rule files applied after the built-in rules, in order.
     #[serde(default)]
     rules: Vec<Spanned<String>>,
+    #[serde(default)]
+    output: Vec<Spanned<SinkConfig>>,
 }
 
 /// `[coalesce]`: folding raw changes into readable events.
@@ -137,7 +141,8 @@ pub struct DiffSection {
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct SensorSection {
-    /// NDJSON output file (appended); stdout when absent.
+    /// NDJSON output file (appended, native schema): shorthand for an
+    /// `[[output]]` of type `file`.
     pub output: Option<PathBuf>,
     /// Host name reported in events; the system's when absent.
     pub host: Option<String>,
@@ -190,6 +195,8 @@ pub struct Config {
     pub hash: HashSection,
     pub diff: DiffSection,
     pub rules: Vec<PathBuf>,
+    /// `[[output]]` tables; stdout (native) when there are none.
+    pub outputs: Vec<SinkConfig>,
 }
 
 impl Config {
@@ -257,7 +264,16 @@ impl Config {
             }
             rules.push(PathBuf::from(r.get_ref()));
         }
+        let mut outputs = Vec::new();
+        for o in raw.output {
+            let span = o.span();
+            let o = o.into_inner();
+            o.check()
+                .map_err(|e| err(Some(span), format!("[[output]]: {e:#}")))?;
+            outputs.push(o);
+        }
         Ok(Config {
+            outputs,
             sensor: raw.sensor,
             watches,
             ignore: globs(&raw.ignore)?,

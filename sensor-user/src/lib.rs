@@ -6,7 +6,6 @@ pub mod config;
 pub mod event;
 pub mod filestate;
 pub mod hash;
-pub mod output;
 pub mod pipeline;
 pub mod policy;
 pub mod process;

@@ -37,6 +37,19 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Rule files (severity, alerts, MITRE ATT&CK and PCI DSS tags).
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Validate rule files together with the built-in rules; errors name the line and column.
+    Check { files: Vec<PathBuf> },
+    /// Print the built-in rules.
+    Default,
 }
 
 #[derive(Subcommand)]
@@ -67,13 +80,33 @@ fn real_main(cli: Cli) -> Result<()> {
             command: ConfigCommand::Check { file },
         } => {
             let c = Config::load(&file)?;
-            println!("{}: ok ({} watched paths)", file.display(), c.watches.len());
+            let rules = vigil::rules::RuleSet::load(&c.rules)?;
+            println!(
+                "{}: ok ({} watched paths, {} rules, {} outputs)",
+                file.display(),
+                c.watches.len(),
+                rules.len(),
+                c.outputs.len().max(1)
+            );
             Ok(())
         }
         Command::Config {
             command: ConfigCommand::Default,
         } => {
             print!("{DEFAULT_POLICY}");
+            Ok(())
+        }
+        Command::Rules {
+            command: RulesCommand::Check { files },
+        } => {
+            let rules = vigil::rules::RuleSet::load(&files)?;
+            println!("ok ({} rules, built-in included)", rules.len());
+            Ok(())
+        }
+        Command::Rules {
+            command: RulesCommand::Default,
+        } => {
+            print!("{}", vigil::rules::DEFAULT_RULES);
             Ok(())
         }
         Command::Run {
@@ -94,7 +127,8 @@ fn run(
 ) -> Result<()> {
     use vigil::pipeline::{emit::Emitter, Settings};
     use vigil::rules::RuleSet;
-    use vigil::{linux::sensor, output::Output, policy::Policy};
+    use vigil::sink::SinkConfig;
+    use vigil::{linux::sensor, policy::Policy};
     let mut cfg = match (&config, watch.is_empty()) {
         (Some(path), _) => Config::load(path)?,
         (None, false) => Config::for_paths(&[])?,
@@ -104,20 +138,30 @@ fn run(
     if raw {
         cfg.coalesce.window_ms = 0;
     }
-    let out = match output.or(cfg.sensor.output.clone()) {
-        Some(p) => Output::file(&p)?,
-        None => Output::stdout(),
-    };
     let host = cfg.sensor.host.clone().unwrap_or_else(|| {
         nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_default()
     });
+    let mut outputs = cfg.outputs.clone();
+    if let Some(path) = output.or(cfg.sensor.output.clone()) {
+        outputs.push(SinkConfig::file(path));
+    }
+    if outputs.is_empty() {
+        outputs.push(SinkConfig::Stdout {
+            format: Default::default(),
+        });
+    }
+    let sinks = outputs
+        .iter()
+        .map(|o| vigil::sink::open(o, &host))
+        .collect::<Result<Vec<_>>>()?;
+    let rules = RuleSet::load(&cfg.rules)?;
     let ring_buffer_mib = cfg.sensor.ring_buffer_mib.unwrap_or(16);
-    let settings = Settings::from_config(&cfg, RuleSet::default());
+    let settings = Settings::from_config(&cfg, rules);
     sensor::run(sensor::Options {
         policy: Policy::new(cfg),
-        emitter: Emitter::new(vec![Box::new(out)], host),
+        emitter: Emitter::new(sinks, host),
         settings,
         ring_buffer_mib,
     })

@@ -249,6 +249,18 @@ impl<'de> Deserialize<'de> for HumanDuration {
 }
 
 impl SinkConfig {
+    /// A native NDJSON file with the default rotation (`--output FILE`).
+    pub fn file(path: PathBuf) -> SinkConfig {
+        SinkConfig::File {
+            path,
+            format: Format::Native,
+            max_size_mib: default_max_size_mib(),
+            rotate_every: None,
+            keep: default_keep(),
+            queue_max_mib: default_queue_max_mib(),
+        }
+    }
+
     /// The `type` key, for messages.
     pub fn type_name(&self) -> &'static str {
         match self {
