@@ -17,7 +17,9 @@ const RUNS: usize = 5;
 pub fn main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
         Some("overhead") => overhead(),
-        _ => bail!("usage: cargo xtask bench overhead"),
+        Some("hash") => crate::bench_hash::main(&args[1..]),
+        Some("pipeline") => crate::bench_pipeline::main(&args[1..]),
+        _ => bail!("usage: cargo xtask bench overhead | hash | pipeline"),
     }
 }
 

@@ -48,7 +48,7 @@ fn main() -> Result<()> {
             bench::main(&args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | bench overhead");
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | bench overhead|hash|pipeline");
             std::process::exit(2);
         }
     }
@@ -220,3 +220,5 @@ fn is_root() -> bool {
 }
 
 mod bench;
+mod bench_hash;
+mod bench_pipeline;
