@@ -19,18 +19,27 @@ struct Cli {
 enum Command {
     /// Watch files and print one JSON event per change (NDJSON).
     Run {
-        /// Policy file (TOML); the embedded default policy when neither this nor --watch is given.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Watch this path recursively (repeatable); added to --config's watches.
-        #[arg(long = "watch", value_name = "PATH")]
-        watch: Vec<PathBuf>,
-        /// Append events to this file instead of stdout.
-        #[arg(long)]
-        output: Option<PathBuf>,
-        /// Report every raw change as the kernel saw it (no coalescing).
-        #[arg(long)]
-        raw: bool,
+        #[command(flatten)]
+        args: RunArgs,
+        /// Also append every raw ring-buffer record to this file (for `vigil replay`).
+        #[arg(long, hide = true)]
+        record: Option<PathBuf>,
+    },
+    /// Feed records saved by `vigil run --record` through the pipeline (no
+    /// kernel needed) and print what it measured as JSON.
+    #[command(hide = true)]
+    Replay {
+        #[command(flatten)]
+        args: RunArgs,
+        /// The record file.
+        file: PathBuf,
+        /// Replay the records this many times.
+        #[arg(long, default_value_t = 1)]
+        repeat: u32,
+        /// Stop after this stage.
+        #[cfg(target_os = "linux")]
+        #[arg(long, value_enum, default_value = "all")]
+        stage: vigil::linux::replay::Stage,
     },
     /// Policy files.
     Config {
@@ -50,6 +59,23 @@ enum RulesCommand {
     Check { files: Vec<PathBuf> },
     /// Print the built-in rules.
     Default,
+}
+
+/// What `run` and `replay` share: the policy, its overrides, the output.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Policy file (TOML); the embedded default policy when neither this nor --watch is given.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Watch this path recursively (repeatable); added to --config's watches.
+    #[arg(long = "watch", value_name = "PATH")]
+    watch: Vec<PathBuf>,
+    /// Append events to this file (native NDJSON), in addition to the policy's outputs.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Report every raw change as the kernel saw it (no coalescing).
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(Subcommand)]
@@ -109,65 +135,98 @@ fn real_main(cli: Cli) -> Result<()> {
             print!("{}", vigil::rules::DEFAULT_RULES);
             Ok(())
         }
-        Command::Run {
+        Command::Run { args, record } => run(args, record),
+        #[cfg(target_os = "linux")]
+        Command::Replay {
+            args,
+            file,
+            repeat,
+            stage,
+        } => {
+            let records = vigil::linux::replay::read_records(&file)?;
+            let s = Sensor::prepare(args)?;
+            let stats =
+                vigil::linux::replay::replay(&records, repeat, stage, s.policy, s.settings, s.emitter)?;
+            println!("{}", serde_json::to_string(&stats)?);
+            Ok(())
+        }
+        #[cfg(not(target_os = "linux"))]
+        Command::Replay { .. } => anyhow::bail!("vigil replay is only implemented on Linux so far"),
+    }
+}
+
+/// A policy made ready to run: what `run` and `replay` start from.
+#[cfg(target_os = "linux")]
+struct Sensor {
+    policy: vigil::policy::Policy,
+    settings: vigil::pipeline::Settings,
+    emitter: vigil::pipeline::emit::Emitter,
+    ring_buffer_mib: u32,
+}
+
+#[cfg(target_os = "linux")]
+impl Sensor {
+    fn prepare(args: RunArgs) -> Result<Sensor> {
+        use vigil::pipeline::{emit::Emitter, Settings};
+        use vigil::rules::RuleSet;
+        use vigil::sink::SinkConfig;
+        let RunArgs {
             config,
             watch,
             output,
             raw,
-        } => run(config, watch, output, raw),
+        } = args;
+        let mut cfg = match (&config, watch.is_empty()) {
+            (Some(path), _) => Config::load(path)?,
+            (None, false) => Config::for_paths(&[])?,
+            (None, true) => Config::default_policy(),
+        };
+        cfg.watches.extend(Config::for_paths(&watch)?.watches);
+        if raw {
+            cfg.coalesce.window_ms = 0;
+        }
+        let host = cfg.sensor.host.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        });
+        let mut outputs = cfg.outputs.clone();
+        if let Some(path) = output.or(cfg.sensor.output.clone()) {
+            outputs.push(SinkConfig::file(path));
+        }
+        if outputs.is_empty() {
+            outputs.push(SinkConfig::Stdout {
+                format: Default::default(),
+            });
+        }
+        let sinks = outputs
+            .iter()
+            .map(|o| vigil::sink::open(o, &host))
+            .collect::<Result<Vec<_>>>()?;
+        let rules = RuleSet::load(&cfg.rules)?;
+        let settings = Settings::from_config(&cfg, rules);
+        Ok(Sensor {
+            ring_buffer_mib: cfg.sensor.ring_buffer_mib.unwrap_or(16),
+            settings,
+            emitter: Emitter::new(sinks, host),
+            policy: vigil::policy::Policy::new(cfg),
+        })
     }
 }
 
 #[cfg(target_os = "linux")]
-fn run(
-    config: Option<PathBuf>,
-    watch: Vec<PathBuf>,
-    output: Option<PathBuf>,
-    raw: bool,
-) -> Result<()> {
-    use vigil::pipeline::{emit::Emitter, Settings};
-    use vigil::rules::RuleSet;
-    use vigil::sink::SinkConfig;
-    use vigil::{linux::sensor, policy::Policy};
-    let mut cfg = match (&config, watch.is_empty()) {
-        (Some(path), _) => Config::load(path)?,
-        (None, false) => Config::for_paths(&[])?,
-        (None, true) => Config::default_policy(),
-    };
-    cfg.watches.extend(Config::for_paths(&watch)?.watches);
-    if raw {
-        cfg.coalesce.window_ms = 0;
-    }
-    let host = cfg.sensor.host.clone().unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    });
-    let mut outputs = cfg.outputs.clone();
-    if let Some(path) = output.or(cfg.sensor.output.clone()) {
-        outputs.push(SinkConfig::file(path));
-    }
-    if outputs.is_empty() {
-        outputs.push(SinkConfig::Stdout {
-            format: Default::default(),
-        });
-    }
-    let sinks = outputs
-        .iter()
-        .map(|o| vigil::sink::open(o, &host))
-        .collect::<Result<Vec<_>>>()?;
-    let rules = RuleSet::load(&cfg.rules)?;
-    let ring_buffer_mib = cfg.sensor.ring_buffer_mib.unwrap_or(16);
-    let settings = Settings::from_config(&cfg, rules);
-    sensor::run(sensor::Options {
-        policy: Policy::new(cfg),
-        emitter: Emitter::new(sinks, host),
-        settings,
-        ring_buffer_mib,
+fn run(args: RunArgs, record: Option<PathBuf>) -> Result<()> {
+    let s = Sensor::prepare(args)?;
+    vigil::linux::sensor::run(vigil::linux::sensor::Options {
+        policy: s.policy,
+        emitter: s.emitter,
+        settings: s.settings,
+        ring_buffer_mib: s.ring_buffer_mib,
+        record,
     })
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run(_: Option<PathBuf>, _: Vec<PathBuf>, _: Option<PathBuf>, _: bool) -> Result<()> {
+fn run(_: RunArgs, _: Option<PathBuf>) -> Result<()> {
     anyhow::bail!("vigil run is only implemented on Linux so far")
 }

@@ -1,4 +1,5 @@
 //! The Linux event source: eBPF loader, ring-buffer reader, record decoding.
 pub mod decode;
 pub mod loader;
+pub mod replay;
 pub mod sensor;

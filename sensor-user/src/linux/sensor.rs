@@ -28,6 +28,8 @@ pub struct Options {
     pub emitter: Emitter,
     pub settings: Settings,
     pub ring_buffer_mib: u32,
+    /// Also append every raw ring-buffer record here (for `vigil replay`).
+    pub record: Option<std::path::PathBuf>,
 }
 
 enum Msg {
@@ -46,7 +48,7 @@ pub fn run(opts: Options) -> Result<()> {
     let procs = ProcessTable::from_proc();
     let host = opts.emitter.host().to_string();
     let shared = Pipeline::start(opts.settings, opts.emitter)?;
-    let mut pipeline = Attributor::new(opts.policy, shared, host, procs, ebpf.clone());
+    let mut pipeline = Attributor::new(opts.policy, Some(shared), host, procs, Some(ebpf.clone()));
     pipeline.emit_sensor(
         "start",
         SensorInfo {
@@ -72,7 +74,11 @@ pub fn run(opts: Options) -> Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(read_loop(ring, ebpf, tx))?;
+    let recorder = match &opts.record {
+        Some(p) => Some(super::replay::Recorder::create(p)?),
+        None => None,
+    };
+    rt.block_on(read_loop(ring, ebpf, tx, recorder))?;
     worker
         .join()
         .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
@@ -83,6 +89,7 @@ async fn read_loop(
     ring: RingBuf<MapData>,
     ebpf: Arc<Mutex<Ebpf>>,
     tx: crossbeam_channel::Sender<Msg>,
+    mut recorder: Option<super::replay::Recorder>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // SAFETY: the ring buffer owns its fd and outlives the registration (both
@@ -96,7 +103,12 @@ async fn read_loop(
     let mut drain = tokio::time::interval(Duration::from_millis(10));
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut seen_lost = (0u64, 0u64);
-    let send = |m: Msg| tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"));
+    let mut send = |m: Msg| {
+        if let (Some(r), Msg::Record(bytes)) = (recorder.as_mut(), &m) {
+            r.write(bytes)?;
+        }
+        tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"))
+    };
     loop {
         tokio::select! {
             guard = fd.readable_mut() => {
@@ -137,13 +149,16 @@ async fn read_loop(
 }
 
 /// Decode and attribute: kernel records become raw changes with their process.
-struct Attributor {
+pub(super) struct Attributor {
     policy: Policy,
-    out: Pipeline,
+    /// None: changes are counted and dropped (`vigil replay --stage attribute`).
+    out: Option<Pipeline>,
+    pub(super) changes: u64,
     host: String,
     procs: ProcessTable,
     names: Names,
-    ebpf: Arc<Mutex<Ebpf>>,
+    /// None when replaying recorded records: there is no kernel to update.
+    ebpf: Option<Arc<Mutex<Ebpf>>>,
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall time.
     boot_offset_ns: i128,
     /// Open write sessions per process (the record that opened each): closed
@@ -152,16 +167,17 @@ struct Attributor {
 }
 
 impl Attributor {
-    fn new(
+    pub(super) fn new(
         policy: Policy,
-        out: Pipeline,
+        out: Option<Pipeline>,
         host: String,
         procs: ProcessTable,
-        ebpf: Arc<Mutex<Ebpf>>,
+        ebpf: Option<Arc<Mutex<Ebpf>>>,
     ) -> Attributor {
         Attributor {
             policy,
             out,
+            changes: 0,
             host,
             procs,
             names: Names::default(),
@@ -192,11 +208,7 @@ impl Attributor {
                         ..Default::default()
                     },
                 )?,
-                Msg::Stop => {
-                    let stop = sensor_event(&self.host, "stop", SensorInfo { pid: Some(std::process::id()), ..Default::default() });
-                    self.out.send(Input::Stop(stop))?;
-                    return self.out.join();
-                }
+                Msg::Stop => return self.stop(),
             }
             if since_expire.elapsed() > Duration::from_secs(10) {
                 self.procs.expire();
@@ -205,7 +217,26 @@ impl Attributor {
         }
     }
 
-    fn record(&mut self, r: Record) -> Result<()> {
+    /// Emits the stop event and waits for the pipeline to deliver everything.
+    pub(super) fn stop(&mut self) -> Result<()> {
+        let stop = sensor_event(
+            &self.host,
+            "stop",
+            SensorInfo {
+                pid: Some(std::process::id()),
+                ..Default::default()
+            },
+        );
+        match self.out.take() {
+            Some(out) => {
+                out.send(Input::Stop(stop))?;
+                out.join()
+            }
+            None => Ok(()),
+        }
+    }
+
+    pub(super) fn record(&mut self, r: Record) -> Result<()> {
         match r {
             Record::Exec(e) => {
                 let p = &e.process;
@@ -229,10 +260,9 @@ impl Attributor {
             }
             Record::Exit(t) => {
                 if let Some(open) = self.sessions.remove(&t.process.tgid) {
-                    loader::forget_sessions(
-                        &mut self.ebpf.lock().expect("ebpf lock"),
-                        t.process.tgid,
-                    )?;
+                    if let Some(ebpf) = &self.ebpf {
+                        loader::forget_sessions(&mut ebpf.lock().expect("ebpf lock"), t.process.tgid)?;
+                    }
                     for mut f in open {
                         f.op = op::CLOSED_WRITE;
                         f.sys = sys::EXIT;
@@ -411,11 +441,13 @@ impl Attributor {
                 root_id: i as u32,
             };
             let old = root.inode;
-            loader::replace_root(
-                &mut self.ebpf.lock().expect("ebpf lock"),
-                old,
-                now.map(|k| (k, value)),
-            )?;
+            if let Some(ebpf) = &self.ebpf {
+                loader::replace_root(
+                    &mut ebpf.lock().expect("ebpf lock"),
+                    old,
+                    now.map(|k| (k, value)),
+                )?;
+            }
             self.policy.roots[i].inode = now;
         }
         Ok(())
@@ -555,13 +587,20 @@ impl Attributor {
         }
     }
 
-    fn emit_sensor(&mut self, action: &str, info: SensorInfo) -> Result<()> {
-        self.out
-            .send(Input::Sensor(sensor_event(&self.host, action, info)))
+    pub(super) fn emit_sensor(&mut self, action: &str, info: SensorInfo) -> Result<()> {
+        let ev = sensor_event(&self.host, action, info);
+        match &self.out {
+            Some(out) => out.send(Input::Sensor(ev)),
+            None => Ok(()),
+        }
     }
 
     fn write(&mut self, c: Change) -> Result<()> {
-        self.out.send(Input::Change(c))
+        self.changes += 1;
+        match &self.out {
+            Some(out) => out.send(Input::Change(c)),
+            None => Ok(()),
+        }
     }
 }
 
