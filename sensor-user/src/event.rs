@@ -141,7 +141,7 @@ pub struct FileState {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub hashes: BTreeMap<String, String>,
     /// Why `hashes` is empty for a regular file: `skipped: too large`,
-    /// `deleted before it could be hashed`, `unreadable: ...`.
+    /// `deleted or renamed before it could be hashed`, `unreadable: ...`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_note: Option<String>,
 }

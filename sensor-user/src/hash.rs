@@ -50,7 +50,7 @@ pub fn hash_file(
     match digest(path, size, sha256, keep_content) {
         Ok(h) => h,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Hashed {
-            note: Some("deleted before it could be hashed".into()),
+            note: Some("deleted or renamed before it could be hashed".into()),
             ..Default::default()
         },
         Err(e) => Hashed {
@@ -144,7 +144,10 @@ mod tests {
         assert!(h.hashes.is_empty());
         assert!(h.note.unwrap().starts_with("skipped: too large"));
         let h = hash_file(&dir.path().join("gone"), 1, false, 0, &policy());
-        assert_eq!(h.note.as_deref(), Some("deleted before it could be hashed"));
+        assert_eq!(
+            h.note.as_deref(),
+            Some("deleted or renamed before it could be hashed")
+        );
     }
 
     #[test]

@@ -145,8 +145,9 @@ fn real_main(cli: Cli) -> Result<()> {
         } => {
             let records = vigil::linux::replay::read_records(&file)?;
             let s = Sensor::prepare(args)?;
-            let stats =
-                vigil::linux::replay::replay(&records, repeat, stage, s.policy, s.settings, s.emitter)?;
+            let stats = vigil::linux::replay::replay(
+                &records, repeat, stage, s.policy, s.settings, s.emitter,
+            )?;
             println!("{}", serde_json::to_string(&stats)?);
             Ok(())
         }
@@ -204,11 +205,11 @@ impl Sensor {
             .map(|o| vigil::sink::open(o, &host))
             .collect::<Result<Vec<_>>>()?;
         let rules = RuleSet::load(&cfg.rules)?;
-        let settings = Settings::from_config(&cfg, rules);
+        let settings = Settings::from_config(&cfg);
         Ok(Sensor {
             ring_buffer_mib: cfg.sensor.ring_buffer_mib.unwrap_or(16),
             settings,
-            emitter: Emitter::new(sinks, host),
+            emitter: Emitter::new(sinks, rules, host),
             policy: vigil::policy::Policy::new(cfg),
         })
     }

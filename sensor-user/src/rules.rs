@@ -53,6 +53,7 @@ const ACTIONS: &[&str] = &[
     "stop",
     "gap",
     "error",
+    "health",
 ];
 
 /// Event kinds.
@@ -432,6 +433,15 @@ impl Facts {
                 _ => fc.file.file_type,
             };
             f.file_type = bit(FILE_TYPES, ty);
+            // A coalesced event stands for every raw change folded into it:
+            // `action` conditions see those too (a truncating open inside a
+            // write session, a utimensat before the close...).
+            for r in &fc.related {
+                f.action |= bit(ACTIONS, &r.action);
+            }
+            if fc.details.get("truncated") == Some(&serde_json::Value::Bool(true)) {
+                f.action |= bit(ACTIONS, "truncated");
+            }
             f.fields = fc
                 .fields_changed
                 .iter()
@@ -1486,6 +1496,7 @@ action = ["modified"]
                 ev("closed_after_write", "/usr/lib/x86_64-linux-gnu/libc.so.6"),
             ),
             ("sensor-gap", sensor_ev("gap")),
+            ("output-degraded", sensor_ev("health")),
             ("sensor-stopped", sensor_ev("stop")),
         ]
     }
@@ -1497,6 +1508,29 @@ action = ["modified"]
         fn tap_target(self, target: &str) -> Event {
             with(self, |f| f.target_path = Some(target.into()))
         }
+    }
+
+    #[test]
+    fn action_conditions_see_the_changes_folded_into_a_coalesced_event() {
+        // `echo > /var/log/auth.log`: one `modified` that stands for a truncating open.
+        let e = with(ev("modified", "/var/log/auth.log"), |f| {
+            f.details.insert("truncated".into(), true.into());
+        });
+        let e = evaluated(e);
+        assert!(e.rules.iter().any(|r| r == "log-cleared"), "{:?}", e.rules);
+        // `cp -p`: the utimensat inside the write session still counts.
+        let e = with(ev("modified", "/etc/hosts"), |f| {
+            f.related.push(crate::event::Related {
+                action: "timestamps_changed".into(),
+                path: f.path.clone(),
+                target_path: None,
+                time: String::new(),
+                syscall: "utimensat",
+                details: Default::default(),
+            });
+        });
+        let e = evaluated(e);
+        assert!(e.rules.iter().any(|r| r == "timestomp"), "{:?}", e.rules);
     }
 
     #[test]

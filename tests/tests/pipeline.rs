@@ -12,6 +12,7 @@ const TESTOP: &str = env!("CARGO_BIN_EXE_vigil-testop");
 struct Shared {
     sensor: Sensor,
     watched: PathBuf,
+    base: PathBuf,
 }
 
 // SAFETY of sharing: Sensor is only read (its output file) after start.
@@ -26,12 +27,43 @@ fn shared() -> &'static Shared {
         let watched = base.join("w");
         std::fs::create_dir(&watched).unwrap();
         let policy = base.join("policy.toml");
+        let rules = base.join("local-rules.toml");
+        std::fs::write(
+            &rules,
+            format!(
+                r#"
+[[rule]]
+id = "test-authorized-keys"
+description = "SSH authorized_keys changed under the test tree"
+severity = "critical"
+alert = true
+mitre = ["T1098.004"]
+pci = ["11.5.2"]
+[rule.match]
+path = ["{w}/**/authorized_keys"]
+"#,
+                w = watched.display()
+            ),
+        )
+        .unwrap();
         std::fs::write(
             &policy,
             format!(
                 r#"
+rules = [{rules:?}]
+
 [[watch]]
 path = {w:?}
+
+[[output]]
+type = "file"
+path = "{b}/ocsf.ndjson"
+format = "ocsf"
+
+[[output]]
+type = "file"
+path = "{b}/ecs.ndjson"
+format = "ecs"
 
 [hash]
 max_size_mib = 1
@@ -40,7 +72,8 @@ sha256 = ["{w}/**/*.bin"]
 [diff]
 paths = ["{w}/**"]
 "#,
-                w = watched.display()
+                w = watched.display(),
+                b = base.display(),
             ),
         )
         .unwrap();
@@ -52,7 +85,13 @@ paths = ["{w}/**"]
                 &["--config", policy.to_str().unwrap()],
                 Some(base.join("events.ndjson")),
             );
-            tx.send(Shared { sensor, watched }).unwrap();
+            let base = base.clone();
+            tx.send(Shared {
+                sensor,
+                watched,
+                base,
+            })
+            .unwrap();
             loop {
                 std::thread::park();
             }
@@ -235,7 +274,7 @@ fn a_file_deleted_before_it_could_be_hashed_says_so() {
     assert!(created["after"].is_null(), "{created:#}");
     assert_eq!(
         created["details"]["hash_note"],
-        "deleted before it could be hashed"
+        "deleted or renamed before it could be hashed"
     );
     let deleted = wait(|e| e["process"]["pid"] == pid && e["action"] == "deleted");
     assert!(deleted["seq"].as_u64() > created["seq"].as_u64());
@@ -265,4 +304,96 @@ fn chmod_setuid_shows_the_mode_change() {
         e["before"]["hashes"]["blake3"],
         e["after"]["hashes"]["blake3"]
     );
+}
+
+/// The lines of one of the shared sensor's other outputs.
+fn output_lines(name: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(shared().base.join(name)).unwrap_or_default();
+    let end = text.rfind('\n').map_or(0, |i| i + 1);
+    text[..end]
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn local_rules_mark_alerts_and_the_same_event_reaches_ocsf_and_ecs_outputs() {
+    let dir = workdir("rules");
+    std::fs::create_dir(dir.join(".ssh")).unwrap();
+    let pid = run(
+        &dir,
+        "sh",
+        &[
+            "-c",
+            "echo ssh-ed25519 AAAA attacker >> .ssh/authorized_keys",
+        ],
+    );
+    let e = wait(|e| e["process"]["pid"] == pid && e["kind"] == "file");
+    assert_eq!(e["severity"], "critical", "{e:#}");
+    assert_eq!(e["alert"], true);
+    assert!(e["rules"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("test-authorized-keys")));
+    assert_eq!(e["mitre"], serde_json::json!(["T1098.004"]));
+    let seq = e["seq"].as_u64().unwrap();
+    let path = e["path"].as_str().unwrap();
+
+    let ocsf = output_lines("ocsf.ndjson");
+    let o = ocsf
+        .iter()
+        .find(|o| o["metadata"]["sequence"] == seq)
+        .unwrap_or_else(|| panic!("seq {seq} not in the OCSF output"));
+    assert_eq!(o["class_uid"], 1001);
+    assert_eq!(o["activity_id"], 1, "created: {o:#}");
+    assert_eq!(o["type_uid"], 100101);
+    assert_eq!(o["actor"]["process"]["pid"], pid);
+    assert_eq!(
+        o["file"]["path"]
+            .as_str()
+            .or(o["file_result"]["path"].as_str()),
+        Some(path)
+    );
+    assert_eq!(o["attacks"][0]["technique"]["uid"], "T1098");
+
+    let ecs = output_lines("ecs.ndjson");
+    let c = ecs
+        .iter()
+        .find(|c| c["event"]["sequence"] == seq)
+        .unwrap_or_else(|| panic!("seq {seq} not in the ECS output"));
+    assert_eq!(c["event"]["kind"], "alert");
+    assert_eq!(c["event"]["action"], e["action"]);
+    assert_eq!(c["file"]["path"], path);
+    assert_eq!(c["process"]["pid"], pid);
+}
+
+#[test]
+fn every_event_the_live_sensor_wrote_matches_the_native_json_schema() {
+    // Make sure there is something beyond the start event to check.
+    let dir = workdir("schema");
+    let pid = run(
+        &dir,
+        "sh",
+        &["-c", "echo a > f && mv f g && chmod 600 g && rm g"],
+    );
+    wait(|e| e["process"]["ppid"] == pid && e["action"] == "deleted");
+    let schema_path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/schema/vigil-event.schema.json"
+    );
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path).unwrap()).unwrap();
+    let v = jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap();
+    let events = shared().sensor.events();
+    assert!(events.len() > 5);
+    for e in &events {
+        let errors: Vec<String> = v
+            .iter_errors(e)
+            .map(|x| format!("{}: {x}", x.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}\nin {e:#}");
+    }
 }

@@ -54,14 +54,18 @@ impl Records {
 
 /// Reads a record file; a torn last record is an error.
 pub fn read_records(path: &Path) -> Result<Records> {
-    let data =
-        std::fs::read(path).with_context(|| format!("cannot read record file {}", path.display()))?;
+    let data = std::fs::read(path)
+        .with_context(|| format!("cannot read record file {}", path.display()))?;
     let mut spans = Vec::new();
     let mut rest = &data[..];
     while !rest.is_empty() {
-        let (len, tail) = rest
-            .split_first_chunk::<4>()
-            .with_context(|| format!("{}: torn length at byte {}", path.display(), data.len() - rest.len()))?;
+        let (len, tail) = rest.split_first_chunk::<4>().with_context(|| {
+            format!(
+                "{}: torn length at byte {}",
+                path.display(),
+                data.len() - rest.len()
+            )
+        })?;
         let len = u32::from_le_bytes(*len) as usize;
         anyhow::ensure!(
             tail.len() >= len,

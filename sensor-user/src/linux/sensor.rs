@@ -204,7 +204,7 @@ impl Attributor {
                     SensorInfo {
                         lost: Some(lost),
                         lost_reason: Some(reason),
-                        message: Some("the kernel dropped events; changes in this window are found by the next verification scan".into()),
+                        message: Some("the kernel dropped events: changes in this window were not reported one by one".into()),
                         ..Default::default()
                     },
                 )?,
@@ -261,7 +261,10 @@ impl Attributor {
             Record::Exit(t) => {
                 if let Some(open) = self.sessions.remove(&t.process.tgid) {
                     if let Some(ebpf) = &self.ebpf {
-                        loader::forget_sessions(&mut ebpf.lock().expect("ebpf lock"), t.process.tgid)?;
+                        loader::forget_sessions(
+                            &mut ebpf.lock().expect("ebpf lock"),
+                            t.process.tgid,
+                        )?;
                     }
                     for mut f in open {
                         f.op = op::CLOSED_WRITE;

@@ -68,10 +68,24 @@ impl Coalescer {
         let path = ev.file().map(|f| f.path.clone()).unwrap_or_default();
         let key = (meta.pid, path);
         let mut out = Vec::new();
+        if matches!(ev.action.as_str(), "renamed" | "exchanged" | "deleted") {
+            // Another process moves or removes a file someone's session holds:
+            // that session's event comes first, and is read before it goes.
+            let f = ev.file().expect("file event");
+            let names = [Some(f.path.as_str()), f.target_path.as_deref()];
+            let others: Vec<Key> = self
+                .held
+                .keys()
+                .filter(|k| **k != key && names.contains(&Some(k.1.as_str())))
+                .cloned()
+                .collect();
+            out.extend(self.take(others));
+        }
         match ev.action.as_str() {
             "renamed" => {
                 let Some(mut held) = self.held.remove(&key) else {
-                    return vec![ev];
+                    out.push(ev);
+                    return out;
                 };
                 let target = ev.file().and_then(|f| f.target_path.clone());
                 fold(&mut held.ev, &ev);
@@ -364,6 +378,23 @@ mod tests {
             t,
         );
         assert_eq!(summary(&out)[0].0, "closed_after_write");
+    }
+
+    #[test]
+    fn another_process_renaming_a_held_file_releases_it_first() {
+        let mut c = Coalescer::new(timing());
+        let t = Instant::now();
+        c.push(change(1, "created", "/etc/new", None, true), t);
+        c.push(change(1, "closed_after_write", "/etc/new", None, false), t);
+        let out = c.push(
+            change(2, "renamed", "/etc/new", Some("/etc/final"), false),
+            t,
+        );
+        let s = summary(&out);
+        assert_eq!(s.len(), 2, "{s:?}");
+        assert_eq!((s[0].0.as_str(), s[0].1.as_str()), ("created", "/etc/new"));
+        assert_eq!(s[1].0, "renamed");
+        assert!(c.is_empty());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The last stage: sequence numbers, rendering per schema, and the sinks.
 use crate::event::{Body, Event, SensorInfo, Severity, SCHEMA};
+use crate::rules::RuleSet;
 use crate::schema::render;
 use crate::sink::{HealthState, Rendered, Sink};
 use anyhow::Result;
@@ -7,14 +8,16 @@ use std::sync::Arc;
 
 pub struct Emitter {
     sinks: Vec<Box<dyn Sink>>,
+    rules: RuleSet,
     host: String,
     seq: u64,
 }
 
 impl Emitter {
-    pub fn new(sinks: Vec<Box<dyn Sink>>, host: String) -> Emitter {
+    pub fn new(sinks: Vec<Box<dyn Sink>>, rules: RuleSet, host: String) -> Emitter {
         Emitter {
             sinks,
+            rules,
             host,
             seq: 0,
         }
@@ -24,9 +27,10 @@ impl Emitter {
         &self.host
     }
 
-    /// Numbers the event and hands it to every sink. A sink that fails is
-    /// reported on the others; the event still reaches them.
+    /// Applies the rules, numbers the event and hands it to every sink. A sink
+    /// that fails is reported in a `health` event; the event still reaches the others.
     pub fn emit(&mut self, mut ev: Event) -> Result<()> {
+        self.rules.evaluate(&mut ev);
         self.seq += 1;
         ev.seq = self.seq;
         let mut lines: [Option<Arc<[u8]>>; 3] = [None, None, None];
@@ -114,13 +118,10 @@ impl Emitter {
                     ..Default::default()
                 },
             );
-            ev.severity = if lost.is_some() {
-                Severity::High
-            } else {
-                Severity::Medium
-            };
-            // Health events go through emit, whose own failures are reported
-            // by the next call: no recursion here.
+            self.rules.evaluate(&mut ev);
+            // Sent directly rather than through `emit`, so a sink that keeps
+            // failing cannot recurse; the failing sink gets its own report
+            // too (it queues or spools it like any event).
             self.seq += 1;
             ev.seq = self.seq;
             for s in &mut self.sinks {

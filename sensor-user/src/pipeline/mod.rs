@@ -13,7 +13,6 @@ pub mod enrich;
 use crate::event::{Event, FileState};
 use crate::filestate::fields_changed;
 use crate::hash::HashPolicy;
-use crate::rules::RuleSet;
 use anyhow::Result;
 use coalesce::{Change, Coalescer, Timing};
 use crossbeam_channel::{select, Receiver, Sender};
@@ -36,11 +35,10 @@ pub struct Settings {
     pub diff_max_bytes: u64,
     /// Paths never diffed (and whose content is never kept).
     pub secret: GlobSet,
-    pub rules: RuleSet,
 }
 
 impl Settings {
-    pub fn from_config(c: &crate::config::Config, rules: RuleSet) -> Settings {
+    pub fn from_config(c: &crate::config::Config) -> Settings {
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Settings {
             timing: Timing {
@@ -55,7 +53,6 @@ impl Settings {
             diff: c.diff.paths.clone(),
             diff_max_bytes: c.diff.max_bytes,
             secret: c.diff.secret.clone(),
-            rules,
         }
     }
 }
@@ -240,8 +237,7 @@ impl Settle {
         Ok(())
     }
 
-    /// Fills before/after, fields_changed and diff, updates the known states,
-    /// and applies the rules.
+    /// Fills before/after, fields_changed and diff, and updates the known states.
     fn finish(&mut self, p: Pending) -> Event {
         let Pending {
             mut ev,
@@ -280,18 +276,21 @@ impl Settle {
                     } else {
                         self.states.remove(&path);
                     }
-                    if let Some(new) = content {
-                        let old = self.contents.insert(path.clone(), new);
-                        f.diff = old
-                            .zip(self.contents.get(&path))
-                            .and_then(|(old, new)| unified_diff(&path, &old, new));
-                    }
+                    // Without new content (too large, unreadable, gone) the old
+                    // one is dropped: a later diff must not skip versions.
+                    let old = match content {
+                        Some(new) => self.contents.insert(path.clone(), new),
+                        None => self.contents.remove(&path),
+                    };
+                    f.diff = old
+                        .zip(self.contents.get(&path))
+                        .and_then(|(old, new)| unified_diff(&path, &old, new));
                 }
             }
             if after.is_none() && action != "deleted" {
                 f.details.insert(
                     "hash_note".into(),
-                    "deleted before it could be hashed".into(),
+                    "deleted or renamed before it could be hashed".into(),
                 );
             }
             if let (Some(b), Some(a)) = (&before, &after) {
@@ -300,7 +299,6 @@ impl Settle {
             f.before = before;
             f.after = after;
         }
-        self.s.rules.evaluate(&mut ev);
         ev
     }
 }
