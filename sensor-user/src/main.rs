@@ -4,6 +4,9 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use vigil::config::{Config, DEFAULT_POLICY};
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "vigil",

@@ -4,7 +4,6 @@
 //!
 //! File format: each record as a little-endian u32 length and its bytes, exactly
 //! as the ring buffer delivered it.
-use super::decode;
 use super::sensor::Attributor;
 use crate::pipeline::{emit::Emitter, Pipeline, Settings};
 use crate::policy::Policy;
@@ -119,16 +118,7 @@ pub fn replay(
     let mut n = 0u64;
     for _ in 0..repeat {
         for r in records.iter() {
-            match decode::decode(r) {
-                Ok(rec) => a.record(rec)?,
-                Err(e) => a.emit_sensor(
-                    "error",
-                    crate::event::SensorInfo {
-                        message: Some(e.to_string()),
-                        ..Default::default()
-                    },
-                )?,
-            }
+            a.decode_and_record(r)?;
             n += 1;
         }
     }

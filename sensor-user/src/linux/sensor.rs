@@ -32,8 +32,12 @@ pub struct Options {
     pub record: Option<std::path::PathBuf>,
 }
 
+/// Records travel in batches: one channel hand-off per ring-buffer drain
+/// rather than per record.
+const BATCH: usize = 1024;
+
 enum Msg {
-    Record(Vec<u8>),
+    Records(Vec<Vec<u8>>),
     Gap { lost: u64, reason: &'static str },
     Stop,
 }
@@ -66,7 +70,7 @@ pub fn run(opts: Options) -> Result<()> {
         },
     )?;
 
-    let (tx, rx) = crossbeam_channel::bounded::<Msg>(16384);
+    let (tx, rx) = crossbeam_channel::bounded::<Msg>(16384 / BATCH);
     let worker = std::thread::Builder::new()
         .name("vigil-pipeline".into())
         .spawn(move || pipeline.run(rx))?;
@@ -103,28 +107,35 @@ async fn read_loop(
     let mut drain = tokio::time::interval(Duration::from_millis(10));
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut seen_lost = (0u64, 0u64);
-    let mut send = |m: Msg| {
-        if let (Some(r), Msg::Record(bytes)) = (recorder.as_mut(), &m) {
-            r.write(bytes)?;
+    let send = |m: Msg| tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"));
+    // Hands over everything the ring buffer holds, in batches.
+    let mut drain_ring = |ring: &mut RingBuf<MapData>| -> Result<()> {
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(item) = ring.next() {
+            if let Some(r) = recorder.as_mut() {
+                r.write(&item)?;
+            }
+            batch.push(item.to_vec());
+            if batch.len() == BATCH {
+                send(Msg::Records(std::mem::replace(
+                    &mut batch,
+                    Vec::with_capacity(BATCH),
+                )))?;
+            }
         }
-        tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"))
+        if !batch.is_empty() {
+            send(Msg::Records(batch))?;
+        }
+        Ok(())
     };
     loop {
         tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    send(Msg::Record(item.to_vec()))?;
-                }
+                drain_ring(guard.get_inner_mut())?;
                 guard.clear_ready();
             }
-            _ = drain.tick() => {
-                let ring = fd.get_mut();
-                while let Some(item) = ring.next() {
-                    send(Msg::Record(item.to_vec()))?;
-                }
-            }
+            _ = drain.tick() => drain_ring(fd.get_mut())?,
             _ = tick.tick() => {
                 let lost = loader::lost_counts(&ebpf.lock().expect("ebpf lock"))?;
                 if lost.0 > seen_lost.0 {
@@ -140,10 +151,7 @@ async fn read_loop(
         }
     }
     // Drain what the kernel already delivered, then stop.
-    let ring = fd.get_mut();
-    while let Some(item) = ring.next() {
-        send(Msg::Record(item.to_vec()))?;
-    }
+    drain_ring(fd.get_mut())?;
     send(Msg::Stop)?;
     Ok(())
 }
@@ -153,6 +161,8 @@ pub(super) struct Attributor {
     policy: Policy,
     /// None: changes are counted and dropped (`vigil replay --stage attribute`).
     out: Option<Pipeline>,
+    /// Inputs not yet handed to the pipeline (sent in batches).
+    pending: Vec<Input>,
     pub(super) changes: u64,
     host: String,
     procs: ProcessTable,
@@ -177,6 +187,7 @@ impl Attributor {
         Attributor {
             policy,
             out,
+            pending: Vec::new(),
             changes: 0,
             host,
             procs,
@@ -192,13 +203,12 @@ impl Attributor {
         loop {
             let msg = rx.recv().map_err(|_| anyhow::anyhow!("reader stopped"))?;
             match msg {
-                Msg::Record(bytes) => match decode::decode(&bytes) {
-                    Ok(r) => self.record(r)?,
-                    Err(e) => {
-                        // Never silently: a record we cannot read is reported.
-                        self.emit_sensor("error", SensorInfo { message: Some(e.to_string()), ..Default::default() })?
+                Msg::Records(batch) => {
+                    for bytes in batch {
+                        self.decode_and_record(&bytes)?;
                     }
-                },
+                    self.flush()?;
+                }
                 Msg::Gap { lost, reason } => self.emit_sensor(
                     "gap",
                     SensorInfo {
@@ -227,16 +237,50 @@ impl Attributor {
                 ..Default::default()
             },
         );
+        self.pending.push(Input::Stop(stop));
+        self.flush()?;
         match self.out.take() {
-            Some(out) => {
-                out.send(Input::Stop(stop))?;
-                out.join()
-            }
+            Some(out) => out.join(),
             None => Ok(()),
         }
     }
 
-    pub(super) fn record(&mut self, r: Record) -> Result<()> {
+    /// Hands the pending inputs to the pipeline.
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        match &self.out {
+            Some(out) => out.send(batch),
+            None => Ok(()),
+        }
+    }
+
+    fn push(&mut self, input: Input) -> Result<()> {
+        self.pending.push(input);
+        if self.pending.len() >= 256 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Decodes one ring-buffer record and attributes it. A record that cannot
+    /// be read is reported, never dropped silently.
+    pub(super) fn decode_and_record(&mut self, bytes: &[u8]) -> Result<()> {
+        match decode::decode(bytes) {
+            Ok(r) => self.record(r),
+            Err(e) => self.emit_sensor(
+                "error",
+                SensorInfo {
+                    message: Some(e.to_string()),
+                    ..Default::default()
+                },
+            ),
+        }
+    }
+
+    fn record(&mut self, r: Record) -> Result<()> {
         match r {
             Record::Exec(e) => {
                 let p = &e.process;
@@ -592,18 +636,12 @@ impl Attributor {
 
     pub(super) fn emit_sensor(&mut self, action: &str, info: SensorInfo) -> Result<()> {
         let ev = sensor_event(&self.host, action, info);
-        match &self.out {
-            Some(out) => out.send(Input::Sensor(ev)),
-            None => Ok(()),
-        }
+        self.push(Input::Sensor(ev))
     }
 
     fn write(&mut self, c: Change) -> Result<()> {
         self.changes += 1;
-        match &self.out {
-            Some(out) => out.send(Input::Change(c)),
-            None => Ok(()),
-        }
+        self.push(Input::Change(c))
     }
 }
 

@@ -1,5 +1,5 @@
-//! The worker pool that reads `after` states: lstat, security xattrs, link
-//! targets, and content hashes. Blocking file I/O stays off the pipeline thread.
+//! `after` states: metadata is read on the pipeline thread (a few syscalls);
+//! content hashes, the expensive part, on a worker pool.
 use crate::event::FileState;
 use crate::filestate::{read_state, same_content};
 use crate::hash::{hash_file, HashPolicy};
@@ -7,15 +7,40 @@ use crossbeam_channel::{Receiver, Sender};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// One state to read.
+/// One regular file to hash.
 pub struct Job {
     pub id: u64,
     pub path: PathBuf,
-    /// The last known state: its digests are reused when the stat is identical.
-    pub hint: Option<FileState>,
+    /// Its metadata, read when the job was made.
+    pub state: FileState,
     pub sha256: bool,
-    /// Return the content of regular files up to this size (for diffs).
+    /// Return the content up to this size (for diffs).
     pub keep_content: u64,
+}
+
+/// Reads the metadata of `path` and reuses the digests of `hint` when the
+/// content cannot have changed. Returns the state and whether it still needs
+/// hashing, or None when the path is gone.
+pub fn stat(
+    path: &std::path::Path,
+    hint: Option<&FileState>,
+    sha256: bool,
+    keep_content: u64,
+) -> Option<(FileState, bool)> {
+    let mut st = read_state(path).ok()?;
+    if st.file_type != "file" {
+        return Some((st, false));
+    }
+    let reusable = hint
+        .filter(|h| same_content(h, &st) && !h.hashes.is_empty())
+        .filter(|h| !sha256 || h.hashes.contains_key("sha256"));
+    match reusable {
+        Some(h) if keep_content == 0 => {
+            st.hashes = h.hashes.clone();
+            Some((st, false))
+        }
+        _ => Some((st, true)),
+    }
 }
 
 pub struct Done {
@@ -54,33 +79,13 @@ pub fn spawn_pool(
 }
 
 fn run(job: Job, policy: &HashPolicy) -> Done {
-    let Ok(mut st) = read_state(&job.path) else {
-        return Done {
-            id: job.id,
-            after: None,
-            content: None,
-        };
-    };
-    let mut content = None;
-    if st.file_type == "file" {
-        let reusable = job
-            .hint
-            .as_ref()
-            .filter(|h| same_content(h, &st) && !h.hashes.is_empty())
-            .filter(|h| !job.sha256 || h.hashes.contains_key("sha256"));
-        match reusable {
-            Some(h) if job.keep_content == 0 => st.hashes = h.hashes.clone(),
-            _ => {
-                let h = hash_file(&job.path, st.size, job.sha256, job.keep_content, policy);
-                st.hashes = h.hashes;
-                st.hash_note = h.note;
-                content = h.content;
-            }
-        }
-    }
+    let mut st = job.state;
+    let h = hash_file(&job.path, st.size, job.sha256, job.keep_content, policy);
+    st.hashes = h.hashes;
+    st.hash_note = h.note;
     Done {
         id: job.id,
         after: Some(st),
-        content,
+        content: h.content,
     }
 }

@@ -67,13 +67,14 @@ pub enum Input {
 }
 
 pub struct Pipeline {
-    tx: Sender<Input>,
+    tx: Sender<Vec<Input>>,
     thread: std::thread::JoinHandle<Result<()>>,
 }
 
 impl Pipeline {
     pub fn start(settings: Settings, emitter: Emitter) -> Result<Pipeline> {
-        let (tx, rx) = crossbeam_channel::bounded(16384);
+        // Inputs come in batches of up to a few hundred.
+        let (tx, rx) = crossbeam_channel::bounded(64);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let (jobs, workers) =
             enrich::spawn_pool(settings.hash_workers, settings.hash.clone(), done_tx)?;
@@ -91,10 +92,11 @@ impl Pipeline {
         Ok(Pipeline { tx, thread })
     }
 
-    /// Hands over one input; blocks while the pipeline is full (backpressure).
-    pub fn send(&self, input: Input) -> Result<()> {
+    /// Hands over a batch of inputs; blocks while the pipeline is full
+    /// (backpressure).
+    pub fn send(&self, batch: Vec<Input>) -> Result<()> {
         self.tx
-            .send(input)
+            .send(batch)
             .map_err(|_| anyhow::anyhow!("the pipeline thread stopped"))
     }
 
@@ -143,7 +145,7 @@ impl Settle {
         }
     }
 
-    fn run(&mut self, rx: Receiver<Input>, done: Receiver<Done>) -> Result<()> {
+    fn run(&mut self, rx: Receiver<Vec<Input>>, done: Receiver<Done>) -> Result<()> {
         loop {
             let timeout = self
                 .coalescer
@@ -152,27 +154,21 @@ impl Settle {
                     d.saturating_duration_since(Instant::now())
                 });
             select! {
-                recv(rx) -> msg => match msg {
-                    Ok(Input::Change(c)) => {
-                        for ev in self.coalescer.push(c, Instant::now()) {
-                            self.enqueue(ev)?;
+                recv(rx) -> batch => {
+                    let batch = batch.map_err(|_| anyhow::anyhow!("the source stopped without a stop event"))?;
+                    let now = Instant::now();
+                    for input in batch {
+                        match input {
+                            Input::Change(c) => {
+                                for ev in self.coalescer.push(c, now) {
+                                    self.enqueue(ev)?;
+                                }
+                            }
+                            Input::Sensor(ev) => self.enqueue(ev)?,
+                            Input::Stop(ev) => return self.stop(ev, &done),
                         }
                     }
-                    Ok(Input::Sensor(ev)) => self.enqueue(ev)?,
-                    Ok(Input::Stop(ev)) => {
-                        for ev in self.coalescer.flush() {
-                            self.enqueue(ev)?;
-                        }
-                        self.enqueue(ev)?;
-                        self.jobs = None;
-                        while !self.queue.is_empty() {
-                            let d = done.recv()?;
-                            self.complete(d)?;
-                        }
-                        return self.emitter.close();
-                    }
-                    Err(_) => anyhow::bail!("the source stopped without a stop event"),
-                },
+                }
                 recv(done) -> d => self.complete(d?)?,
                 default(timeout) => {}
             }
@@ -185,36 +181,61 @@ impl Settle {
         }
     }
 
+    /// Emits what is held and in flight, then `stop`, and closes the sinks.
+    fn stop(&mut self, stop: Event, done: &Receiver<Done>) -> Result<()> {
+        for ev in self.coalescer.flush() {
+            self.enqueue(ev)?;
+        }
+        self.enqueue(stop)?;
+        self.jobs = None;
+        while !self.queue.is_empty() {
+            let d = done.recv()?;
+            self.complete(d)?;
+        }
+        self.emitter.close()
+    }
+
     /// Queues an event; file events first get their `after` state read.
     fn enqueue(&mut self, ev: Event) -> Result<()> {
         let id = self.first_id + self.queue.len() as u64;
-        let job = ev.file().and_then(|f| {
-            let path = match ev.action.as_str() {
-                "deleted" => return None,
-                "renamed" | "exchanged" | "linked" => f.target_path.clone()?,
-                _ => f.path.clone(),
-            };
-            let diffable = self.s.diff.is_match(&path) && !self.s.secret.is_match(&path);
-            Some(Job {
-                id,
-                hint: self.states.get(&path).cloned(),
-                sha256: self.s.sha256.is_match(&path),
-                keep_content: if diffable { self.s.diff_max_bytes } else { 0 },
-                path: PathBuf::from(path),
-            })
-        });
-        let waiting = job.is_some();
-        if let Some(job) = job {
-            let jobs = self.jobs.as_ref().expect("jobs are open until stop");
-            jobs.send(job)
-                .map_err(|_| anyhow::anyhow!("the hash workers stopped"))?;
-        }
-        self.queue.push_back(Pending {
+        let mut pending = Pending {
             ev,
-            waiting,
+            waiting: false,
             after: None,
             content: None,
-        });
+        };
+        let path = pending
+            .ev
+            .file()
+            .and_then(|f| match pending.ev.action.as_str() {
+                "deleted" => None,
+                "renamed" | "exchanged" | "linked" => f.target_path.clone(),
+                _ => Some(f.path.clone()),
+            });
+        if let Some(path) = path {
+            let diffable = self.s.diff.is_match(&path) && !self.s.secret.is_match(&path);
+            let sha256 = self.s.sha256.is_match(&path);
+            let keep_content = if diffable { self.s.diff_max_bytes } else { 0 };
+            let path = PathBuf::from(path);
+            let hint = self.states.get(path.to_str().unwrap_or_default());
+            match enrich::stat(&path, hint, sha256, keep_content) {
+                Some((state, true)) => {
+                    let jobs = self.jobs.as_ref().expect("jobs are open until stop");
+                    jobs.send(Job {
+                        id,
+                        path,
+                        state,
+                        sha256,
+                        keep_content,
+                    })
+                    .map_err(|_| anyhow::anyhow!("the hash workers stopped"))?;
+                    pending.waiting = true;
+                }
+                Some((state, false)) => pending.after = Some(state),
+                None => {}
+            }
+        }
+        self.queue.push_back(pending);
         self.emit_ready()
     }
 
