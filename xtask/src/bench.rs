@@ -215,14 +215,14 @@ fn stop(m: Monitor, child: Option<Child>) -> Result<()> {
     Ok(())
 }
 
-fn terminate(pid: u32) {
+pub(crate) fn terminate(pid: u32) {
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
         .status();
 }
 
-fn wait_until(pred: impl Fn() -> bool) -> Result<()> {
+pub(crate) fn wait_until(pred: impl Fn() -> bool) -> Result<()> {
     let start = Instant::now();
     while !pred() {
         if start.elapsed() > Duration::from_secs(60) {
