@@ -232,7 +232,7 @@ pub mod lost {
 
 /// Process identity captured with every record.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProcessInfo {
     pub pid: u32,
     pub tgid: u32,

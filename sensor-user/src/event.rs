@@ -92,7 +92,8 @@ pub struct FileChange {
     pub diff: Option<String>,
     /// The watched root that covers the path.
     pub watch: Option<String>,
-    pub process: Process,
+    /// Shared by the events of one process (built once, not per event).
+    pub process: std::sync::Arc<Process>,
     pub source: Source,
     /// Syscall details that qualify the action (new mode, owner, flags...).
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]

@@ -830,7 +830,8 @@ mod tests {
                         cmdline: None,
                     }),
                     ..Default::default()
-                },
+                }
+                .into(),
                 source: Source {
                     tier: "tracepoint",
                     syscall: "openat",
@@ -1177,7 +1178,11 @@ mod tests {
         assert!(!hits(&one("not_exe = [\"/usr/bin/vim.basic\"]"), base()));
         assert!(hits(&one("not_exe = [\"/usr/sbin/logrotate\"]"), base()));
         // An unknown exe fails a positive condition and passes a negative one.
-        let unknown = || with(base(), |f| f.process.exe = None);
+        let unknown = || {
+            with(base(), |f| {
+                std::sync::Arc::make_mut(&mut f.process).exe = None
+            })
+        };
         assert!(!hits(&one("exe = [\"**\"]"), unknown()));
         assert!(hits(&one("not_exe = [\"/usr/bin/*\"]"), unknown()));
 
@@ -1186,12 +1191,16 @@ mod tests {
         assert!(!hits(&one("user = [\"www-data\"]"), base()));
         assert!(hits(&one("login_user = [\"alice\", \"bob\"]"), base()));
         assert!(!hits(&one("login_user = [\"bob\"]"), base()));
-        let no_login = with(base(), |f| f.process.login_user = None);
+        let no_login = with(base(), |f| {
+            std::sync::Arc::make_mut(&mut f.process).login_user = None
+        });
         assert!(!hits(&one("login_user = [\"*\"]"), no_login));
         assert!(hits(&one("parent_exe = [\"/usr/bin/bash\"]"), base()));
         assert!(!hits(&one("parent_exe = [\"/usr/sbin/cron\"]"), base()));
         assert!(hits(&one("parent_comm = [\"bash\", \"sh\"]"), base()));
-        let orphan = with(base(), |f| f.process.parent = None);
+        let orphan = with(base(), |f| {
+            std::sync::Arc::make_mut(&mut f.process).parent = None
+        });
         assert!(!hits(&one("parent_comm = [\"*\"]"), orphan));
         // Process conditions never match sensor events.
         assert!(!hits(&one("user = [\"*\"]"), sensor_ev("start")));
@@ -1267,7 +1276,7 @@ mod tests {
         assert!(!hits(&set, ev("modified", "/var/log/auth.log")));
         assert!(!hits(&set, ev("deleted", "/etc/auth.log")));
         let rotated = with(ev("deleted", "/var/log/auth.log"), |f| {
-            f.process.exe = Some("/usr/sbin/logrotate".into())
+            std::sync::Arc::make_mut(&mut f.process).exe = Some("/usr/sbin/logrotate".into())
         });
         assert!(!hits(&set, rotated));
     }
@@ -1328,7 +1337,7 @@ action = ["modified"]
         set.evaluate(&mut e);
         assert_eq!(e.rules, ["a", "b", "c"]);
         fc(&mut e).path = "/tmp/x".into();
-        fc(&mut e).process.exe = None;
+        std::sync::Arc::make_mut(&mut fc(&mut e).process).exe = None;
         e.action = "deleted".into();
         set.evaluate(&mut e);
         assert!(e.rules.is_empty() && e.mitre.is_empty() && e.pci.is_empty() && e.tags.is_empty());
@@ -1367,7 +1376,11 @@ action = ["modified"]
                 f.details.insert("mode".into(), mode.into());
             })
         };
-        let by = |e: Event, exe: &str| with(e, |f| f.process.exe = Some(exe.into()));
+        let by = |e: Event, exe: &str| {
+            with(e, |f| {
+                std::sync::Arc::make_mut(&mut f.process).exe = Some(exe.into())
+            })
+        };
         vec![
             (
                 "ssh-authorized-keys",
@@ -1626,19 +1639,19 @@ action = ["modified"]
     #[test]
     fn builtin_log_rotation_is_not_log_clearing() {
         let rotated = evaluated(with(ev("deleted", "/var/log/syslog.7.gz"), |f| {
-            f.process.exe = Some("/usr/bin/gzip".into())
+            std::sync::Arc::make_mut(&mut f.process).exe = Some("/usr/bin/gzip".into())
         }));
         assert_eq!(rotated.rules, ["log-archive-removed"]);
         assert!(!rotated.alert);
         let by_logrotate = evaluated(with(ev("truncated", "/var/log/syslog"), |f| {
-            f.process.exe = Some("/usr/sbin/logrotate".into())
+            std::sync::Arc::make_mut(&mut f.process).exe = Some("/usr/sbin/logrotate".into())
         }));
         assert!(by_logrotate.rules.is_empty(), "{:?}", by_logrotate.rules);
         let cleared = evaluated(ev("truncated", "/var/log/auth.log"));
         assert_eq!(cleared.mitre, ["T1070.002"]);
         assert!(cleared.alert);
         let auditd = evaluated(with(ev("modified", "/var/log/audit/audit.log"), |f| {
-            f.process.exe = Some("/usr/sbin/auditd".into())
+            std::sync::Arc::make_mut(&mut f.process).exe = Some("/usr/sbin/auditd".into())
         }));
         assert!(auditd.rules.is_empty(), "{:?}", auditd.rules);
     }

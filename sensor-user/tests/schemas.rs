@@ -120,7 +120,7 @@ fn file_event(seq: u64, action: &str, path: &str, change: impl FnOnce(&mut FileC
         fields_changed: Vec::new(),
         diff: None,
         watch: Some("/etc".into()),
-        process: process(),
+        process: process().into(),
         source: Source {
             tier: "tracepoint",
             syscall: "openat",
@@ -202,12 +202,12 @@ fn samples() -> Vec<(&'static str, Event)> {
             ..Default::default()
         };
         f.before = Some(state(99_000, "0640", BLAKE3_OLD, None));
-        f.process.container_id = Some("ab".repeat(32));
-        f.process.parent = None;
-        f.process.ancestry.clear();
-        f.process.login_uid = None;
-        f.process.login_user = None;
-        f.process.session_id = None;
+        std::sync::Arc::make_mut(&mut f.process).container_id = Some("ab".repeat(32));
+        std::sync::Arc::make_mut(&mut f.process).parent = None;
+        std::sync::Arc::make_mut(&mut f.process).ancestry.clear();
+        std::sync::Arc::make_mut(&mut f.process).login_uid = None;
+        std::sync::Arc::make_mut(&mut f.process).login_user = None;
+        std::sync::Arc::make_mut(&mut f.process).session_id = None;
     });
     let chmod = file_event(6, "permissions_changed", "/usr/local/bin/helper", |f| {
         f.source.syscall = "fchmodat";
@@ -220,8 +220,8 @@ fn samples() -> Vec<(&'static str, Event)> {
         f.source.syscall = "write";
         f.file.file_type = "file";
         f.after = Some(state(400, "0600", BLAKE3_NEW, Some(SHA256_NEW)));
-        f.process.exe = None;
-        f.process.cmdline = None;
+        std::sync::Arc::make_mut(&mut f.process).exe = None;
+        std::sync::Arc::make_mut(&mut f.process).cmdline = None;
     });
     alert.severity = Severity::High;
     alert.alert = true;

@@ -171,6 +171,8 @@ pub(super) struct Attributor {
     ebpf: Option<Arc<Mutex<Ebpf>>>,
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall time.
     boot_offset_ns: i128,
+    /// Process records by tgid, with the kernel identity they were built from.
+    process_cache: HashMap<u32, (ProcessInfo, Arc<Process>)>,
     /// Open write sessions per process (the record that opened each): closed
     /// with a marker when the process exits, and cleared from the kernel map.
     sessions: HashMap<u32, Vec<FileRecord>>,
@@ -195,6 +197,7 @@ impl Attributor {
             ebpf,
             boot_offset_ns: boot_offset_ns(),
             sessions: HashMap::new(),
+            process_cache: HashMap::new(),
         }
     }
 
@@ -281,6 +284,14 @@ impl Attributor {
     }
 
     fn record(&mut self, r: Record) -> Result<()> {
+        match &r {
+            // An exec changes what this process and its descendants' ancestry show.
+            Record::Exec(_) => self.process_cache.clear(),
+            Record::Fork(t) | Record::Exit(t) => {
+                self.process_cache.remove(&t.process.tgid);
+            }
+            Record::File(_) => {}
+        }
         match r {
             Record::Exec(e) => {
                 let p = &e.process;
@@ -561,7 +572,20 @@ impl Attributor {
         None
     }
 
-    fn process(&mut self, p: &ProcessInfo) -> Process {
+    /// The process record of an event: built once per process and shared until
+    /// its credentials, name or table entry change.
+    fn process(&mut self, p: &ProcessInfo) -> Arc<Process> {
+        if let Some((info, built)) = self.process_cache.get(&p.tgid) {
+            if info == p {
+                return built.clone();
+            }
+        }
+        let built = Arc::new(self.build_process(p));
+        self.process_cache.insert(p.tgid, (*p, built.clone()));
+        built
+    }
+
+    fn build_process(&mut self, p: &ProcessInfo) -> Process {
         let entry = self.procs.lookup(p.tgid).cloned();
         let parent = |q: &ProcInfo| ParentProcess {
             pid: q.pid,

@@ -240,7 +240,8 @@ mod tests {
                 process: Process {
                     pid,
                     ..Default::default()
-                },
+                }
+                .into(),
                 source: Source {
                     tier: "tracepoint",
                     syscall: "x",
