@@ -54,6 +54,20 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Hash files with the sensor's own hasher (the code `vigil run` uses).
+    ///
+    /// Prints one `b3sum`-compatible line per file, `<blake3 hex>  <path>`
+    /// (`b3sum --check` accepts it). With --sha256 each line has a second
+    /// column: `<blake3 hex>  <sha256 hex>  <path>`. Only regular files are
+    /// hashed; on errors (which name the file) the other files are still
+    /// hashed and the exit status is 1.
+    Hash {
+        /// Also compute SHA-256, in the same pass (second column).
+        #[arg(long)]
+        sha256: bool,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +153,7 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run { args, record } => run(args, record),
+        Command::Hash { sha256, files } => hash(sha256, &files),
         #[cfg(target_os = "linux")]
         Command::Replay {
             args,
@@ -216,6 +231,47 @@ impl Sensor {
             policy: vigil::policy::Policy::new(cfg),
         })
     }
+}
+
+/// `vigil hash`: `hash::hash_file`, exactly as the pipeline calls it, on each file.
+fn hash(sha256: bool, files: &[PathBuf]) -> Result<()> {
+    use std::io::Write;
+    use vigil::hash::{hash_file, HashPolicy};
+    let policy = HashPolicy { max_size: u64::MAX };
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for path in files {
+        let hashed = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => hash_file(path, m.len(), sha256, 0, &policy),
+            Ok(_) => Default::default(),
+            Err(e) => {
+                eprintln!("vigil: {}: {e}", path.display());
+                failed += 1;
+                continue;
+            }
+        };
+        let Some(b3) = hashed.hashes.get("blake3") else {
+            let why = hashed.note.as_deref().unwrap_or("not a regular file");
+            eprintln!("vigil: {}: {why}", path.display());
+            failed += 1;
+            continue;
+        };
+        // As b3sum (and coreutils) do: a name with a backslash or a newline is
+        // escaped and the line starts with a backslash.
+        let name = path.to_string_lossy();
+        let escaped = name.contains(['\\', '\n']);
+        let name = name.replace('\\', "\\\\").replace('\n', "\\n");
+        let prefix = if escaped { "\\" } else { "" };
+        match hashed.hashes.get("sha256") {
+            Some(s) => writeln!(out, "{prefix}{b3}  {s}  {name}")?,
+            None => writeln!(out, "{prefix}{b3}  {name}")?,
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files could not be hashed", files.len());
+    }
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]
