@@ -1,8 +1,11 @@
 //! Content hashes: BLAKE3 always, SHA-256 where the policy asks for it.
 //!
-//! Small files are read into one buffer; large ones are memory-mapped so the
-//! hasher's SIMD loop runs over the page cache without copies (as `b3sum`
-//! does). Both digests, when wanted, come from a single pass over the bytes.
+//! Small files are read into one buffer; large ones that only root can write
+//! are memory-mapped so the hasher's SIMD loop runs over the page cache without
+//! copies (as `b3sum` does). Large files anyone else can write are read in
+//! chunks instead: truncating a mapped file under the hasher raises SIGBUS,
+//! and an unprivileged writer must not be able to kill the sensor that way.
+//! Both digests, when wanted, come from a single pass over the bytes.
 use sha2::Digest;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -71,12 +74,14 @@ fn digest(path: &Path, size: u64, want_sha256: bool, keep_content: u64) -> std::
     let mut content = None;
     if size >= MMAP_FROM {
         // The file we opened, not the path again (it may have been replaced).
-        // SAFETY: the map is read-only and never leaves this function; a
-        // concurrent truncation can raise SIGBUS, which is why only regular
-        // files of a stat'ed size get here. The hash is of what the bytes
-        // were while we read them.
-        match unsafe { memmap2::Mmap::map(&file) } {
-            Ok(map) => match sha.as_mut() {
+        // SAFETY: the map is read-only and never leaves this function. Only
+        // files no one but root can write are mapped (see the module doc).
+        let map = match only_root_can_write(&file.metadata()?) {
+            true => unsafe { memmap2::Mmap::map(&file) }.ok(),
+            false => None,
+        };
+        match map {
+            Some(map) => match sha.as_mut() {
                 // One call over the whole map, as `b3sum` does: the widest SIMD.
                 None => {
                     b3.update(&map);
@@ -89,9 +94,9 @@ fn digest(path: &Path, size: u64, want_sha256: bool, keep_content: u64) -> std::
                     }
                 }
             },
-            // Not mappable (some special file systems): large reads instead.
-            Err(_) => {
-                let mut buf = vec![0u8; PASS_BLOCK];
+            // Not mapped: large reads instead.
+            None => {
+                let mut buf = vec![0u8; 4 * PASS_BLOCK];
                 loop {
                     let n = match file.read(&mut buf) {
                         Ok(0) => break,
@@ -129,6 +134,13 @@ fn digest(path: &Path, size: u64, want_sha256: bool, keep_content: u64) -> std::
     })
 }
 
+/// Owned by root, with no group or other write bit (an ACL granting write
+/// shows in the group bits, which then hold the ACL mask).
+fn only_root_can_write(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    m.uid() == 0 && m.mode() & 0o022 == 0
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -159,6 +171,20 @@ mod tests {
             assert_eq!(h.hashes["sha256"], hex(&sha2::Sha256::digest(&data)));
             assert_eq!(h.note, None);
         }
+    }
+
+    #[test]
+    fn large_files_others_can_write_are_read_not_mapped_and_hash_the_same() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(3 << 20) + 7).map(|i: u32| (i % 253) as u8).collect();
+        let p = dir.path().join("shared");
+        std::fs::write(&p, &data).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(!only_root_can_write(&std::fs::metadata(&p).unwrap()));
+        let h = hash_file(&p, data.len() as u64, true, 0, &policy());
+        assert_eq!(h.hashes["blake3"], blake3::hash(&data).to_hex().to_string());
+        assert_eq!(h.hashes["sha256"], hex(&sha2::Sha256::digest(&data)));
     }
 
     #[test]
