@@ -76,8 +76,21 @@ fn security_xattrs(path: &Path) -> BTreeMap<String, String> {
     let Ok(cpath) = CString::new(path.as_os_str().as_bytes()) else {
         return out;
     };
+    // One llistxattr tells which exist (usually none): no lgetxattr for the rest.
+    let mut names = [0u8; 1024];
+    // SAFETY: valid NUL-terminated path and a buffer of the given length.
+    let n = unsafe { libc::llistxattr(cpath.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    // A list too long for the buffer (ERANGE) means: look them all up.
+    let too_long = n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ERANGE);
+    let present = |name: &str| {
+        too_long
+            || n > 0
+                && names[..n as usize]
+                    .split(|b| *b == 0)
+                    .any(|x| x == name.as_bytes())
+    };
     let mut buf = [0u8; 4096];
-    for name in SECURITY_XATTRS {
+    for name in SECURITY_XATTRS.into_iter().filter(|n| present(n)) {
         let cname = CString::new(name).expect("static name");
         // SAFETY: valid NUL-terminated strings and a buffer of the given length.
         let n = unsafe {
@@ -143,6 +156,33 @@ mod tests {
         assert_eq!(
             (l.file_type, l.link_target.as_deref()),
             ("symlink", Some("f"))
+        );
+    }
+
+    #[test]
+    fn file_capabilities_are_part_of_the_state() {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        let p = dir.path().join("ping");
+        std::fs::write(&p, b"x").unwrap();
+        assert!(read_state(&p).unwrap().xattrs.is_empty());
+        // VFS_CAP_REVISION_2, permitted = CAP_NET_BIND_SERVICE (as setcap would write).
+        let cap: [u8; 20] = [0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+        let name = CString::new("security.capability").unwrap();
+        // SAFETY: valid strings and buffer.
+        let r = unsafe {
+            libc::lsetxattr(c.as_ptr(), name.as_ptr(), cap.as_ptr().cast(), cap.len(), 0)
+        };
+        assert_eq!(
+            r,
+            0,
+            "setting a capability needs root: {}",
+            std::io::Error::last_os_error()
+        );
+        let st = read_state(&p).unwrap();
+        assert_eq!(
+            st.xattrs["security.capability"],
+            "0000000200040000000000000000000000000000"
         );
     }
 

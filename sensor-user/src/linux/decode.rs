@@ -64,25 +64,40 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
         return None;
     }
     let used = (rec.comps_len as usize).min(PATH_CAP);
-    let mut comps: Vec<&[u8]> = rec.comps[..used]
+    // One string, built leaf-last. Dentry names never are `.` or `..`, so only
+    // a literal name from the syscall can need normalizing.
+    let mut path = String::with_capacity(used + 64);
+    for c in rec.comps[..used]
         .split(|b| *b == 0)
+        .rev()
         .filter(|c| !c.is_empty())
-        .collect();
-    comps.reverse();
-    let mut path = PathBuf::from("/");
-    for c in comps {
-        path.push(String::from_utf8_lossy(c).as_ref());
+    {
+        path.push('/');
+        path.push_str(&String::from_utf8_lossy(c));
     }
     let mut name = None;
+    let mut normalize = false;
     if rec.flags & path_flags::HAS_NAME != 0 {
         let n = (rec.name_len as usize).min(NAME_CAP);
         let literal = String::from_utf8_lossy(&rec.name[..n]).into_owned();
         // An absolute name is relative to the anchor, which is then the task's root.
-        path.push(literal.trim_start_matches('/'));
+        for part in literal.split('/').filter(|p| !p.is_empty() && *p != ".") {
+            normalize |= part == "..";
+            path.push('/');
+            path.push_str(part);
+        }
         name = Some(literal);
     }
+    if path.is_empty() {
+        path.push('/');
+    }
+    let path = PathBuf::from(path);
     Some(ResolvedPath {
-        path: crate::config::normalize(&path),
+        path: if normalize {
+            crate::config::normalize(&path)
+        } else {
+            path
+        },
         name,
         truncated: rec.flags & path_flags::TRUNCATED != 0,
     })

@@ -365,7 +365,7 @@ impl Attributor {
         let action = match f.op {
             op::RENAMED => {
                 let t = target.as_ref()?;
-                target_path = Some(t.path.display().to_string());
+                target_path = Some(t.path.to_string_lossy().into_owned());
                 let inside = |p: &Path| self.policy.root_for(p, is_dir).is_some();
                 let dir = match (inside(&path.path), inside(&t.path)) {
                     (true, true) => "within",
@@ -386,7 +386,9 @@ impl Attributor {
                 }
             }
             op::LINKED => {
-                target_path = target.as_ref().map(|t| t.path.display().to_string());
+                target_path = target
+                    .as_ref()
+                    .map(|t| t.path.to_string_lossy().into_owned());
                 "linked"
             }
             op::SYMLINKED => {
@@ -436,7 +438,7 @@ impl Attributor {
         };
         let watch = root
             .and_then(|r| self.policy.roots.get(r))
-            .map(|r| r.path.display().to_string());
+            .map(|r| r.path.to_string_lossy().into_owned());
         let file = FileInfo {
             file_type,
             inode: (f.ino != 0).then_some(f.ino),
@@ -448,7 +450,7 @@ impl Attributor {
             "file",
             action.to_string(),
             Body::File(Box::new(FileChange {
-                path: path.path.display().to_string(),
+                path: path.path.to_string_lossy().into_owned(),
                 target_path,
                 file,
                 before: None,
