@@ -162,3 +162,98 @@ pub fn sensor_event(host: &str, action: &str, info: SensorInfo) -> Event {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Format;
+    use crate::sink::Health;
+    use std::sync::{Arc as StdArc, Mutex};
+
+    /// A sink that records lines, or fails every send and reports itself degraded.
+    struct Probe {
+        name: String,
+        failing: bool,
+        lines: StdArc<Mutex<Vec<String>>>,
+        health: Vec<Health>,
+    }
+
+    impl Sink for Probe {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn format(&self) -> crate::schema::Format {
+            Format::Native
+        }
+        fn send(&mut self, ev: &Rendered) -> Result<()> {
+            if self.failing {
+                self.health.push(Health {
+                    sink: self.name.clone(),
+                    state: HealthState::Gap { lost: 1 },
+                    message: "spool full".into(),
+                });
+                anyhow::bail!("receiver down");
+            }
+            let line = String::from_utf8(ev.line.to_vec()).unwrap();
+            self.lines.lock().unwrap().push(line);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<()> {
+            Ok(())
+        }
+        fn take_health(&mut self) -> Vec<Health> {
+            std::mem::take(&mut self.health)
+        }
+        fn close(self: Box<Self>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_is_reported_on_the_others_with_contiguous_seq() {
+        let good = StdArc::new(Mutex::new(Vec::new()));
+        let probe = |name: &str, failing: bool, lines: &StdArc<Mutex<Vec<String>>>| {
+            Box::new(Probe {
+                name: name.into(),
+                failing,
+                lines: lines.clone(),
+                health: Vec::new(),
+            }) as Box<dyn Sink>
+        };
+        let mut e = Emitter::new(
+            vec![
+                probe("http", true, &StdArc::default()),
+                probe("file", false, &good),
+            ],
+            RuleSet::builtin(),
+            "h".into(),
+        );
+        e.emit(e.sensor_event("start", SensorInfo::default()))
+            .unwrap();
+        let lines: Vec<serde_json::Value> = good
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let actions: Vec<&str> = lines
+            .iter()
+            .map(|l| l["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, ["start", "health", "gap"], "{lines:#?}");
+        assert_eq!(lines[1]["sink"], "http");
+        assert!(lines[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("receiver down"));
+        assert_eq!(lines[2]["lost"], 1);
+        assert_eq!(lines[2]["lost_reason"], "sink");
+        // The rules apply to health events too.
+        assert!(lines[2]["rules"]
+            .as_array()
+            .unwrap()
+            .contains(&"sensor-gap".into()));
+        let seqs: Vec<u64> = lines.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+    }
+}
