@@ -35,6 +35,7 @@ impl Emitter {
         ev.seq = self.seq;
         let mut lines: [Option<Arc<[u8]>>; 3] = [None, None, None];
         let mut failures = Vec::new();
+        let epoch = ev.epoch_seconds();
         for sink in &mut self.sinks {
             let format = sink.format();
             let slot = &mut lines[format as usize];
@@ -43,7 +44,7 @@ impl Emitter {
                 .clone();
             let r = Rendered {
                 seq: ev.seq,
-                epoch: ev.epoch_seconds(),
+                epoch,
                 host: ev.host.clone(),
                 kind: ev.kind,
                 action: ev.action.clone(),

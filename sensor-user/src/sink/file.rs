@@ -187,8 +187,10 @@ impl FileSink {
                 return;
             }
         }
-        self.health
-            .recovered(format!("writing {} again", self.opts.path.display()));
+        if self.health.is_degraded() {
+            self.health
+                .recovered(format!("writing {} again", self.opts.path.display()));
+        }
     }
 
     /// One step: open or rotate if needed, then write the lines that fit.
