@@ -223,12 +223,13 @@ impl Sensor {
             .map(|o| vigil::sink::open(o, &host))
             .collect::<Result<Vec<_>>>()?;
         let rules = RuleSet::load(&cfg.rules)?;
-        let settings = Settings::from_config(&cfg);
+        let ring_buffer_mib = cfg.sensor.ring_buffer_mib.unwrap_or(16);
+        let policy = vigil::policy::Policy::new(cfg);
         Ok(Sensor {
-            ring_buffer_mib: cfg.sensor.ring_buffer_mib.unwrap_or(16),
-            settings,
+            ring_buffer_mib,
+            settings: Settings::from_policy(&policy),
             emitter: Emitter::new(sinks, rules, host),
-            policy: vigil::policy::Policy::new(cfg),
+            policy,
         })
     }
 }

@@ -26,6 +26,9 @@ fn shared() -> &'static Shared {
             .keep();
         let watched = base.join("w");
         std::fs::create_dir(&watched).unwrap();
+        // Exists before the sensor starts: read by the pipeline's start-up seed.
+        std::fs::create_dir(watched.join("seeded")).unwrap();
+        std::fs::write(watched.join("seeded/motd"), "welcome\n").unwrap();
         let policy = base.join("policy.toml");
         let rules = base.join("local-rules.toml");
         std::fs::write(
@@ -396,4 +399,18 @@ fn every_event_the_live_sensor_wrote_matches_the_native_json_schema() {
             .collect();
         assert!(errors.is_empty(), "{errors:#?}\nin {e:#}");
     }
+}
+
+#[test]
+fn a_file_that_existed_before_start_has_a_before_and_a_diff_on_its_first_change() {
+    let dir = shared().watched.join("seeded");
+    let pid = run(&dir, "sh", &["-c", "echo 'maintenance at 22:00' >> motd"]);
+    let e = wait(|e| e["process"]["pid"] == pid && e["kind"] == "file");
+    assert_eq!(e["before"]["size"], 8, "{e:#}");
+    assert_eq!(e["after"]["size"], 29);
+    let diff = e["diff"].as_str().expect("a diff on the first change");
+    assert!(
+        diff.contains(" welcome") && diff.contains("+maintenance at 22:00"),
+        "{diff}"
+    );
 }

@@ -9,6 +9,7 @@
 pub mod coalesce;
 pub mod emit;
 pub mod enrich;
+pub mod seed;
 
 use crate::event::{Event, FileState};
 use crate::filestate::fields_changed;
@@ -35,10 +36,13 @@ pub struct Settings {
     pub diff_max_bytes: u64,
     /// Paths never diffed (and whose content is never kept).
     pub secret: GlobSet,
+    /// Watched roots (and whether recursive), read at start for diffable files.
+    pub seed_roots: Vec<(PathBuf, bool)>,
 }
 
 impl Settings {
-    pub fn from_config(c: &crate::config::Config) -> Settings {
+    pub fn from_policy(p: &crate::policy::Policy) -> Settings {
+        let c = &p.config;
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
         Settings {
             timing: Timing {
@@ -53,6 +57,11 @@ impl Settings {
             diff: c.diff.paths.clone(),
             diff_max_bytes: c.diff.max_bytes,
             secret: c.diff.secret.clone(),
+            seed_roots: p
+                .roots
+                .iter()
+                .map(|r| (r.path.clone(), r.recursive))
+                .collect(),
         }
     }
 }
@@ -78,11 +87,25 @@ impl Pipeline {
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         let (jobs, workers) =
             enrich::spawn_pool(settings.hash_workers, settings.hash.clone(), done_tx)?;
+        let (seed_tx, seed_rx) = crossbeam_channel::bounded(1);
+        let scope = seed::Scope {
+            roots: settings.seed_roots.clone(),
+            diff: settings.diff.clone(),
+            secret: settings.secret.clone(),
+            sha256: settings.sha256.clone(),
+            max_bytes: settings.diff_max_bytes,
+            hash: settings.hash.clone(),
+        };
+        std::thread::Builder::new()
+            .name("vigil-seed".into())
+            .spawn(move || {
+                let _ = seed_tx.send(seed::read(&scope));
+            })?;
         let thread = std::thread::Builder::new()
             .name("vigil-settle".into())
             .spawn(move || {
                 let mut s = Settle::new(settings, emitter, jobs);
-                let r = s.run(rx, done_rx);
+                let r = s.run(rx, done_rx, seed_rx);
                 drop(s);
                 for w in workers {
                     let _ = w.join();
@@ -145,7 +168,12 @@ impl Settle {
         }
     }
 
-    fn run(&mut self, rx: Receiver<Vec<Input>>, done: Receiver<Done>) -> Result<()> {
+    fn run(
+        &mut self,
+        rx: Receiver<Vec<Input>>,
+        done: Receiver<Done>,
+        mut seed: Receiver<seed::Seed>,
+    ) -> Result<()> {
         loop {
             let timeout = self
                 .coalescer
@@ -170,6 +198,19 @@ impl Settle {
                     }
                 }
                 recv(done) -> d => self.complete(d?)?,
+                recv(seed) -> s => {
+                    // Delivered once; a finished channel would always be ready.
+                    seed = crossbeam_channel::never();
+                    // What events have shown since is newer than the seed.
+                    if let Ok(s) = s {
+                        for (path, st) in s.states {
+                            self.states.entry(path).or_insert(st);
+                        }
+                        for (path, c) in s.contents {
+                            self.contents.entry(path).or_insert(c);
+                        }
+                    }
+                }
                 default(timeout) => {}
             }
             for ev in self.coalescer.expire(Instant::now()) {
