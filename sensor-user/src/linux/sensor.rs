@@ -225,6 +225,8 @@ impl Attributor {
             }
             if since_expire.elapsed() > Duration::from_secs(10) {
                 self.procs.expire();
+                // Follows wall-clock steps (NTP, an operator's date -s).
+                self.boot_offset_ns = boot_offset_ns();
                 since_expire = std::time::Instant::now();
             }
         }
