@@ -1386,6 +1386,21 @@ action = ["modified"]
         e
     }
 
+    #[test]
+    fn unattributed_scan_findings_are_at_least_high() {
+        let flagged = |v: bool| {
+            evaluated(with(ev("modified", "/srv/app/x"), |f| {
+                f.details.insert("unattributed".into(), v.into());
+            }))
+        };
+        let e = flagged(true);
+        assert!(e.severity >= Severity::High, "{:?}", e.severity);
+        assert!(e.tags.contains(&"unattributed".to_string()));
+        let e = flagged(false);
+        assert!(!e.tags.contains(&"unattributed".to_string()));
+        assert!(e.severity < Severity::High, "{:?}", e.severity);
+    }
+
     /// For every built-in rule, a realistic event that must match it.
     fn builtin_cases() -> Vec<(&'static str, Event)> {
         let chmod = |path: &str, mode: &str| {
