@@ -42,6 +42,21 @@ struct RawConfig {
     rules: Vec<Spanned<String>>,
     #[serde(default)]
     output: Vec<Spanned<SinkConfig>>,
+    #[serde(default)]
+    store: RawStore,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    path: Option<Spanned<String>>,
+}
+
+/// `[store]`: the baseline and change-journal database.
+#[derive(Debug, Clone, Default)]
+pub struct StoreSection {
+    /// The SQLite file; [`crate::store::DEFAULT_PATH`] when absent.
+    pub path: Option<PathBuf>,
 }
 
 /// `[coalesce]`: folding raw changes into readable events.
@@ -197,6 +212,7 @@ pub struct Config {
     pub rules: Vec<PathBuf>,
     /// `[[output]]` tables; stdout (native) when there are none.
     pub outputs: Vec<SinkConfig>,
+    pub store: StoreSection,
 }
 
 impl Config {
@@ -264,6 +280,17 @@ impl Config {
             }
             rules.push(PathBuf::from(r.get_ref()));
         }
+        let store = match &raw.store.path {
+            Some(p) if !p.get_ref().starts_with('/') => {
+                return Err(err(
+                    Some(p.span()),
+                    format!("[store] path {:?} must be absolute", p.get_ref()),
+                ))
+            }
+            p => StoreSection {
+                path: p.as_ref().map(|p| PathBuf::from(p.get_ref())),
+            },
+        };
         let mut outputs = Vec::new();
         for o in raw.output {
             let span = o.span();
@@ -274,6 +301,7 @@ impl Config {
         }
         Ok(Config {
             outputs,
+            store,
             sensor: raw.sensor,
             watches,
             ignore: globs(&raw.ignore)?,
@@ -401,6 +429,17 @@ mod tests {
         assert!(c.diff.secret.is_match("/root/.ssh/id_ed25519"));
         let e = Config::parse("[diff]\npaths = [\"a[\"]\n", "p.toml").unwrap_err();
         assert!(e.message.contains("invalid [diff] paths glob"), "{e}");
+    }
+
+    #[test]
+    fn store_section_parses_and_rejects_relative_and_unknown() {
+        let c = Config::parse("[store]\npath = \"/tmp/v.db\"\n", "p.toml").unwrap();
+        assert_eq!(c.store.path.as_deref(), Some(Path::new("/tmp/v.db")));
+        assert_eq!(Config::parse("", "p").unwrap().store.path, None);
+        let e = Config::parse("[store]\npath = \"v.db\"\n", "p.toml").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 8), "{e}");
+        let e = Config::parse("[store]\npth = \"/v.db\"\n", "p.toml").unwrap_err();
+        assert!(e.message.contains("unknown field `pth`"), "{e}");
     }
 
     #[test]

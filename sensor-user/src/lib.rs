@@ -10,8 +10,10 @@ pub mod pipeline;
 pub mod policy;
 pub mod process;
 pub mod rules;
+pub mod scan;
 pub mod schema;
 pub mod sink;
+pub mod store;
 
 #[cfg(target_os = "linux")]
 pub mod linux;

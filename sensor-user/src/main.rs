@@ -54,6 +54,27 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// The baseline store: init, update, show, accept.
+    Baseline {
+        #[command(subcommand)]
+        command: BaselineCommand,
+    },
+    /// Compare the watched files with the baseline and report every
+    /// difference as an event (`source.tier = "scan"`) through the policy's
+    /// rules and outputs; each is also appended to the store's journal.
+    Scan {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only these paths (and what is under them).
+        #[arg(long, num_args = 1.., value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        /// Do not hash: size, times, inode and mode decide.
+        #[arg(long)]
+        metadata_only: bool,
+        /// Append events to this file (native NDJSON), in addition to the policy's outputs.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
     /// Hash files with the sensor's own hasher (the code `vigil run` uses).
     ///
     /// Prints one `b3sum`-compatible line per file, `<blake3 hex>  <path>`
@@ -67,6 +88,59 @@ enum Command {
         sha256: bool,
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
+    },
+}
+
+/// Where the store is and which policy covers it.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Policy file (TOML); the embedded default policy when absent.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The store (SQLite); `[store] path` in the policy, else /var/lib/vigil/vigil.db.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum BaselineCommand {
+    /// Record the state and hashes of every watched file (a parallel walk).
+    Init {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Re-baseline even if the store already holds a baseline.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-baseline: record the current state of every watched file and drop
+    /// rows of files that are gone (recorded in `scans` as kind `update`).
+    Update {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Only these paths (and what is under them).
+        #[arg(long, num_args = 1.., value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
+    /// Print a path's baseline row and the accepts recorded for it.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        path: PathBuf,
+        /// As JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Bless an authorized change: PATH (its current state) or CHANGE-ID (a
+    /// journal sequence number: the state that change recorded). Who, when
+    /// and why are recorded in `accepts`.
+    Accept {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_name = "PATH|CHANGE-ID")]
+        target: String,
+        /// Why (a change ticket, for example).
+        #[arg(long, required = true)]
+        reason: String,
     },
 }
 
@@ -155,6 +229,19 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Run { args, record } => run(args, record),
         Command::Hash { sha256, files } => hash(sha256, &files),
         #[cfg(target_os = "linux")]
+        Command::Baseline { command } => baseline(command),
+        #[cfg(target_os = "linux")]
+        Command::Scan {
+            store,
+            paths,
+            metadata_only,
+            output,
+        } => scan(store, paths, metadata_only, output),
+        #[cfg(not(target_os = "linux"))]
+        Command::Baseline { .. } | Command::Scan { .. } => {
+            anyhow::bail!("vigil baseline and vigil scan are only implemented on Linux so far")
+        }
+        #[cfg(target_os = "linux")]
         Command::Replay {
             args,
             file,
@@ -232,6 +319,198 @@ impl Sensor {
             policy,
         })
     }
+}
+
+/// The store named by --db, else by the policy, else the default.
+#[cfg(target_os = "linux")]
+fn open_store(db: Option<PathBuf>, cfg: &Config) -> Result<vigil::store::Store> {
+    let path = db
+        .or_else(|| cfg.store.path.clone())
+        .unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH));
+    Ok(vigil::store::Store::open(&path)?)
+}
+
+#[cfg(target_os = "linux")]
+fn load_policy(config: &Option<PathBuf>) -> Result<vigil::policy::Policy> {
+    let cfg = match config {
+        Some(p) => Config::load(p)?,
+        None => Config::default_policy(),
+    };
+    Ok(vigil::policy::Policy::new(cfg))
+}
+
+/// Absolute, normalized `--paths`.
+#[cfg(target_os = "linux")]
+fn absolute(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
+    let cwd = std::env::current_dir()?;
+    Ok(paths
+        .into_iter()
+        .map(|p| vigil::config::normalize(&cwd.join(p)))
+        .collect())
+}
+
+#[cfg(target_os = "linux")]
+fn baseline(command: BaselineCommand) -> Result<()> {
+    use vigil::scan::{self, WalkOptions};
+    match command {
+        BaselineCommand::Init { store, force } => {
+            let policy = load_policy(&store.config)?;
+            let db = open_store(store.db, &policy.config)?;
+            let n = db.file_count()?;
+            if n > 0 && !force {
+                anyhow::bail!(
+                    "{}: already holds a baseline of {n} files: use `vigil baseline update` (or init --force)",
+                    db.path().display()
+                );
+            }
+            let s = scan::baseline(&db, &policy, &WalkOptions::from_policy(&policy), "init")?;
+            eprintln!(
+                "vigil: baseline {}: {} files recorded ({} MiB hashed), {} errors, in {}",
+                s.scan_id,
+                s.files_seen,
+                s.bytes_hashed >> 20,
+                s.errors,
+                db.path().display()
+            );
+            Ok(())
+        }
+        BaselineCommand::Update { store, paths } => {
+            let policy = load_policy(&store.config)?;
+            let db = open_store(store.db, &policy.config)?;
+            let mut opts = WalkOptions::from_policy(&policy);
+            opts.only = absolute(paths)?;
+            let s = scan::baseline(&db, &policy, &opts, "update")?;
+            eprintln!(
+                "vigil: baseline update {}: {} files, {} rows changed, {} errors",
+                s.scan_id, s.files_seen, s.changes, s.errors
+            );
+            Ok(())
+        }
+        BaselineCommand::Show { store, path, json } => {
+            let policy = load_policy(&store.config)?;
+            let db = open_store(store.db, &policy.config)?;
+            let path = absolute(vec![path])?.remove(0).display().to_string();
+            let row = db.get_file(&path)?;
+            let accepts = db.accepts_of(&path)?;
+            let Some(row) = row else {
+                anyhow::bail!("{path}: not in the baseline ({})", db.path().display());
+            };
+            if json {
+                let v = serde_json::json!({
+                    "path": row.path,
+                    "state": row.state,
+                    "watch": row.watch,
+                    "verified_at": row.verified_at,
+                    "updated_at": row.updated_at,
+                    "accepts": accepts.iter().map(|a| serde_json::json!({
+                        "id": a.id, "time": a.time, "who": a.who,
+                        "journal_seq": a.journal_seq, "reason": a.reason,
+                    })).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let s = &row.state;
+                let mut lines: Vec<(&str, String)> = vec![
+                    ("path", row.path.clone()),
+                    ("type", s.file_type.to_string()),
+                    ("size", s.size.to_string()),
+                    ("mode", s.mode.clone()),
+                    ("uid", s.uid.to_string()),
+                    ("gid", s.gid.to_string()),
+                    ("mtime", s.mtime.clone()),
+                    ("ctime", s.ctime.clone()),
+                    ("inode", s.inode.to_string()),
+                    ("nlink", s.nlink.to_string()),
+                ];
+                if let Some(t) = &s.link_target {
+                    lines.push(("link_target", t.clone()));
+                }
+                for (k, v) in &s.xattrs {
+                    lines.push(("xattr", format!("{k}={v}")));
+                }
+                for (k, v) in &s.hashes {
+                    lines.push((if k == "blake3" { "blake3" } else { "sha256" }, v.clone()));
+                }
+                if let Some(n) = &s.hash_note {
+                    lines.push(("hash_note", n.clone()));
+                }
+                lines.push(("watch", row.watch.clone().unwrap_or_default()));
+                lines.push(("verified_at", row.verified_at.clone()));
+                lines.push(("updated_at", row.updated_at.clone()));
+                for a in &accepts {
+                    let change = a
+                        .journal_seq
+                        .map(|s| format!(" (change {s})"))
+                        .unwrap_or_default();
+                    lines.push((
+                        "accepted",
+                        format!("{} by {}{change}: {}", a.time, a.who, a.reason),
+                    ));
+                }
+                for (k, v) in lines {
+                    println!("{k:<12} {v}");
+                }
+            }
+            Ok(())
+        }
+        BaselineCommand::Accept {
+            store,
+            target,
+            reason,
+        } => {
+            let policy = load_policy(&store.config)?;
+            let db = open_store(store.db, &policy.config)?;
+            let who = vigil::store::Who::current();
+            let opts = WalkOptions::from_policy(&policy);
+            let a = scan::accept(&db, &policy, &opts, &target, &reason, &who)?;
+            let what = if a.after.is_some() {
+                "recorded"
+            } else {
+                "removed from the baseline"
+            };
+            eprintln!(
+                "vigil: accept {}: {} {what} by {}: {reason}",
+                a.id, a.path, who.name
+            );
+            if a.changed_since {
+                eprintln!(
+                    "vigil: warning: {} changed again after change {}; the next scan reports that newer change",
+                    a.path,
+                    a.journal_seq.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn scan(
+    store: StoreArgs,
+    paths: Vec<PathBuf>,
+    metadata_only: bool,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    use vigil::scan::WalkOptions;
+    let mut s = Sensor::prepare(RunArgs {
+        config: store.config,
+        watch: Vec::new(),
+        output,
+        raw: false,
+    })?;
+    let db = open_store(store.db, &s.policy.config)?;
+    let mut opts = WalkOptions::from_policy(&s.policy);
+    opts.only = absolute(paths)?;
+    opts.metadata_only = metadata_only;
+    let r = vigil::scan::scan(&db, &s.policy, &mut s.emitter, &opts, "scan");
+    let closed = s.emitter.close();
+    let sum = r?;
+    closed?;
+    eprintln!(
+        "vigil: scan {}: {} files, {} changes ({} unattributed), {} errors",
+        sum.scan_id, sum.files_seen, sum.changes, sum.unattributed, sum.errors
+    );
+    Ok(())
 }
 
 /// `vigil hash`: `hash::hash_file`, exactly as the pipeline calls it, on each file.

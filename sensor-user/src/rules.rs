@@ -49,6 +49,7 @@ const ACTIONS: &[&str] = &[
     "timestamps_changed",
     "xattr_changed",
     "xattr_removed",
+    "attributes_changed",
     "start",
     "stop",
     "gap",
@@ -341,6 +342,23 @@ impl RuleSet {
         ev.mitre.clear();
         ev.pci.clear();
         ev.tags.clear();
+        self.evaluate_rules(ev);
+        // A change a scan found that the realtime sensor never reported is
+        // high severity whatever the rules say: the sensor was blind or
+        // something bypassed it (docs/baseline.md).
+        let unattributed = ev.file().is_some_and(|f| {
+            f.details
+                .get("unattributed")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false)
+        });
+        if unattributed {
+            ev.severity = ev.severity.max(Severity::High);
+            union(&mut ev.tags, &["unattributed".to_string()]);
+        }
+    }
+
+    fn evaluate_rules(&self, ev: &mut Event) {
         if self.rules.is_empty() {
             return;
         }
@@ -1366,6 +1384,21 @@ action = ["modified"]
     fn evaluated(mut e: Event) -> Event {
         builtin().evaluate(&mut e);
         e
+    }
+
+    #[test]
+    fn unattributed_scan_findings_are_at_least_high() {
+        let flagged = |v: bool| {
+            evaluated(with(ev("modified", "/srv/app/x"), |f| {
+                f.details.insert("unattributed".into(), v.into());
+            }))
+        };
+        let e = flagged(true);
+        assert!(e.severity >= Severity::High, "{:?}", e.severity);
+        assert!(e.tags.contains(&"unattributed".to_string()));
+        let e = flagged(false);
+        assert!(!e.tags.contains(&"unattributed".to_string()));
+        assert!(e.severity < Severity::High, "{:?}", e.severity);
     }
 
     /// For every built-in rule, a realistic event that must match it.

@@ -29,10 +29,17 @@ impl Emitter {
 
     /// Applies the rules, numbers the event and hands it to every sink. A sink
     /// that fails is reported in a `health` event; the event still reaches the others.
-    pub fn emit(&mut self, mut ev: Event) -> Result<()> {
+    pub fn emit(&mut self, ev: Event) -> Result<()> {
+        self.emit_with(ev, |_| {})
+    }
+
+    /// As [`Emitter::emit`], and hands the event as emitted (rules applied,
+    /// numbered) to `record` first, e.g. to append it to the store's journal.
+    pub fn emit_with(&mut self, mut ev: Event, record: impl FnOnce(&Event)) -> Result<()> {
         self.rules.evaluate(&mut ev);
         self.seq += 1;
         ev.seq = self.seq;
+        record(&ev);
         let mut lines: [Option<Arc<[u8]>>; 3] = [None, None, None];
         let mut failures = Vec::new();
         let epoch = ev.epoch_seconds();

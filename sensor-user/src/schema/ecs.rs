@@ -46,7 +46,8 @@ pub fn file_type(action: &str) -> (&'static [&'static str], &'static [&'static s
         | "owner_changed"
         | "timestamps_changed"
         | "xattr_changed"
-        | "xattr_removed" => &["change"],
+        | "xattr_removed"
+        | "attributes_changed" => &["change"],
         _ => &["info"],
     };
     (FILE, t)

@@ -54,7 +54,9 @@ pub fn file_activity(action: &str) -> (u32, &'static str) {
         "modified" | "truncated" | "closed_after_write" => (3, "Update"),
         "deleted" => (4, "Delete"),
         "renamed" | "exchanged" => (5, "Rename"),
-        "timestamps_changed" | "xattr_changed" | "xattr_removed" => (6, "Set Attributes"),
+        "timestamps_changed" | "xattr_changed" | "xattr_removed" | "attributes_changed" => {
+            (6, "Set Attributes")
+        }
         "permissions_changed" | "owner_changed" => (7, "Set Security"),
         _ => (99, "Other"),
     }
@@ -362,7 +364,7 @@ fn process(p: &Process) -> Value {
 mod tests {
     use super::*;
 
-    const FILE_ACTIONS: [&str; 14] = [
+    const FILE_ACTIONS: [&str; 15] = [
         "created",
         "modified",
         "truncated",
@@ -377,6 +379,7 @@ mod tests {
         "timestamps_changed",
         "xattr_changed",
         "xattr_removed",
+        "attributes_changed",
     ];
 
     #[test]

@@ -1,0 +1,966 @@
+//! Verification scans: walk the watched roots in parallel, read each entry's
+//! state and hashes, and record it (`vigil baseline init|update`) or compare
+//! it with the baseline (`vigil scan`).
+//!
+//! One thread walks (directory reads are cheap); a pool of workers stats and
+//! hashes; the calling thread owns the store and the emitter, so the store is
+//! written from one connection and events leave in one order. The comparison
+//! ([`compare`]) and the event built from it ([`finding_event`]) are
+//! separate functions so that the daemon's scheduled and catch-up scans
+//! produce exactly the same events.
+use crate::event::{
+    Body, Event, FileChange, FileInfo, FileState, Process, Severity, Source, SCHEMA,
+};
+use crate::filestate::{fields_changed, read_state, same_content};
+use crate::hash::{hash_file, HashPolicy};
+use crate::pipeline::emit::Emitter;
+use crate::policy::Policy;
+use crate::store::{self, FileRow, Store};
+use anyhow::{Context, Result};
+use globset::GlobSet;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a walk reads.
+#[derive(Clone)]
+pub struct WalkOptions {
+    /// Stat and hash threads (at least 1).
+    pub workers: usize,
+    pub hash: HashPolicy,
+    /// Paths also hashed with SHA-256.
+    pub sha256: GlobSet,
+    /// Do not hash: size, times, inode and mode decide.
+    pub metadata_only: bool,
+    /// Restrict the walk to these absolute paths (and what is under them);
+    /// empty: every watched root.
+    pub only: Vec<PathBuf>,
+    /// Progress on stderr: a bar on a terminal, lines otherwise.
+    pub progress: bool,
+}
+
+impl WalkOptions {
+    pub fn from_policy(policy: &Policy) -> WalkOptions {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let c = &policy.config;
+        WalkOptions {
+            workers: c.hash.workers.unwrap_or(cpus.clamp(2, 8)).max(1),
+            hash: HashPolicy {
+                max_size: c.hash.max_size,
+            },
+            sha256: c.hash.sha256.clone(),
+            metadata_only: false,
+            only: Vec::new(),
+            progress: true,
+        }
+    }
+}
+
+/// One entry the walk found.
+pub struct Seen {
+    pub path: String,
+    /// The watched root that covers it.
+    pub watch: String,
+    /// None when it vanished between the directory read and the stat.
+    pub state: Option<FileState>,
+}
+
+/// What a baseline or scan did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Summary {
+    pub scan_id: i64,
+    pub files_seen: u64,
+    pub bytes_hashed: u64,
+    /// Findings (scan) or rows that changed (baseline update).
+    pub changes: u64,
+    pub unattributed: u64,
+    /// Entries that could not be read (named on stderr).
+    pub errors: u64,
+}
+
+/// Whether `a` is `b` or under it, or `b` under `a`.
+fn related(a: &Path, b: &Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// Walks the policy's roots and calls `each` on the calling thread for every
+/// entry the policy covers (honouring recursion, `entries` and ignore globs).
+/// Returns the number of walk errors.
+pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> u64 {
+    let (job_tx, job_rx) = crossbeam_channel::bounded::<(PathBuf, usize)>(4096);
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<Seen>(4096);
+    let mut errors = 0u64;
+    std::thread::scope(|scope| {
+        let walker = scope.spawn(move || {
+            let mut errors = 0u64;
+            for (i, root) in policy.roots.iter().enumerate() {
+                if !opts.only.is_empty() && !opts.only.iter().any(|p| related(p, &root.path)) {
+                    continue;
+                }
+                let depth = if root.recursive { usize::MAX } else { 1 };
+                let it = walkdir::WalkDir::new(&root.path)
+                    .follow_links(false)
+                    .max_depth(depth)
+                    .into_iter()
+                    .filter_entry(|e| {
+                        let p = e.path();
+                        (e.depth() == 0 || !policy.ignored(Some(i), p))
+                            && (opts.only.is_empty() || opts.only.iter().any(|o| related(o, p)))
+                    });
+                for entry in it {
+                    let entry = match entry {
+                        Ok(e) => e,
+                        Err(e) => {
+                            let gone = e
+                                .io_error()
+                                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
+                            if !gone {
+                                tracing::warn!("scan: {e}");
+                                eprintln!("vigil: {e}");
+                                errors += 1;
+                            }
+                            continue;
+                        }
+                    };
+                    let path = entry.path();
+                    if !opts.only.is_empty() && !opts.only.iter().any(|o| path.starts_with(o)) {
+                        continue;
+                    }
+                    if policy.ignored(Some(i), path) {
+                        continue;
+                    }
+                    let is_dir = entry.file_type().is_dir();
+                    if policy.root_for(path, Some(is_dir)) != Some(i) {
+                        continue;
+                    }
+                    if job_tx.send((entry.into_path(), i)).is_err() {
+                        return errors;
+                    }
+                }
+            }
+            errors
+        });
+        for _ in 0..opts.workers.max(1) {
+            let job_rx = job_rx.clone();
+            let done_tx = done_tx.clone();
+            scope.spawn(move || {
+                for (path, root) in job_rx {
+                    let seen = read_one(policy, opts, path, root);
+                    if done_tx.send(seen).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        drop(job_rx);
+        for seen in done_rx {
+            each(seen);
+        }
+        errors = walker.join().unwrap_or(1);
+    });
+    errors
+}
+
+fn read_one(policy: &Policy, opts: &WalkOptions, path: PathBuf, root: usize) -> Seen {
+    let watch = policy.roots[root].path.display().to_string();
+    let state = match read_state(&path) {
+        Ok(mut s) => {
+            if s.file_type == "file" && !opts.metadata_only {
+                let h = hash_file(&path, s.size, opts.sha256.is_match(&path), 0, &opts.hash);
+                s.hashes = h.hashes;
+                s.hash_note = h.note;
+            }
+            Some(s)
+        }
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("vigil: {}: {e}", path.display());
+            }
+            None
+        }
+    };
+    Seen {
+        path: path.to_string_lossy().into_owned(),
+        watch,
+        state,
+    }
+}
+
+/// What a comparison found: the action and the fields that differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub action: &'static str,
+    pub fields_changed: Vec<String>,
+}
+
+/// Compares a baseline state with the current one. None: nothing to report.
+///
+/// One finding per path, named by its most significant change: `modified`
+/// (type, size, content hash or link target; or, without comparable hashes,
+/// mtime or inode), then `permissions_changed`, `owner_changed`,
+/// `xattr_changed`, `timestamps_changed` (mtime, content verified equal) and
+/// `attributes_changed` (the rest: ctime, inode, nlink). `fields_changed`
+/// always lists every field that differs. Directories are not reported for
+/// size, times and link count: those follow from their entries, which are
+/// reported themselves.
+pub fn compare(
+    before: Option<&FileState>,
+    after: Option<&FileState>,
+    metadata_only: bool,
+) -> Option<Finding> {
+    let (b, a) = match (before, after) {
+        (None, None) => return None,
+        (None, Some(_)) => {
+            return Some(Finding {
+                action: "created",
+                fields_changed: Vec::new(),
+            })
+        }
+        (Some(_), None) => {
+            return Some(Finding {
+                action: "deleted",
+                fields_changed: Vec::new(),
+            })
+        }
+        (Some(b), Some(a)) => (b, a),
+    };
+    let fields = fields_changed(b, a);
+    let has = |f: &str| fields.iter().any(|x| x == f);
+    let dir = b.file_type == "dir" && a.file_type == "dir";
+    if fields
+        .iter()
+        .all(|f| dir && matches!(f.as_str(), "size" | "mtime" | "ctime" | "nlink"))
+    {
+        return None;
+    }
+    // Both sides have a digest of the same kind: content was verified.
+    let comparable = !metadata_only && b.hashes.keys().any(|k| a.hashes.contains_key(k));
+    let content = has("type")
+        || has("link_target")
+        || has("hashes")
+        || (!dir && has("size"))
+        || (a.file_type == "file" && !comparable && (has("mtime") || has("inode")));
+    let action = if content {
+        "modified"
+    } else if has("mode") {
+        "permissions_changed"
+    } else if has("uid") || has("gid") {
+        "owner_changed"
+    } else if has("xattrs") {
+        "xattr_changed"
+    } else if has("mtime") && !dir {
+        "timestamps_changed"
+    } else {
+        "attributes_changed"
+    };
+    Some(Finding {
+        action,
+        fields_changed: fields,
+    })
+}
+
+/// The process of a scan finding: none could be attributed.
+pub fn unattributed_process() -> Arc<Process> {
+    Arc::new(Process {
+        comm: String::new(),
+        start_time: "1970-01-01T00:00:00.000000000Z".into(),
+        ..Default::default()
+    })
+}
+
+/// A path and its two states, as a comparison saw them.
+pub struct Subject {
+    pub path: String,
+    /// The watched root that covers it.
+    pub watch: Option<String>,
+    /// The baseline state.
+    pub before: Option<FileState>,
+    /// The state now; None when the file is gone.
+    pub after: Option<FileState>,
+}
+
+/// The event for a scan finding (`source.tier = "scan"`), before rules.
+/// `details` carries what the caller knows (`scan_id`, `unattributed`...).
+pub fn finding_event(
+    host: &str,
+    subject: Subject,
+    finding: Finding,
+    process: Arc<Process>,
+    details: serde_json::Map<String, serde_json::Value>,
+) -> Event {
+    let Subject {
+        path,
+        watch,
+        before,
+        after,
+    } = subject;
+    let now = store::now();
+    let current = after.as_ref().or(before.as_ref());
+    Event {
+        schema: SCHEMA,
+        seq: 0,
+        time: now,
+        host: host.to_string(),
+        kind: "file",
+        action: finding.action.to_string(),
+        severity: Severity::Info,
+        alert: false,
+        rules: Vec::new(),
+        mitre: Vec::new(),
+        pci: Vec::new(),
+        tags: Vec::new(),
+        body: Body::File(Box::new(FileChange {
+            path,
+            target_path: None,
+            file: FileInfo {
+                file_type: current.map_or("unknown", |s| s.file_type),
+                inode: current.map(|s| s.inode),
+                dev: None,
+                path_truncated: false,
+            },
+            before,
+            after,
+            fields_changed: finding.fields_changed,
+            diff: None,
+            watch,
+            process,
+            source: Source {
+                tier: "scan",
+                syscall: "none",
+                decided_by: "path",
+            },
+            details,
+            related: Vec::new(),
+        })),
+    }
+}
+
+/// Progress on stderr: an indicatif spinner on a terminal, otherwise a plain
+/// line every few seconds.
+struct Progress {
+    what: &'static str,
+    bar: Option<indicatif::ProgressBar>,
+    last: Instant,
+    every: Duration,
+    start: Instant,
+    enabled: bool,
+}
+
+impl Progress {
+    fn new(what: &'static str, enabled: bool) -> Progress {
+        let bar = (enabled && std::io::stderr().is_terminal()).then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {prefix}: {pos} files, {msg} [{elapsed_precise}]",
+                )
+                .expect("static template"),
+            );
+            b.set_prefix(what);
+            b.enable_steady_tick(Duration::from_millis(120));
+            b
+        });
+        let every = std::env::var("VIGIL_PROGRESS_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map_or(Duration::from_secs(10), Duration::from_secs_f64);
+        Progress {
+            what,
+            bar,
+            last: Instant::now(),
+            every,
+            start: Instant::now(),
+            enabled,
+        }
+    }
+
+    fn tick(&mut self, s: &Summary) {
+        if let Some(b) = &self.bar {
+            b.set_position(s.files_seen);
+            if s.files_seen.is_multiple_of(256) {
+                b.set_message(format!(
+                    "{} MiB hashed, {} changes",
+                    s.bytes_hashed >> 20,
+                    s.changes
+                ));
+            }
+        } else if self.enabled && self.last.elapsed() >= self.every {
+            self.last = Instant::now();
+            eprintln!(
+                "vigil: {}: {} files, {} MiB hashed, {} changes, {:.0} s",
+                self.what,
+                s.files_seen,
+                s.bytes_hashed >> 20,
+                s.changes,
+                self.start.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+/// The ranges a walk covers, for finding baseline rows that were not seen:
+/// each root in scope, narrowed to the `only` paths under it.
+fn scopes(policy: &Policy, only: &[PathBuf]) -> Vec<(usize, PathBuf)> {
+    let mut out = Vec::new();
+    for (i, r) in policy.roots.iter().enumerate() {
+        if only.is_empty() {
+            out.push((i, r.path.clone()));
+        }
+        for o in only {
+            if o.starts_with(&r.path) {
+                out.push((i, o.clone()));
+            } else if r.path.starts_with(o) {
+                out.push((i, r.path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Whether the baseline row `row`, not seen by the walk, was deleted (rather
+/// than left out by a changed policy or hidden by an unreadable directory).
+fn vanished(policy: &Policy, root: usize, row: &FileRow) -> bool {
+    let is_dir = row.state.file_type == "dir";
+    policy.root_for(Path::new(&row.path), Some(is_dir)) == Some(root)
+        && !policy.ignored(Some(root), Path::new(&row.path))
+        && std::fs::symlink_metadata(&row.path)
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+}
+
+/// Commits every so often, so a long walk neither holds one huge
+/// transaction nor pays for one per row.
+struct Batch<'a> {
+    store: &'a Store,
+    n: u32,
+    last: Instant,
+}
+
+impl<'a> Batch<'a> {
+    fn new(store: &'a Store) -> Result<Batch<'a>> {
+        store.begin()?;
+        Ok(Batch {
+            store,
+            n: 0,
+            last: Instant::now(),
+        })
+    }
+
+    fn op(&mut self) -> Result<()> {
+        self.n += 1;
+        if self.n >= 4096 || self.last.elapsed() > Duration::from_secs(1) {
+            self.store.commit()?;
+            self.store.begin()?;
+            self.n = 0;
+            self.last = Instant::now();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<()> {
+        Ok(self.store.commit()?)
+    }
+}
+
+/// `vigil baseline init|update`: records the current state of every covered
+/// entry, and removes rows of entries that are gone. `kind` is recorded in
+/// `scans` (`init`, `update`).
+pub fn baseline(store: &Store, policy: &Policy, opts: &WalkOptions, kind: &str) -> Result<Summary> {
+    let paths: Vec<String> = scope_names(policy, &opts.only);
+    let id = store.scan_started(kind, &paths, opts.metadata_only)?;
+    let r = baseline_inner(store, policy, opts, kind, id);
+    finish_scan(store, id, &r)?;
+    r
+}
+
+fn baseline_inner(
+    store: &Store,
+    policy: &Policy,
+    opts: &WalkOptions,
+    kind: &str,
+    id: i64,
+) -> Result<Summary> {
+    let mut sum = Summary {
+        scan_id: id,
+        ..Default::default()
+    };
+    let mut progress = Progress::new(
+        if kind == "init" {
+            "baseline"
+        } else {
+            "re-baseline"
+        },
+        opts.progress,
+    );
+    store.seen_reset()?;
+    let mut batch = Batch::new(store)?;
+    let mut failed: Option<anyhow::Error> = None;
+    let now = store::now();
+    let walk_errors = walk(policy, opts, |seen| {
+        if failed.is_some() {
+            return;
+        }
+        let r = (|| -> Result<()> {
+            let Some(state) = seen.state else {
+                return Ok(());
+            };
+            sum.files_seen += 1;
+            if state.hashes.contains_key("blake3") {
+                sum.bytes_hashed += state.size;
+            }
+            let old = store.get_file(&seen.path)?;
+            let changed = compare(old.as_ref().map(|r| &r.state), Some(&state), false).is_some();
+            if changed {
+                sum.changes += u64::from(old.is_some());
+            }
+            store.put_file(&FileRow {
+                path: seen.path.clone(),
+                state,
+                watch: Some(seen.watch),
+                verified_at: now.clone(),
+                updated_at: match (changed, old) {
+                    (false, Some(o)) => o.updated_at,
+                    _ => now.clone(),
+                },
+            })?;
+            store.seen_add(&seen.path)?;
+            batch.op()?;
+            progress.tick(&sum);
+            Ok(())
+        })();
+        if let Err(e) = r {
+            failed = Some(e);
+        }
+    });
+    progress.finish();
+    if let Some(e) = failed {
+        let _ = store.commit();
+        return Err(e);
+    }
+    sum.errors = walk_errors;
+    for (root, scope) in scopes(policy, &opts.only) {
+        for row in store.unseen_under(&scope)? {
+            if vanished(policy, root, &row)
+                || policy
+                    .root_for(Path::new(&row.path), Some(row.state.file_type == "dir"))
+                    .is_none()
+            {
+                store.delete_file(&row.path)?;
+                sum.changes += 1;
+                batch.op()?;
+            }
+        }
+    }
+    batch.finish()?;
+    Ok(sum)
+}
+
+fn scope_names(policy: &Policy, only: &[PathBuf]) -> Vec<String> {
+    let mut v: Vec<String> = scopes(policy, only)
+        .into_iter()
+        .map(|(_, p)| p.display().to_string())
+        .collect();
+    v.dedup();
+    v
+}
+
+fn finish_scan(store: &Store, id: i64, r: &Result<Summary>) -> Result<()> {
+    match r {
+        Ok(s) => store.scan_finished(id, "ok", s.files_seen, s.changes, s.errors, None)?,
+        Err(e) => store.scan_finished(id, "failed", 0, 0, 0, Some(&format!("{e:#}")))?,
+    }
+    Ok(())
+}
+
+/// `vigil scan`: compares every covered entry with the baseline and emits a
+/// finding per difference through `emitter` (rules and sinks apply), each
+/// also appended to the journal. `kind` is recorded in `scans` (`scan`; the
+/// daemon will use `scheduled`, `catch-up`, `rescan`).
+pub fn scan(
+    store: &Store,
+    policy: &Policy,
+    emitter: &mut Emitter,
+    opts: &WalkOptions,
+    kind: &str,
+) -> Result<Summary> {
+    if store.file_count()? == 0 {
+        anyhow::bail!(
+            "{}: holds no baseline yet: run `vigil baseline init` first",
+            store.path().display()
+        );
+    }
+    let paths = scope_names(policy, &opts.only);
+    let id = store.scan_started(kind, &paths, opts.metadata_only)?;
+    let r = scan_inner(store, policy, emitter, opts, id);
+    finish_scan(store, id, &r)?;
+    emitter.flush()?;
+    r
+}
+
+fn scan_inner(
+    store: &Store,
+    policy: &Policy,
+    emitter: &mut Emitter,
+    opts: &WalkOptions,
+    id: i64,
+) -> Result<Summary> {
+    let mut sum = Summary {
+        scan_id: id,
+        ..Default::default()
+    };
+    let mut progress = Progress::new("scan", opts.progress);
+    let process = unattributed_process();
+    let last_baseline = store.last_baseline()?;
+    store.seen_reset()?;
+    let mut batch = Batch::new(store)?;
+    let mut failed: Option<anyhow::Error> = None;
+    let now = store::now();
+    let host = emitter.host().to_string();
+    let report = |store: &Store,
+                  emitter: &mut Emitter,
+                  sum: &mut Summary,
+                  path: &str,
+                  watch: Option<String>,
+                  before: Option<FileRow>,
+                  after: Option<FileState>,
+                  finding: Finding|
+     -> Result<()> {
+        // The realtime sensor saw it if the journal has a non-scan event on
+        // the path since the baseline recorded it.
+        let since = before
+            .as_ref()
+            .map(|r| r.updated_at.clone())
+            .or(last_baseline.clone());
+        let realtime = match &since {
+            Some(t) => store.realtime_event_since(path, t)?,
+            None => None,
+        };
+        let mut details = serde_json::Map::new();
+        details.insert("scan_id".into(), id.into());
+        details.insert("unattributed".into(), realtime.is_none().into());
+        if let Some(seq) = realtime {
+            details.insert("realtime_seq".into(), seq.into());
+        }
+        if let Some(t) = since {
+            details.insert("baseline_time".into(), t.into());
+        }
+        if let (Some(b), Some(a)) = (&before, &after) {
+            if b.state.inode != a.inode && a.file_type == "file" {
+                details.insert("replaced".into(), true.into());
+            }
+        }
+        sum.changes += 1;
+        sum.unattributed += u64::from(realtime.is_none());
+        let subject = Subject {
+            path: path.to_string(),
+            watch,
+            before: before.map(|r| r.state),
+            after,
+        };
+        let ev = finding_event(&host, subject, finding, process.clone(), details);
+        let mut journaled = Ok(0);
+        emitter.emit_with(ev, |ev| journaled = store.journal(ev))?;
+        journaled?;
+        Ok(())
+    };
+    let walk_errors = walk(policy, opts, |seen| {
+        if failed.is_some() {
+            return;
+        }
+        let r = (|| -> Result<()> {
+            let Some(mut state) = seen.state else {
+                return Ok(());
+            };
+            sum.files_seen += 1;
+            if state.hashes.contains_key("blake3") {
+                sum.bytes_hashed += state.size;
+            }
+            store.seen_add(&seen.path)?;
+            let before = store.get_file(&seen.path)?;
+            if let Some(b) = &before {
+                // Digests are not recomputed with --metadata-only: carry the
+                // baseline's over when the stat says the bytes are the same.
+                if opts.metadata_only && same_content(&b.state, &state) {
+                    state.hashes = b.state.hashes.clone();
+                    state.hash_note = b.state.hash_note.clone();
+                }
+            }
+            match compare(
+                before.as_ref().map(|r| &r.state),
+                Some(&state),
+                opts.metadata_only,
+            ) {
+                Some(f) => report(
+                    store,
+                    emitter,
+                    &mut sum,
+                    &seen.path,
+                    Some(seen.watch),
+                    before,
+                    Some(state),
+                    f,
+                )?,
+                None => store.mark_verified(&seen.path, &now)?,
+            }
+            batch.op()?;
+            progress.tick(&sum);
+            Ok(())
+        })();
+        if let Err(e) = r {
+            failed = Some(e);
+        }
+    });
+    progress.finish();
+    if let Some(e) = failed {
+        let _ = store.commit();
+        return Err(e);
+    }
+    sum.errors = walk_errors;
+    let mut deleted = std::collections::BTreeSet::new();
+    for (root, scope) in scopes(policy, &opts.only) {
+        for row in store.unseen_under(&scope)? {
+            if deleted.contains(&row.path) || !vanished(policy, root, &row) {
+                continue;
+            }
+            deleted.insert(row.path.clone());
+            let finding = compare(Some(&row.state), None, opts.metadata_only).context("deleted")?;
+            let path = row.path.clone();
+            let watch = row.watch.clone();
+            report(
+                store,
+                emitter,
+                &mut sum,
+                &path,
+                watch,
+                Some(row),
+                None,
+                finding,
+            )?;
+            batch.op()?;
+        }
+    }
+    batch.finish()?;
+    Ok(sum)
+}
+
+/// What `vigil baseline accept` blessed.
+#[derive(Debug)]
+pub struct Accepted {
+    pub id: i64,
+    pub path: String,
+    pub journal_seq: Option<i64>,
+    pub before: Option<FileState>,
+    /// The state now in the baseline; None: the row was removed (a deletion
+    /// was accepted).
+    pub after: Option<FileState>,
+    /// The file no longer matches the accepted change (it changed again).
+    pub changed_since: bool,
+}
+
+/// `vigil baseline accept PATH|CHANGE-ID --reason TEXT`.
+///
+/// A path: its current state (read and hashed now) becomes the baseline, or
+/// its row is removed if it no longer exists. A change id (a `journal.seq`):
+/// the state that change recorded (`after`) becomes the baseline, so a later
+/// change the acceptor has not seen is still reported by the next scan.
+/// Either way `accepts` records who, when, why, and the states before and after.
+pub fn accept(
+    store: &Store,
+    policy: &Policy,
+    opts: &WalkOptions,
+    target: &str,
+    reason: &str,
+    who: &store::Who,
+) -> Result<Accepted> {
+    if reason.trim().is_empty() {
+        anyhow::bail!(
+            "--reason must say why the change is accepted (a change ticket, for example)"
+        );
+    }
+    let (path, journal_seq, wanted) = match target.parse::<i64>() {
+        Ok(seq) => {
+            let (_, ev) = store.journal_entry(seq)?.with_context(|| {
+                format!("{}: no change {seq} in the journal", store.path().display())
+            })?;
+            if ev.get("kind").and_then(|k| k.as_str()) != Some("file") {
+                anyhow::bail!("change {seq} is not a file change");
+            }
+            let path = ev
+                .get("target_path")
+                .or_else(|| ev.get("path"))
+                .and_then(|p| p.as_str())
+                .context("the journal entry has no path")?
+                .to_string();
+            let after = ev.get("after").and_then(store::state_from_json);
+            (path, Some(seq), Some(after))
+        }
+        Err(_) => {
+            let p = Path::new(target);
+            let abs = if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                std::env::current_dir()?.join(p)
+            };
+            (
+                crate::config::normalize(&abs).display().to_string(),
+                None,
+                None,
+            )
+        }
+    };
+    let before = store.get_file(&path)?;
+    let current = match read_state(Path::new(&path)) {
+        Ok(mut s) => {
+            if s.file_type == "file" {
+                let h = hash_file(
+                    Path::new(&path),
+                    s.size,
+                    opts.sha256.is_match(&path),
+                    0,
+                    &opts.hash,
+                );
+                s.hashes = h.hashes;
+                s.hash_note = h.note;
+            }
+            Some(s)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => anyhow::bail!("{path}: {e}"),
+    };
+    let root = policy.root_for(
+        Path::new(&path),
+        current.as_ref().map(|s| s.file_type == "dir"),
+    );
+    if root.is_none() && before.is_none() {
+        anyhow::bail!("{path}: not covered by the policy's watches (and not in the baseline)");
+    }
+    let (after, changed_since) = match wanted {
+        Some(after) => {
+            let changed = compare(after.as_ref(), current.as_ref(), false).is_some();
+            (after, changed)
+        }
+        None => (current, false),
+    };
+    if before.is_none() && after.is_none() {
+        anyhow::bail!("{path}: neither in the baseline nor on disk: nothing to accept");
+    }
+    let now = store::now();
+    store.begin()?;
+    match &after {
+        Some(state) => store.put_file(&FileRow {
+            path: path.clone(),
+            state: state.clone(),
+            watch: root
+                .map(|r| policy.roots[r].path.display().to_string())
+                .or_else(|| before.as_ref().and_then(|b| b.watch.clone())),
+            verified_at: now.clone(),
+            updated_at: now,
+        })?,
+        None => {
+            store.delete_file(&path)?;
+        }
+    }
+    let before = before.map(|r| r.state);
+    let id = store.record_accept(
+        who,
+        &path,
+        journal_seq,
+        reason,
+        before.as_ref(),
+        after.as_ref(),
+    )?;
+    store.commit()?;
+    Ok(Accepted {
+        id,
+        path,
+        journal_seq,
+        before,
+        after,
+        changed_since,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn st() -> FileState {
+        let mut s = FileState {
+            file_type: "file",
+            size: 3,
+            mode: "0644".into(),
+            mtime: "m1".into(),
+            ctime: "c1".into(),
+            inode: 1,
+            nlink: 1,
+            ..Default::default()
+        };
+        s.hashes.insert("blake3".into(), "aa".into());
+        s
+    }
+
+    fn action(b: &FileState, a: &FileState, meta: bool) -> Option<&'static str> {
+        compare(Some(b), Some(a), meta).map(|f| f.action)
+    }
+
+    #[test]
+    fn findings_are_named_by_their_most_significant_change() {
+        let b = st();
+        assert_eq!(action(&b, &b, false), None);
+        assert_eq!(compare(None, Some(&b), false).unwrap().action, "created");
+        assert_eq!(compare(Some(&b), None, false).unwrap().action, "deleted");
+        // Timestomp: same size and mtime, new bytes, new ctime.
+        let mut a = b.clone();
+        a.ctime = "c2".into();
+        a.hashes.insert("blake3".into(), "bb".into());
+        let f = compare(Some(&b), Some(&a), false).unwrap();
+        assert_eq!(
+            (f.action, f.fields_changed),
+            ("modified", vec!["ctime".into(), "hashes".into()])
+        );
+        // Without hashes the same change is only an attribute change.
+        let mut m = a.clone();
+        m.hashes.clear();
+        assert_eq!(action(&b, &m, true), Some("attributes_changed"));
+        let mut a = b.clone();
+        a.mode = "4755".into();
+        a.uid = 5;
+        a.ctime = "c2".into();
+        assert_eq!(action(&b, &a, false), Some("permissions_changed"));
+        a.mode = b.mode.clone();
+        assert_eq!(action(&b, &a, false), Some("owner_changed"));
+        let mut a = b.clone();
+        a.mtime = "m0".into();
+        assert_eq!(action(&b, &a, false), Some("timestamps_changed"));
+        assert_eq!(
+            action(&b, &a, true),
+            Some("modified"),
+            "unverified mtime change"
+        );
+        let mut a = b.clone();
+        a.xattrs.insert("security.capability".into(), "01".into());
+        assert_eq!(action(&b, &a, false), Some("xattr_changed"));
+    }
+
+    #[test]
+    fn directories_are_not_reported_for_their_entries() {
+        let mut b = st();
+        b.file_type = "dir";
+        b.hashes.clear();
+        let mut a = b.clone();
+        a.mtime = "m2".into();
+        a.ctime = "c2".into();
+        a.size = 4096;
+        a.nlink = 3;
+        assert_eq!(action(&b, &a, false), None);
+        a.mode = "0777".into();
+        assert_eq!(action(&b, &a, false), Some("permissions_changed"));
+    }
+}

@@ -1,0 +1,772 @@
+//! The store: baseline, change journal, scans and accepts in one SQLite file.
+//!
+//! SQLite (compiled in) in WAL mode, so that `vigil query` and an auditor's
+//! `sqlite3` shell can read while the sensor writes. The schema is versioned
+//! with `PRAGMA user_version` and the ordered [`MIGRATIONS`]; the file is
+//! marked as Vigil's with `PRAGMA application_id`. Every table is documented
+//! for auditors in docs/baseline.md.
+//!
+//! Errors name the file and say what to do (locked, not a Vigil database,
+//! corrupt, newer schema); nothing here panics on a bad file.
+use crate::event::{Event, FileState};
+use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the store lives unless `[store] path` or `--db` says otherwise.
+pub const DEFAULT_PATH: &str = "/var/lib/vigil/vigil.db";
+
+/// `PRAGMA application_id`: "Vigl".
+pub const APPLICATION_ID: i32 = 0x5669_676c;
+
+/// Schema migrations, oldest first; `user_version` is how many have run.
+/// Append only: a released migration is never edited.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: baseline, journal, scans, accepts.
+    r#"
+CREATE TABLE files (
+    path        TEXT PRIMARY KEY,
+    type        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    mode        TEXT NOT NULL,
+    uid         INTEGER NOT NULL,
+    gid         INTEGER NOT NULL,
+    mtime       TEXT NOT NULL,
+    ctime       TEXT NOT NULL,
+    inode       INTEGER NOT NULL,
+    nlink       INTEGER NOT NULL,
+    link_target TEXT,
+    xattrs      TEXT NOT NULL DEFAULT '{}',
+    blake3      TEXT,
+    sha256      TEXT,
+    hash_note   TEXT,
+    watch       TEXT,
+    verified_at TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) WITHOUT ROWID;
+
+CREATE TABLE scans (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind          TEXT NOT NULL,
+    started       TEXT NOT NULL,
+    finished      TEXT,
+    paths         TEXT NOT NULL,
+    metadata_only INTEGER NOT NULL DEFAULT 0,
+    files_seen    INTEGER NOT NULL DEFAULT 0,
+    changes       INTEGER NOT NULL DEFAULT 0,
+    errors        INTEGER NOT NULL DEFAULT 0,
+    status        TEXT NOT NULL,
+    message       TEXT
+);
+
+CREATE TABLE journal (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    recorded    TEXT NOT NULL,
+    time        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    tier        TEXT,
+    path        TEXT,
+    target_path TEXT,
+    severity    TEXT NOT NULL,
+    alert       INTEGER NOT NULL DEFAULT 0,
+    scan_id     INTEGER REFERENCES scans(id),
+    event       TEXT NOT NULL
+);
+CREATE INDEX journal_path ON journal(path, time);
+CREATE INDEX journal_target_path ON journal(target_path, time) WHERE target_path IS NOT NULL;
+CREATE INDEX journal_time ON journal(time);
+CREATE TRIGGER journal_no_update BEFORE UPDATE ON journal
+BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE TRIGGER journal_no_delete BEFORE DELETE ON journal
+BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+
+CREATE TABLE accepts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    time        TEXT NOT NULL,
+    who         TEXT NOT NULL,
+    uid         INTEGER NOT NULL,
+    login_uid   INTEGER,
+    path        TEXT NOT NULL,
+    journal_seq INTEGER REFERENCES journal(seq),
+    reason      TEXT NOT NULL,
+    before      TEXT,
+    after       TEXT
+);
+CREATE TRIGGER accepts_no_update BEFORE UPDATE ON accepts
+BEGIN SELECT RAISE(ABORT, 'accepts are append-only'); END;
+CREATE TRIGGER accepts_no_delete BEFORE DELETE ON accepts
+BEGIN SELECT RAISE(ABORT, 'accepts are append-only'); END;
+"#,
+];
+
+/// A store error: names the file and says what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct StoreError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One baseline row: a path's recorded state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileRow {
+    pub path: String,
+    pub state: FileState,
+    /// The watched root that covers the path.
+    pub watch: Option<String>,
+    /// When a scan last found the file as recorded.
+    pub verified_at: String,
+    /// When this state was recorded (init, update, accept).
+    pub updated_at: String,
+}
+
+/// A row of `scans`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScanRow {
+    pub id: i64,
+    pub kind: String,
+    pub started: String,
+    pub finished: Option<String>,
+    pub paths: Vec<String>,
+    pub metadata_only: bool,
+    pub files_seen: u64,
+    pub changes: u64,
+    pub errors: u64,
+    pub status: String,
+    pub message: Option<String>,
+}
+
+/// Who accepted a change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Who {
+    /// `SUDO_USER`, else the login user, else the user (name, or uid as text).
+    pub name: String,
+    pub uid: u32,
+    pub login_uid: Option<u32>,
+}
+
+impl Who {
+    /// The person behind this process: `sudo` and `su` keep the login uid.
+    pub fn current() -> Who {
+        let uid = nix::unistd::getuid().as_raw();
+        let login_uid = std::fs::read_to_string("/proc/self/loginuid")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .filter(|&u| u != u32::MAX);
+        let user_name = |u: u32| {
+            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u))
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        };
+        let name = std::env::var("SUDO_USER")
+            .ok()
+            .filter(|s| !s.is_empty() && uid == 0)
+            .or_else(|| login_uid.and_then(user_name))
+            .or_else(|| user_name(uid))
+            .unwrap_or_else(|| format!("uid {uid}"));
+        Who {
+            name,
+            uid,
+            login_uid,
+        }
+    }
+}
+
+/// A row of `accepts`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accept {
+    pub id: i64,
+    pub time: String,
+    pub who: String,
+    pub path: String,
+    pub journal_seq: Option<i64>,
+    pub reason: String,
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Now, RFC 3339 UTC with nanoseconds (the format of every time in the store).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+impl Store {
+    /// Opens (creating it and its directory if needed) and migrates the store.
+    pub fn open(path: &Path) -> Result<Store> {
+        Store::open_with_timeout(path, Duration::from_secs(5))
+    }
+
+    /// As [`Store::open`], waiting at most `busy` for another process's lock.
+    pub fn open_with_timeout(path: &Path, busy: Duration) -> Result<Store> {
+        let fail = |message: String| StoreError {
+            path: path.to_path_buf(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    fail(format!(
+                        "cannot create the directory {}: {e}; run as root or pass --db",
+                        dir.display()
+                    ))
+                })?;
+            }
+        }
+        if path.is_dir() {
+            return Err(fail(
+                "is a directory, not a database file: pass --db FILE".into(),
+            ));
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|e| explain(path, e))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store
+            .conn
+            .busy_timeout(busy)
+            .map_err(|e| explain(path, e))?;
+        store.setup()?;
+        Ok(store)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: rusqlite::Error) -> StoreError {
+        explain(&self.path, e)
+    }
+
+    fn setup(&self) -> Result<()> {
+        let c = &self.conn;
+        // Reading the header first turns "not a database" into a clear error
+        // before anything is written.
+        let app: i32 = c
+            .query_row("PRAGMA application_id", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        let tables: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if app != APPLICATION_ID && (app != 0 || tables > 0) {
+            return Err(StoreError {
+                path: self.path.clone(),
+                message: "is an SQLite database but not a Vigil store (its application_id is not Vigil's): move it away or pass --db".into(),
+            });
+        }
+        let mode: String = c
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!("{}: journal mode is {mode}, not WAL", self.path.display());
+        }
+        c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| self.err(e))?;
+        self.migrate()
+    }
+
+    /// Runs the migrations not yet applied, each in the same transaction as
+    /// its `user_version` bump. Idempotent. Takes the write lock even when
+    /// there is nothing to do, so a store locked by another process is found
+    /// at open rather than half-way through a scan.
+    fn migrate(&self) -> Result<()> {
+        let c = &self.conn;
+        c.execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
+        let r = (|| -> Result<()> {
+            let version: i64 = c
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(|e| self.err(e))?;
+            if version as usize > MIGRATIONS.len() {
+                return Err(StoreError {
+                    path: self.path.clone(),
+                    message: format!(
+                        "was written by a newer Vigil (schema version {version}; this one knows up to {}): upgrade Vigil or pass --db",
+                        MIGRATIONS.len()
+                    ),
+                });
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+                c.execute_batch(sql).map_err(|e| self.err(e))?;
+                c.execute_batch(&format!(
+                    "PRAGMA user_version = {}; PRAGMA application_id = {APPLICATION_ID};",
+                    i + 1
+                ))
+                .map_err(|e| self.err(e))?;
+            }
+            Ok(())
+        })();
+        match r {
+            Ok(()) => c.execute_batch("COMMIT").map_err(|e| self.err(e)),
+            Err(e) => {
+                let _ = c.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// The schema version (number of migrations applied).
+    pub fn schema_version(&self) -> Result<i64> {
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The underlying connection, for read-only queries (reports, tests).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn begin(&self) -> Result<()> {
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn commit(&self) -> Result<()> {
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    // -- files --------------------------------------------------------------
+
+    /// Inserts or replaces a path's baseline row.
+    pub fn put_file(&self, row: &FileRow) -> Result<()> {
+        let s = &row.state;
+        let xattrs = serde_json::to_string(&s.xattrs).unwrap_or_else(|_| "{}".into());
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO files (path, type, size, mode, uid, gid, mtime, ctime, inode, nlink,
+                    link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    row.path,
+                    s.file_type,
+                    s.size as i64,
+                    s.mode,
+                    s.uid,
+                    s.gid,
+                    s.mtime,
+                    s.ctime,
+                    s.inode as i64,
+                    s.nlink as i64,
+                    s.link_target,
+                    xattrs,
+                    s.hashes.get("blake3"),
+                    s.hashes.get("sha256"),
+                    s.hash_note,
+                    row.watch,
+                    row.verified_at,
+                    row.updated_at,
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The baseline row of `path`.
+    pub fn get_file(&self, path: &str) -> Result<Option<FileRow>> {
+        self.conn
+            .prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files WHERE path = ?1"))
+            .and_then(|mut st| st.query_row([path], file_row).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn delete_file(&self, path: &str) -> Result<bool> {
+        self.conn
+            .prepare_cached("DELETE FROM files WHERE path = ?1")
+            .and_then(|mut st| st.execute([path]))
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks a row as verified now (a scan found it as recorded).
+    pub fn mark_verified(&self, path: &str, at: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE files SET verified_at = ?2 WHERE path = ?1")
+            .and_then(|mut st| st.execute(params![path, at]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn file_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Baseline paths equal to `root` or under it, in order.
+    pub fn paths_under(&self, root: &Path, mut each: impl FnMut(String)) -> Result<()> {
+        let root = root.to_string_lossy();
+        let prefix = if root.ends_with('/') {
+            root.to_string()
+        } else {
+            format!("{root}/")
+        };
+        // Everything starting with "<root>/" sorts between it and "<root>0".
+        let mut end = prefix.clone();
+        end.pop();
+        end.push('0');
+        let mut st = self
+            .conn
+            .prepare("SELECT path FROM files WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![root, prefix, end], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        for r in rows {
+            each(r.map_err(|e| self.err(e))?);
+        }
+        Ok(())
+    }
+
+    // -- scans --------------------------------------------------------------
+
+    /// Records the start of a scan (`init`, `update`, `scan`...); returns its id.
+    pub fn scan_started(&self, kind: &str, paths: &[String], metadata_only: bool) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO scans (kind, started, paths, metadata_only, status) VALUES (?1, ?2, ?3, ?4, 'running')",
+                params![
+                    kind,
+                    now(),
+                    serde_json::to_string(paths).unwrap_or_default(),
+                    metadata_only
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how a scan ended: `ok` or `failed` (with a message).
+    pub fn scan_finished(
+        &self,
+        id: i64,
+        status: &str,
+        files_seen: u64,
+        changes: u64,
+        errors: u64,
+        message: Option<&str>,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE scans SET finished = ?2, status = ?3, files_seen = ?4, changes = ?5, errors = ?6, message = ?7 WHERE id = ?1",
+                params![id, now(), status, files_seen as i64, changes as i64, errors as i64, message],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn scan(&self, id: i64) -> Result<Option<ScanRow>> {
+        self.conn
+            .query_row(
+                "SELECT id, kind, started, finished, paths, metadata_only, files_seen, changes, errors, status, message FROM scans WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok(ScanRow {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        started: r.get(2)?,
+                        finished: r.get(3)?,
+                        paths: serde_json::from_str(&r.get::<_, String>(4)?).unwrap_or_default(),
+                        metadata_only: r.get(5)?,
+                        files_seen: r.get::<_, i64>(6)? as u64,
+                        changes: r.get::<_, i64>(7)? as u64,
+                        errors: r.get::<_, i64>(8)? as u64,
+                        status: r.get(9)?,
+                        message: r.get(10)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// When the last successful baseline (`init` or `update`) finished.
+    pub fn last_baseline(&self) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT max(finished) FROM scans WHERE kind IN ('init', 'update') AND status = 'ok'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    // -- journal ------------------------------------------------------------
+
+    /// Appends an emitted event; returns its journal sequence number.
+    pub fn journal(&self, ev: &Event) -> Result<i64> {
+        let json = serde_json::to_string(ev).unwrap_or_default();
+        let f = ev.file();
+        let scan_id = f
+            .and_then(|f| f.details.get("scan_id"))
+            .and_then(|v| v.as_i64());
+        self.conn
+            .prepare_cached(
+                "INSERT INTO journal (recorded, time, kind, action, tier, path, target_path, severity, alert, scan_id, event)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    now(),
+                    ev.time,
+                    ev.kind,
+                    ev.action,
+                    f.map(|f| f.source.tier),
+                    f.map(|f| f.path.as_str()),
+                    f.and_then(|f| f.target_path.as_deref()),
+                    ev.severity.as_str(),
+                    ev.alert,
+                    scan_id,
+                    json
+                ])
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The first realtime (non-scan) journal event on `path` (as path or
+    /// target) at or after `since`: the sensor saw the change.
+    pub fn realtime_event_since(&self, path: &str, since: &str) -> Result<Option<i64>> {
+        self.conn
+            .prepare_cached(
+                "SELECT min(seq) FROM journal WHERE kind = 'file' AND tier IS NOT 'scan' AND time >= ?2
+                   AND (path = ?1 OR target_path = ?1)",
+            )
+            .and_then(|mut st| st.query_row(params![path, since], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
+    /// A journal entry: its action and the event as JSON.
+    pub fn journal_entry(&self, seq: i64) -> Result<Option<(String, serde_json::Value)>> {
+        self.conn
+            .query_row(
+                "SELECT action, event FROM journal WHERE seq = ?1",
+                [seq],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+            .map(|o| o.map(|(a, e)| (a, serde_json::from_str(&e).unwrap_or_default())))
+    }
+
+    // -- accepts ------------------------------------------------------------
+
+    /// Records an accept.
+    pub fn record_accept(
+        &self,
+        who: &Who,
+        path: &str,
+        journal_seq: Option<i64>,
+        reason: &str,
+        before: Option<&FileState>,
+        after: Option<&FileState>,
+    ) -> Result<i64> {
+        let js = |s: Option<&FileState>| s.and_then(|s| serde_json::to_string(s).ok());
+        self.conn
+            .execute(
+                "INSERT INTO accepts (time, who, uid, login_uid, path, journal_seq, reason, before, after)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    now(),
+                    who.name,
+                    who.uid,
+                    who.login_uid,
+                    path,
+                    journal_seq,
+                    reason,
+                    js(before),
+                    js(after)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Accepts of `path`, newest first.
+    pub fn accepts_of(&self, path: &str) -> Result<Vec<Accept>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, time, who, path, journal_seq, reason FROM accepts WHERE path = ?1 ORDER BY id DESC")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([path], |r| {
+                Ok(Accept {
+                    id: r.get(0)?,
+                    time: r.get(1)?,
+                    who: r.get(2)?,
+                    path: r.get(3)?,
+                    journal_seq: r.get(4)?,
+                    reason: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+/// The paths a walk has seen, in a temporary table (on disk when large, so a
+/// scan of a million files does not hold them all in memory).
+impl Store {
+    pub fn seen_reset(&self) -> Result<()> {
+        self.conn
+            .execute_batch(
+                "CREATE TEMP TABLE IF NOT EXISTS seen (path TEXT PRIMARY KEY) WITHOUT ROWID; DELETE FROM temp.seen;",
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn seen_add(&self, path: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("INSERT OR IGNORE INTO temp.seen (path) VALUES (?1)")
+            .and_then(|mut st| st.execute([path]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Baseline rows at or under `root` that the walk did not see.
+    pub fn unseen_under(&self, root: &Path) -> Result<Vec<FileRow>> {
+        let root = root.to_string_lossy();
+        let prefix = if root.ends_with('/') {
+            root.to_string()
+        } else {
+            format!("{root}/")
+        };
+        let mut end = prefix.clone();
+        end.pop();
+        end.push('0');
+        let mut st = self
+            .conn
+            .prepare(&format!(
+                "SELECT {FILE_COLUMNS} FROM files WHERE (path = ?1 OR (path >= ?2 AND path < ?3))
+                   AND path NOT IN (SELECT path FROM temp.seen) ORDER BY path"
+            ))
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![root, prefix, end], file_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+}
+
+const FILE_COLUMNS: &str = "path, type, size, mode, uid, gid, mtime, ctime, inode, nlink, link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at";
+
+fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
+    let mut hashes = BTreeMap::new();
+    if let Some(h) = r.get::<_, Option<String>>(12)? {
+        hashes.insert("blake3".to_string(), h);
+    }
+    if let Some(h) = r.get::<_, Option<String>>(13)? {
+        hashes.insert("sha256".to_string(), h);
+    }
+    let xattrs: String = r.get(11)?;
+    Ok(FileRow {
+        path: r.get(0)?,
+        state: FileState {
+            file_type: file_type(&r.get::<_, String>(1)?),
+            size: r.get::<_, i64>(2)? as u64,
+            mode: r.get(3)?,
+            uid: r.get(4)?,
+            gid: r.get(5)?,
+            mtime: r.get(6)?,
+            ctime: r.get(7)?,
+            inode: r.get::<_, i64>(8)? as u64,
+            nlink: r.get::<_, i64>(9)? as u64,
+            link_target: r.get(10)?,
+            xattrs: serde_json::from_str(&xattrs).unwrap_or_default(),
+            hashes,
+            hash_note: r.get(14)?,
+        },
+        watch: r.get(15)?,
+        verified_at: r.get(16)?,
+        updated_at: r.get(17)?,
+    })
+}
+
+/// The static name of a file type as stored.
+pub fn file_type(s: &str) -> &'static str {
+    const TYPES: [&str; 8] = [
+        "file", "dir", "symlink", "fifo", "socket", "char", "block", "unknown",
+    ];
+    TYPES
+        .iter()
+        .find(|t| **t == s)
+        .copied()
+        .unwrap_or("unknown")
+}
+
+/// A [`FileState`] from its JSON form (an event's `before`/`after`).
+pub fn state_from_json(v: &serde_json::Value) -> Option<FileState> {
+    let o = v.as_object()?;
+    let s = |k: &str| o.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let n = |k: &str| o.get(k).and_then(|v| v.as_u64());
+    let map = |k: &str| -> BTreeMap<String, String> {
+        o.get(k)
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_default()
+    };
+    Some(FileState {
+        file_type: file_type(&s("type")?),
+        size: n("size")?,
+        mode: s("mode")?,
+        uid: n("uid")? as u32,
+        gid: n("gid")? as u32,
+        mtime: s("mtime")?,
+        ctime: s("ctime")?,
+        inode: n("inode")?,
+        nlink: n("nlink")?,
+        link_target: s("link_target"),
+        xattrs: map("xattrs"),
+        hashes: map("hashes"),
+        hash_note: s("hash_note"),
+    })
+}
+
+/// Turns an SQLite error into one that names the file and says what to do.
+fn explain(path: &Path, e: rusqlite::Error) -> StoreError {
+    let code = e.sqlite_error_code();
+    let message = match code {
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => format!(
+            "is locked by another process ({e}): wait for the other vigil (a scan, baseline or the daemon) to finish, or stop it"
+        ),
+        Some(ErrorCode::NotADatabase) => format!(
+            "is not a Vigil database ({e}): move it away or pass --db"
+        ),
+        Some(ErrorCode::DatabaseCorrupt) => format!(
+            "is corrupt ({e}): restore it from a backup, or move it away and run `vigil baseline init`"
+        ),
+        Some(ErrorCode::CannotOpen) | Some(ErrorCode::PermissionDenied) | Some(ErrorCode::ReadOnly) => format!(
+            "cannot be opened for writing ({e}): run as root or pass --db"
+        ),
+        Some(ErrorCode::DiskFull) => format!("cannot be written: the disk is full ({e})"),
+        _ => format!("database error: {e}"),
+    };
+    StoreError {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests;

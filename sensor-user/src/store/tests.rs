@@ -1,0 +1,260 @@
+use super::*;
+use crate::event::{Body, FileChange, FileInfo, Process, Severity, Source, SCHEMA};
+
+fn state(size: u64) -> FileState {
+    let mut hashes = BTreeMap::new();
+    hashes.insert("blake3".into(), "ab".repeat(32));
+    FileState {
+        file_type: "file",
+        size,
+        mode: "0644".into(),
+        uid: 0,
+        gid: 0,
+        mtime: "2026-01-01T00:00:00.000000000Z".into(),
+        ctime: "2026-01-01T00:00:00.000000000Z".into(),
+        inode: 42,
+        nlink: 1,
+        link_target: None,
+        xattrs: [("security.selinux".to_string(), "system_u".to_string())].into(),
+        hashes,
+        hash_note: None,
+    }
+}
+
+fn event(path: &str, tier: &'static str) -> Event {
+    Event {
+        schema: SCHEMA,
+        seq: 1,
+        time: now(),
+        host: "h".into(),
+        kind: "file",
+        action: "modified".into(),
+        severity: Severity::Info,
+        alert: false,
+        rules: vec![],
+        mitre: vec![],
+        pci: vec![],
+        tags: vec![],
+        body: Body::File(Box::new(FileChange {
+            path: path.into(),
+            target_path: None,
+            file: FileInfo::default(),
+            before: None,
+            after: None,
+            fields_changed: vec![],
+            diff: None,
+            watch: None,
+            process: std::sync::Arc::new(Process::default()),
+            source: Source {
+                tier,
+                syscall: "write",
+                decided_by: "path",
+            },
+            details: Default::default(),
+            related: vec![],
+        })),
+    }
+}
+
+#[test]
+fn migrations_are_idempotent_and_versioned() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("sub/dir/v.db");
+    let s = Store::open(&p).unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    s.put_file(&FileRow {
+        path: "/etc/passwd".into(),
+        state: state(3),
+        watch: Some("/etc".into()),
+        verified_at: now(),
+        updated_at: now(),
+    })
+    .unwrap();
+    drop(s);
+    // Reopening runs nothing again and keeps the rows.
+    let s = Store::open(&p).unwrap();
+    assert_eq!(s.schema_version().unwrap(), MIGRATIONS.len() as i64);
+    assert_eq!(s.file_count().unwrap(), 1);
+    let mode: String = s
+        .conn()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let app: i32 = s
+        .conn()
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(app, APPLICATION_ID);
+}
+
+#[test]
+fn file_rows_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("v.db")).unwrap();
+    let mut st = state(7);
+    st.hashes.insert("sha256".into(), "cd".repeat(32));
+    st.link_target = Some("x".into());
+    let row = FileRow {
+        path: "/etc/a".into(),
+        state: st,
+        watch: Some("/etc".into()),
+        verified_at: "v".into(),
+        updated_at: "u".into(),
+    };
+    s.put_file(&row).unwrap();
+    assert_eq!(s.get_file("/etc/a").unwrap(), Some(row.clone()));
+    assert_eq!(s.get_file("/etc/b").unwrap(), None);
+    // The JSON form (an event's after) converts back to the same state.
+    let v = serde_json::to_value(&row.state).unwrap();
+    assert_eq!(state_from_json(&v), Some(row.state.clone()));
+    let mut under = vec![];
+    s.put_file(&FileRow {
+        path: "/etcx".into(),
+        ..row.clone()
+    })
+    .unwrap();
+    s.paths_under(Path::new("/etc"), |p| under.push(p)).unwrap();
+    assert_eq!(under, ["/etc/a"]);
+    assert!(s.delete_file("/etc/a").unwrap());
+    assert_eq!(s.get_file("/etc/a").unwrap(), None);
+}
+
+#[test]
+fn journal_is_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("v.db")).unwrap();
+    let seq = s.journal(&event("/etc/a", "scan")).unwrap();
+    assert_eq!(seq, 1);
+    let upd = s
+        .conn()
+        .execute("UPDATE journal SET action = 'x' WHERE seq = 1", []);
+    let e = upd.expect_err("UPDATE of the journal must fail");
+    assert!(e.to_string().contains("append-only"), "{e}");
+    let del = s.conn().execute("DELETE FROM journal", []);
+    assert!(del.is_err(), "DELETE of the journal must fail");
+    let n: i64 = s
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM journal WHERE action = 'modified'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    // Accepts are an audit trail too.
+    let who = Who {
+        name: "alice".into(),
+        uid: 0,
+        login_uid: Some(1000),
+    };
+    s.record_accept(&who, "/etc/a", Some(seq), "CHG-1", None, None)
+        .unwrap();
+    assert!(s
+        .conn()
+        .execute("UPDATE accepts SET reason = 'x'", [])
+        .is_err());
+    assert!(s.conn().execute("DELETE FROM accepts", []).is_err());
+}
+
+#[test]
+fn realtime_events_attribute_scan_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("v.db")).unwrap();
+    let since = now();
+    s.journal(&event("/etc/a", "scan")).unwrap();
+    assert_eq!(s.realtime_event_since("/etc/a", &since).unwrap(), None);
+    let seq = s.journal(&event("/etc/a", "tracepoint")).unwrap();
+    assert_eq!(s.realtime_event_since("/etc/a", &since).unwrap(), Some(seq));
+    assert_eq!(s.realtime_event_since("/etc/b", &since).unwrap(), None);
+    assert_eq!(s.realtime_event_since("/etc/a", &now()).unwrap(), None);
+}
+
+#[test]
+fn scans_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("v.db")).unwrap();
+    let id = s.scan_started("init", &["/etc".into()], false).unwrap();
+    assert_eq!(s.scan(id).unwrap().unwrap().status, "running");
+    assert_eq!(s.last_baseline().unwrap(), None);
+    s.scan_finished(id, "ok", 10, 0, 0, None).unwrap();
+    let row = s.scan(id).unwrap().unwrap();
+    assert_eq!((row.files_seen, row.status.as_str()), (10, "ok"));
+    assert_eq!(row.paths, ["/etc"]);
+    assert!(s.last_baseline().unwrap().is_some());
+}
+
+#[test]
+fn garbage_file_is_a_clear_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.db");
+    std::fs::write(&p, vec![0x5au8; 8192]).unwrap();
+    let e = Store::open(&p).err().expect("a garbage file must not open");
+    let msg = e.to_string();
+    assert!(msg.starts_with(&p.display().to_string()), "{msg}");
+    assert!(msg.contains("is not a Vigil database"), "{msg}");
+    assert!(msg.contains("move it away or pass --db"), "{msg}");
+    // Nothing was written over it.
+    assert_eq!(std::fs::read(&p).unwrap(), vec![0x5au8; 8192]);
+}
+
+#[test]
+fn other_sqlite_database_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("other.db");
+    Connection::open(&p)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    let msg = Store::open(&p).err().unwrap().to_string();
+    assert!(msg.contains("not a Vigil store"), "{msg}");
+}
+
+#[test]
+fn corrupt_page_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.db");
+    drop(Store::open(&p).unwrap());
+    // Keep the SQLite header, trash the schema page.
+    let mut bytes = std::fs::read(&p).unwrap();
+    let _ = std::fs::remove_file(dir.path().join("v.db-wal"));
+    for b in bytes.iter_mut().skip(100) {
+        *b = 0xff;
+    }
+    std::fs::write(&p, &bytes).unwrap();
+    let msg = Store::open(&p).err().expect("corrupt").to_string();
+    assert!(msg.starts_with(&p.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("is corrupt") || msg.contains("is not a Vigil database"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn locked_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.db");
+    drop(Store::open(&p).unwrap());
+    let holder = Connection::open(&p).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let e = Store::open_with_timeout(&p, Duration::from_millis(100))
+        .err()
+        .expect("a locked store must not open");
+    let msg = e.to_string();
+    assert!(msg.starts_with(&p.display().to_string()), "{msg}");
+    assert!(msg.contains("is locked by another process"), "{msg}");
+    holder.execute_batch("COMMIT").unwrap();
+    Store::open_with_timeout(&p, Duration::from_millis(100)).unwrap();
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.db");
+    drop(Store::open(&p).unwrap());
+    Connection::open(&p)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999")
+        .unwrap();
+    let msg = Store::open(&p).err().unwrap().to_string();
+    assert!(msg.contains("newer Vigil"), "{msg}");
+}
