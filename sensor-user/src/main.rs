@@ -27,6 +27,10 @@ enum Command {
         /// Also append every raw ring-buffer record to this file (for `vigil replay`).
         #[arg(long, hide = true)]
         record: Option<PathBuf>,
+        /// The store whose journal receives every event ([store] path, else
+        /// /var/lib/vigil/vigil.db).
+        #[arg(long)]
+        db: Option<PathBuf>,
     },
     /// Feed records saved by `vigil run --record` through the pipeline (no
     /// kernel needed) and print what it measured as JSON.
@@ -226,7 +230,7 @@ fn real_main(cli: Cli) -> Result<()> {
             print!("{}", vigil::rules::DEFAULT_RULES);
             Ok(())
         }
-        Command::Run { args, record } => run(args, record),
+        Command::Run { args, record, db } => run(args, record, db),
         Command::Hash { sha256, files } => hash(sha256, &files),
         #[cfg(target_os = "linux")]
         Command::Baseline { command } => baseline(command),
@@ -555,11 +559,12 @@ fn hash(sha256: bool, files: &[PathBuf]) -> Result<()> {
 }
 
 #[cfg(target_os = "linux")]
-fn run(args: RunArgs, record: Option<PathBuf>) -> Result<()> {
+fn run(args: RunArgs, record: Option<PathBuf>, db: Option<PathBuf>) -> Result<()> {
     let s = Sensor::prepare(args)?;
+    let store = open_store(db, &s.policy.config);
     vigil::linux::sensor::run(vigil::linux::sensor::Options {
         policy: s.policy,
-        emitter: s.emitter,
+        emitter: s.emitter.with_journal(store),
         settings: s.settings,
         ring_buffer_mib: s.ring_buffer_mib,
         record,
@@ -567,6 +572,6 @@ fn run(args: RunArgs, record: Option<PathBuf>) -> Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run(_: RunArgs, _: Option<PathBuf>) -> Result<()> {
+fn run(_: RunArgs, _: Option<PathBuf>, _: Option<PathBuf>) -> Result<()> {
     anyhow::bail!("vigil run is only implemented on Linux so far")
 }

@@ -54,12 +54,12 @@ impl Sensor {
             .expect("tempdir");
         let output = output.unwrap_or_else(|| dir.path().join("events.ndjson"));
         let mut cmd = Command::new(vigil_bin());
-        cmd.arg("run")
-            .args(args)
-            .arg("--output")
-            .arg(&output)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null());
+        cmd.arg("run").args(args).arg("--output").arg(&output);
+        // Each sensor journals into a store of its own unless the test names one.
+        if !args.contains(&"--db") {
+            cmd.arg("--db").arg(dir.path().join("vigil.db"));
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null());
         // The sensor dies with the thread that started it (tests that share one
         // sensor start it from a thread that lives as long as the test process).
         unsafe {

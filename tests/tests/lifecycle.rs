@@ -186,3 +186,74 @@ fn a_deleted_root_stops_matching_its_old_inode_and_a_recreated_one_is_watched() 
     assert_eq!(e["source"]["decided_by"], "inode");
     assert_eq!(e["path"], root.display().to_string());
 }
+
+#[test]
+fn the_journal_tells_a_scan_which_changes_the_sensor_saw_and_which_it_did_not() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let watched = dir.path().join("w");
+    std::fs::create_dir(&watched).unwrap();
+    std::fs::write(watched.join("seen"), "1\n").unwrap();
+    std::fs::write(watched.join("unseen"), "1\n").unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, format!("[[watch]]\npath = {watched:?}\n")).unwrap();
+    let db = dir.path().join("vigil.db");
+    let vigil = |args: &[&str]| {
+        let out = Command::new(vigil_bin())
+            .args(args)
+            .args([
+                "--config",
+                policy.to_str().unwrap(),
+                "--db",
+                db.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "vigil {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    vigil(&["baseline", "init"]);
+
+    // The sensor journals what it sees into the same store.
+    let mut s = Sensor::start(
+        &[
+            "--config",
+            policy.to_str().unwrap(),
+            "--db",
+            db.to_str().unwrap(),
+        ],
+        None,
+    );
+    let pid = run_ok(&watched, &["write", "seen"]);
+    s.wait_for(|e| e["process"]["pid"] == pid && e["kind"] == "file");
+    assert!(s.stop().success());
+    // Changed while no sensor runs: only the scan can find it.
+    std::fs::write(watched.join("unseen"), "2\n").unwrap();
+
+    let findings = dir.path().join("scan.ndjson");
+    vigil(&["scan", "--output", findings.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&findings).unwrap();
+    let events: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finding = |name: &str| {
+        let path = watched.join(name).display().to_string();
+        events
+            .iter()
+            .find(|e| e["path"] == path.as_str())
+            .unwrap_or_else(|| panic!("no finding for {path}: {text}"))
+            .clone()
+    };
+    let seen = finding("seen");
+    assert_eq!(seen["details"]["unattributed"], false, "{seen:#}");
+    assert!(
+        seen["details"]["realtime_seq"].as_u64().is_some(),
+        "{seen:#}"
+    );
+    let unseen = finding("unseen");
+    assert_eq!(unseen["details"]["unattributed"], true, "{unseen:#}");
+    assert_eq!(unseen["severity"], "high");
+}

@@ -204,13 +204,14 @@ impl Attributor {
     fn run(mut self, rx: crossbeam_channel::Receiver<Msg>) -> Result<()> {
         let mut since_expire = std::time::Instant::now();
         loop {
+            // Nothing may wait in `pending` while this thread waits for input.
+            self.flush()?;
             let msg = rx.recv().map_err(|_| anyhow::anyhow!("reader stopped"))?;
             match msg {
                 Msg::Records(batch) => {
                     for bytes in batch {
                         self.decode_and_record(&bytes)?;
                     }
-                    self.flush()?;
                 }
                 Msg::Gap { lost, reason } => self.emit_sensor(
                     "gap",

@@ -11,6 +11,39 @@ pub struct Emitter {
     rules: RuleSet,
     host: String,
     seq: u64,
+    journal: Option<Journal>,
+    /// Trouble found before the first event (a journal that could not be
+    /// opened), reported with it.
+    early: Vec<(String, String)>,
+}
+
+/// The store's change journal, appended in batches: one transaction per idle
+/// moment of the pipeline, or per 4 096 events.
+struct Journal {
+    store: crate::store::Store,
+    in_tx: usize,
+}
+
+impl Journal {
+    fn append(&mut self, ev: &Event) -> Result<()> {
+        if self.in_tx == 0 {
+            self.store.begin()?;
+        }
+        self.store.journal(ev)?;
+        self.in_tx += 1;
+        if self.in_tx >= 4096 {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        if self.in_tx > 0 {
+            self.in_tx = 0;
+            self.store.commit()?;
+        }
+        Ok(())
+    }
 }
 
 impl Emitter {
@@ -20,7 +53,22 @@ impl Emitter {
             rules,
             host,
             seq: 0,
+            journal: None,
+            early: Vec::new(),
         }
+    }
+
+    /// Appends every emitted event to the store's journal (`vigil run`). When
+    /// the store cannot be opened, the sensor runs without it and says so in a
+    /// `health` event.
+    pub fn with_journal(mut self, store: Result<crate::store::Store>) -> Emitter {
+        match store {
+            Ok(store) => self.journal = Some(Journal { store, in_tx: 0 }),
+            Err(e) => self
+                .early
+                .push(("journal".into(), format!("events are not journaled: {e:#}"))),
+        }
+        self
     }
 
     pub fn host(&self) -> &str {
@@ -40,8 +88,18 @@ impl Emitter {
         self.seq += 1;
         ev.seq = self.seq;
         record(&ev);
+        let mut failures = std::mem::take(&mut self.early);
+        if let Some(j) = &mut self.journal {
+            if let Err(e) = j.append(&ev) {
+                // Once, not per event: the sinks still get every event.
+                failures.push((
+                    "journal".into(),
+                    format!("journal stopped, events are no longer appended: {e:#}"),
+                ));
+                self.journal = None;
+            }
+        }
         let mut lines: [Option<Arc<[u8]>>; 3] = [None, None, None];
-        let mut failures = Vec::new();
         let epoch = ev.epoch_seconds();
         for sink in &mut self.sinks {
             let format = sink.format();
@@ -67,6 +125,12 @@ impl Emitter {
 
     pub fn flush(&mut self) -> Result<()> {
         let mut failures = Vec::new();
+        if let Some(j) = &mut self.journal {
+            if let Err(e) = j.commit() {
+                failures.push(("journal".into(), format!("journal stopped: {e:#}")));
+                self.journal = None;
+            }
+        }
         for sink in &mut self.sinks {
             if let Err(e) = sink.flush() {
                 failures.push((sink.name().to_string(), format!("{e:#}")));
@@ -78,6 +142,11 @@ impl Emitter {
     /// Delivers what the sinks hold and closes them.
     pub fn close(&mut self) -> Result<()> {
         let mut errors = Vec::new();
+        if let Some(mut j) = self.journal.take() {
+            if let Err(e) = j.commit() {
+                errors.push(format!("journal: {e:#}"));
+            }
+        }
         for sink in std::mem::take(&mut self.sinks) {
             let name = sink.name().to_string();
             if let Err(e) = sink.close() {
