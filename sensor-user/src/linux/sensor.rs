@@ -218,7 +218,7 @@ impl Attributor {
                     SensorInfo {
                         lost: Some(lost),
                         lost_reason: Some(reason),
-                        message: Some("the kernel dropped events: changes in this window were not reported one by one".into()),
+                        message: Some("the kernel dropped events: changes in this window were not reported one by one; `vigil scan` finds them".into()),
                         ..Default::default()
                     },
                 )?,
