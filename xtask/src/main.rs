@@ -6,6 +6,8 @@
 //!                                default policy (ARGS are passed to `vigil run`)
 //!   cargo xtask test             deps + build + lints + every test (needs root)
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
+//!   cargo xtask vm-test          the static vigil on Debian 5.10, 6.1 and 6.12
+//!                                kernels under qemu (see xtask/src/vm.rs)
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,13 +44,14 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => test(),
+        Some("vm-test") => vm::main(&args[1..]),
         Some("bench") => {
             deps(BUILD_PACKAGES)?;
             deps(BENCH_PACKAGES)?;
             bench::main(&args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | bench overhead|hash|pipeline");
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline");
             std::process::exit(2);
         }
     }
@@ -222,3 +225,4 @@ fn is_root() -> bool {
 mod bench;
 mod bench_hash;
 mod bench_pipeline;
+mod vm;
