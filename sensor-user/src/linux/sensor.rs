@@ -660,7 +660,10 @@ impl Attributor {
 
     pub(super) fn emit_sensor(&mut self, action: &str, info: SensorInfo) -> Result<()> {
         let ev = sensor_event(&self.host, action, info);
-        self.push(Input::Sensor(ev))
+        self.push(Input::Sensor(ev))?;
+        // Sensor events are rare and must not wait for the next ring-buffer
+        // record: on a quiet host the start event would otherwise stay unwritten.
+        self.flush()
     }
 
     fn write(&mut self, c: Change) -> Result<()> {

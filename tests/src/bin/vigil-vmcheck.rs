@@ -230,7 +230,7 @@ fn main() {
     }
     let sensor = match start_sensor() {
         Ok((child, start)) => {
-            let failed: Vec<String> = start["sensor"]["hooks_failed"]
+            let failed: Vec<String> = start["hooks_failed"]
                 .as_array()
                 .map(|a| {
                     a.iter()
@@ -247,7 +247,7 @@ fn main() {
                 true,
                 &format!(
                     "hooks_attached={} hooks_failed={}",
-                    start["sensor"]["hooks_attached"],
+                    start["hooks_attached"],
                     failed.len()
                 ),
             );
