@@ -4,7 +4,8 @@
 //!                                rust-src, bpf-linker against nightly's LLVM)
 //!   cargo xtask run [ARGS...]    deps + build + `vigil run` with the embedded
 //!                                default policy (ARGS are passed to `vigil run`)
-//!   cargo xtask test             deps + build + lints + every test (needs root)
+//!   cargo xtask test             deps + build + lints + every test (needs root),
+//!                                then vm-test
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
 //!   cargo xtask vm-test          the static vigil on Debian 5.10, 6.1 and 6.12
 //!                                kernels under qemu (see xtask/src/vm.rs)
@@ -212,7 +213,9 @@ fn test() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
     step("unit tests and root integration tests on this kernel");
-    cargo(&["test", "--", "--test-threads", "4"])
+    cargo(&["test", "--", "--test-threads", "4"])?;
+    step("the same static vigil on Debian 5.10, 6.1 and 6.12 kernels under qemu (vm-test)");
+    vm::main(&[])
 }
 
 fn is_root() -> bool {

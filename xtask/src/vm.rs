@@ -480,10 +480,12 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path) -> Result<Boot> {
         match s.code() {
             Some(1) => {}
             Some(c) if c & 1 == 1 => problem = Some(format!("guest exit code {}", c >> 1)),
-            _ => problem = Some(format!(
+            _ => {
+                problem = Some(format!(
                 "qemu exited with {s} without a guest exit code (guest crashed or powered off) {}",
                 qemu_err.trim()
-            )),
+            ))
+            }
         }
     }
     let mut b = Boot {
