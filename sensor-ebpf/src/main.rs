@@ -467,7 +467,13 @@ unsafe fn resolve_path_inner(buf: *mut PathScratch, mut dentry: Ptr, mut mnt: Pt
         if off > PATH_MASK {
             break;
         }
-        let dst = (*buf).comps.as_mut_ptr().add(off & PATH_MASK) as *mut c_void;
+        // The mask must reach the register the helper gets. After the check
+        // above LLVM drops a plain `off & PATH_MASK` as redundant, and verifiers
+        // before ~6.5 lose the check's bound when `off` is spilled and reloaded
+        // (6.1 refused every program that resolves a path: "invalid access to
+        // map value, off=1280 size=256"). A volatile read keeps the AND.
+        let at = core::ptr::read_volatile(&off) & PATH_MASK;
+        let dst = (*buf).comps.as_mut_ptr().add(at) as *mut c_void;
         let n = bpf_probe_read_kernel_str(dst, NAME_CAP as u32, shim_dentry_name(dentry));
         if n <= 0 {
             break;

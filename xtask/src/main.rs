@@ -4,8 +4,11 @@
 //!                                rust-src, bpf-linker against nightly's LLVM)
 //!   cargo xtask run [ARGS...]    deps + build + `vigil run` with the embedded
 //!                                default policy (ARGS are passed to `vigil run`)
-//!   cargo xtask test             deps + build + lints + every test (needs root)
+//!   cargo xtask test             deps + build + lints + every test (needs root),
+//!                                then vm-test
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
+//!   cargo xtask vm-test          the static vigil on Debian 5.10, 6.1 and 6.12
+//!                                kernels under qemu (see xtask/src/vm.rs)
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,13 +45,14 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => test(),
+        Some("vm-test") => vm::main(&args[1..]),
         Some("bench") => {
             deps(BUILD_PACKAGES)?;
             deps(BENCH_PACKAGES)?;
             bench::main(&args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | bench overhead|hash|pipeline");
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline");
             std::process::exit(2);
         }
     }
@@ -209,7 +213,9 @@ fn test() -> Result<()> {
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
     step("unit tests and root integration tests on this kernel");
-    cargo(&["test", "--", "--test-threads", "4"])
+    cargo(&["test", "--", "--test-threads", "4"])?;
+    step("the same static vigil on Debian 5.10, 6.1 and 6.12 kernels under qemu (vm-test)");
+    vm::main(&[])
 }
 
 fn is_root() -> bool {
@@ -222,3 +228,4 @@ fn is_root() -> bool {
 mod bench;
 mod bench_hash;
 mod bench_pipeline;
+mod vm;

@@ -4,6 +4,7 @@
 //! message on failure.
 //!
 //! Usage: vigil-testop OP ARGS...   (see `run` for the ops)
+//! The xattr ops name `user.vigil`, or `$VIGIL_TESTOP_XATTR`.
 use std::ffi::CString;
 
 fn c(s: &str) -> CString {
@@ -40,6 +41,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     let op = a(0);
+    // tmpfs takes user.* attributes only from Linux 6.6: the VM tests, on tmpfs,
+    // name a trusted.* one instead.
+    let xattr = c(&std::env::var("VIGIL_TESTOP_XATTR").unwrap_or_else(|_| "user.vigil".into()));
     let buf = [b'x'; 4096];
     let iov = libc::iovec {
         iov_base: buf.as_ptr() as *mut _,
@@ -245,7 +249,7 @@ fn main() {
             "setxattr" => libc::syscall(
                 libc::SYS_setxattr,
                 c(a(1)).as_ptr(),
-                c("user.vigil").as_ptr(),
+                xattr.as_ptr(),
                 buf.as_ptr(),
                 4,
                 0,
@@ -253,7 +257,7 @@ fn main() {
             "lsetxattr" => libc::syscall(
                 libc::SYS_lsetxattr,
                 c(a(1)).as_ptr(),
-                c("user.vigil").as_ptr(),
+                xattr.as_ptr(),
                 buf.as_ptr(),
                 4,
                 0,
@@ -261,25 +265,19 @@ fn main() {
             "fsetxattr" => libc::syscall(
                 libc::SYS_fsetxattr,
                 fd_of(a(1), libc::O_RDONLY),
-                c("user.vigil").as_ptr(),
+                xattr.as_ptr(),
                 buf.as_ptr(),
                 4,
                 0,
             ),
-            "removexattr" => libc::syscall(
-                libc::SYS_removexattr,
-                c(a(1)).as_ptr(),
-                c("user.vigil").as_ptr(),
-            ),
-            "lremovexattr" => libc::syscall(
-                libc::SYS_lremovexattr,
-                c(a(1)).as_ptr(),
-                c("user.vigil").as_ptr(),
-            ),
+            "removexattr" => libc::syscall(libc::SYS_removexattr, c(a(1)).as_ptr(), xattr.as_ptr()),
+            "lremovexattr" => {
+                libc::syscall(libc::SYS_lremovexattr, c(a(1)).as_ptr(), xattr.as_ptr())
+            }
             "fremovexattr" => libc::syscall(
                 libc::SYS_fremovexattr,
                 fd_of(a(1), libc::O_RDONLY),
-                c("user.vigil").as_ptr(),
+                xattr.as_ptr(),
             ),
             other => {
                 eprintln!("vigil-testop: unknown op {other:?}");

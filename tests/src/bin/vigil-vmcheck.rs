@@ -1,0 +1,462 @@
+//! Guest side of `cargo xtask vm-test`: runs inside a qemu guest booted on a
+//! distribution kernel, as the child of the initramfs' /init (statically linked,
+//! musl). It starts the same `vigil` binary the host built, performs the
+//! operation suite with `vigil-testop` (one raw syscall per process, so pid,
+//! exe and syscall are known) and checks each event.
+//!
+//! Prints one line per check on stdout (the serial console):
+//!   VMTEST <kernel> <tier> <scenario> PASS|FAIL <detail>
+//!   VMHOOK <kernel> <tier> <hook: reason>        (each hook the kernel refused)
+//! and exits 0 when every scenario passed.
+//!
+//! Usage: vigil-vmcheck [TIER]    (tier: `tracepoint`, the only one vigil has yet)
+use serde_json::Value;
+use std::fs;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const VIGIL: &str = "/vigil";
+const TESTOP: &str = "/vigil-testop";
+const OUTPUT: &str = "/out.ndjson";
+const WATCHED: &str = "/w";
+const UNWATCHED: &str = "/u";
+/// tmpfs has trusted.* xattrs on every kernel (user.* only from 6.6).
+const XATTR: &str = "trusted.vigil";
+/// TCG is 10-50x slower than the host; events still come within milliseconds.
+const WAIT: Duration = Duration::from_secs(20);
+/// Under TCG the verifier takes about a second per program: vigil needs a
+/// minute or more to load and attach its ~50 hooks.
+const START_WAIT: Duration = Duration::from_secs(240);
+
+/// What a scenario needs in its directory before the operation.
+#[derive(Clone, Copy)]
+enum Seed {
+    Nothing,
+    File,
+    Dir,
+    OldAndNew,
+    Old,
+}
+
+/// One operation and the event it must produce.
+struct Scenario {
+    name: &'static str,
+    /// vigil-testop arguments; names are relative to the scenario directory.
+    args: &'static [&'static str],
+    seed: Seed,
+    action: &'static str,
+    /// The event's `path` (relative).
+    path: &'static str,
+    syscall: &'static str,
+    /// The event's `target_path` (relative), for two-path operations.
+    target: Option<&'static str>,
+    /// Further fields that must match: (JSON pointer, value).
+    fields: &'static [(&'static str, &'static str)],
+}
+
+const fn s(
+    name: &'static str,
+    args: &'static [&'static str],
+    seed: Seed,
+    action: &'static str,
+    path: &'static str,
+    syscall: &'static str,
+) -> Scenario {
+    Scenario {
+        name,
+        args,
+        seed,
+        action,
+        path,
+        syscall,
+        target: None,
+        fields: &[],
+    }
+}
+
+fn scenarios() -> Vec<Scenario> {
+    use Seed::*;
+    vec![
+        s(
+            "create",
+            &["openat-creat", "f"],
+            Nothing,
+            "created",
+            "f",
+            "openat",
+        ),
+        s("write", &["write", "f"], File, "modified", "f", "write"),
+        // vigil-testop exits without closing: the marker comes from sched_process_exit.
+        s(
+            "write-exit",
+            &["write", "f"],
+            File,
+            "closed_after_write",
+            "f",
+            "exit",
+        ),
+        s(
+            "truncate",
+            &["truncate", "f"],
+            File,
+            "truncated",
+            "f",
+            "truncate",
+        ),
+        s(
+            "ftruncate",
+            &["ftruncate", "f"],
+            File,
+            "truncated",
+            "f",
+            "ftruncate",
+        ),
+        s(
+            "open-trunc",
+            &["openat-trunc", "f"],
+            File,
+            "truncated",
+            "f",
+            "openat",
+        ),
+        Scenario {
+            target: Some("new"),
+            ..s(
+                "rename",
+                &["rename", "old", "new"],
+                Old,
+                "renamed",
+                "old",
+                "rename",
+            )
+        },
+        Scenario {
+            target: Some("new"),
+            ..s(
+                "rename-exchange",
+                &["renameat2-exchange", "old", "new"],
+                OldAndNew,
+                "exchanged",
+                "old",
+                "renameat2",
+            )
+        },
+        s("unlink", &["unlink", "f"], File, "deleted", "f", "unlink"),
+        Scenario {
+            fields: &[("/file/type", "dir")],
+            ..s("rmdir", &["rmdir", "d"], Dir, "deleted", "d", "rmdir")
+        },
+        s("mkdir", &["mkdir", "d"], Nothing, "created", "d", "mkdir"),
+        Scenario {
+            target: Some("new"),
+            ..s(
+                "link",
+                &["link", "old", "new"],
+                Old,
+                "linked",
+                "old",
+                "link",
+            )
+        },
+        Scenario {
+            fields: &[
+                ("/details/link_target", "/etc/passwd"),
+                ("/file/type", "symlink"),
+            ],
+            ..s(
+                "symlink",
+                &["symlink", "/etc/passwd", "l"],
+                Nothing,
+                "symlinked",
+                "l",
+                "symlink",
+            )
+        },
+        Scenario {
+            fields: &[("/details/mode", "600")],
+            ..s(
+                "chmod",
+                &["chmod", "f"],
+                File,
+                "permissions_changed",
+                "f",
+                "chmod",
+            )
+        },
+        s(
+            "chown",
+            &["chown", "f"],
+            File,
+            "owner_changed",
+            "f",
+            "chown",
+        ),
+        s(
+            "utimensat",
+            &["utimensat", "f"],
+            File,
+            "timestamps_changed",
+            "f",
+            "utimensat",
+        ),
+        s(
+            "setxattr",
+            &["setxattr", "f"],
+            File,
+            "xattr_changed",
+            "f",
+            "setxattr",
+        ),
+    ]
+}
+
+fn main() {
+    let tier = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "tracepoint".into());
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let report = |scenario: &str, ok: bool, detail: &str| {
+        println!(
+            "VMTEST {kernel} {tier} {scenario} {} {detail}",
+            if ok { "PASS" } else { "FAIL" }
+        );
+    };
+    for d in [WATCHED, UNWATCHED] {
+        fs::create_dir_all(d).expect("mkdir");
+    }
+    let sensor = match start_sensor() {
+        Ok((child, start)) => {
+            let failed: Vec<String> = start["hooks_failed"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|h| h.as_str())
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            for hook in &failed {
+                println!("VMHOOK {kernel} {tier} {hook}");
+            }
+            report(
+                "start",
+                true,
+                &format!(
+                    "hooks_attached={} hooks_failed={}",
+                    start["hooks_attached"],
+                    failed.len()
+                ),
+            );
+            child
+        }
+        Err(why) => {
+            report("start", false, &why);
+            std::process::exit(1);
+        }
+    };
+    let mut failures = 0;
+    for sc in scenarios() {
+        match run_scenario(&sc, &tier) {
+            Ok(d) => report(sc.name, true, &d),
+            Err(d) => {
+                failures += 1;
+                report(sc.name, false, &d)
+            }
+        }
+    }
+    match unwatched_is_quiet() {
+        Ok(d) => report("unwatched", true, &d),
+        Err(d) => {
+            failures += 1;
+            report("unwatched", false, &d)
+        }
+    }
+    drop(sensor);
+    std::process::exit(if failures == 0 { 0 } else { 1 });
+}
+
+struct Sensor(Child);
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts vigil and waits for its start event.
+fn start_sensor() -> Result<(Sensor, Value), String> {
+    let mut cmd = Command::new(VIGIL);
+    cmd.args(["run", "--raw", "--watch", WATCHED, "--output", OUTPUT])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|e| format!("spawning {VIGIL}: {e}"))?;
+    let mut sensor = Sensor(child);
+    let t = Instant::now();
+    loop {
+        if let Some(e) = events()
+            .into_iter()
+            .find(|e| e["kind"] == "sensor" && e["action"] == "start")
+        {
+            println!("VMINFO vigil started in {:.1} s", t.elapsed().as_secs_f64());
+            return Ok((sensor, e));
+        }
+        if let Ok(Some(status)) = sensor.0.try_wait() {
+            return Err(format!("vigil exited before its start event: {status}"));
+        }
+        if t.elapsed() > START_WAIT {
+            return Err(format!("no start event within {START_WAIT:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Every complete line of the sensor's output.
+fn events() -> Vec<Value> {
+    let Ok(text) = fs::read_to_string(OUTPUT) else {
+        return Vec::new();
+    };
+    let Some(end) = text.rfind('\n') else {
+        return Vec::new();
+    };
+    text[..end]
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn wait_for(pred: impl Fn(&Value) -> bool) -> Option<Value> {
+    let t = Instant::now();
+    loop {
+        if let Some(e) = events().into_iter().find(|e| pred(e)) {
+            return Some(e);
+        }
+        if t.elapsed() > WAIT {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs vigil-testop in `cwd`; returns its pid, or why it failed.
+fn testop(cwd: &Path, args: &[&str]) -> Result<u32, String> {
+    let mut child = Command::new(TESTOP)
+        .args(args)
+        .current_dir(cwd)
+        .env("VIGIL_TESTOP_XATTR", XATTR)
+        .stdin(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("spawning {TESTOP}: {e}"))?;
+    let pid = child.id();
+    let status = child.wait().map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("vigil-testop {args:?} failed: {status}"));
+    }
+    Ok(pid)
+}
+
+fn seed(dir: &Path, seed: Seed) -> std::io::Result<()> {
+    match seed {
+        Seed::Nothing => Ok(()),
+        Seed::File => fs::write(dir.join("f"), b"seed"),
+        Seed::Dir => fs::create_dir(dir.join("d")),
+        Seed::Old => fs::write(dir.join("old"), b"old"),
+        Seed::OldAndNew => {
+            fs::write(dir.join("old"), b"old")?;
+            fs::write(dir.join("new"), b"new")
+        }
+    }
+}
+
+/// Ok("ok ...") or Err(what differs).
+fn run_scenario(sc: &Scenario, tier: &str) -> Result<String, String> {
+    let dir = PathBuf::from(WATCHED).join(sc.name);
+    fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
+    seed(&dir, sc.seed).map_err(|e| format!("seeding: {e}"))?;
+    let pid = testop(&dir, sc.args)?;
+    let e =
+        wait_for(|e| e["process"]["pid"] == pid && e["action"] == sc.action).ok_or_else(|| {
+            let seen: Vec<String> = events()
+                .iter()
+                .filter(|e| e["process"]["pid"] == pid)
+                .map(|e| format!("{}:{}", e["action"], e["source"]["syscall"]))
+                .collect();
+            format!(
+                "no {} event from pid {pid} within {WAIT:?}; its events: [{}]",
+                sc.action,
+                seen.join(",")
+            )
+        })?;
+    let path = dir.join(sc.path).display().to_string();
+    let mut checks: Vec<(&str, String)> = vec![
+        ("/path", path),
+        ("/source/syscall", sc.syscall.to_string()),
+        ("/source/tier", tier.to_string()),
+        ("/process/exe", TESTOP.to_string()),
+        ("/process/comm", "vigil-testop".to_string()),
+        ("/kind", "file".to_string()),
+    ];
+    if let Some(t) = sc.target {
+        checks.push(("/target_path", dir.join(t).display().to_string()));
+    }
+    for (ptr, want) in sc.fields {
+        checks.push((ptr, want.to_string()));
+    }
+    let mut wrong = Vec::new();
+    for (ptr, want) in &checks {
+        let got = e.pointer(ptr).cloned().unwrap_or(Value::Null);
+        let got_s = match &got {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        if got_s != *want {
+            wrong.push(format!("{ptr}={got_s:?} (want {want:?})"));
+        }
+    }
+    if e["process"]["uid"] != 0 {
+        wrong.push(format!("/process/uid={} (want 0)", e["process"]["uid"]));
+    }
+    if wrong.is_empty() {
+        Ok(format!("ok pid={pid} {}:{}", sc.action, sc.syscall))
+    } else {
+        Err(wrong.join(" "))
+    }
+}
+
+/// Operations outside the watched tree produce nothing (the in-kernel filter
+/// walks the dentry parents through CO-RE reads): proven by a sentinel in the
+/// watched tree that comes after them.
+fn unwatched_is_quiet() -> Result<String, String> {
+    let dir = Path::new(UNWATCHED);
+    fs::write(dir.join("f"), b"seed").map_err(|e| e.to_string())?;
+    let mut pids = Vec::new();
+    for op in ["write", "chmod", "setxattr", "truncate", "unlink"] {
+        pids.push(testop(dir, &[op, "f"])?);
+    }
+    let sentinel = testop(Path::new(WATCHED), &["mkdir", "sentinel"])?;
+    wait_for(|e| e["process"]["pid"] == sentinel)
+        .ok_or_else(|| format!("no event for the sentinel mkdir (pid {sentinel})"))?;
+    let leaked: Vec<String> = events()
+        .iter()
+        .filter(|e| pids.iter().any(|p| e["process"]["pid"] == *p))
+        .map(|e| format!("{}:{}", e["action"], e["path"]))
+        .collect();
+    if leaked.is_empty() {
+        Ok(format!("ok {} operations, no events", pids.len()))
+    } else {
+        Err(format!(
+            "events outside the watched tree: {}",
+            leaked.join(",")
+        ))
+    }
+}
