@@ -114,7 +114,8 @@ fn security_xattrs(path: &Path) -> BTreeMap<String, String> {
     out
 }
 
-fn type_name(mode: u32) -> &'static str {
+/// The event schema's name for the file type in a `st_mode`.
+pub fn type_name(mode: u32) -> &'static str {
     match mode & libc::S_IFMT {
         libc::S_IFREG => "file",
         libc::S_IFDIR => "dir",

@@ -436,7 +436,7 @@ impl Attributor {
             (op::SYMLINKED, _) => "symlink",
             (op::MKNOD, _) => mknod_type(f.mode),
             (_, Some(true)) => "dir",
-            _ if f.i_mode != 0 => type_of(f.i_mode),
+            _ if f.i_mode != 0 => crate::filestate::type_name(f.i_mode),
             (_, _) => "unknown",
         };
         let watch = root
@@ -688,25 +688,12 @@ fn boot_offset_ns() -> i128 {
     clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME)
 }
 
-fn type_of(mode: u32) -> &'static str {
-    match mode & libc::S_IFMT {
-        libc::S_IFREG => "file",
-        libc::S_IFDIR => "dir",
-        libc::S_IFLNK => "symlink",
-        libc::S_IFIFO => "fifo",
-        libc::S_IFSOCK => "socket",
-        libc::S_IFCHR => "char",
-        libc::S_IFBLK => "block",
-        _ => "unknown",
-    }
-}
-
 fn mknod_type(mode: u32) -> &'static str {
     // mknod with type bits 0 creates a regular file.
     if mode & libc::S_IFMT == 0 {
         "file"
     } else {
-        type_of(mode)
+        crate::filestate::type_name(mode)
     }
 }
 
