@@ -44,6 +44,44 @@ struct RawConfig {
     output: Vec<Spanned<SinkConfig>>,
     #[serde(default)]
     store: RawStore,
+    #[serde(default)]
+    scan: RawScan,
+    /// Files that may grow but never be rewritten (logs, audit trails).
+    #[serde(default)]
+    append_only: Vec<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawScan {
+    schedule: Spanned<String>,
+    catch_up: bool,
+    rescan_after_gap: bool,
+    auto_baseline: bool,
+}
+
+impl Default for RawScan {
+    fn default() -> Self {
+        RawScan {
+            schedule: Spanned::new(0..0, "weekly".into()),
+            catch_up: true,
+            rescan_after_gap: true,
+            auto_baseline: true,
+        }
+    }
+}
+
+/// `[scan]`: the verification scans `vigil run` makes by itself.
+#[derive(Debug, Clone)]
+pub struct ScanSection {
+    /// The scheduled comparison with the baseline (PCI DSS 11.5.2).
+    pub schedule: crate::schedule::Schedule,
+    /// At start-up, look for changes made while the sensor was down.
+    pub catch_up: bool,
+    /// After the kernel dropped events, rescan so they become findings.
+    pub rescan_after_gap: bool,
+    /// Record the baseline at start-up when the store has none.
+    pub auto_baseline: bool,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -213,6 +251,9 @@ pub struct Config {
     /// `[[output]]` tables; stdout (native) when there are none.
     pub outputs: Vec<SinkConfig>,
     pub store: StoreSection,
+    pub scan: ScanSection,
+    /// Files that may only grow: a change to what they held is an alert.
+    pub append_only: GlobSet,
 }
 
 impl Config {
@@ -299,9 +340,24 @@ impl Config {
                 .map_err(|e| err(Some(span), format!("[[output]]: {e:#}")))?;
             outputs.push(o);
         }
+        let scan = ScanSection {
+            schedule: crate::schedule::Schedule::parse(raw.scan.schedule.get_ref()).map_err(
+                |e| {
+                    err(
+                        Some(raw.scan.schedule.span()),
+                        format!("[scan] schedule: {e}"),
+                    )
+                },
+            )?,
+            catch_up: raw.scan.catch_up,
+            rescan_after_gap: raw.scan.rescan_after_gap,
+            auto_baseline: raw.scan.auto_baseline,
+        };
         Ok(Config {
             outputs,
             store,
+            scan,
+            append_only: globs_with("append_only", &raw.append_only, &[])?,
             sensor: raw.sensor,
             watches,
             ignore: globs(&raw.ignore)?,

@@ -226,6 +226,49 @@ pub struct SensorInfo {
     pub sink: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// scan_started / scan_finished: which verification scan, and its outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan: Option<ScanInfo>,
+    /// downtime: when the sensor was not watching, found at start-up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downtime: Option<Downtime>,
+}
+
+/// A verification scan the daemon ran (`scan_started`, `scan_finished`).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ScanInfo {
+    /// `scans.id` in the store (absent in `scan_started`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// `init`, `catch-up`, `scheduled`, `rescan`.
+    pub kind: &'static str,
+    /// `running`, `ok`, `failed`, `interrupted`.
+    pub status: &'static str,
+    /// `baseline` or `last_reported`.
+    pub against: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files_seen: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unattributed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+}
+
+/// A window in which the sensor was not running.
+#[derive(Debug, Clone, Serialize)]
+pub struct Downtime {
+    /// The last event the store holds from the previous run.
+    pub from: String,
+    /// This run's start.
+    pub to: String,
+    pub seconds: f64,
+    /// Whether the previous run ended with a `stop` event; if not, it was
+    /// killed, crashed or lost power, and its last moments may be missing.
+    pub clean_stop: bool,
 }
 
 impl Event {

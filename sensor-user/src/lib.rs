@@ -3,6 +3,8 @@
 //! Data flows one way: source → decode → attribute → coalesce → hash →
 //! evaluate → emit. See docs/architecture.md.
 pub mod config;
+#[cfg(target_os = "linux")]
+pub mod daemon;
 pub mod event;
 pub mod filestate;
 pub mod hash;
@@ -11,6 +13,7 @@ pub mod policy;
 pub mod process;
 pub mod rules;
 pub mod scan;
+pub mod schedule;
 pub mod schema;
 pub mod sink;
 pub mod store;

@@ -327,11 +327,19 @@ impl Sensor {
 
 /// The store named by --db, else by the policy, else the default.
 #[cfg(target_os = "linux")]
+fn store_path(db: Option<PathBuf>, cfg: &Config) -> PathBuf {
+    db.or_else(|| cfg.store.path.clone())
+        .unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH))
+}
+
+#[cfg(target_os = "linux")]
+fn open_at(path: &std::path::Path) -> Result<vigil::store::Store> {
+    Ok(vigil::store::Store::open(path)?)
+}
+
+#[cfg(target_os = "linux")]
 fn open_store(db: Option<PathBuf>, cfg: &Config) -> Result<vigil::store::Store> {
-    let path = db
-        .or_else(|| cfg.store.path.clone())
-        .unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH));
-    Ok(vigil::store::Store::open(&path)?)
+    open_at(&store_path(db, cfg))
 }
 
 #[cfg(target_os = "linux")]
@@ -506,7 +514,13 @@ fn scan(
     let mut opts = WalkOptions::from_policy(&s.policy);
     opts.only = absolute(paths)?;
     opts.metadata_only = metadata_only;
-    let r = vigil::scan::scan(&db, &s.policy, &mut s.emitter, &opts, "scan");
+    let r = vigil::scan::scan(
+        &db,
+        &s.policy,
+        &mut s.emitter,
+        &opts,
+        &vigil::scan::ScanRequest::baseline("scan"),
+    );
     let closed = s.emitter.close();
     let sum = r?;
     closed?;
@@ -561,13 +575,31 @@ fn hash(sha256: bool, files: &[PathBuf]) -> Result<()> {
 #[cfg(target_os = "linux")]
 fn run(args: RunArgs, record: Option<PathBuf>, db: Option<PathBuf>) -> Result<()> {
     let s = Sensor::prepare(args)?;
-    let store = open_store(db, &s.policy.config);
+    let path = store_path(db, &s.policy.config);
+    let started = chrono::Utc::now();
+    let store = open_at(&path);
+    // What the previous run left, read before this run's start event lands.
+    let previous = match &store {
+        Ok(st) => vigil::daemon::Previous::read(st).unwrap_or_else(|e| {
+            tracing::warn!("no downtime report: {e:#}");
+            None
+        }),
+        Err(_) => None,
+    };
+    let scans = store.is_ok().then(|| vigil::daemon::Options {
+        policy: s.policy.clone(),
+        store: path.clone(),
+        host: s.emitter.host().to_string(),
+        started,
+        previous,
+    });
     vigil::linux::sensor::run(vigil::linux::sensor::Options {
         policy: s.policy,
         emitter: s.emitter.with_journal(store),
         settings: s.settings,
         ring_buffer_mib: s.ring_buffer_mib,
         record,
+        scans,
     })
 }
 

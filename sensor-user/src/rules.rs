@@ -55,6 +55,10 @@ const ACTIONS: &[&str] = &[
     "gap",
     "error",
     "health",
+    "downtime",
+    "scan_started",
+    "scan_finished",
+    "scan_failed",
 ];
 
 /// Event kinds.
@@ -1544,6 +1548,8 @@ action = ["modified"]
             ("sensor-gap", sensor_ev("gap")),
             ("output-degraded", sensor_ev("health")),
             ("sensor-stopped", sensor_ev("stop")),
+            ("sensor-downtime", sensor_ev("downtime")),
+            ("scan-failed", sensor_ev("scan_failed")),
         ]
     }
 

@@ -20,6 +20,7 @@ use anyhow::{Context, Result};
 use globset::GlobSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,15 @@ pub struct WalkOptions {
     pub only: Vec<PathBuf>,
     /// Progress on stderr: a bar on a terminal, lines otherwise.
     pub progress: bool,
+    /// Set to stop the walk (the daemon shutting down); the scan then ends
+    /// `interrupted` and reports no deletions.
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Run at idle CPU and I/O priority (the daemon's scans yield to the
+    /// event pipeline and to the host's work).
+    pub background: bool,
+    /// How long one store transaction stays open during a walk: short in the
+    /// daemon, whose event journal shares the database.
+    pub commit_every: Duration,
 }
 
 impl WalkOptions {
@@ -53,7 +63,27 @@ impl WalkOptions {
             metadata_only: false,
             only: Vec::new(),
             progress: true,
+            cancel: None,
+            background: false,
+            commit_every: Duration::from_secs(1),
         }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Lowers the calling thread to idle CPU and I/O priority.
+pub fn lower_thread_priority() {
+    // SAFETY: plain syscalls on the calling thread's own id.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
+        // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << 13)
+        libc::syscall(libc::SYS_ioprio_set, 1, tid, 3 << 13);
     }
 }
 
@@ -93,6 +123,9 @@ pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> 
     let mut errors = 0u64;
     std::thread::scope(|scope| {
         let walker = scope.spawn(move || {
+            if opts.background {
+                lower_thread_priority();
+            }
             let mut errors = 0u64;
             for (i, root) in policy.roots.iter().enumerate() {
                 if !opts.only.is_empty() && !opts.only.iter().any(|p| related(p, &root.path)) {
@@ -123,6 +156,9 @@ pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> 
                             continue;
                         }
                     };
+                    if opts.cancelled() {
+                        return errors;
+                    }
                     let path = entry.path();
                     if !opts.only.is_empty() && !opts.only.iter().any(|o| path.starts_with(o)) {
                         continue;
@@ -145,6 +181,9 @@ pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> 
             let job_rx = job_rx.clone();
             let done_tx = done_tx.clone();
             scope.spawn(move || {
+                if opts.background {
+                    lower_thread_priority();
+                }
                 for (path, root) in job_rx {
                     let seen = read_one(policy, opts, path, root);
                     if done_tx.send(seen).is_err() {
@@ -441,21 +480,23 @@ struct Batch<'a> {
     store: &'a Store,
     n: u32,
     last: Instant,
+    every: Duration,
 }
 
 impl<'a> Batch<'a> {
-    fn new(store: &'a Store) -> Result<Batch<'a>> {
+    fn new(store: &'a Store, every: Duration) -> Result<Batch<'a>> {
         store.begin()?;
         Ok(Batch {
             store,
             n: 0,
             last: Instant::now(),
+            every,
         })
     }
 
     fn op(&mut self) -> Result<()> {
         self.n += 1;
-        if self.n >= 4096 || self.last.elapsed() > Duration::from_secs(1) {
+        if self.n >= 4096 || self.last.elapsed() > self.every {
             self.store.commit()?;
             self.store.begin()?;
             self.n = 0;
@@ -500,7 +541,7 @@ fn baseline_inner(
         opts.progress,
     );
     store.seen_reset()?;
-    let mut batch = Batch::new(store)?;
+    let mut batch = Batch::new(store, opts.commit_every)?;
     let mut failed: Option<anyhow::Error> = None;
     let now = store::now();
     let walk_errors = walk(policy, opts, |seen| {
@@ -545,6 +586,10 @@ fn baseline_inner(
         return Err(e);
     }
     sum.errors = walk_errors;
+    if opts.cancelled() {
+        batch.finish()?;
+        anyhow::bail!(INTERRUPTED);
+    }
     for (root, scope) in scopes(policy, &opts.only) {
         for row in store.unseen_under(&scope)? {
             if vanished(policy, root, &row)
@@ -571,24 +616,94 @@ fn scope_names(policy: &Policy, only: &[PathBuf]) -> Vec<String> {
     v
 }
 
+/// The message of a scan stopped by [`WalkOptions::cancel`].
+pub const INTERRUPTED: &str = "interrupted: the sensor is stopping";
+
 fn finish_scan(store: &Store, id: i64, r: &Result<Summary>) -> Result<()> {
     match r {
         Ok(s) => store.scan_finished(id, "ok", s.files_seen, s.changes, s.errors, None)?,
-        Err(e) => store.scan_finished(id, "failed", 0, 0, 0, Some(&format!("{e:#}")))?,
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let status = if msg == INTERRUPTED {
+                "interrupted"
+            } else {
+                "failed"
+            };
+            store.scan_finished(id, status, 0, 0, 0, Some(&msg))?
+        }
     }
     Ok(())
 }
 
-/// `vigil scan`: compares every covered entry with the baseline and emits a
-/// finding per difference through `emitter` (rules and sinks apply), each
-/// also appended to the journal. `kind` is recorded in `scans` (`scan`; the
-/// daemon will use `scheduled`, `catch-up`, `rescan`).
+/// What a scan compares the files with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Against {
+    /// The baseline: every difference since it was recorded or accepted is a
+    /// finding (`vigil scan`, the scheduled scan; PCI DSS 11.5.2).
+    Baseline,
+    /// What the feed last reported about each path (its newest journal
+    /// event, else the baseline): only changes the feed has not shown yet are
+    /// findings, and each is unattributed (the catch-up scan after downtime,
+    /// the rescan after the kernel dropped events).
+    LastReported,
+}
+
+/// Which scan to run and what its findings say.
+#[derive(Debug, Clone)]
+pub struct ScanRequest {
+    /// Recorded in `scans.kind`: `scan`, `scheduled`, `catch-up`, `rescan`.
+    pub kind: &'static str,
+    pub against: Against,
+    /// Added to every finding's `details` (the downtime window, the gap
+    /// that triggered a rescan...).
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ScanRequest {
+    /// `vigil scan`: against the baseline.
+    pub fn baseline(kind: &'static str) -> ScanRequest {
+        ScanRequest {
+            kind,
+            against: Against::Baseline,
+            details: serde_json::Map::new(),
+        }
+    }
+}
+
+/// Where findings go: an [`Emitter`] (the `vigil scan` command) or the
+/// daemon's event pipeline. Either way each is numbered, evaluated by the
+/// rules, sent to the sinks and appended to the journal.
+pub trait Findings {
+    fn host(&self) -> &str;
+    fn report(&mut self, store: &Store, ev: Event) -> Result<()>;
+    fn flush(&mut self) -> Result<()>;
+}
+
+impl Findings for Emitter {
+    fn host(&self) -> &str {
+        Emitter::host(self)
+    }
+
+    fn report(&mut self, store: &Store, ev: Event) -> Result<()> {
+        let mut journaled = Ok(0);
+        self.emit_with(ev, |ev| journaled = store.journal(ev))?;
+        journaled?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Emitter::flush(self)
+    }
+}
+
+/// Compares every covered entry with the baseline (or with what the feed last
+/// reported, see [`Against`]) and reports a finding per difference.
 pub fn scan(
     store: &Store,
     policy: &Policy,
-    emitter: &mut Emitter,
+    out: &mut dyn Findings,
     opts: &WalkOptions,
-    kind: &str,
+    req: &ScanRequest,
 ) -> Result<Summary> {
     if store.file_count()? == 0 {
         anyhow::bail!(
@@ -597,18 +712,58 @@ pub fn scan(
         );
     }
     let paths = scope_names(policy, &opts.only);
-    let id = store.scan_started(kind, &paths, opts.metadata_only)?;
-    let r = scan_inner(store, policy, emitter, opts, id);
+    let id = store.scan_started(req.kind, &paths, opts.metadata_only)?;
+    let r = scan_inner(store, policy, out, opts, req, id);
     finish_scan(store, id, &r)?;
-    emitter.flush()?;
+    out.flush()?;
     r
+}
+
+/// The state a path is compared with, and what the finding says about it.
+struct Reference {
+    state: Option<FileState>,
+    /// Since when a realtime event would have covered the change.
+    since: Option<String>,
+    /// The journal entry the state comes from (LastReported).
+    reported_seq: Option<i64>,
+    /// The state is the baseline's: a match verifies the row.
+    is_baseline: bool,
+}
+
+fn reference(
+    store: &Store,
+    against: Against,
+    path: &str,
+    row: Option<&FileRow>,
+    last_baseline: &Option<String>,
+) -> Result<Reference> {
+    let baseline = Reference {
+        state: row.map(|r| r.state.clone()),
+        since: row.map(|r| r.updated_at.clone()).or(last_baseline.clone()),
+        reported_seq: None,
+        is_baseline: true,
+    };
+    if against == Against::Baseline {
+        return Ok(baseline);
+    }
+    match store.last_reported(path)? {
+        // An accept after the event re-blesses the baseline.
+        Some(r) if row.is_none_or(|row| r.time > row.updated_at) => Ok(Reference {
+            state: r.state,
+            since: Some(r.time),
+            reported_seq: Some(r.seq),
+            is_baseline: false,
+        }),
+        _ => Ok(baseline),
+    }
 }
 
 fn scan_inner(
     store: &Store,
     policy: &Policy,
-    emitter: &mut Emitter,
+    out: &mut dyn Findings,
     opts: &WalkOptions,
+    req: &ScanRequest,
     id: i64,
 ) -> Result<Summary> {
     let mut sum = Summary {
@@ -619,40 +774,46 @@ fn scan_inner(
     let process = unattributed_process();
     let last_baseline = store.last_baseline()?;
     store.seen_reset()?;
-    let mut batch = Batch::new(store)?;
+    let mut batch = Batch::new(store, opts.commit_every)?;
     let mut failed: Option<anyhow::Error> = None;
     let now = store::now();
-    let host = emitter.host().to_string();
-    let report = |store: &Store,
-                  emitter: &mut Emitter,
+    let host = out.host().to_string();
+    let report = |out: &mut dyn Findings,
                   sum: &mut Summary,
                   path: &str,
                   watch: Option<String>,
-                  before: Option<FileRow>,
+                  reference: Reference,
                   after: Option<FileState>,
                   finding: Finding|
      -> Result<()> {
-        // The realtime sensor saw it if the journal has a non-scan event on
-        // the path since the baseline recorded it.
-        let since = before
-            .as_ref()
-            .map(|r| r.updated_at.clone())
-            .or(last_baseline.clone());
-        let realtime = match &since {
-            Some(t) => store.realtime_event_since(path, t)?,
-            None => None,
+        // Against the baseline, the realtime sensor saw the change if the
+        // journal has a non-scan event on the path since the baseline
+        // recorded it. Against the last report, nobody did: that is what
+        // makes it a finding.
+        let realtime = match (req.against, &reference.since) {
+            (Against::Baseline, Some(t)) => store.realtime_event_since(path, t)?,
+            _ => None,
         };
-        let mut details = serde_json::Map::new();
+        let mut details = req.details.clone();
         details.insert("scan_id".into(), id.into());
+        details.insert("scan_kind".into(), req.kind.into());
         details.insert("unattributed".into(), realtime.is_none().into());
         if let Some(seq) = realtime {
             details.insert("realtime_seq".into(), seq.into());
         }
-        if let Some(t) = since {
-            details.insert("baseline_time".into(), t.into());
+        if let Some(seq) = reference.reported_seq {
+            details.insert("last_reported_seq".into(), seq.into());
         }
-        if let (Some(b), Some(a)) = (&before, &after) {
-            if b.state.inode != a.inode && a.file_type == "file" {
+        if let Some(t) = &reference.since {
+            let key = if reference.is_baseline {
+                "baseline_time"
+            } else {
+                "last_reported_time"
+            };
+            details.insert(key.into(), t.clone().into());
+        }
+        if let (Some(b), Some(a)) = (&reference.state, &after) {
+            if b.inode != a.inode && a.file_type == "file" {
                 details.insert("replaced".into(), true.into());
             }
         }
@@ -661,14 +822,13 @@ fn scan_inner(
         let subject = Subject {
             path: path.to_string(),
             watch,
-            before: before.map(|r| r.state),
+            before: reference.state,
             after,
         };
-        let ev = finding_event(&host, subject, finding, process.clone(), details);
-        let mut journaled = Ok(0);
-        emitter.emit_with(ev, |ev| journaled = store.journal(ev))?;
-        journaled?;
-        Ok(())
+        out.report(
+            store,
+            finding_event(&host, subject, finding, process.clone(), details),
+        )
     };
     let walk_errors = walk(policy, opts, |seen| {
         if failed.is_some() {
@@ -683,31 +843,28 @@ fn scan_inner(
                 sum.bytes_hashed += state.size;
             }
             store.seen_add(&seen.path)?;
-            let before = store.get_file(&seen.path)?;
-            if let Some(b) = &before {
+            let row = store.get_file(&seen.path)?;
+            let refer = reference(store, req.against, &seen.path, row.as_ref(), &last_baseline)?;
+            if let Some(b) = &refer.state {
                 // Digests are not recomputed with --metadata-only: carry the
-                // baseline's over when the stat says the bytes are the same.
-                if opts.metadata_only && same_content(&b.state, &state) {
-                    state.hashes = b.state.hashes.clone();
-                    state.hash_note = b.state.hash_note.clone();
+                // reference's over when the stat says the bytes are the same.
+                if opts.metadata_only && same_content(b, &state) {
+                    state.hashes = b.hashes.clone();
+                    state.hash_note = b.hash_note.clone();
                 }
             }
-            match compare(
-                before.as_ref().map(|r| &r.state),
-                Some(&state),
-                opts.metadata_only,
-            ) {
+            match compare(refer.state.as_ref(), Some(&state), opts.metadata_only) {
                 Some(f) => report(
-                    store,
-                    emitter,
+                    out,
                     &mut sum,
                     &seen.path,
                     Some(seen.watch),
-                    before,
+                    refer,
                     Some(state),
                     f,
                 )?,
-                None => store.mark_verified(&seen.path, &now)?,
+                None if refer.is_baseline => store.mark_verified(&seen.path, &now)?,
+                None => {}
             }
             batch.op()?;
             progress.tick(&sum);
@@ -723,6 +880,10 @@ fn scan_inner(
         return Err(e);
     }
     sum.errors = walk_errors;
+    if opts.cancelled() {
+        batch.finish()?;
+        anyhow::bail!(INTERRUPTED);
+    }
     let mut deleted = std::collections::BTreeSet::new();
     for (root, scope) in scopes(policy, &opts.only) {
         for row in store.unseen_under(&scope)? {
@@ -730,16 +891,16 @@ fn scan_inner(
                 continue;
             }
             deleted.insert(row.path.clone());
-            let finding = compare(Some(&row.state), None, opts.metadata_only).context("deleted")?;
-            let path = row.path.clone();
-            let watch = row.watch.clone();
+            let refer = reference(store, req.against, &row.path, Some(&row), &last_baseline)?;
+            let Some(finding) = compare(refer.state.as_ref(), None, opts.metadata_only) else {
+                continue;
+            };
             report(
-                store,
-                emitter,
+                out,
                 &mut sum,
-                &path,
-                watch,
-                Some(row),
+                &row.path,
+                row.watch.clone(),
+                refer,
                 None,
                 finding,
             )?;

@@ -30,6 +30,8 @@ pub struct Options {
     pub ring_buffer_mib: u32,
     /// Also append every raw ring-buffer record here (for `vigil replay`).
     pub record: Option<std::path::PathBuf>,
+    /// The verification scans to run alongside (None: realtime only).
+    pub scans: Option<crate::daemon::Options>,
 }
 
 /// Records travel in batches: one channel hand-off per ring-buffer drain
@@ -52,6 +54,7 @@ pub fn run(opts: Options) -> Result<()> {
     let procs = ProcessTable::from_proc();
     let host = opts.emitter.host().to_string();
     let shared = Pipeline::start(opts.settings, opts.emitter)?;
+    let scan_input = shared.sender();
     let mut pipeline = Attributor::new(opts.policy, Some(shared), host, procs, Some(ebpf.clone()));
     pipeline.emit_sensor(
         "start",
@@ -70,6 +73,10 @@ pub fn run(opts: Options) -> Result<()> {
         },
     )?;
 
+    let scans = match opts.scans {
+        Some(o) => Some(crate::daemon::ScanDaemon::start(o, scan_input)?),
+        None => None,
+    };
     let (tx, rx) = crossbeam_channel::bounded::<Msg>(16384 / BATCH);
     let worker = std::thread::Builder::new()
         .name("vigil-pipeline".into())
@@ -82,7 +89,15 @@ pub fn run(opts: Options) -> Result<()> {
         Some(p) => Some(super::replay::Recorder::create(p)?),
         None => None,
     };
-    rt.block_on(read_loop(ring, ebpf, tx, recorder))?;
+    let read = rt.block_on(read_loop(ring, ebpf, tx.clone(), recorder, scans.as_ref()));
+    // The scan thread's last events (an interrupted scan) go out before the stop event.
+    if let Some(s) = scans {
+        s.stop();
+    }
+    let stopped = tx.send(Msg::Stop);
+    drop(tx);
+    read?;
+    stopped.map_err(|_| anyhow::anyhow!("pipeline stopped"))?;
     worker
         .join()
         .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
@@ -94,6 +109,7 @@ async fn read_loop(
     ebpf: Arc<Mutex<Ebpf>>,
     tx: crossbeam_channel::Sender<Msg>,
     mut recorder: Option<super::replay::Recorder>,
+    scans: Option<&crate::daemon::ScanDaemon>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // SAFETY: the ring buffer owns its fd and outlives the registration (both
@@ -138,11 +154,16 @@ async fn read_loop(
             _ = drain.tick() => drain_ring(fd.get_mut())?,
             _ = tick.tick() => {
                 let lost = loader::lost_counts(&ebpf.lock().expect("ebpf lock"))?;
-                if lost.0 > seen_lost.0 {
-                    send(Msg::Gap { lost: lost.0 - seen_lost.0, reason: "ring_buffer_full" })?;
-                }
-                if lost.1 > seen_lost.1 {
-                    send(Msg::Gap { lost: lost.1 - seen_lost.1, reason: "syscall_argument_map_full" })?;
+                for (now, before, reason) in [
+                    (lost.0, seen_lost.0, "ring_buffer_full"),
+                    (lost.1, seen_lost.1, "syscall_argument_map_full"),
+                ] {
+                    if now > before {
+                        send(Msg::Gap { lost: now - before, reason })?;
+                        if let Some(s) = scans {
+                            s.gap(now - before, reason);
+                        }
+                    }
                 }
                 seen_lost = lost;
             }
@@ -150,10 +171,8 @@ async fn read_loop(
             _ = int.recv() => break,
         }
     }
-    // Drain what the kernel already delivered, then stop.
-    drain_ring(fd.get_mut())?;
-    send(Msg::Stop)?;
-    Ok(())
+    // Drain what the kernel already delivered; the caller sends the stop.
+    drain_ring(fd.get_mut())
 }
 
 /// Decode and attribute: kernel records become raw changes with their process.

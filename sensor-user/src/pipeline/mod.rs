@@ -71,6 +71,9 @@ pub enum Input {
     Change(Change),
     /// A sensor event (start, gap, error...): emitted in order, unchanged.
     Sensor(Event),
+    /// A scan finding, complete with its before and after: emitted in order,
+    /// and its `after` becomes the path's known state.
+    Finding(Event),
     /// Emit what is held, then the given stop event, and end.
     Stop(Event),
 }
@@ -123,6 +126,12 @@ impl Pipeline {
             .map_err(|_| anyhow::anyhow!("the pipeline thread stopped"))
     }
 
+    /// Another way in, for a second producer (the daemon's scans). Sends fail
+    /// once the pipeline has stopped.
+    pub fn sender(&self) -> Sender<Vec<Input>> {
+        self.tx.clone()
+    }
+
     /// Waits for the pipeline to finish after [`Input::Stop`].
     pub fn join(self) -> Result<()> {
         drop(self.tx);
@@ -138,6 +147,8 @@ struct Pending {
     waiting: bool,
     after: Option<FileState>,
     content: Option<Vec<u8>>,
+    /// A scan finding: before and after are filled in already.
+    complete: bool,
 }
 
 struct Settle {
@@ -193,6 +204,10 @@ impl Settle {
                                 }
                             }
                             Input::Sensor(ev) => self.enqueue(ev)?,
+                            Input::Finding(ev) => {
+                                self.queue.push_back(Pending { ev, waiting: false, after: None, content: None, complete: true });
+                                self.emit_ready()?;
+                            }
                             Input::Stop(ev) => return self.stop(ev, &done),
                         }
                     }
@@ -244,6 +259,7 @@ impl Settle {
             waiting: false,
             after: None,
             content: None,
+            complete: false,
         };
         let path = pending
             .ev
@@ -305,8 +321,20 @@ impl Settle {
             mut ev,
             after,
             content,
+            complete,
             ..
         } = p;
+        if complete {
+            if let Some(f) = ev.file() {
+                let path = f.path.clone();
+                self.contents.remove(&path);
+                match &f.after {
+                    Some(a) => self.states.insert(path, a.clone()),
+                    None => self.states.remove(&path),
+                };
+            }
+            return ev;
+        }
         let action = ev.action.clone();
         if let Some(f) = ev.file_mut() {
             let path = f.path.clone();

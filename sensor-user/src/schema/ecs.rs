@@ -25,7 +25,7 @@ pub fn kind(ev: &Event) -> &'static str {
         return "alert";
     }
     match (ev.kind, ev.action.as_str()) {
-        ("sensor", "error") => "pipeline_error",
+        ("sensor", "error" | "scan_failed") => "pipeline_error",
         ("sensor", "health") => "state",
         _ => "event",
     }
@@ -268,6 +268,8 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>) {
     v.insert("lost".into(), json!(s.lost));
     v.insert("lost_reason".into(), json!(s.lost_reason));
     v.insert("sink".into(), json!(s.sink));
+    v.insert("scan".into(), json!(s.scan));
+    v.insert("downtime".into(), json!(s.downtime));
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub fn sensor_activity(action: &str) -> (Class, u32, &'static str) {
     match action {
         "start" => (APPLICATION_LIFECYCLE, 3, "Start"),
         "stop" => (APPLICATION_LIFECYCLE, 4, "Stop"),
-        "gap" | "error" => (APPLICATION_ERROR, 1, "General Error"),
+        "gap" | "error" | "scan_failed" => (APPLICATION_ERROR, 1, "General Error"),
         _ => (APPLICATION_LIFECYCLE, 99, "Other"),
     }
 }
@@ -277,6 +277,8 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>, unmapped: &m
     u.insert("lost".into(), json!(s.lost));
     u.insert("lost_reason".into(), json!(s.lost_reason));
     u.insert("sink".into(), json!(s.sink));
+    u.insert("scan".into(), json!(s.scan));
+    u.insert("downtime".into(), json!(s.downtime));
 }
 
 /// An OCSF `file` object for `path` with what is known of its state.

@@ -177,6 +177,15 @@ impl Who {
     }
 }
 
+/// What the feed last reported about a path ([`Store::last_reported`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reported {
+    pub seq: i64,
+    pub time: String,
+    /// The state the change left; None: the path was gone.
+    pub state: Option<FileState>,
+}
+
 /// A row of `accepts`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Accept {
@@ -511,6 +520,32 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Marks scans left `running` by a process that died (kill -9, power
+    /// loss) as `interrupted`; returns how many. Called by the daemon at
+    /// start-up, when no other Vigil can be scanning this store.
+    pub fn interrupt_stale_scans(&self) -> Result<usize> {
+        self.conn
+            .execute(
+                "UPDATE scans SET status = 'interrupted', finished = ?1,
+                   message = 'the process stopped before the scan finished'
+                 WHERE status = 'running'",
+                [now()],
+            )
+            .map_err(|e| self.err(e))
+    }
+
+    /// When the last scan of one of `kinds` started, whatever its outcome.
+    pub fn last_scan_started(&self, kinds: &[&str]) -> Result<Option<String>> {
+        let list = serde_json::to_string(kinds).unwrap_or_default();
+        self.conn
+            .query_row(
+                "SELECT max(started) FROM scans WHERE kind IN (SELECT value FROM json_each(?1))",
+                [list],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     // -- journal ------------------------------------------------------------
 
     /// Appends an emitted event; returns its journal sequence number.
@@ -554,6 +589,54 @@ impl Store {
             )
             .and_then(|mut st| st.query_row(params![path, since], |r| r.get(0)))
             .map_err(|e| self.err(e))
+    }
+
+    /// The newest journal entry: its time, kind and action. The daemon reads
+    /// it before it starts: the sensor was last known alive then, and a
+    /// missing `stop` says how it ended.
+    pub fn last_journal(&self) -> Result<Option<(String, String, String)>> {
+        self.conn
+            .query_row(
+                "SELECT time, kind, action FROM journal ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// What the feed last said about `path`: the newest file event on it (as
+    /// path or target), and the state it left the path in (None: the path
+    /// no longer existed). `Ok(None)`: no event, or none that tells the
+    /// state (an exchange, or a change whose state could not be read).
+    pub fn last_reported(&self, path: &str) -> Result<Option<Reported>> {
+        let row: Option<(i64, String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT seq, time, event FROM journal WHERE kind = 'file' AND (path = ?1 OR target_path = ?1)
+                 ORDER BY seq DESC LIMIT 1",
+            )
+            .and_then(|mut st| {
+                st.query_row([path], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        let Some((seq, time, event)) = row else {
+            return Ok(None);
+        };
+        let ev: serde_json::Value = serde_json::from_str(&event).unwrap_or_default();
+        let action = ev["action"].as_str().unwrap_or_default();
+        let is_target = ev["target_path"].as_str() == Some(path);
+        let state = match action {
+            "exchanged" => return Ok(None),
+            "deleted" => None,
+            "renamed" if !is_target => None,
+            _ => match state_from_json(&ev["after"]) {
+                Some(s) => Some(s),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Reported { seq, time, state }))
     }
 
     /// A journal entry: its action and the event as JSON.

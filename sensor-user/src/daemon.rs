@@ -1,0 +1,402 @@
+//! The verification scans `vigil run` makes by itself, on one background
+//! thread at idle priority:
+//!
+//! - at start-up, the baseline if the store has none (`init`), else a
+//!   catch-up scan for changes made while the sensor was down (`catch-up`,
+//!   preceded by a `downtime` event with the window);
+//! - after the kernel dropped events, a rescan so the lost changes become
+//!   findings (`rescan`);
+//! - the scheduled comparison with the baseline, weekly by default
+//!   (`scheduled`; PCI DSS 11.5.2).
+//!
+//! Findings and the scans' own `scan_started` / `scan_finished` events go
+//! through the running pipeline, so they are numbered, evaluated and
+//! journaled in order with the realtime events. The thread has its own store
+//! connection (WAL lets it read while the journal is written).
+use crate::config::ScanSection;
+use crate::event::{Downtime, Event, ScanInfo, SensorInfo};
+use crate::pipeline::emit::sensor_event;
+use crate::pipeline::Input;
+use crate::policy::Policy;
+use crate::scan::{self, Against, Findings, ScanRequest, WalkOptions};
+use crate::store::Store;
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long after the last gap the rescan starts: lets the burst end and
+/// the pipeline journal what it did deliver.
+const RESCAN_DELAY: Duration = Duration::from_secs(5);
+
+/// The longest the thread sleeps without looking at the clock again (the
+/// wall clock may step; a suspended host wakes up late).
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// What the previous run left in the journal, read before this run wrote to it.
+#[derive(Debug, Clone)]
+pub struct Previous {
+    /// Time of the newest journal event.
+    pub last_seen: String,
+    /// Whether it was a `stop` event.
+    pub clean_stop: bool,
+}
+
+impl Previous {
+    pub fn read(store: &Store) -> Result<Option<Previous>> {
+        Ok(store.last_journal()?.map(|(time, kind, action)| Previous {
+            last_seen: time,
+            clean_stop: kind == "sensor" && action == "stop",
+        }))
+    }
+}
+
+pub struct Options {
+    pub policy: Policy,
+    pub store: PathBuf,
+    pub host: String,
+    /// When this run started.
+    pub started: DateTime<Utc>,
+    pub previous: Option<Previous>,
+}
+
+enum Wake {
+    Gap { lost: u64, reason: &'static str },
+}
+
+/// The running scan thread.
+pub struct ScanDaemon {
+    wake: Sender<Wake>,
+    cancel: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ScanDaemon {
+    /// Starts the thread; `out` is the pipeline's input.
+    pub fn start(opts: Options, out: Sender<Vec<Input>>) -> Result<ScanDaemon> {
+        let (wake, wake_rx) = crossbeam_channel::unbounded();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name("vigil-scan".into())
+            .spawn(move || {
+                scan::lower_thread_priority();
+                let mut d = Daemon {
+                    section: opts.policy.config.scan.clone(),
+                    opts,
+                    out,
+                    cancel: c,
+                };
+                if let Err(e) = d.run(wake_rx) {
+                    // The pipeline is gone (stopping) or the store failed: say
+                    // so if anyone still listens.
+                    tracing::warn!("scan thread: {e:#}");
+                    let _ = d.sensor(
+                        "error",
+                        SensorInfo {
+                            message: Some(format!("verification scans stopped: {e:#}")),
+                            ..Default::default()
+                        },
+                    );
+                }
+            })?;
+        Ok(ScanDaemon {
+            wake,
+            cancel,
+            thread,
+        })
+    }
+
+    /// The kernel dropped events: schedule a rescan.
+    pub fn gap(&self, lost: u64, reason: &'static str) {
+        let _ = self.wake.send(Wake::Gap { lost, reason });
+    }
+
+    /// Interrupts a running scan and waits for the thread; call before the
+    /// pipeline's stop so the thread's last events are delivered.
+    pub fn stop(self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        drop(self.wake);
+        let _ = self.thread.join();
+    }
+}
+
+struct Daemon {
+    opts: Options,
+    section: ScanSection,
+    out: Sender<Vec<Input>>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// Findings go into the pipeline, which numbers and journals them.
+struct ToPipeline<'a> {
+    out: &'a Sender<Vec<Input>>,
+    host: &'a str,
+}
+
+impl Findings for ToPipeline<'_> {
+    fn host(&self) -> &str {
+        self.host
+    }
+
+    fn report(&mut self, _: &Store, ev: Event) -> Result<()> {
+        self.out
+            .send(vec![Input::Finding(ev)])
+            .map_err(|_| anyhow::anyhow!("the pipeline stopped"))
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A gap seen and not rescanned yet.
+struct PendingGap {
+    first: DateTime<Utc>,
+    last: Instant,
+    lost: u64,
+    reasons: Vec<&'static str>,
+}
+
+impl Daemon {
+    fn run(&mut self, wake: Receiver<Wake>) -> Result<()> {
+        let store = Store::open(&self.opts.store)?;
+        let stale = store.interrupt_stale_scans()?;
+        if stale > 0 {
+            tracing::warn!("{stale} scans were left running by a previous run: marked interrupted");
+        }
+        if store.file_count()? == 0 {
+            if self.section.auto_baseline {
+                self.baseline(&store)?;
+            } else {
+                self.sensor(
+                    "health",
+                    SensorInfo {
+                        message: Some(format!(
+                        "{}: no baseline: verification scans are off until `vigil baseline init`",
+                        store.path().display()
+                    )),
+                        ..Default::default()
+                    },
+                )?;
+            }
+        } else if let Some(prev) = self.opts.previous.clone() {
+            let downtime = self.downtime(&prev);
+            self.sensor(
+                "downtime",
+                SensorInfo {
+                    downtime: Some(downtime.clone()),
+                    ..Default::default()
+                },
+            )?;
+            if !prev.clean_stop {
+                // Whatever the killed run held (ring buffer, coalescing) is lost.
+                self.sensor("gap", SensorInfo {
+                    lost_reason: Some("unclean_stop"),
+                    message: Some(format!(
+                        "the previous run ended without a stop event (killed, crashed or power lost) after {}; \
+                         the catch-up scan reports what changed since",
+                        prev.last_seen
+                    )),
+                    ..Default::default()
+                })?;
+            }
+            if self.section.catch_up {
+                let mut details = serde_json::Map::new();
+                details.insert("downtime".into(), serde_json::to_value(&downtime)?);
+                self.scan(&store, "catch-up", Against::LastReported, details)?;
+            }
+        }
+        let mut gap: Option<PendingGap> = None;
+        loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let now = Utc::now();
+            let last = store
+                .last_scan_started(&["scheduled", "init"])?
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc));
+            let due = self.section.schedule.due(last, self.opts.started);
+            if due.is_some_and(|d| d <= now) {
+                self.scan(&store, "scheduled", Against::Baseline, Default::default())?;
+                continue;
+            }
+            if let Some(g) = &gap {
+                if g.last.elapsed() >= RESCAN_DELAY {
+                    let g = gap.take().expect("checked");
+                    let mut details = serde_json::Map::new();
+                    details.insert(
+                        "gap".into(),
+                        serde_json::json!({
+                            "since": g.first.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                            "lost": g.lost,
+                            "reasons": g.reasons,
+                        }),
+                    );
+                    self.scan(&store, "rescan", Against::LastReported, details)?;
+                    continue;
+                }
+            }
+            let mut sleep = MAX_SLEEP;
+            if let Some(d) = due {
+                sleep = sleep.min((d - now).to_std().unwrap_or_default());
+            }
+            if let Some(g) = &gap {
+                sleep = sleep.min(RESCAN_DELAY.saturating_sub(g.last.elapsed()));
+            }
+            match wake.recv_timeout(sleep) {
+                Ok(Wake::Gap { lost, reason }) if self.section.rescan_after_gap => {
+                    let g = gap.get_or_insert_with(|| PendingGap {
+                        first: Utc::now(),
+                        last: Instant::now(),
+                        lost: 0,
+                        reasons: Vec::new(),
+                    });
+                    g.last = Instant::now();
+                    g.lost += lost;
+                    if !g.reasons.contains(&reason) {
+                        g.reasons.push(reason);
+                    }
+                }
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            }
+        }
+    }
+
+    fn downtime(&self, prev: &Previous) -> Downtime {
+        let to = self.opts.started;
+        let seconds = DateTime::parse_from_rfc3339(&prev.last_seen)
+            .map(|f| (to - f.with_timezone(&Utc)).num_milliseconds() as f64 / 1000.0)
+            .unwrap_or(0.0);
+        Downtime {
+            from: prev.last_seen.clone(),
+            to: to.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            seconds,
+            clean_stop: prev.clean_stop,
+        }
+    }
+
+    fn walk_options(&self) -> WalkOptions {
+        let mut o = WalkOptions::from_policy(&self.opts.policy);
+        o.progress = false;
+        o.background = true;
+        o.cancel = Some(self.cancel.clone());
+        o.commit_every = Duration::from_millis(100);
+        o
+    }
+
+    fn baseline(&mut self, store: &Store) -> Result<()> {
+        let info = |status, against| ScanInfo {
+            kind: "init",
+            status,
+            against,
+            ..Default::default()
+        };
+        self.sensor(
+            "scan_started",
+            SensorInfo {
+                scan: Some(info("running", "none")),
+                ..Default::default()
+            },
+        )?;
+        let t0 = Instant::now();
+        let r = scan::baseline(store, &self.opts.policy, &self.walk_options(), "init");
+        self.finished(info("ok", "none"), r, t0)
+    }
+
+    fn scan(
+        &mut self,
+        store: &Store,
+        kind: &'static str,
+        against: Against,
+        details: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        let info = |status| ScanInfo {
+            kind,
+            status,
+            against: match against {
+                Against::Baseline => "baseline",
+                Against::LastReported => "last_reported",
+            },
+            ..Default::default()
+        };
+        self.sensor(
+            "scan_started",
+            SensorInfo {
+                scan: Some(info("running")),
+                ..Default::default()
+            },
+        )?;
+        let t0 = Instant::now();
+        let req = ScanRequest {
+            kind,
+            against,
+            details,
+        };
+        let mut out = ToPipeline {
+            out: &self.out,
+            host: &self.opts.host,
+        };
+        let r = scan::scan(
+            store,
+            &self.opts.policy,
+            &mut out,
+            &self.walk_options(),
+            &req,
+        );
+        self.finished(info("ok"), r, t0)
+    }
+
+    fn finished(
+        &mut self,
+        mut info: ScanInfo,
+        r: Result<scan::Summary>,
+        t0: Instant,
+    ) -> Result<()> {
+        info.duration_ms = Some(t0.elapsed().as_millis() as u64);
+        let mut message = None;
+        match r {
+            Ok(s) => {
+                info.id = Some(s.scan_id);
+                info.files_seen = Some(s.files_seen);
+                info.changes = Some(s.changes);
+                info.unattributed = (info.kind != "init").then_some(s.unattributed);
+                info.errors = Some(s.errors);
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                info.status = if msg == scan::INTERRUPTED {
+                    "interrupted"
+                } else {
+                    "failed"
+                };
+                message = Some(msg);
+            }
+        }
+        let action = if info.status == "failed" {
+            "scan_failed"
+        } else {
+            "scan_finished"
+        };
+        self.sensor(
+            action,
+            SensorInfo {
+                scan: Some(info),
+                message,
+                ..Default::default()
+            },
+        )
+    }
+
+    fn sensor(&self, action: &str, info: SensorInfo) -> Result<()> {
+        let ev = sensor_event(&self.opts.host, action, info);
+        self.out
+            .send(vec![Input::Sensor(ev)])
+            .map_err(|_| anyhow::anyhow!("the pipeline stopped"))
+    }
+}
