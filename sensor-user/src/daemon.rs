@@ -188,7 +188,7 @@ impl Daemon {
             self.sensor(
                 "downtime",
                 SensorInfo {
-                    downtime: Some(downtime.clone()),
+                    downtime: Some(Box::new(downtime.clone())),
                     ..Default::default()
                 },
             )?;
@@ -300,7 +300,7 @@ impl Daemon {
         self.sensor(
             "scan_started",
             SensorInfo {
-                scan: Some(info("running", "none")),
+                scan: Some(Box::new(info("running", "none"))),
                 ..Default::default()
             },
         )?;
@@ -328,7 +328,7 @@ impl Daemon {
         self.sensor(
             "scan_started",
             SensorInfo {
-                scan: Some(info("running")),
+                scan: Some(Box::new(info("running"))),
                 ..Default::default()
             },
         )?;
@@ -386,7 +386,7 @@ impl Daemon {
         self.sensor(
             action,
             SensorInfo {
-                scan: Some(info),
+                scan: Some(Box::new(info)),
                 message,
                 ..Default::default()
             },

@@ -228,10 +228,10 @@ pub struct SensorInfo {
     pub message: Option<String>,
     /// scan_started / scan_finished: which verification scan, and its outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scan: Option<ScanInfo>,
+    pub scan: Option<Box<ScanInfo>>,
     /// downtime: when the sensor was not watching, found at start-up.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub downtime: Option<Downtime>,
+    pub downtime: Option<Box<Downtime>>,
 }
 
 /// A verification scan the daemon ran (`scan_started`, `scan_finished`).
