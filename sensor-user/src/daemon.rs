@@ -183,7 +183,7 @@ impl Daemon {
                     },
                 )?;
             }
-        } else if let Some(prev) = self.opts.previous.clone() {
+        } else if let Some(prev) = self.previous(&store)? {
             let downtime = self.downtime(&prev);
             self.sensor(
                 "downtime",
@@ -266,6 +266,18 @@ impl Daemon {
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             }
         }
+    }
+
+    /// The previous run's end; without one (the first run after `vigil
+    /// baseline init`), the baseline's: nothing watched in between either.
+    fn previous(&self, store: &Store) -> Result<Option<Previous>> {
+        if let Some(p) = &self.opts.previous {
+            return Ok(Some(p.clone()));
+        }
+        Ok(store.last_baseline()?.map(|t| Previous {
+            last_seen: t,
+            clean_stop: true,
+        }))
     }
 
     fn downtime(&self, prev: &Previous) -> Downtime {
