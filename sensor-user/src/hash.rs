@@ -34,6 +34,9 @@ pub struct Hashed {
     pub note: Option<String>,
     /// The content, when the caller asked for it and it was small enough.
     pub content: Option<Vec<u8>>,
+    /// BLAKE3 of the first `prefix` bytes, when asked for and the file is at
+    /// least that long (append-only checks: did the old content stay?).
+    pub prefix_blake3: Option<String>,
 }
 
 /// Hashes the regular file at `path`, which `size` bytes long when stat'ed.
@@ -45,6 +48,19 @@ pub fn hash_file(
     keep_content: u64,
     policy: &HashPolicy,
 ) -> Hashed {
+    hash_file_with_prefix(path, size, sha256, keep_content, policy, None)
+}
+
+/// As [`hash_file`], and also the BLAKE3 of the first `prefix` bytes, taken
+/// from the same pass (the hasher's state is copied at that offset).
+pub fn hash_file_with_prefix(
+    path: &Path,
+    size: u64,
+    sha256: bool,
+    keep_content: u64,
+    policy: &HashPolicy,
+    prefix: Option<u64>,
+) -> Hashed {
     if size > policy.max_size {
         return Hashed {
             note: Some(format!(
@@ -54,7 +70,7 @@ pub fn hash_file(
             ..Default::default()
         };
     }
-    match digest(path, size, sha256, keep_content) {
+    match digest(path, size, sha256, keep_content, prefix) {
         Ok(h) => h,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Hashed {
             note: Some("deleted or renamed before it could be hashed".into()),
@@ -67,9 +83,55 @@ pub fn hash_file(
     }
 }
 
-fn digest(path: &Path, size: u64, want_sha256: bool, keep_content: u64) -> std::io::Result<Hashed> {
+/// BLAKE3 that also remembers its digest at one offset.
+struct Blake3WithPrefix {
+    hasher: blake3::Hasher,
+    /// Bytes hashed so far.
+    at: u64,
+    prefix: Option<u64>,
+    prefix_digest: Option<String>,
+}
+
+impl Blake3WithPrefix {
+    fn new(prefix: Option<u64>) -> Self {
+        let mut h = Blake3WithPrefix {
+            hasher: blake3::Hasher::new(),
+            at: 0,
+            prefix,
+            prefix_digest: None,
+        };
+        h.update(&[]);
+        h
+    }
+
+    fn update(&mut self, mut bytes: &[u8]) -> &mut Self {
+        if let Some(p) = self
+            .prefix
+            .filter(|&p| self.prefix_digest.is_none() && p >= self.at)
+        {
+            let take = ((p - self.at) as usize).min(bytes.len());
+            self.hasher.update(&bytes[..take]);
+            self.at += take as u64;
+            bytes = &bytes[take..];
+            if self.at == p {
+                self.prefix_digest = Some(self.hasher.finalize().to_hex().to_string());
+            }
+        }
+        self.hasher.update(bytes);
+        self.at += bytes.len() as u64;
+        self
+    }
+}
+
+fn digest(
+    path: &Path,
+    size: u64,
+    want_sha256: bool,
+    keep_content: u64,
+    prefix: Option<u64>,
+) -> std::io::Result<Hashed> {
     let mut file = std::fs::File::open(path)?;
-    let mut b3 = blake3::Hasher::new();
+    let mut b3 = Blake3WithPrefix::new(prefix);
     let mut sha = want_sha256.then(sha2::Sha256::new);
     let mut content = None;
     if size >= MMAP_FROM {
@@ -123,7 +185,10 @@ fn digest(path: &Path, size: u64, want_sha256: bool, keep_content: u64) -> std::
         }
     }
     let mut hashes = BTreeMap::new();
-    hashes.insert("blake3".to_string(), b3.finalize().to_hex().to_string());
+    hashes.insert(
+        "blake3".to_string(),
+        b3.hasher.finalize().to_hex().to_string(),
+    );
     if let Some(s) = sha {
         hashes.insert("sha256".to_string(), hex(&s.finalize()));
     }
@@ -131,6 +196,7 @@ fn digest(path: &Path, size: u64, want_sha256: bool, keep_content: u64) -> std::
         hashes,
         note: None,
         content,
+        prefix_blake3: b3.prefix_digest,
     })
 }
 
@@ -185,6 +251,34 @@ mod tests {
         let h = hash_file(&p, data.len() as u64, true, 0, &policy());
         assert_eq!(h.hashes["blake3"], blake3::hash(&data).to_hex().to_string());
         assert_eq!(h.hashes["sha256"], hex(&sha2::Sha256::digest(&data)));
+    }
+
+    #[test]
+    fn the_prefix_digest_comes_from_the_same_pass_at_any_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let data: Vec<u8> = (0..(MMAP_FROM as usize) * 2 + 99)
+            .map(|i| (i % 241) as u8)
+            .collect();
+        for (len, prefix) in [(10usize, 4u64), (10, 0), (10, 10), (data.len(), 1_500_000)] {
+            let p = dir.path().join(format!("f{len}-{prefix}"));
+            std::fs::write(&p, &data[..len]).unwrap();
+            let h = hash_file_with_prefix(&p, len as u64, true, 0, &policy(), Some(prefix));
+            let want = blake3::hash(&data[..prefix as usize]).to_hex().to_string();
+            assert_eq!(
+                h.prefix_blake3.as_deref(),
+                Some(want.as_str()),
+                "{len} {prefix}"
+            );
+            assert_eq!(
+                h.hashes["blake3"],
+                blake3::hash(&data[..len]).to_hex().to_string()
+            );
+        }
+        // Shorter than the prefix: no prefix digest.
+        let p = dir.path().join("short");
+        std::fs::write(&p, b"abc").unwrap();
+        let h = hash_file_with_prefix(&p, 3, false, 0, &policy(), Some(4));
+        assert_eq!(h.prefix_blake3, None);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! Data flows one way: source → decode → attribute → coalesce → hash →
 //! evaluate → emit. See docs/architecture.md.
+pub mod append_only;
 pub mod config;
 #[cfg(target_os = "linux")]
 pub mod daemon;

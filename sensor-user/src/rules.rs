@@ -64,6 +64,15 @@ const ACTIONS: &[&str] = &[
 /// Event kinds.
 const KINDS: &[&str] = &["file", "sensor"];
 
+/// Verdicts on append-only files (`details.append_only`).
+const APPEND_ONLY: &[&str] = &[
+    "appended",
+    "truncated",
+    "rewritten",
+    "replaced",
+    "unverified",
+];
+
 /// Names that can appear in `fields_changed` (the `FileState` fields).
 const FIELDS: &[&str] = &[
     "type",
@@ -136,6 +145,8 @@ struct RawMatch {
     #[serde(default)]
     mode_bits: List,
     #[serde(default)]
+    append_only: List,
+    #[serde(default)]
     xattr: List,
     #[serde(default)]
     exe: List,
@@ -175,6 +186,7 @@ struct Rule {
     file_types: u32,
     fields: u32,
     mode_bits: u32,
+    append_only: u32,
     /// Kept to rebuild the set-wide path index when rule sets are merged.
     path: Vec<Glob>,
     not_path: Vec<Glob>,
@@ -350,11 +362,10 @@ impl RuleSet {
         // A change a scan found that the realtime sensor never reported is
         // high severity whatever the rules say: the sensor was blind or
         // something bypassed it (docs/baseline.md).
+        // Growth of an append-only file is not a finding to escalate.
         let unattributed = ev.file().is_some_and(|f| {
-            f.details
-                .get("unattributed")
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false)
+            f.details.get("unattributed").and_then(|v| v.as_bool()) == Some(true)
+                && f.details.get("append_only").and_then(|v| v.as_str()) != Some("appended")
         });
         if unattributed {
             ev.severity = ev.severity.max(Severity::High);
@@ -438,6 +449,7 @@ struct Facts {
     file_type: u32,
     fields: u32,
     mode: u32,
+    append_only: u32,
 }
 
 impl Facts {
@@ -448,6 +460,7 @@ impl Facts {
             file_type: 0,
             fields: 0,
             mode: 0,
+            append_only: 0,
         };
         if let Some(fc) = ev.file() {
             let ty = match &fc.after {
@@ -469,6 +482,9 @@ impl Facts {
                 .iter()
                 .fold(0, |m, name| m | bit(FIELDS, name));
             f.mode = event_mode(fc);
+            if let Some(v) = fc.details.get("append_only").and_then(|v| v.as_str()) {
+                f.append_only = bit(APPEND_ONLY, v);
+            }
         }
         f
     }
@@ -480,7 +496,8 @@ impl Facts {
             && any(r.actions, self.action)
             && any(r.file_types, self.file_type)
             && any(r.fields, self.fields)
-            && any(r.mode_bits, self.mode))
+            && any(r.mode_bits, self.mode)
+            && any(r.append_only, self.append_only))
         {
             return false;
         }
@@ -737,6 +754,7 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
         file_types: mask(&m.file_type, FILE_TYPES, "file_type")?,
         fields: mask(&m.fields_changed, FIELDS, "fields_changed field")?,
         mode_bits,
+        append_only: mask(&m.append_only, APPEND_ONLY, "append_only verdict")?,
         path: globs(&m.path, GlobKind::Path, "path")?,
         not_path: globs(&m.not_path, GlobKind::Path, "not_path")?,
         xattr: set(&m.xattr, GlobKind::Name, "xattr")?,
@@ -755,6 +773,7 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
         || rule.file_types != 0
         || rule.fields != 0
         || rule.mode_bits != 0
+        || rule.append_only != 0
         || rule.has_path_condition()
         || [
             &rule.xattr,
@@ -1550,6 +1569,18 @@ action = ["modified"]
             ("sensor-stopped", sensor_ev("stop")),
             ("sensor-downtime", sensor_ev("downtime")),
             ("scan-failed", sensor_ev("scan_failed")),
+            (
+                "append-only-rewritten",
+                with(ev("modified", "/var/log/audit/audit.log"), |f| {
+                    f.details.insert("append_only".into(), "rewritten".into());
+                }),
+            ),
+            (
+                "append-only-replaced",
+                with(ev("modified", "/var/log/audit/audit.log"), |f| {
+                    f.details.insert("append_only".into(), "replaced".into());
+                }),
+            ),
         ]
     }
 

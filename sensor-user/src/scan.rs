@@ -8,11 +8,12 @@
 //! ([`compare`]) and the event built from it ([`finding_event`]) are
 //! separate functions so that the daemon's scheduled and catch-up scans
 //! produce exactly the same events.
+use crate::append_only::{self, Verdict};
 use crate::event::{
     Body, Event, FileChange, FileInfo, FileState, Process, Severity, Source, SCHEMA,
 };
 use crate::filestate::{fields_changed, read_state, same_content};
-use crate::hash::{hash_file, HashPolicy};
+use crate::hash::{hash_file, hash_file_with_prefix, HashPolicy};
 use crate::pipeline::emit::Emitter;
 use crate::policy::Policy;
 use crate::store::{self, FileRow, Store};
@@ -784,7 +785,8 @@ fn scan_inner(
                   watch: Option<String>,
                   reference: Reference,
                   after: Option<FileState>,
-                  finding: Finding|
+                  finding: Finding,
+                  append_only: Option<Verdict>|
      -> Result<()> {
         // Against the baseline, the realtime sensor saw the change if the
         // journal has a non-scan event on the path since the baseline
@@ -816,6 +818,9 @@ fn scan_inner(
             if b.inode != a.inode && a.file_type == "file" {
                 details.insert("replaced".into(), true.into());
             }
+        }
+        if let Some(v) = append_only {
+            details.insert("append_only".into(), v.as_str().into());
         }
         sum.changes += 1;
         sum.unattributed += u64::from(realtime.is_none());
@@ -854,15 +859,19 @@ fn scan_inner(
                 }
             }
             match compare(refer.state.as_ref(), Some(&state), opts.metadata_only) {
-                Some(f) => report(
-                    out,
-                    &mut sum,
-                    &seen.path,
-                    Some(seen.watch),
-                    refer,
-                    Some(state),
-                    f,
-                )?,
+                Some(f) => {
+                    let verdict = append_only_verdict(policy, opts, &seen.path, &refer, &state);
+                    report(
+                        out,
+                        &mut sum,
+                        &seen.path,
+                        Some(seen.watch),
+                        refer,
+                        Some(state),
+                        f,
+                        verdict,
+                    )?
+                }
                 None if refer.is_baseline => store.mark_verified(&seen.path, &now)?,
                 None => {}
             }
@@ -903,12 +912,34 @@ fn scan_inner(
                 refer,
                 None,
                 finding,
+                None,
             )?;
             batch.op()?;
         }
     }
     batch.finish()?;
     Ok(sum)
+}
+
+/// For an append-only file, whether it only grew since `reference` (its
+/// leading bytes are hashed again; also in metadata-only scans).
+fn append_only_verdict(
+    policy: &Policy,
+    opts: &WalkOptions,
+    path: &str,
+    reference: &Reference,
+    now: &FileState,
+) -> Option<Verdict> {
+    if !policy.config.append_only.is_match(path) {
+        return None;
+    }
+    let r = reference.state.as_ref()?;
+    let prefix = append_only::prefix_len(r).filter(|_| now.inode == r.inode && now.size >= r.size);
+    let digest = prefix.and_then(|n| {
+        hash_file_with_prefix(Path::new(path), now.size, false, 0, &opts.hash, Some(n))
+            .prefix_blake3
+    });
+    append_only::judge(r, now, digest.as_deref())
 }
 
 /// What `vigil baseline accept` blessed.

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use vigil_tests::{vigil_bin, Sensor};
 
 struct Env {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     watched: PathBuf,
     policy: PathBuf,
     db: PathBuf,
@@ -28,7 +28,7 @@ impl Env {
         .unwrap();
         let db = dir.path().join("vigil.db");
         Env {
-            _dir: dir,
+            dir,
             watched,
             policy,
             db,
@@ -314,4 +314,105 @@ fn changes_lost_by_the_kernel_are_found_by_the_rescan_after_the_gap() {
         "100 edited files: {realtime} reported by the kernel path, {rescanned} found by the rescan"
     );
     assert!(rescanned > 0, "the gap lost some of them");
+}
+
+#[test]
+fn append_only_files_may_grow_but_never_be_rewritten() {
+    let env = Env::new("append_only = [\"**/*.log\"]\n[diff]\npaths = []\n");
+    let log = env.p("audit.log");
+    std::fs::write(&log, "record 1\nrecord 2\n").unwrap();
+    let append = |text: &str| {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+            .unwrap();
+    };
+    let s = env.start();
+    scan_finished(&s, "init");
+    let path = log.display().to_string();
+    let next = |after_seq: u64| {
+        s.wait_for(|e| {
+            e["kind"] == "file" && e["path"] == path.as_str() && e["seq"].as_u64() > Some(after_seq)
+        })
+    };
+    // Wait until the start-up read of the log is in: the first change is
+    // judged against it.
+    std::thread::sleep(Duration::from_millis(500));
+    append("record 3\n");
+    let grown = next(0);
+    assert_eq!(grown["details"]["append_only"], "appended", "{grown:#}");
+    assert!(
+        grown.get("alert").is_none(),
+        "growth is not an alert: {grown:#}"
+    );
+
+    // An in-place edit of an old record, same size.
+    let text = std::fs::read_to_string(&log)
+        .unwrap()
+        .replace("record 2", "RECORD 2");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()))
+        .unwrap();
+    let edited = next(grown["seq"].as_u64().unwrap());
+    assert_eq!(edited["details"]["append_only"], "rewritten", "{edited:#}");
+    assert_eq!(edited["severity"], "critical");
+    assert_eq!(edited["alert"], true);
+    assert!(edited["rules"]
+        .as_array()
+        .unwrap()
+        .contains(&"append-only-rewritten".into()));
+
+    // Truncation.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    let cut = next(edited["seq"].as_u64().unwrap());
+    assert_eq!(cut["details"]["append_only"], "truncated", "{cut:#}");
+    assert_eq!(cut["alert"], true);
+    let mut s = s;
+    assert!(s.stop().success());
+
+    // The scan judges against the baseline the same way: growth since the
+    // baseline is fine, an edit of what the baseline held is not.
+    let other = env.p("other.log");
+    std::fs::write(&log, "a\nb\n").unwrap();
+    std::fs::write(&other, "x\ny\n").unwrap();
+    env.vigil(&["baseline", "update"]);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"c\n"))
+        .unwrap();
+    std::fs::write(&other, "X\ny\nz\n").unwrap();
+    let out = env.dir.path().join("scan.ndjson");
+    let status = Command::new(vigil_bin())
+        .args(["scan", "--output", out.to_str().unwrap()])
+        .args(["--config", env.policy.to_str().unwrap()])
+        .args(["--db", env.db.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.code().is_some(), "{status}");
+    let events: Vec<Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finding = |p: &Path| {
+        events
+            .iter()
+            .find(|e| e["path"] == p.display().to_string().as_str())
+            .unwrap_or_else(|| panic!("no finding for {}: {events:#?}", p.display()))
+    };
+    let grown = finding(&log);
+    assert_eq!(grown["details"]["append_only"], "appended", "{grown:#}");
+    assert!(grown.get("alert").is_none(), "{grown:#}");
+    let edited = finding(&other);
+    assert_eq!(edited["details"]["append_only"], "rewritten", "{edited:#}");
+    assert_eq!(edited["alert"], true);
 }

@@ -2,7 +2,7 @@
 //! content hashes, the expensive part, on a worker pool.
 use crate::event::FileState;
 use crate::filestate::{read_state, same_content};
-use crate::hash::{hash_file, HashPolicy};
+use crate::hash::{hash_file_with_prefix, HashPolicy};
 use crossbeam_channel::{Receiver, Sender};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,8 @@ pub struct Job {
     pub sha256: bool,
     /// Return the content up to this size (for diffs).
     pub keep_content: u64,
+    /// Also the digest of this many leading bytes (append-only files).
+    pub prefix: Option<u64>,
 }
 
 /// Reads the metadata of `path` and reuses the digests of `hint` when the
@@ -48,6 +50,7 @@ pub struct Done {
     /// None when the path no longer exists.
     pub after: Option<FileState>,
     pub content: Option<Vec<u8>>,
+    pub prefix_blake3: Option<String>,
 }
 
 /// Starts `workers` threads; they stop when the job sender is dropped.
@@ -80,12 +83,20 @@ pub fn spawn_pool(
 
 fn run(job: Job, policy: &HashPolicy) -> Done {
     let mut st = job.state;
-    let h = hash_file(&job.path, st.size, job.sha256, job.keep_content, policy);
+    let h = hash_file_with_prefix(
+        &job.path,
+        st.size,
+        job.sha256,
+        job.keep_content,
+        policy,
+        job.prefix,
+    );
     st.hashes = h.hashes;
     st.hash_note = h.note;
     Done {
         id: job.id,
         after: Some(st),
         content: h.content,
+        prefix_blake3: h.prefix_blake3,
     }
 }

@@ -38,6 +38,8 @@ pub struct Settings {
     pub secret: GlobSet,
     /// Watched roots (and whether recursive), read at start for diffable files.
     pub seed_roots: Vec<(PathBuf, bool)>,
+    /// Files that may only grow (`details.append_only` on their changes).
+    pub append_only: GlobSet,
 }
 
 impl Settings {
@@ -62,6 +64,7 @@ impl Settings {
                 .iter()
                 .map(|r| (r.path.clone(), r.recursive))
                 .collect(),
+            append_only: c.append_only.clone(),
         }
     }
 }
@@ -98,6 +101,7 @@ impl Pipeline {
             sha256: settings.sha256.clone(),
             max_bytes: settings.diff_max_bytes,
             hash: settings.hash.clone(),
+            append_only: settings.append_only.clone(),
         };
         std::thread::Builder::new()
             .name("vigil-seed".into())
@@ -149,6 +153,10 @@ struct Pending {
     content: Option<Vec<u8>>,
     /// A scan finding: before and after are filled in already.
     complete: bool,
+    /// Append-only file: the state its change is judged against, and the
+    /// digest of as many leading bytes of the file now.
+    append_ref: Option<FileState>,
+    prefix_blake3: Option<String>,
 }
 
 struct Settle {
@@ -205,7 +213,7 @@ impl Settle {
                             }
                             Input::Sensor(ev) => self.enqueue(ev)?,
                             Input::Finding(ev) => {
-                                self.queue.push_back(Pending { ev, waiting: false, after: None, content: None, complete: true });
+                                self.queue.push_back(Pending { ev, waiting: false, after: None, content: None, complete: true, append_ref: None, prefix_blake3: None });
                                 self.emit_ready()?;
                             }
                             Input::Stop(ev) => return self.stop(ev, &done),
@@ -260,6 +268,8 @@ impl Settle {
             after: None,
             content: None,
             complete: false,
+            append_ref: None,
+            prefix_blake3: None,
         };
         let path = pending
             .ev
@@ -275,6 +285,13 @@ impl Settle {
             let keep_content = if diffable { self.s.diff_max_bytes } else { 0 };
             let path = PathBuf::from(path);
             let hint = self.states.get(path.to_str().unwrap_or_default());
+            // Judged against the state known now: an earlier event on the
+            // path may still change `states` before this one is finished.
+            pending.append_ref = hint
+                .filter(|_| self.s.append_only.is_match(&path))
+                .filter(|h| crate::append_only::prefix_len(h).is_some())
+                .cloned();
+            let prefix = pending.append_ref.as_ref().map(|r| r.size);
             match enrich::stat(&path, hint, sha256, keep_content) {
                 Some((state, true)) => {
                     let jobs = self.jobs.as_ref().expect("jobs are open until stop");
@@ -284,6 +301,7 @@ impl Settle {
                         state,
                         sha256,
                         keep_content,
+                        prefix,
                     })
                     .map_err(|_| anyhow::anyhow!("the hash workers stopped"))?;
                     pending.waiting = true;
@@ -302,6 +320,7 @@ impl Settle {
         p.waiting = false;
         p.after = d.after;
         p.content = d.content;
+        p.prefix_blake3 = d.prefix_blake3;
         self.emit_ready()
     }
 
@@ -322,6 +341,8 @@ impl Settle {
             after,
             content,
             complete,
+            append_ref,
+            prefix_blake3,
             ..
         } = p;
         if complete {
@@ -385,6 +406,11 @@ impl Settle {
             }
             if let (Some(b), Some(a)) = (&before, &after) {
                 f.fields_changed = fields_changed(b, a);
+            }
+            if let (Some(r), Some(a)) = (&append_ref, &after) {
+                if let Some(v) = crate::append_only::judge(r, a, prefix_blake3.as_deref()) {
+                    f.details.insert("append_only".into(), v.as_str().into());
+                }
             }
             f.before = before;
             f.after = after;

@@ -1,6 +1,7 @@
 //! What the pipeline knows when it starts: the state and content of the files
-//! whose changes are diffed, read in the background, so that the first change
-//! to /etc/hosts already has a `before` and a diff.
+//! whose changes are diffed, and the state of append-only files, read in the
+//! background, so that the first change to /etc/hosts already has a `before`
+//! and a diff, and the first write to an audit log is checked for rewrites.
 use crate::event::FileState;
 use crate::filestate::read_state;
 use crate::hash::{hash_file, HashPolicy};
@@ -24,12 +25,14 @@ pub struct Scope {
     pub sha256: GlobSet,
     pub max_bytes: u64,
     pub hash: HashPolicy,
+    pub append_only: GlobSet,
 }
 
-/// Reads every diffable regular file under the roots (not following symlinks).
+/// Reads every diffable or append-only regular file under the roots (not
+/// following symlinks).
 pub fn read(scope: &Scope) -> Seed {
     let mut seed = Seed::default();
-    if scope.diff.is_empty() {
+    if scope.diff.is_empty() && scope.append_only.is_empty() {
         return seed;
     }
     // (path, may descend into it, the root's recursion)
@@ -56,11 +59,10 @@ pub fn read(scope: &Scope) -> Seed {
             continue;
         }
         let Some(name) = path.to_str() else { continue };
-        if !meta.is_file()
-            || meta.len() > scope.max_bytes
-            || !scope.diff.is_match(name)
-            || scope.secret.is_match(name)
-        {
+        let diffable = meta.len() <= scope.max_bytes
+            && scope.diff.is_match(name)
+            && !scope.secret.is_match(name);
+        if !meta.is_file() || !(diffable || scope.append_only.is_match(name)) {
             continue;
         }
         let Ok(mut st) = read_state(&path) else {
@@ -70,7 +72,7 @@ pub fn read(scope: &Scope) -> Seed {
             &path,
             st.size,
             scope.sha256.is_match(name),
-            scope.max_bytes,
+            if diffable { scope.max_bytes } else { 0 },
             &scope.hash,
         );
         st.hashes = h.hashes;
