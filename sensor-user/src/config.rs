@@ -13,6 +13,12 @@ use crate::sink::SinkConfig;
 /// The policy Vigil ships with: the usual critical files of a Linux host.
 pub const DEFAULT_POLICY: &str = include_str!("../policy/default.toml");
 
+/// Built-in policies, by the name `--profile` takes.
+pub const PROFILES: &[(&str, &str)] = &[
+    ("default", DEFAULT_POLICY),
+    ("pci-linux", include_str!("../policy/pci-linux.toml")),
+];
+
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}:{line}:{column}: {message}")]
 pub struct ConfigError {
@@ -383,6 +389,29 @@ impl Config {
         Ok(Config::parse(&text, &path.display().to_string())?)
     }
 
+    /// The text of a built-in policy; the error lists the names.
+    pub fn profile_text(name: &str) -> anyhow::Result<&'static str> {
+        PROFILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+            .ok_or_else(|| {
+                let names: Vec<&str> = PROFILES.iter().map(|(n, _)| *n).collect();
+                anyhow::anyhow!(
+                    "no built-in profile {name:?}: use one of {} (pci-windows ships with the Windows build)",
+                    names.join(", ")
+                )
+            })
+    }
+
+    /// A built-in policy.
+    pub fn profile(name: &str) -> anyhow::Result<Config> {
+        Ok(Config::parse(
+            Config::profile_text(name)?,
+            &format!("<profile {name}>"),
+        )?)
+    }
+
     /// The embedded default policy.
     pub fn default_policy() -> Config {
         Config::parse(DEFAULT_POLICY, "<default policy>").expect("embedded default policy is valid")
@@ -442,6 +471,20 @@ mod tests {
     fn default_policy_parses() {
         let c = Config::default_policy();
         assert!(c.watches.iter().any(|w| w.path == Path::new("/etc")));
+    }
+
+    #[test]
+    fn every_profile_parses() {
+        for (name, _) in PROFILES {
+            let c = Config::profile(name).unwrap();
+            assert!(!c.watches.is_empty(), "{name}");
+        }
+        let pci = Config::profile("pci-linux").unwrap();
+        assert!(pci.append_only.is_match("/var/log/audit/audit.log"));
+        assert!(Config::profile("pci-linx")
+            .unwrap_err()
+            .to_string()
+            .contains("pci-linux"));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
-use vigil::config::{Config, DEFAULT_POLICY};
+use vigil::config::Config;
 
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -101,6 +101,9 @@ struct StoreArgs {
     /// Policy file (TOML); the embedded default policy when absent.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// A built-in policy instead of --config: default, pci-linux.
+    #[arg(long, conflicts_with = "config")]
+    profile: Option<String>,
     /// The store (SQLite); `[store] path` in the policy, else /var/lib/vigil/vigil.db.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
@@ -162,6 +165,9 @@ struct RunArgs {
     /// Policy file (TOML); the embedded default policy when neither this nor --watch is given.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// A built-in policy instead of --config: default, pci-linux.
+    #[arg(long, conflicts_with = "config")]
+    profile: Option<String>,
     /// Watch this path recursively (repeatable); added to --config's watches.
     #[arg(long = "watch", value_name = "PATH")]
     watch: Vec<PathBuf>,
@@ -177,8 +183,12 @@ struct RunArgs {
 enum ConfigCommand {
     /// Validate a policy file; errors name the line and column.
     Check { file: PathBuf },
-    /// Print the embedded default policy.
-    Default,
+    /// Print the embedded default policy, or another built-in profile.
+    Default {
+        /// default, pci-linux.
+        #[arg(long, default_value = "default")]
+        profile: String,
+    },
 }
 
 fn main() {
@@ -212,9 +222,9 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Config {
-            command: ConfigCommand::Default,
+            command: ConfigCommand::Default { profile },
         } => {
-            print!("{DEFAULT_POLICY}");
+            print!("{}", Config::profile_text(&profile)?);
             Ok(())
         }
         Command::Rules {
@@ -282,14 +292,16 @@ impl Sensor {
         use vigil::sink::SinkConfig;
         let RunArgs {
             config,
+            profile,
             watch,
             output,
             raw,
         } = args;
-        let mut cfg = match (&config, watch.is_empty()) {
-            (Some(path), _) => Config::load(path)?,
-            (None, false) => Config::for_paths(&[])?,
-            (None, true) => Config::default_policy(),
+        let mut cfg = match (&config, &profile, watch.is_empty()) {
+            (Some(path), _, _) => Config::load(path)?,
+            (None, Some(name), _) => Config::profile(name)?,
+            (None, None, false) => Config::for_paths(&[])?,
+            (None, None, true) => Config::default_policy(),
         };
         cfg.watches.extend(Config::for_paths(&watch)?.watches);
         if raw {
@@ -343,10 +355,11 @@ fn open_store(db: Option<PathBuf>, cfg: &Config) -> Result<vigil::store::Store> 
 }
 
 #[cfg(target_os = "linux")]
-fn load_policy(config: &Option<PathBuf>) -> Result<vigil::policy::Policy> {
-    let cfg = match config {
-        Some(p) => Config::load(p)?,
-        None => Config::default_policy(),
+fn load_policy(store: &StoreArgs) -> Result<vigil::policy::Policy> {
+    let cfg = match (&store.config, &store.profile) {
+        (Some(p), _) => Config::load(p)?,
+        (None, Some(name)) => Config::profile(name)?,
+        (None, None) => Config::default_policy(),
     };
     Ok(vigil::policy::Policy::new(cfg))
 }
@@ -366,7 +379,7 @@ fn baseline(command: BaselineCommand) -> Result<()> {
     use vigil::scan::{self, WalkOptions};
     match command {
         BaselineCommand::Init { store, force } => {
-            let policy = load_policy(&store.config)?;
+            let policy = load_policy(&store)?;
             let db = open_store(store.db, &policy.config)?;
             let n = db.file_count()?;
             if n > 0 && !force {
@@ -387,7 +400,7 @@ fn baseline(command: BaselineCommand) -> Result<()> {
             Ok(())
         }
         BaselineCommand::Update { store, paths } => {
-            let policy = load_policy(&store.config)?;
+            let policy = load_policy(&store)?;
             let db = open_store(store.db, &policy.config)?;
             let mut opts = WalkOptions::from_policy(&policy);
             opts.only = absolute(paths)?;
@@ -399,7 +412,7 @@ fn baseline(command: BaselineCommand) -> Result<()> {
             Ok(())
         }
         BaselineCommand::Show { store, path, json } => {
-            let policy = load_policy(&store.config)?;
+            let policy = load_policy(&store)?;
             let db = open_store(store.db, &policy.config)?;
             let path = absolute(vec![path])?.remove(0).display().to_string();
             let row = db.get_file(&path)?;
@@ -470,7 +483,7 @@ fn baseline(command: BaselineCommand) -> Result<()> {
             target,
             reason,
         } => {
-            let policy = load_policy(&store.config)?;
+            let policy = load_policy(&store)?;
             let db = open_store(store.db, &policy.config)?;
             let who = vigil::store::Who::current();
             let opts = WalkOptions::from_policy(&policy);
@@ -506,6 +519,7 @@ fn scan(
     use vigil::scan::WalkOptions;
     let mut s = Sensor::prepare(RunArgs {
         config: store.config,
+        profile: store.profile,
         watch: Vec::new(),
         output,
         raw: false,
