@@ -6,6 +6,7 @@ pub mod config;
 pub mod event;
 pub mod filestate;
 pub mod hash;
+pub mod integrity;
 pub mod pipeline;
 pub mod policy;
 pub mod process;

@@ -30,6 +30,8 @@ pub struct Options {
     pub ring_buffer_mib: u32,
     /// Also append every raw ring-buffer record here (for `vigil replay`).
     pub record: Option<std::path::PathBuf>,
+    /// A `heartbeat` event this often (`[sensor] heartbeat_s`).
+    pub heartbeat: Duration,
 }
 
 /// Records travel in batches: one channel hand-off per ring-buffer drain
@@ -38,8 +40,15 @@ const BATCH: usize = 1024;
 
 enum Msg {
     Records(Vec<Vec<u8>>),
-    Gap { lost: u64, reason: &'static str },
-    Stop,
+    Gap {
+        lost: u64,
+        reason: &'static str,
+    },
+    Heartbeat,
+    Stop {
+        reason: &'static str,
+        message: Option<String>,
+    },
 }
 
 pub fn run(opts: Options) -> Result<()> {
@@ -66,6 +75,7 @@ pub fn run(opts: Options) -> Result<()> {
                 .collect(),
             hooks_attached: Some(loaded.attached.len()),
             hooks_failed: std::mem::take(&mut loaded.failed),
+            heartbeat_s: Some(opts.heartbeat.as_secs()),
             ..Default::default()
         },
     )?;
@@ -82,19 +92,49 @@ pub fn run(opts: Options) -> Result<()> {
         Some(p) => Some(super::replay::Recorder::create(p)?),
         None => None,
     };
-    rt.block_on(read_loop(ring, ebpf, tx, recorder))?;
-    worker
+    let read = rt.block_on(read_loop(ring, ebpf, tx, recorder, opts.heartbeat));
+    let piped = worker
         .join()
-        .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
-    Ok(())
+        .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))
+        .and_then(|r| r);
+    // The reader's error is the cause; the pipeline's is then only that its input stopped.
+    read.and(piped)
 }
 
+/// Reads until SIGTERM or SIGINT, then hands over the stop event with its
+/// reason. On an error the stop event says `error` and why, if the pipeline
+/// still takes it, and the error is returned.
 async fn read_loop(
     ring: RingBuf<MapData>,
     ebpf: Arc<Mutex<Ebpf>>,
     tx: crossbeam_channel::Sender<Msg>,
-    mut recorder: Option<super::replay::Recorder>,
+    recorder: Option<super::replay::Recorder>,
+    heartbeat: Duration,
 ) -> Result<()> {
+    match read_until_signal(ring, ebpf, &tx, recorder, heartbeat).await {
+        Ok(signal) => tx
+            .send(Msg::Stop {
+                reason: signal,
+                message: None,
+            })
+            .map_err(|_| anyhow::anyhow!("pipeline stopped")),
+        Err(e) => {
+            let _ = tx.send(Msg::Stop {
+                reason: "error",
+                message: Some(format!("{e:#}")),
+            });
+            Err(e)
+        }
+    }
+}
+
+async fn read_until_signal(
+    ring: RingBuf<MapData>,
+    ebpf: Arc<Mutex<Ebpf>>,
+    tx: &crossbeam_channel::Sender<Msg>,
+    mut recorder: Option<super::replay::Recorder>,
+    heartbeat: Duration,
+) -> Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     // SAFETY: the ring buffer owns its fd and outlives the registration (both
     // live in `fd` and are dropped together).
@@ -106,6 +146,9 @@ async fn read_loop(
     // this drain bounds the latency of a quiet trickle of events.
     let mut drain = tokio::time::interval(Duration::from_millis(10));
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The first heartbeat one interval after the start event.
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen_lost = (0u64, 0u64);
     let send = |m: Msg| tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"));
     // Hands over everything the ring buffer holds, in batches.
@@ -128,7 +171,7 @@ async fn read_loop(
         }
         Ok(())
     };
-    loop {
+    let signal = loop {
         tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
@@ -146,14 +189,14 @@ async fn read_loop(
                 }
                 seen_lost = lost;
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = beat.tick() => send(Msg::Heartbeat)?,
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
         }
-    }
+    };
     // Drain what the kernel already delivered, then stop.
     drain_ring(fd.get_mut())?;
-    send(Msg::Stop)?;
-    Ok(())
+    Ok(signal)
 }
 
 /// Decode and attribute: kernel records become raw changes with their process.
@@ -222,7 +265,8 @@ impl Attributor {
                         ..Default::default()
                     },
                 )?,
-                Msg::Stop => return self.stop(),
+                Msg::Heartbeat => self.emit_sensor("heartbeat", SensorInfo::default())?,
+                Msg::Stop { reason, message } => return self.stop(reason, message),
             }
             if since_expire.elapsed() > Duration::from_secs(10) {
                 self.procs.expire();
@@ -233,13 +277,16 @@ impl Attributor {
         }
     }
 
-    /// Emits the stop event and waits for the pipeline to deliver everything.
-    pub(super) fn stop(&mut self) -> Result<()> {
+    /// Emits the stop event (with why: `SIGTERM`, `SIGINT`, `error` and a
+    /// message) and waits for the pipeline to deliver everything.
+    pub(super) fn stop(&mut self, reason: &str, message: Option<String>) -> Result<()> {
         let stop = sensor_event(
             &self.host,
             "stop",
             SensorInfo {
                 pid: Some(std::process::id()),
+                reason: Some(reason.to_string()),
+                message,
                 ..Default::default()
             },
         );

@@ -26,7 +26,7 @@ pub fn kind(ev: &Event) -> &'static str {
     }
     match (ev.kind, ev.action.as_str()) {
         ("sensor", "error") => "pipeline_error",
-        ("sensor", "health") => "state",
+        ("sensor", "health" | "heartbeat") => "state",
         _ => "event",
     }
 }
@@ -268,6 +268,11 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>) {
     v.insert("lost".into(), json!(s.lost));
     v.insert("lost_reason".into(), json!(s.lost_reason));
     v.insert("sink".into(), json!(s.sink));
+    v.insert("heartbeat_s".into(), json!(s.heartbeat_s));
+    v.insert("reason".into(), json!(s.reason));
+    v.insert("events_emitted".into(), json!(s.events_emitted));
+    v.insert("lost_total".into(), json!(s.lost_total));
+    v.insert("uptime_s".into(), json!(s.uptime_s));
 }
 
 #[cfg(test)]
