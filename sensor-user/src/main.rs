@@ -622,6 +622,9 @@ fn run(
 ) -> Result<()> {
     use vigil::integrity::{key_path, HostKey};
     let s = Sensor::prepare(args)?;
+    // Not root, no BTF: say so before anything else (the key directory
+    // would be the first thing to fail).
+    vigil::linux::loader::preflight()?;
     // No chain without a sound key: refuse to start rather than emit a feed
     // nobody can verify.
     let path = key_path(key, &s.policy.config, db.as_deref());
