@@ -122,7 +122,7 @@ impl HostKey {
         let mode = m.mode() & 0o7777;
         if mode & 0o077 != 0 {
             bail!(
-                "host key {} is accessible to group or others (mode {mode:04o}): anyone who can read it can forge the event chain; run `chmod 600 {}` (and check who read it: consider `vigil key init --force` for a new key)",
+                "host key {} is accessible to group or others (mode {mode:04o}): anyone who can read it can forge the event chain; run `chmod 600 {}` (if someone else may have read it, move it away and run `vigil key init` for a new one)",
                 path.display(),
                 path.display()
             );

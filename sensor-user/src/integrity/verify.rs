@@ -498,7 +498,7 @@ impl<'k> Verifier<'k> {
                 Some(line.seq),
                 "edited",
                 format!(
-                    "seq {} was already seen (line {}) with other content, and this line chains from nothing: changed or forged",
+                    "seq {} was already seen (line {}) with other content, and this line chains from nothing: changed or forged, or the first event left of a run whose start was removed",
                     line.seq,
                     self.seg
                         .as_ref()
@@ -691,7 +691,7 @@ impl<'k> Verifier<'k> {
         if let Some(s) = self.suspect.take() {
             let l = &s.line;
             let msg = format!(
-                "seq {} was already seen with other content, and nothing follows: changed, forged, or a restart without a start event",
+                "seq {} was already seen with other content, and nothing follows: changed or forged, or a restart whose start was removed",
                 l.seq
             );
             self.report(Level::Break, l.no, Some(l.seq), "edited", msg);
