@@ -292,8 +292,14 @@ impl<'k> Verifier<'k> {
                 "not a native Vigil event (no \"schema\": \"vigil/...\"): vigil verify checks native feeds; OCSF and ECS outputs carry seq, key_id and chain for checks in the SIEM".into(),
             );
         }
-        let Some(seq) = head.seq else {
-            return self.report(Level::Break, no, None, "not_an_event", "no seq".into());
+        let Some(seq) = head.seq.filter(|s| *s >= 1) else {
+            return self.report(
+                Level::Break,
+                no,
+                head.seq,
+                "not_an_event",
+                "no seq (a positive integer): the line was damaged or inserted".into(),
+            );
         };
         self.summary.events += 1;
         if let Some(t) = &head.time {
@@ -897,6 +903,27 @@ mod tests {
         lines.push("garbage".into());
         let s = check(&lines);
         assert_eq!(whats(&s), [(5, "unchained"), (6, "not_an_event")]);
+    }
+
+    #[test]
+    fn damaged_lines_never_panic() {
+        let lines = run(&key(), 3, true);
+        let text = lines.join("\n") + "\n";
+        // Every single-byte change and every cut: reported, never a panic.
+        for i in 0..text.len() {
+            let mut b = text.clone().into_bytes();
+            b[i] ^= 0x01;
+            let s = verify(&b[..], &key()).unwrap();
+            assert!(!s.findings.is_empty() || b[i] == b'\n', "byte {i}");
+            let _ = verify(&text.as_bytes()[..i], &key()).unwrap();
+        }
+        let zero = lines[1].replace(r#""seq":2,"#, r#""seq":0,"#);
+        let s = check(&[lines[0].clone(), zero]);
+        assert!(
+            whats(&s).contains(&(2, "not_an_event")),
+            "{:#?}",
+            s.findings
+        );
     }
 
     #[test]

@@ -336,6 +336,64 @@ mod tests {
     }
 
     #[test]
+    fn a_chained_run_verifies_health_events_included_and_counts_are_filled() {
+        use crate::integrity::{verify::verify, HostKey};
+        let good = StdArc::new(Mutex::new(Vec::new()));
+        let sinks: Vec<Box<dyn Sink>> = vec![
+            Box::new(Probe {
+                name: "http".into(),
+                failing: true,
+                lines: StdArc::default(),
+                health: Vec::new(),
+            }),
+            Box::new(Probe {
+                name: "file".into(),
+                failing: false,
+                lines: good.clone(),
+                health: Vec::new(),
+            }),
+        ];
+        let key = HostKey::from_bytes([3; 32], std::path::Path::new("k"));
+        let mut e = Emitter::new(sinks, RuleSet::builtin(), "h".into()).with_chain(key.clone());
+        e.emit(e.sensor_event("start", SensorInfo::default()))
+            .unwrap();
+        e.emit(e.sensor_event("heartbeat", SensorInfo::default()))
+            .unwrap();
+        e.emit(e.sensor_event(
+            "stop",
+            SensorInfo {
+                reason: Some("SIGTERM".into()),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        let lines = good.lock().unwrap().clone();
+        let text = lines.join("\n") + "\n";
+        let s = verify(text.as_bytes(), &key).unwrap();
+        assert!(s.ok(), "{:#?}\n{text}", s.findings);
+        let evs: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let hb = evs.iter().find(|e| e["action"] == "heartbeat").unwrap();
+        // start + its health + gap before the heartbeat; one event lost per failed send.
+        assert_eq!(hb["events_emitted"], 3, "{hb:#}");
+        assert_eq!(hb["lost_total"], 1, "{hb:#}");
+        let stop = evs.iter().find(|e| e["action"] == "stop").unwrap();
+        assert_eq!(stop["reason"], "SIGTERM");
+        // The sum of `lost` over the gap events before it.
+        let lost: u64 = evs
+            .iter()
+            .take_while(|e| e["action"] != "stop")
+            .filter(|e| e["action"] == "gap")
+            .map(|e| e["lost"].as_u64().unwrap())
+            .sum();
+        assert_eq!(stop["lost_total"], lost, "{stop:#}");
+        assert_eq!(stop["events_emitted"], stop["seq"].as_u64().unwrap() - 1);
+        assert!(evs.iter().all(|e| e["key_id"] == key.id()));
+    }
+
+    #[test]
     fn a_failing_sink_is_reported_on_the_others_with_contiguous_seq() {
         let good = StdArc::new(Mutex::new(Vec::new()));
         let probe = |name: &str, failing: bool, lines: &StdArc<Mutex<Vec<String>>>| {
