@@ -357,3 +357,52 @@ fn the_feed_verifies_and_an_edited_byte_is_found_at_its_line() {
         "{err}"
     );
 }
+
+/// kill -9, then a restart appending to the same feed with the same key: the
+/// feed still verifies, with a warning naming the run that has no stop event.
+#[test]
+fn a_killed_run_is_named_by_verify_and_the_restart_chains_anew() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let watched = dir.path().join("w");
+    std::fs::create_dir(&watched).unwrap();
+    let feed = dir.path().join("feed.ndjson");
+    let db = dir.path().join("vigil.db");
+    let args = [
+        "--watch",
+        watched.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let mut first = Sensor::start(&args, Some(feed.clone()));
+    let pid = run_ok(&watched, &["openat-creat", "x"]);
+    first.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "created");
+    unsafe { libc::kill(first.child.id() as i32, libc::SIGKILL) };
+    first.child.wait().unwrap();
+    let killed_lines = std::fs::read_to_string(&feed).unwrap().lines().count();
+
+    let mut second = Sensor::start(&args, Some(feed.clone()));
+    // The harness found the first run's start; wait for this one's.
+    let me = second.child.id();
+    second.wait_for(|e| e["action"] == "start" && e["pid"] == me);
+    assert!(second.stop().success());
+    let out = Command::new(vigil_bin())
+        .arg("verify")
+        .arg(&feed)
+        .args(["--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}:{killed_lines}: warning [no_stop]",
+            feed.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("the next run starts at line {}", killed_lines + 1)),
+        "{text}"
+    );
+    assert!(text.contains("2 runs (1 restarts), 0 breaks"), "{text}");
+}
