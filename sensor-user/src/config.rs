@@ -55,6 +55,8 @@ struct RawConfig {
     /// Files that may grow but never be rewritten (logs, audit trails).
     #[serde(default)]
     append_only: Vec<Spanned<String>>,
+    #[serde(default)]
+    integrity: RawIntegrity,
 }
 
 #[derive(Debug, Deserialize)]
@@ -88,6 +90,20 @@ pub struct ScanSection {
     pub rescan_after_gap: bool,
     /// Record the baseline at start-up when the store has none.
     pub auto_baseline: bool,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawIntegrity {
+    key: Option<Spanned<String>>,
+}
+
+/// `[integrity]`: the host key that seals the event chain.
+#[derive(Debug, Clone, Default)]
+pub struct IntegritySection {
+    /// The key file; next to the store (`host.key`) when absent, i.e.
+    /// [`crate::integrity::DEFAULT_KEY_PATH`] with the default store.
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -207,7 +223,12 @@ pub struct SensorSection {
     pub host: Option<String>,
     /// Kernel ring-buffer size in MiB (power of two); 16 when absent.
     pub ring_buffer_mib: Option<u32>,
+    /// Seconds between `heartbeat` events; 60 when absent.
+    pub heartbeat_s: Option<u64>,
 }
+
+/// Heartbeat interval when `[sensor] heartbeat_s` is absent.
+pub const DEFAULT_HEARTBEAT_S: u64 = 60;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,6 +281,7 @@ pub struct Config {
     pub scan: ScanSection,
     /// Files that may only grow: a change to what they held is an alert.
     pub append_only: GlobSet,
+    pub integrity: IntegritySection,
 }
 
 impl Config {
@@ -317,6 +339,27 @@ impl Config {
                 ));
             }
         }
+        if let Some(s) = raw.sensor.heartbeat_s {
+            if !(1..=86_400).contains(&s) {
+                return Err(err(
+                    None,
+                    format!(
+                        "[sensor] heartbeat_s = {s}: use 1 to 86400 seconds (60 is the default)"
+                    ),
+                ));
+            }
+        }
+        let integrity = match &raw.integrity.key {
+            Some(p) if !p.get_ref().starts_with('/') => {
+                return Err(err(
+                    Some(p.span()),
+                    format!("[integrity] key {:?} must be an absolute path", p.get_ref()),
+                ))
+            }
+            p => IntegritySection {
+                key: p.as_ref().map(|p| PathBuf::from(p.get_ref())),
+            },
+        };
         let mut rules = Vec::new();
         for r in &raw.rules {
             if !r.get_ref().starts_with('/') {
@@ -364,6 +407,7 @@ impl Config {
             store,
             scan,
             append_only: globs_with("append_only", &raw.append_only, &[])?,
+            integrity,
             sensor: raw.sensor,
             watches,
             ignore: globs(&raw.ignore)?,
@@ -539,6 +583,21 @@ mod tests {
         assert_eq!((e.line, e.column), (2, 8), "{e}");
         let e = Config::parse("[store]\npth = \"/v.db\"\n", "p.toml").unwrap_err();
         assert!(e.message.contains("unknown field `pth`"), "{e}");
+    }
+
+    #[test]
+    fn integrity_and_heartbeat_parse_and_are_checked() {
+        let c = Config::parse(
+            "[sensor]\nheartbeat_s = 1\n[integrity]\nkey = \"/tmp/k\"\n",
+            "p.toml",
+        )
+        .unwrap();
+        assert_eq!(c.sensor.heartbeat_s, Some(1));
+        assert_eq!(c.integrity.key.as_deref(), Some(Path::new("/tmp/k")));
+        let e = Config::parse("[sensor]\nheartbeat_s = 0\n", "p.toml").unwrap_err();
+        assert!(e.message.contains("heartbeat_s = 0"), "{e}");
+        let e = Config::parse("[integrity]\nkey = \"k\"\n", "p.toml").unwrap_err();
+        assert_eq!((e.line, e.column), (2, 7), "{e}");
     }
 
     #[test]

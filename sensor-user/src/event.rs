@@ -64,6 +64,9 @@ impl Severity {
     }
 }
 
+// Sensor events are rare (start, heartbeat, stop, gaps): their size does not
+// matter, and boxing them would change every constructor.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Serialize)]
 #[serde(untagged)]
 pub enum Body {
@@ -224,6 +227,21 @@ pub struct SensorInfo {
     /// health/gap from a sink: which sink.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink: Option<String>,
+    /// start: the heartbeat interval of this run, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_s: Option<u64>,
+    /// stop: why the sensor stopped (`SIGTERM`, `SIGINT`, `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// heartbeat, stop: events emitted in this run before this one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub events_emitted: Option<u64>,
+    /// heartbeat, stop: the sum of `lost` over this run's gap events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_total: Option<u64>,
+    /// heartbeat, stop: seconds since the sensor started emitting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uptime_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// scan_started / scan_finished: which verification scan, and its outcome.

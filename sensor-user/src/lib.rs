@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod event;
 pub mod filestate;
 pub mod hash;
+pub mod integrity;
 pub mod pipeline;
 pub mod policy;
 pub mod process;

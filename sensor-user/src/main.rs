@@ -31,6 +31,25 @@ enum Command {
         /// /var/lib/vigil/vigil.db).
         #[arg(long)]
         db: Option<PathBuf>,
+        /// The host key that seals the event chain, created on first use
+        /// ([integrity] key, else host.key next to the store).
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
+    },
+    /// Check a native NDJSON feed (FILE, or - for stdin) against the host
+    /// key: edited, missing, reordered or duplicated events, restarts
+    /// without a start event, a missing stop event. Prints each finding with
+    /// its line and seq, then a summary; exits 1 when the chain is broken.
+    Verify {
+        #[arg(value_name = "FILE|-")]
+        file: PathBuf,
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// The host key: create it, or show its path and id.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Feed records saved by `vigil run --record` through the pipeline (no
     /// kernel needed) and print what it measured as JSON.
@@ -107,6 +126,35 @@ struct StoreArgs {
     /// The store (SQLite); `[store] path` in the policy, else /var/lib/vigil/vigil.db.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+}
+
+/// Where the host key is.
+#[derive(clap::Args)]
+struct KeyArgs {
+    /// The key file; else `[integrity] key` of --config, else host.key next
+    /// to the store (--db, `[store] path`, /var/lib/vigil/vigil.db).
+    #[arg(long, value_name = "PATH")]
+    key: Option<PathBuf>,
+    /// Policy file (TOML) naming the key or the store.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The store the key sits next to.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create the host key (32 random bytes, mode 0600) if it does not exist.
+    Init {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
+    /// Print the key's path and id (never the key).
+    Show {
+        #[command(flatten)]
+        key: KeyArgs,
+    },
 }
 
 #[derive(Subcommand)]
@@ -240,7 +288,14 @@ fn real_main(cli: Cli) -> Result<()> {
             print!("{}", vigil::rules::DEFAULT_RULES);
             Ok(())
         }
-        Command::Run { args, record, db } => run(args, record, db),
+        Command::Run {
+            args,
+            record,
+            db,
+            key,
+        } => run(args, record, db, key),
+        Command::Verify { file, key } => verify(&file, key),
+        Command::Key { command } => key_command(command),
         Command::Hash { sha256, files } => hash(sha256, &files),
         #[cfg(target_os = "linux")]
         Command::Baseline { command } => baseline(command),
@@ -587,11 +642,37 @@ fn hash(sha256: bool, files: &[PathBuf]) -> Result<()> {
 }
 
 #[cfg(target_os = "linux")]
-fn run(args: RunArgs, record: Option<PathBuf>, db: Option<PathBuf>) -> Result<()> {
+fn run(
+    args: RunArgs,
+    record: Option<PathBuf>,
+    db: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<()> {
+    use vigil::integrity::{key_path, HostKey};
     let s = Sensor::prepare(args)?;
-    let path = store_path(db, &s.policy.config);
+    // Not root, no BTF: say so before anything else (the key directory
+    // would be the first thing to fail).
+    vigil::linux::loader::preflight()?;
+    // No chain without a sound key: refuse to start rather than emit a feed
+    // nobody can verify.
+    let key_file = key_path(key, &s.policy.config, db.as_deref());
+    let (key, created) = HostKey::load_or_create(&key_file)?;
+    if created {
+        eprintln!(
+            "vigil: created host key {} (key id {})",
+            key_file.display(),
+            key.id()
+        );
+    }
+    let heartbeat = s
+        .policy
+        .config
+        .sensor
+        .heartbeat_s
+        .unwrap_or(vigil::config::DEFAULT_HEARTBEAT_S);
+    let db_path = store_path(db, &s.policy.config);
     let started = chrono::Utc::now();
-    let store = open_at(&path);
+    let store = open_at(&db_path);
     // What the previous run left, read before this run's start event lands.
     let previous = match &store {
         Ok(st) => vigil::daemon::Previous::read(st).unwrap_or_else(|e| {
@@ -602,22 +683,77 @@ fn run(args: RunArgs, record: Option<PathBuf>, db: Option<PathBuf>) -> Result<()
     };
     let scans = store.is_ok().then(|| vigil::daemon::Options {
         policy: s.policy.clone(),
-        store: path.clone(),
+        store: db_path,
         host: s.emitter.host().to_string(),
         started,
         previous,
     });
     vigil::linux::sensor::run(vigil::linux::sensor::Options {
         policy: s.policy,
-        emitter: s.emitter.with_journal(store),
+        emitter: s.emitter.with_journal(store).with_chain(key),
         settings: s.settings,
         ring_buffer_mib: s.ring_buffer_mib,
         record,
         scans,
+        heartbeat: std::time::Duration::from_secs(heartbeat),
     })
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run(_: RunArgs, _: Option<PathBuf>, _: Option<PathBuf>) -> Result<()> {
+fn run(_: RunArgs, _: Option<PathBuf>, _: Option<PathBuf>, _: Option<PathBuf>) -> Result<()> {
     anyhow::bail!("vigil run is only implemented on Linux so far")
+}
+
+/// The key file named by --key, the policy, or the store's place.
+fn key_file(args: KeyArgs) -> Result<PathBuf> {
+    let cfg = match &args.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default_policy(),
+    };
+    Ok(vigil::integrity::key_path(
+        args.key,
+        &cfg,
+        args.db.as_deref(),
+    ))
+}
+
+/// `vigil verify`: exit 0 when the chain holds (warnings allowed), 1 when broken.
+fn verify(file: &std::path::Path, key: KeyArgs) -> Result<()> {
+    use anyhow::Context;
+    use vigil::integrity::{verify::verify, HostKey};
+    let key = HostKey::load(&key_file(key)?)?;
+    let (name, summary) = if file.as_os_str() == "-" {
+        ("-".to_string(), verify(std::io::stdin().lock(), &key))
+    } else {
+        let f = std::fs::File::open(file)
+            .with_context(|| format!("cannot read feed {}", file.display()))?;
+        (
+            file.display().to_string(),
+            verify(std::io::BufReader::new(f), &key),
+        )
+    };
+    let summary = summary.with_context(|| format!("reading {name}"))?;
+    print!("{}", summary.render(&name, &key));
+    if !summary.ok() {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn key_command(command: KeyCommand) -> Result<()> {
+    use vigil::integrity::HostKey;
+    match command {
+        KeyCommand::Init { key } => {
+            let path = key_file(key)?;
+            let (k, created) = HostKey::load_or_create(&path)?;
+            let what = if created { "created" } else { "exists" };
+            println!("{}: {what}, key id {}", path.display(), k.id());
+        }
+        KeyCommand::Show { key } => {
+            let path = key_file(key)?;
+            let k = HostKey::load(&path)?;
+            println!("{}: key id {}", path.display(), k.id());
+        }
+    }
+    Ok(())
 }

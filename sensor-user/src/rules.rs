@@ -1549,6 +1549,7 @@ action = ["modified"]
                 ev("closed_after_write", "/etc/audit/rules.d/audit.rules"),
             ),
             ("vigil-config", ev("modified", "/etc/vigil/policy.toml")),
+            ("vigil-host-key", ev("deleted", "/var/lib/vigil/host.key")),
             ("hosts-file", ev("modified", "/etc/hosts")),
             ("boot", ev("closed_after_write", "/boot/grub/grub.cfg")),
             ("boot", ev("modified", "/etc/default/grub")),

@@ -284,6 +284,20 @@ fn samples() -> Vec<(&'static str, Event)> {
         "stop",
         SensorInfo {
             pid: Some(4242),
+            reason: Some("SIGTERM".into()),
+            events_emitted: Some(12),
+            lost_total: Some(17),
+            uptime_s: Some(3600),
+            ..Default::default()
+        },
+    );
+    let heartbeat = sensor_event(
+        14,
+        "heartbeat",
+        SensorInfo {
+            events_emitted: Some(13),
+            lost_total: Some(17),
+            uptime_s: Some(60),
             ..Default::default()
         },
     );
@@ -301,6 +315,7 @@ fn samples() -> Vec<(&'static str, Event)> {
         ("error", error),
         ("health", health),
         ("stop", stop),
+        ("heartbeat", heartbeat),
     ]
 }
 
@@ -381,6 +396,51 @@ fn render_is_one_line_per_format() {
             assert!(v.as_object().is_some_and(|o| !o.is_empty()), "{name} {f:?}");
         }
     }
+}
+
+#[test]
+fn sealed_events_carry_key_id_and_chain_in_every_format() {
+    use vigil::integrity::{split_chain, Chain, HostKey};
+    use vigil::schema::{native_canonical, render_sealed, Seal};
+    let v = native_validator();
+    let o = Ocsf::load();
+    let e = Ecs::load();
+    let key = HostKey::from_bytes([9; 32], std::path::Path::new("k"));
+    let mut chain = Chain::new(key.clone());
+    for (name, ev) in samples() {
+        let canonical = native_canonical(&ev, key.id());
+        let (line, hex) = chain.seal(&canonical);
+        let seal = Seal {
+            key_id: key.id(),
+            chain: &hex,
+        };
+        assert_eq!(render_sealed(Format::Native, &ev, seal), line, "{name}");
+        let doc: Value = serde_json::from_slice(&line).unwrap();
+        let errors = native_errors(&v, &doc);
+        assert!(errors.is_empty(), "{name}: {errors:#?}\n{doc:#}");
+        assert_eq!(doc["key_id"], key.id());
+        assert_eq!(doc["chain"], hex.as_str());
+        // chain is the last member, so the canonical bytes are the line without it.
+        assert_eq!(split_chain(&line).unwrap().0, canonical, "{name}");
+        let ocsf_doc: Value =
+            serde_json::from_slice(&render_sealed(Format::Ocsf, &ev, seal)).unwrap();
+        let errs = o.check(&ocsf_doc);
+        assert!(errs.is_empty(), "{name}: {errs:#?}\n{ocsf_doc:#}");
+        assert_eq!(ocsf_doc["unmapped"]["chain"], hex.as_str());
+        assert_eq!(ocsf_doc["unmapped"]["key_id"], key.id());
+        assert_eq!(ocsf_doc["metadata"]["sequence"], ev.seq);
+        let ecs_doc: Value =
+            serde_json::from_slice(&render_sealed(Format::Ecs, &ev, seal)).unwrap();
+        let errs = e.check(&ecs_doc);
+        assert!(errs.is_empty(), "{name}: {errs:#?}\n{ecs_doc:#}");
+        assert_eq!(ecs_doc["event"]["hash"], hex.as_str());
+        assert_eq!(ecs_doc["vigil"]["key_id"], key.id());
+        assert_eq!(ecs_doc["event"]["sequence"], ev.seq);
+    }
+    // A key_id without a chain (or the reverse) is not a valid event.
+    let mut doc: Value = serde_json::to_value(sample("start")).unwrap();
+    doc["key_id"] = json!(key.id());
+    assert!(!native_errors(&v, &doc).is_empty());
 }
 
 // ---------------------------------------------------------------------------

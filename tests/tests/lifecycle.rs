@@ -257,3 +257,152 @@ fn the_journal_tells_a_scan_which_changes_the_sensor_saw_and_which_it_did_not() 
     assert_eq!(unseen["details"]["unattributed"], true, "{unseen:#}");
     assert_eq!(unseen["severity"], "high");
 }
+
+/// `vigil verify` on the feed of a real run, then on the same feed with one byte
+/// of one event changed.
+#[test]
+fn the_feed_verifies_and_an_edited_byte_is_found_at_its_line() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let watched = dir.path().join("w");
+    std::fs::create_dir(&watched).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        format!("[sensor]\nheartbeat_s = 1\n[[watch]]\npath = {watched:?}\n"),
+    )
+    .unwrap();
+    let mut s = Sensor::start(&["--config", policy.to_str().unwrap()], None);
+    // The harness puts the store, and so the host key, in the sensor's own directory.
+    let key = s.dir.path().join("host.key");
+    let pid = run_ok(&watched, &["openat-creat", "x"]);
+    s.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "created");
+    let beat = s.wait_for(|e| e["kind"] == "sensor" && e["action"] == "heartbeat");
+    assert!(beat["events_emitted"].as_u64().unwrap() >= 1, "{beat:#}");
+    assert_eq!(beat["lost_total"], 0, "{beat:#}");
+    assert!(s.stop().success());
+    let events = s.events();
+    let start = &events[0];
+    assert_eq!(
+        (&start["action"], &start["seq"]),
+        (&"start".into(), &1.into())
+    );
+    assert_eq!(start["heartbeat_s"], 1);
+    let stop = events.last().unwrap();
+    assert_eq!(stop["action"], "stop");
+    assert_eq!(stop["reason"], "SIGTERM");
+    let key_id = start["key_id"].as_str().unwrap().to_string();
+    assert!(events
+        .iter()
+        .all(|e| e["key_id"] == key_id.as_str() && e["chain"].as_str().unwrap().len() == 64));
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o777, 0o600);
+
+    let verify = |feed: &std::path::Path| {
+        let out = Command::new(vigil_bin())
+            .arg("verify")
+            .arg(feed)
+            .arg("--key")
+            .arg(&key)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = verify(&s.output);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(": OK: "), "{text}");
+    assert!(text.contains(&format!("key id {key_id}")), "{text}");
+
+    // One byte of the file event: the process id's last digit.
+    let feed = std::fs::read_to_string(&s.output).unwrap();
+    let mut lines: Vec<String> = feed.lines().map(String::from).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(r#""action":"created""#))
+        .unwrap();
+    let needle = format!(r#""pid":{pid},"#);
+    let i = lines[at].find(&needle).unwrap() + needle.len() - 2;
+    let mut bytes = lines[at].clone().into_bytes();
+    bytes[i] = if bytes[i] == b'9' { b'8' } else { bytes[i] + 1 };
+    lines[at] = String::from_utf8(bytes).unwrap();
+    let edited = dir.path().join("edited.ndjson");
+    std::fs::write(&edited, lines.join("\n") + "\n").unwrap();
+    let (code, text) = verify(&edited);
+    assert_eq!(code, Some(1), "{text}");
+    let seq = events[at]["seq"].as_u64().unwrap();
+    let expect = format!(
+        "{}:{}: BREAK [edited]: seq {seq}: chain mismatch",
+        edited.display(),
+        at + 1
+    );
+    assert!(text.contains(&expect), "wanted {expect:?} in:\n{text}");
+    assert_eq!(text.matches("BREAK").count(), 1, "{text}");
+
+    // A group-readable key is refused, with the fix.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = Command::new(vigil_bin())
+        .arg("verify")
+        .arg(&s.output)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
+}
+
+/// kill -9, then a restart appending to the same feed with the same key: the
+/// feed still verifies, with a warning naming the run that has no stop event.
+#[test]
+fn a_killed_run_is_named_by_verify_and_the_restart_chains_anew() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let watched = dir.path().join("w");
+    std::fs::create_dir(&watched).unwrap();
+    let feed = dir.path().join("feed.ndjson");
+    let db = dir.path().join("vigil.db");
+    let args = [
+        "--watch",
+        watched.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+    ];
+    let mut first = Sensor::start(&args, Some(feed.clone()));
+    let pid = run_ok(&watched, &["openat-creat", "x"]);
+    first.wait_for(|e| e["process"]["pid"] == pid && e["action"] == "created");
+    unsafe { libc::kill(first.child.id() as i32, libc::SIGKILL) };
+    first.child.wait().unwrap();
+    let killed_lines = std::fs::read_to_string(&feed).unwrap().lines().count();
+
+    let mut second = Sensor::start(&args, Some(feed.clone()));
+    // The harness found the first run's start; wait for this one's.
+    let me = second.child.id();
+    second.wait_for(|e| e["action"] == "start" && e["pid"] == me);
+    assert!(second.stop().success());
+    let out = Command::new(vigil_bin())
+        .arg("verify")
+        .arg(&feed)
+        .args(["--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{}:{killed_lines}: warning [no_stop]",
+            feed.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("the next run starts at line {}", killed_lines + 1)),
+        "{text}"
+    );
+    assert!(text.contains("2 runs (1 restarts), 0 breaks"), "{text}");
+}

@@ -122,7 +122,7 @@ pub fn replay(
             n += 1;
         }
     }
-    a.stop()?;
+    a.stop("replay", None)?;
     let seconds = start.elapsed().as_secs_f64();
     Ok(ReplayStats {
         records: n,

@@ -30,6 +30,8 @@ pub struct Options {
     pub ring_buffer_mib: u32,
     /// Also append every raw ring-buffer record here (for `vigil replay`).
     pub record: Option<std::path::PathBuf>,
+    /// A `heartbeat` event this often (`[sensor] heartbeat_s`).
+    pub heartbeat: Duration,
     /// The verification scans to run alongside (None: realtime only).
     pub scans: Option<crate::daemon::Options>,
 }
@@ -40,8 +42,15 @@ const BATCH: usize = 1024;
 
 enum Msg {
     Records(Vec<Vec<u8>>),
-    Gap { lost: u64, reason: &'static str },
-    Stop,
+    Gap {
+        lost: u64,
+        reason: &'static str,
+    },
+    Heartbeat,
+    Stop {
+        reason: &'static str,
+        message: Option<String>,
+    },
 }
 
 pub fn run(opts: Options) -> Result<()> {
@@ -69,6 +78,7 @@ pub fn run(opts: Options) -> Result<()> {
                 .collect(),
             hooks_attached: Some(loaded.attached.len()),
             hooks_failed: std::mem::take(&mut loaded.failed),
+            heartbeat_s: Some(opts.heartbeat.as_secs()),
             ..Default::default()
         },
     )?;
@@ -89,28 +99,56 @@ pub fn run(opts: Options) -> Result<()> {
         Some(p) => Some(super::replay::Recorder::create(p)?),
         None => None,
     };
-    let read = rt.block_on(read_loop(ring, ebpf, tx.clone(), recorder, scans.as_ref()));
-    // The scan thread's last events (an interrupted scan) go out before the stop event.
-    if let Some(s) = scans {
-        s.stop();
-    }
-    let stopped = tx.send(Msg::Stop);
-    drop(tx);
-    read?;
-    stopped.map_err(|_| anyhow::anyhow!("pipeline stopped"))?;
-    worker
+    let read = rt.block_on(read_loop(ring, ebpf, tx, recorder, opts.heartbeat, scans));
+    let piped = worker
         .join()
-        .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))??;
-    Ok(())
+        .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))
+        .and_then(|r| r);
+    // The reader's error is the cause; the pipeline's is then only that its input stopped.
+    read.and(piped)
 }
 
+/// Reads until SIGTERM or SIGINT, then hands over the stop event with its
+/// reason. On an error the stop event says `error` and why, if the pipeline
+/// still takes it, and the error is returned.
 async fn read_loop(
     ring: RingBuf<MapData>,
     ebpf: Arc<Mutex<Ebpf>>,
     tx: crossbeam_channel::Sender<Msg>,
-    mut recorder: Option<super::replay::Recorder>,
-    scans: Option<&crate::daemon::ScanDaemon>,
+    recorder: Option<super::replay::Recorder>,
+    heartbeat: Duration,
+    scans: Option<crate::daemon::ScanDaemon>,
 ) -> Result<()> {
+    let read = read_until_signal(ring, ebpf, &tx, recorder, heartbeat, scans.as_ref()).await;
+    // The scan thread's last events (an interrupted scan) go out before the stop event.
+    if let Some(s) = scans {
+        s.stop();
+    }
+    match read {
+        Ok(signal) => tx
+            .send(Msg::Stop {
+                reason: signal,
+                message: None,
+            })
+            .map_err(|_| anyhow::anyhow!("pipeline stopped")),
+        Err(e) => {
+            let _ = tx.send(Msg::Stop {
+                reason: "error",
+                message: Some(format!("{e:#}")),
+            });
+            Err(e)
+        }
+    }
+}
+
+async fn read_until_signal(
+    ring: RingBuf<MapData>,
+    ebpf: Arc<Mutex<Ebpf>>,
+    tx: &crossbeam_channel::Sender<Msg>,
+    mut recorder: Option<super::replay::Recorder>,
+    heartbeat: Duration,
+    scans: Option<&crate::daemon::ScanDaemon>,
+) -> Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
     // SAFETY: the ring buffer owns its fd and outlives the registration (both
     // live in `fd` and are dropped together).
@@ -122,6 +160,9 @@ async fn read_loop(
     // this drain bounds the latency of a quiet trickle of events.
     let mut drain = tokio::time::interval(Duration::from_millis(10));
     drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The first heartbeat one interval after the start event.
+    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen_lost = (0u64, 0u64);
     let send = |m: Msg| tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"));
     // Hands over everything the ring buffer holds, in batches.
@@ -144,7 +185,7 @@ async fn read_loop(
         }
         Ok(())
     };
-    loop {
+    let signal = loop {
         tokio::select! {
             guard = fd.readable_mut() => {
                 let mut guard = guard?;
@@ -167,12 +208,14 @@ async fn read_loop(
                 }
                 seen_lost = lost;
             }
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = beat.tick() => send(Msg::Heartbeat)?,
+            _ = term.recv() => break "SIGTERM",
+            _ = int.recv() => break "SIGINT",
         }
-    }
-    // Drain what the kernel already delivered; the caller sends the stop.
-    drain_ring(fd.get_mut())
+    };
+    // Drain what the kernel already delivered, then stop.
+    drain_ring(fd.get_mut())?;
+    Ok(signal)
 }
 
 /// Decode and attribute: kernel records become raw changes with their process.
@@ -241,7 +284,8 @@ impl Attributor {
                         ..Default::default()
                     },
                 )?,
-                Msg::Stop => return self.stop(),
+                Msg::Heartbeat => self.emit_sensor("heartbeat", SensorInfo::default())?,
+                Msg::Stop { reason, message } => return self.stop(reason, message),
             }
             if since_expire.elapsed() > Duration::from_secs(10) {
                 self.procs.expire();
@@ -252,13 +296,16 @@ impl Attributor {
         }
     }
 
-    /// Emits the stop event and waits for the pipeline to deliver everything.
-    pub(super) fn stop(&mut self) -> Result<()> {
+    /// Emits the stop event (with why: `SIGTERM`, `SIGINT`, `error` and a
+    /// message) and waits for the pipeline to deliver everything.
+    pub(super) fn stop(&mut self, reason: &str, message: Option<String>) -> Result<()> {
         let stop = sensor_event(
             &self.host,
             "stop",
             SensorInfo {
                 pid: Some(std::process::id()),
+                reason: Some(reason.to_string()),
+                message,
                 ..Default::default()
             },
         );

@@ -1,7 +1,8 @@
 //! The last stage: sequence numbers, rendering per schema, and the sinks.
 use crate::event::{Body, Event, SensorInfo, Severity, SCHEMA};
+use crate::integrity::{Chain, HostKey};
 use crate::rules::RuleSet;
-use crate::schema::render;
+use crate::schema::{render, render_sealed, Format, Seal};
 use crate::sink::{HealthState, Rendered, Sink};
 use anyhow::Result;
 use std::sync::Arc;
@@ -15,6 +16,12 @@ pub struct Emitter {
     /// Trouble found before the first event (a journal that could not be
     /// opened), reported with it.
     early: Vec<(String, String)>,
+    /// The hash chain over the native rendering (`vigil run` with a host key).
+    chain: Option<Chain>,
+    /// Sum of `lost` over the gap events emitted so far.
+    lost_total: u64,
+    /// When the first event was emitted (uptime of heartbeats).
+    started: Option<std::time::Instant>,
 }
 
 /// The store's change journal, appended in batches: one transaction per idle
@@ -55,7 +62,17 @@ impl Emitter {
             seq: 0,
             journal: None,
             early: Vec::new(),
+            chain: None,
+            lost_total: 0,
+            started: None,
         }
+    }
+
+    /// Seals every event into a hash chain under the host key: each carries
+    /// `key_id` and `chain` (see `crate::integrity`).
+    pub fn with_chain(mut self, key: HostKey) -> Emitter {
+        self.chain = Some(Chain::new(key));
+        self
     }
 
     /// Appends every emitted event to the store's journal (`vigil run`). When
@@ -85,8 +102,7 @@ impl Emitter {
     /// numbered) to `record` first, e.g. to append it to the store's journal.
     pub fn emit_with(&mut self, mut ev: Event, record: impl FnOnce(&Event)) -> Result<()> {
         self.rules.evaluate(&mut ev);
-        self.seq += 1;
-        ev.seq = self.seq;
+        self.number(&mut ev);
         record(&ev);
         let mut failures = std::mem::take(&mut self.early);
         if let Some(j) = &mut self.journal {
@@ -99,13 +115,58 @@ impl Emitter {
                 self.journal = None;
             }
         }
+        self.deliver(&ev, &mut failures);
+        self.report_health(failures)
+    }
+
+    /// Assigns the next `seq`, and the run's counters to heartbeat and stop
+    /// events.
+    fn number(&mut self, ev: &mut Event) {
+        self.seq += 1;
+        ev.seq = self.seq;
+        let started = *self.started.get_or_insert_with(std::time::Instant::now);
+        if let Body::Sensor(info) = &mut ev.body {
+            if matches!(ev.action.as_str(), "heartbeat" | "stop") {
+                info.events_emitted = Some(self.seq - 1);
+                info.lost_total = Some(self.lost_total);
+                info.uptime_s = Some(started.elapsed().as_secs());
+            }
+            if ev.action == "gap" {
+                self.lost_total += info.lost.unwrap_or(0);
+            }
+        }
+    }
+
+    /// Renders the event once per format in use (sealing it into the chain
+    /// when the run has one) and hands it to every sink; a sink that fails is
+    /// added to `failures`.
+    fn deliver(&mut self, ev: &Event, failures: &mut Vec<(String, String)>) {
         let mut lines: [Option<Arc<[u8]>>; 3] = [None, None, None];
+        let mut chain_hex = None;
+        if let Some(chain) = &mut self.chain {
+            // The chain links the native rendering, in seq order, whatever
+            // formats the sinks write.
+            let canonical = crate::schema::native_canonical(ev, chain.key_id());
+            let (line, hex) = chain.seal(&canonical);
+            lines[Format::Native as usize] = Some(line.into());
+            chain_hex = Some(hex);
+        }
         let epoch = ev.epoch_seconds();
         for sink in &mut self.sinks {
             let format = sink.format();
-            let slot = &mut lines[format as usize];
-            let line = slot
-                .get_or_insert_with(|| render(format, &ev).into())
+            let line = lines[format as usize]
+                .get_or_insert_with(|| match (&self.chain, &chain_hex) {
+                    (Some(c), Some(hex)) => render_sealed(
+                        format,
+                        ev,
+                        Seal {
+                            key_id: c.key_id(),
+                            chain: hex,
+                        },
+                    )
+                    .into(),
+                    _ => render(format, ev).into(),
+                })
                 .clone();
             let r = Rendered {
                 seq: ev.seq,
@@ -120,7 +181,6 @@ impl Emitter {
                 failures.push((sink.name().to_string(), format!("{e:#}")));
             }
         }
-        self.report_health(failures)
     }
 
     pub fn flush(&mut self) -> Result<()> {
@@ -199,20 +259,9 @@ impl Emitter {
             // Sent directly rather than through `emit`, so a sink that keeps
             // failing cannot recurse; the failing sink gets its own report
             // too (it queues or spools it like any event).
-            self.seq += 1;
-            ev.seq = self.seq;
-            for s in &mut self.sinks {
-                let line: Arc<[u8]> = render(s.format(), &ev).into();
-                let _ = s.send(&Rendered {
-                    seq: ev.seq,
-                    epoch: ev.epoch_seconds(),
-                    host: ev.host.clone(),
-                    kind: ev.kind,
-                    action: ev.action.clone(),
-                    severity: ev.severity,
-                    line,
-                });
-            }
+            self.number(&mut ev);
+            let mut ignored = Vec::new();
+            self.deliver(&ev, &mut ignored);
         }
         Ok(())
     }
@@ -284,6 +333,64 @@ mod tests {
         fn close(self: Box<Self>) -> Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn a_chained_run_verifies_health_events_included_and_counts_are_filled() {
+        use crate::integrity::{verify::verify, HostKey};
+        let good = StdArc::new(Mutex::new(Vec::new()));
+        let sinks: Vec<Box<dyn Sink>> = vec![
+            Box::new(Probe {
+                name: "http".into(),
+                failing: true,
+                lines: StdArc::default(),
+                health: Vec::new(),
+            }),
+            Box::new(Probe {
+                name: "file".into(),
+                failing: false,
+                lines: good.clone(),
+                health: Vec::new(),
+            }),
+        ];
+        let key = HostKey::from_bytes([3; 32], std::path::Path::new("k"));
+        let mut e = Emitter::new(sinks, RuleSet::builtin(), "h".into()).with_chain(key.clone());
+        e.emit(e.sensor_event("start", SensorInfo::default()))
+            .unwrap();
+        e.emit(e.sensor_event("heartbeat", SensorInfo::default()))
+            .unwrap();
+        e.emit(e.sensor_event(
+            "stop",
+            SensorInfo {
+                reason: Some("SIGTERM".into()),
+                ..Default::default()
+            },
+        ))
+        .unwrap();
+        let lines = good.lock().unwrap().clone();
+        let text = lines.join("\n") + "\n";
+        let s = verify(text.as_bytes(), &key).unwrap();
+        assert!(s.ok(), "{:#?}\n{text}", s.findings);
+        let evs: Vec<serde_json::Value> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let hb = evs.iter().find(|e| e["action"] == "heartbeat").unwrap();
+        // start + its health + gap before the heartbeat; one event lost per failed send.
+        assert_eq!(hb["events_emitted"], 3, "{hb:#}");
+        assert_eq!(hb["lost_total"], 1, "{hb:#}");
+        let stop = evs.iter().find(|e| e["action"] == "stop").unwrap();
+        assert_eq!(stop["reason"], "SIGTERM");
+        // The sum of `lost` over the gap events before it.
+        let lost: u64 = evs
+            .iter()
+            .take_while(|e| e["action"] != "stop")
+            .filter(|e| e["action"] == "gap")
+            .map(|e| e["lost"].as_u64().unwrap())
+            .sum();
+        assert_eq!(stop["lost_total"], lost, "{stop:#}");
+        assert_eq!(stop["events_emitted"], stop["seq"].as_u64().unwrap() - 1);
+        assert!(evs.iter().all(|e| e["key_id"] == key.id()));
     }
 
     #[test]

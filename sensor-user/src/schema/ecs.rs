@@ -26,7 +26,7 @@ pub fn kind(ev: &Event) -> &'static str {
     }
     match (ev.kind, ev.action.as_str()) {
         ("sensor", "error" | "scan_failed") => "pipeline_error",
-        ("sensor", "health") => "state",
+        ("sensor", "health" | "heartbeat") => "state",
         _ => "event",
     }
 }
@@ -270,6 +270,11 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>) {
     v.insert("sink".into(), json!(s.sink));
     v.insert("scan".into(), json!(s.scan));
     v.insert("downtime".into(), json!(s.downtime));
+    v.insert("heartbeat_s".into(), json!(s.heartbeat_s));
+    v.insert("reason".into(), json!(s.reason));
+    v.insert("events_emitted".into(), json!(s.events_emitted));
+    v.insert("lost_total".into(), json!(s.lost_total));
+    v.insert("uptime_s".into(), json!(s.uptime_s));
 }
 
 #[cfg(test)]

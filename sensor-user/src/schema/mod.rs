@@ -28,6 +28,59 @@ pub fn render(format: Format, ev: &Event) -> Vec<u8> {
     out.expect("events serialize: all keys are strings")
 }
 
+/// What a chained run adds to every event: the host key's id and the event's
+/// link in the hash chain (see `crate::integrity`).
+#[derive(Debug, Clone, Copy)]
+pub struct Seal<'a> {
+    pub key_id: &'a str,
+    pub chain: &'a str,
+}
+
+/// The canonical bytes of a chained event: its native rendering with
+/// `key_id` (after every other member) and without `chain`. The sealed line
+/// is these bytes with `,"chain":"<hex>"` inserted before the final `}`.
+pub fn native_canonical(ev: &Event, key_id: &str) -> Vec<u8> {
+    #[derive(serde::Serialize)]
+    struct Keyed<'a> {
+        #[serde(flatten)]
+        ev: &'a Event,
+        key_id: &'a str,
+    }
+    serde_json::to_vec(&Keyed { ev, key_id }).expect("events serialize: all keys are strings")
+}
+
+/// One event as a single line of JSON in `format`, carrying `key_id` and
+/// `chain`: native, as the last members; OCSF, `unmapped.key_id` and
+/// `unmapped.chain` (next to `metadata.sequence`); ECS, `event.hash` (the
+/// chain) and `vigil.key_id` (next to `event.sequence`).
+pub fn render_sealed(format: Format, ev: &Event, seal: Seal) -> Vec<u8> {
+    use serde_json::{json, Value};
+    let mut v = match format {
+        Format::Native => {
+            return crate::integrity::append_chain(&native_canonical(ev, seal.key_id), seal.chain)
+        }
+        Format::Ocsf => ocsf::map(ev),
+        Format::Ecs => ecs::map(ev),
+    };
+    let obj = v.as_object_mut().expect("mappings are objects");
+    let (outer, key_id_in) = match format {
+        Format::Ocsf => ("unmapped", "unmapped"),
+        _ => ("event", "vigil"),
+    };
+    let chain_key = if format == Format::Ocsf {
+        "chain"
+    } else {
+        "hash"
+    };
+    if let Value::Object(m) = obj.entry(outer).or_insert_with(|| json!({})) {
+        m.insert(chain_key.into(), json!(seal.chain));
+    }
+    if let Value::Object(m) = obj.entry(key_id_in).or_insert_with(|| json!({})) {
+        m.insert("key_id".into(), json!(seal.key_id));
+    }
+    serde_json::to_vec(&v).expect("events serialize: all keys are strings")
+}
+
 // Helpers shared by the mappings.
 
 /// RFC 3339 to milliseconds since the Unix epoch (OCSF `timestamp_t`).

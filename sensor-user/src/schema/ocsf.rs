@@ -279,6 +279,11 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>, unmapped: &m
     u.insert("sink".into(), json!(s.sink));
     u.insert("scan".into(), json!(s.scan));
     u.insert("downtime".into(), json!(s.downtime));
+    u.insert("heartbeat_s".into(), json!(s.heartbeat_s));
+    u.insert("reason".into(), json!(s.reason));
+    u.insert("events_emitted".into(), json!(s.events_emitted));
+    u.insert("lost_total".into(), json!(s.lost_total));
+    u.insert("uptime_s".into(), json!(s.uptime_s));
 }
 
 /// An OCSF `file` object for `path` with what is known of its state.
