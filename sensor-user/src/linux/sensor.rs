@@ -83,6 +83,9 @@ pub fn run(opts: Options) -> Result<()> {
         },
     )?;
 
+    // The start event is the feed's first (it opens the chain): hand it over
+    // before the scan thread can emit anything.
+    pipeline.flush()?;
     let scans = match opts.scans {
         Some(o) => Some(crate::daemon::ScanDaemon::start(o, scan_input)?),
         None => None,
