@@ -9,6 +9,7 @@ pub mod hash;
 pub mod pipeline;
 pub mod policy;
 pub mod process;
+pub mod query;
 pub mod rules;
 pub mod scan;
 pub mod schema;

@@ -79,6 +79,14 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Events from the store's journal, filtered (path glob, action, time,
+    /// process, user, severity, alert), or raw read-only SQL with --sql.
+    Query {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        args: vigil::query::Args,
+    },
     /// Hash files with the sensor's own hasher (the code `vigil run` uses).
     ///
     /// Prints one `b3sum`-compatible line per file, `<blake3 hex>  <path>`
@@ -232,6 +240,9 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Command::Run { args, record, db } => run(args, record, db),
         Command::Hash { sha256, files } => hash(sha256, &files),
+        Command::Query { store, args } => {
+            vigil::query::run(&store_path(&store)?, &args, &mut std::io::stdout().lock())
+        }
         #[cfg(target_os = "linux")]
         Command::Baseline { command } => baseline(command),
         #[cfg(target_os = "linux")]
@@ -323,6 +334,22 @@ impl Sensor {
             policy,
         })
     }
+}
+
+/// The store path named by --db, else by the policy, else the default
+/// (for the commands that only read it).
+fn store_path(store: &StoreArgs) -> Result<PathBuf> {
+    if let Some(db) = &store.db {
+        return Ok(db.clone());
+    }
+    let cfg = match &store.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default_policy(),
+    };
+    Ok(cfg
+        .store
+        .path
+        .unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH)))
 }
 
 /// The store named by --db, else by the policy, else the default.
