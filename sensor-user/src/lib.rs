@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod process;
 pub mod query;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod schema;

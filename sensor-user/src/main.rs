@@ -87,6 +87,14 @@ enum Command {
         #[command(flatten)]
         args: vigil::query::Args,
     },
+    /// The comparison report for a period (PCI DSS 11.5.2, weekly): changes,
+    /// unattributed changes first, alerts, scans and coverage, sensor gaps.
+    Report {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        args: vigil::report::Args,
+    },
     /// Hash files with the sensor's own hasher (the code `vigil run` uses).
     ///
     /// Prints one `b3sum`-compatible line per file, `<blake3 hex>  <path>`
@@ -243,6 +251,10 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Query { store, args } => {
             vigil::query::run(&store_path(&store)?, &args, &mut std::io::stdout().lock())
         }
+        Command::Report { store, args } => {
+            let (db, host) = (store_path(&store)?, report_host(&store)?);
+            vigil::report::run(&db, &host, &args)
+        }
         #[cfg(target_os = "linux")]
         Command::Baseline { command } => baseline(command),
         #[cfg(target_os = "linux")]
@@ -350,6 +362,20 @@ fn store_path(store: &StoreArgs) -> Result<PathBuf> {
         .store
         .path
         .unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH)))
+}
+
+/// The policy's `[sensor] host`, else the host name: what a report names
+/// when its journal has no events.
+fn report_host(store: &StoreArgs) -> Result<String> {
+    let cfg = match &store.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default_policy(),
+    };
+    Ok(cfg.sensor.host.clone().unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }))
 }
 
 /// The store named by --db, else by the policy, else the default.
