@@ -516,15 +516,12 @@ pub fn table_cells(r: &Row) -> [String; 8] {
     if kind == "sensor" {
         path = format!("(sensor) {}", s(ev.get("message")));
     }
-    let proc = ev.get("process");
+    // A scan finding's process record is empty: no process, no user.
+    let scan = ev.pointer("/source/tier").and_then(Value::as_str) == Some("scan");
+    let proc = ev.get("process").filter(|_| !scan);
     let pf = |k: &str| proc.and_then(|p| p.get(k));
     let process = match (pf("exe").and_then(Value::as_str), pf("pid")) {
-        _ if ev
-            .get("source")
-            .and_then(|s| s.get("tier"))
-            .and_then(Value::as_str)
-            == Some("scan") =>
-        {
+        _ if scan => {
             let un = ev.pointer("/details/unattributed").and_then(Value::as_bool) == Some(true);
             if un { "(scan: unattributed)" } else { "(scan)" }.to_string()
         }

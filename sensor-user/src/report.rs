@@ -228,13 +228,15 @@ pub struct Bucket {
 pub struct Coverage {
     /// Rows in the baseline now.
     pub baseline_files: u64,
-    /// Rows a scan found exactly as recorded during the period (or that a
-    /// baseline recorded in it).
+    /// Rows a scan (or a baseline update) found exactly as recorded during
+    /// the period. A row only just recorded by `init` is not yet verified.
     pub verified_in_period: u64,
-    /// The rest: not scanned in the period, or changed (with a finding).
+    /// The rest: not compared in the period, or changed (with a finding).
     pub not_verified: u64,
     /// Up to `top` of them, by path.
     pub not_verified_sample: Vec<String>,
+    /// Paths with scan findings (changes found) in the period.
+    pub changed_in_period: u64,
     /// When the last successful baseline (init or update) finished.
     pub last_baseline: Option<String>,
     /// Comparison scans (not baselines) that finished `ok` in the period.
@@ -564,13 +566,23 @@ fn scans_in(conn: &Connection, opts: &Options) -> Result<Vec<ScanRow>> {
 fn coverage(conn: &Connection, opts: &Options) -> Result<Coverage> {
     let baseline_files =
         conn.query_row("SELECT count(*) FROM files", [], |r| r.get::<_, i64>(0))? as u64;
+    // Recorded by a baseline is not verified: a later scan (or baseline
+    // update) must have found the row as recorded, in the period.
     let verified_in_period = conn.query_row(
-        "SELECT count(*) FROM files WHERE verified_at >= ?1",
+        "SELECT count(*) FROM files WHERE verified_at >= ?1 AND verified_at > updated_at",
         [&opts.since],
         |r| r.get::<_, i64>(0),
     )? as u64;
-    let mut st =
-        conn.prepare("SELECT path FROM files WHERE verified_at < ?1 ORDER BY path LIMIT ?2")?;
+    let changed_in_period = conn.query_row(
+        "SELECT count(DISTINCT path) FROM journal WHERE kind = 'file' AND tier = 'scan'
+            AND time >= ?1 AND time < ?2",
+        params![opts.since, opts.until],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
+    let mut st = conn.prepare(
+        "SELECT path FROM files WHERE NOT (verified_at >= ?1 AND verified_at > updated_at)
+          ORDER BY path LIMIT ?2",
+    )?;
     let not_verified_sample = st
         .query_map(params![opts.since, opts.top as i64], |r| r.get(0))?
         .collect::<rusqlite::Result<Vec<String>>>()?;
@@ -593,6 +605,7 @@ fn coverage(conn: &Connection, opts: &Options) -> Result<Coverage> {
         verified_in_period,
         not_verified: baseline_files - verified_in_period.min(baseline_files),
         not_verified_sample,
+        changed_in_period,
         last_baseline,
         comparison_scans_ok,
     })
@@ -761,18 +774,31 @@ pub fn render_text(r: &Report) -> String {
     section(&mut s, "Coverage");
     let _ = writeln!(
         s,
-        "  {} files in the baseline (last baseline {}); {} verified in the period, {} not verified; {} comparison scans completed",
+        "  {} files in the baseline (last baseline {}); {} verified as recorded in the period, {} not verified; {} paths with changes found by scans; {} comparison scans completed",
         c.baseline_files,
-        c.last_baseline.as_deref().unwrap_or("never"),
+        c.last_baseline.as_deref().map_or("never".into(), short_time),
         c.verified_in_period,
         c.not_verified,
+        c.changed_in_period,
         c.comparison_scans_ok
     );
+    if c.comparison_scans_ok == 0 {
+        let _ = writeln!(
+            s,
+            "  NO comparison scan completed in the period: PCI DSS 11.5.2 asks for one at least weekly (`vigil scan`)"
+        );
+    }
     for p in &c.not_verified_sample {
         let _ = writeln!(s, "  not verified: {}", p.escape_debug());
     }
     section(&mut s, "Sensor gaps and downtime");
     let _ = writeln!(s, "  {} realtime events", r.sensor.realtime_events);
+    if r.sensor.realtime_events == 0 {
+        let _ = writeln!(
+            s,
+            "  the realtime sensor recorded nothing in the period: it was not running (or not journaling to this store)"
+        );
+    }
     for g in &r.sensor.gaps {
         change_line(&mut s, g);
     }

@@ -283,6 +283,7 @@ fn query_filters_sql_and_reports() {
         "{table}"
     );
     assert!(table.contains("(scan: unattributed)"), "{table}");
+    assert!(!table.contains(" 0 "), "no uid for a scan finding: {table}");
     assert!(table.contains("1 events"), "{table}");
 
     // -- query: bad input -----------------------------------------------
@@ -425,9 +426,11 @@ fn query_filters_sql_and_reports() {
     let cov = &r["coverage"];
     assert_eq!(cov["baseline_files"], 5, "root dir and four files: {cov}");
     assert_eq!(cov["comparison_scans_ok"], 1);
-    // The scan verified the root and quiet.txt; the init verified the rest in
-    // the same period, so all count.
-    assert_eq!(cov["verified_in_period"], 5, "{cov}");
+    // The scan found the root and quiet.txt as recorded; the rest changed
+    // (the init only recorded them: that is not a verification).
+    assert_eq!(cov["verified_in_period"], 2, "{cov}");
+    assert_eq!(cov["not_verified"], 3, "{cov}");
+    assert_eq!(cov["changed_in_period"], 4, "{cov}");
     assert_eq!(r["sensor"]["gaps"][0]["action"], "gap");
     let downtime = r["sensor"]["downtime"].as_array().unwrap();
     assert_eq!(downtime.len(), 1, "{downtime:#?}");

@@ -33,6 +33,7 @@ tr.unattributed td { background: #ffebe9; }
 .sev-high, .sev-critical { color: #cf222e; font-weight: 600; }
 .sev-medium { color: #9a6700; }
 .none { color: #57606a; font-style: italic; }
+.warn { color: #cf222e; font-weight: 600; }
 figure.chart { margin: 1em 0; }
 figure.chart figcaption { font-weight: 600; margin-bottom: .3em; }
 svg text { font: 11px system-ui, sans-serif; fill: #57606a; }
@@ -131,7 +132,11 @@ pub fn render(r: &Report) -> String {
                         (c.baseline_files) " files in the baseline (last baseline "
                         (c.last_baseline.as_deref().map_or("never".into(), short_time)) "); "
                         span #verified { (c.verified_in_period) } " verified as recorded in the period, "
-                        span #not-verified { (c.not_verified) } " not verified (not scanned, or changed)."
+                        span #not-verified { (c.not_verified) } " not verified (not compared, or changed); "
+                        span #changed { (c.changed_in_period) } " paths with changes found by scans."
+                    }
+                    @if c.comparison_scans_ok == 0 {
+                        p.warn { "No comparison scan completed in the period: PCI DSS 11.5.2 asks for one at least weekly (vigil scan)." }
                     }
                     @if !c.not_verified_sample.is_empty() {
                         p { "Not verified, first by path:" }
@@ -141,6 +146,9 @@ pub fn render(r: &Report) -> String {
                 section #sensor {
                     h2 { "Sensor gaps and downtime" }
                     p { (r.sensor.realtime_events) " events from the realtime sensor in the period." }
+                    @if r.sensor.realtime_events == 0 {
+                        p.warn { "The realtime sensor recorded nothing in the period: it was not running (or not journaling to this store)." }
+                    }
                     h3 { "Gaps" }
                     div #gaps { (changes(&r.sensor.gaps, "no loss or output failure recorded")) }
                     h3 { "Downtime" }
