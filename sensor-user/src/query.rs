@@ -98,8 +98,26 @@ impl Args {
     }
 }
 
-/// `vigil query` on the store at `db`, printing to `out`.
+/// `vigil query` on the store at `db`, printing to `out`. A reader that
+/// goes away (`| head`) ends the output quietly.
 pub fn run(db: &Path, args: &Args, out: &mut dyn Write) -> Result<()> {
+    quiet_broken_pipe(run_to(db, args, out))
+}
+
+/// `Ok` when `r` failed only because stdout's reader went away.
+pub fn quiet_broken_pipe(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+fn run_to(db: &Path, args: &Args, out: &mut dyn Write) -> Result<()> {
     let json = args.json || (!args.table && !std::io::stdout().is_terminal());
     if let Some(q) = &args.sql {
         let r = sql(&open_read_only(db)?, q)?;
@@ -469,6 +487,11 @@ pub fn sql(conn: &Connection, sql: &str) -> Result<SqlResult> {
         }
     };
     let mut st = conn.prepare(sql).map_err(fail)?;
+    // The connection cannot write the store, but a statement such as
+    // `VACUUM INTO 'file'` would still create a file: refuse before running.
+    if !st.readonly() {
+        bail!("--sql: the store is opened read-only and this statement would write: only queries (SELECT, WITH, PRAGMA reads) are allowed; change the baseline with `vigil baseline`");
+    }
     let columns: Vec<String> = st.column_names().iter().map(|s| s.to_string()).collect();
     let n = columns.len();
     let mut rows = st.query([]).map_err(fail)?;

@@ -78,8 +78,8 @@ pub fn run(db: &std::path::Path, host: &str, args: &Args) -> Result<()> {
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();
-            out.write_all(text.as_bytes())?;
-            out.flush()?;
+            let written = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+            crate::query::quiet_broken_pipe(written.map_err(Into::into))?;
         }
     }
     Ok(())
@@ -636,11 +636,15 @@ fn downtime(conn: &Connection, opts: &Options, lifecycle: &[Change]) -> Result<V
                     clean: true,
                 }),
                 Some(_) => {
-                    let last_seen: Option<String> = conn.query_row(
-                        "SELECT max(time) FROM journal WHERE seq < ?1 AND (tier IS NOT 'scan' OR tier IS NULL)",
-                        [c.seq],
-                        |r| r.get(0),
-                    )?;
+                    // Rowid order: the sensor's last event before this start.
+                    let last_seen: Option<String> = conn
+                        .query_row(
+                            "SELECT time FROM journal WHERE seq < ?1 AND tier IS NOT 'scan'
+                              ORDER BY seq DESC LIMIT 1",
+                            [c.seq],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
                     out.push(Downtime {
                         from: last_seen,
                         to: Some(c.time.clone()),
@@ -857,6 +861,123 @@ mod tests {
         assert_eq!(bucket_size(a, t("2026-11-20T12:00:00Z")).0, "hour");
         assert_eq!(bucket_size(a, t("2026-11-26T12:00:00Z")).0, "day");
         assert_eq!(bucket_size(a, t("2027-11-26T12:00:00Z")).0, "week");
+    }
+
+    /// A store holding `events` (action, time), journaled in this order.
+    fn store_with(events: &[(&str, &str)]) -> (tempfile::TempDir, crate::store::Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("v.db")).unwrap();
+        for (action, time) in events {
+            let mut ev = crate::pipeline::emit::sensor_event(
+                "h",
+                action,
+                crate::event::SensorInfo::default(),
+            );
+            ev.time = time.to_string();
+            store.journal(&ev).unwrap();
+        }
+        (dir, store)
+    }
+
+    fn opts(since: &str, until: &str) -> Options {
+        Options {
+            since: since.into(),
+            until: until.into(),
+            top: 10,
+            host: "fallback".into(),
+            store: "v.db".into(),
+        }
+    }
+
+    #[test]
+    fn downtime_windows_from_start_and_stop() {
+        let (_d, store) = store_with(&[
+            ("start", "2026-11-20T00:00:00.000000000Z"),
+            ("health", "2026-11-20T01:00:00.000000000Z"),
+            // Died without a stop: down from its last event to the next start.
+            ("start", "2026-11-20T05:00:00.000000000Z"),
+            ("stop", "2026-11-21T00:00:00.000000000Z"),
+            ("start", "2026-11-21T02:00:00.000000000Z"),
+            ("stop", "2026-11-22T00:00:00.000000000Z"),
+        ]);
+        let r = build(
+            store.conn(),
+            &opts(
+                "2026-11-19T00:00:00.000000000Z",
+                "2026-11-26T00:00:00.000000000Z",
+            ),
+        )
+        .unwrap();
+        let d: Vec<(Option<&str>, Option<&str>, bool)> = r
+            .sensor
+            .downtime
+            .iter()
+            .map(|d| (d.from.as_deref(), d.to.as_deref(), d.clean))
+            .collect();
+        assert_eq!(
+            d,
+            [
+                (
+                    Some("2026-11-20T01:00:00.000000000Z"),
+                    Some("2026-11-20T05:00:00.000000000Z"),
+                    false
+                ),
+                (
+                    Some("2026-11-21T00:00:00.000000000Z"),
+                    Some("2026-11-21T02:00:00.000000000Z"),
+                    true
+                ),
+                (Some("2026-11-22T00:00:00.000000000Z"), None, true),
+            ]
+        );
+        assert_eq!(r.host, "h");
+        assert_eq!(r.sensor.lifecycle.len(), 5);
+        assert_eq!(r.sensor.gaps.len(), 1, "health is listed with gaps");
+        assert_eq!(r.timeline.bucket, "day");
+        assert_eq!(r.timeline.buckets.len(), 7);
+
+        // A period that opens while the sensor is stopped starts with that stop.
+        let r = build(
+            store.conn(),
+            &opts(
+                "2026-11-21T01:00:00.000000000Z",
+                "2026-11-21T12:00:00.000000000Z",
+            ),
+        )
+        .unwrap();
+        assert_eq!(r.sensor.downtime.len(), 1);
+        assert_eq!(
+            r.sensor.downtime[0].from.as_deref(),
+            Some("2026-11-21T00:00:00.000000000Z")
+        );
+        assert_eq!(r.timeline.bucket, "hour");
+        assert_eq!(r.timeline.buckets.len(), 11);
+    }
+
+    #[test]
+    fn an_empty_period_and_a_reversed_one() {
+        let (_d, store) = store_with(&[]);
+        let r = build(
+            store.conn(),
+            &opts(
+                "2026-11-19T00:00:00.000000000Z",
+                "2026-11-26T00:00:00.000000000Z",
+            ),
+        )
+        .unwrap();
+        assert_eq!(r.host, "fallback");
+        assert_eq!(r.totals.events, 0);
+        assert!(render_text(&r).contains("NO comparison scan"));
+        assert!(html::render(&r).contains("id=\"chart-timeline\""));
+        let e = build(
+            store.conn(),
+            &opts(
+                "2026-11-26T00:00:00.000000000Z",
+                "2026-11-19T00:00:00.000000000Z",
+            ),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not before --until"), "{e}");
     }
 
     #[test]

@@ -346,16 +346,20 @@ fn query_filters_sql_and_reports() {
     let before: i64 = conn
         .query_row("SELECT count(*) FROM scans", [], |r| r.get(0))
         .unwrap();
+    let vacuum = env.root.join("copy.db");
     for write in [
         "DELETE FROM scans",
         "INSERT INTO scans (kind, started, paths, status) VALUES ('x', 'x', '[]', 'ok')",
         "UPDATE files SET size = 0",
         "DROP TABLE files",
         "CREATE TABLE t (x)",
+        "PRAGMA user_version = 9",
+        &format!("VACUUM INTO '{}'", vacuum.display()),
     ] {
         let e = env.err(&["query", "--sql", write]);
         assert!(e.contains("read-only"), "{write}: {e}");
     }
+    assert!(!vacuum.exists(), "VACUUM INTO wrote {}", vacuum.display());
     let e = env.err(&["query", "--sql", "SELECT 1; DELETE FROM scans"]);
     assert!(e.contains("one statement"), "{e}");
     let e = env.err(&["query", "--sql", "SELECT * FROM nosuchtable"]);
