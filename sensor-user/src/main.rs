@@ -371,11 +371,11 @@ fn report_host(store: &StoreArgs) -> Result<String> {
         Some(p) => Config::load(p)?,
         None => Config::default_policy(),
     };
-    Ok(cfg.sensor.host.clone().unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }))
+    Ok(cfg
+        .sensor
+        .host
+        .clone()
+        .unwrap_or_else(vigil::report::local_host))
 }
 
 /// The store named by --db, else by the policy, else the default.

@@ -561,6 +561,9 @@ pub fn table_cells(r: &Row) -> [String; 8] {
         (Some(l), None) => l.to_string(),
         (None, None) => pf("uid").map(|v| v.to_string()).unwrap_or_default(),
     };
+    // A file name can hold a newline or an escape sequence: keep one line, inert.
+    let path = path.escape_debug().to_string();
+    let process = process.escape_debug().to_string();
     let time = s(ev.get("time"));
     // Seconds are enough on a terminal; --json has the full time.
     let time = DateTime::parse_from_rfc3339(&time)
@@ -659,6 +662,27 @@ mod tests {
         assert!(!g.is_match("/tmp/x"));
         assert!(TextMatch::new("[", "--process").is_err());
         assert!(Filter::path_glob("/etc/{a").is_err());
+    }
+
+    #[test]
+    fn table_cells_stay_on_one_line() {
+        let event = serde_json::json!({
+            "time": "2026-11-26T08:54:11.126817500Z", "kind": "file", "action": "created",
+            "severity": "high", "alert": true, "path": "/tmp/a\nb\u{1b}[31m",
+            "source": {"tier": "scan"}, "details": {"unattributed": true},
+            "process": {"uid": 0, "pid": 0, "comm": ""},
+        });
+        let row = Row {
+            seq: 7,
+            json: event.to_string(),
+            event,
+        };
+        let c = table_cells(&row);
+        assert_eq!(c[1], "2026-11-26 08:54:11");
+        assert_eq!(c[4], "yes");
+        assert_eq!(c[5], "/tmp/a\\nb\\u{1b}[31m");
+        assert_eq!(c[6], "(scan: unattributed)");
+        assert_eq!(c[7], "", "a scan finding has no user");
     }
 
     #[test]

@@ -839,6 +839,17 @@ pub fn render_text(r: &Report) -> String {
     s
 }
 
+/// This host's name (what a report names when its journal has no events).
+pub fn local_host() -> String {
+    #[cfg(unix)]
+    let name = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    #[cfg(not(unix))]
+    let name = std::env::var("COMPUTERNAME").unwrap_or_default();
+    name
+}
+
 /// `2026-11-26 08:54:11Z` from a stored time.
 pub fn short_time(t: &str) -> String {
     DateTime::parse_from_rfc3339(t)
