@@ -249,10 +249,12 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Run { args, record, db } => run(args, record, db),
         Command::Hash { sha256, files } => hash(sha256, &files),
         Command::Query { store, args } => {
-            vigil::query::run(&store_path(&store)?, &args, &mut std::io::stdout().lock())
+            let (db, _) = read_store(&store)?;
+            vigil::query::run(&db, &args, &mut std::io::stdout().lock())
         }
         Command::Report { store, args } => {
-            let (db, host) = (store_path(&store)?, report_host(&store)?);
+            let (db, cfg) = read_store(&store)?;
+            let host = cfg.sensor.host.unwrap_or_else(vigil::report::local_host);
             vigil::report::run(&db, &host, &args)
         }
         #[cfg(target_os = "linux")]
@@ -348,34 +350,18 @@ impl Sensor {
     }
 }
 
-/// The store path named by --db, else by the policy, else the default
-/// (for the commands that only read it).
-fn store_path(store: &StoreArgs) -> Result<PathBuf> {
-    if let Some(db) = &store.db {
-        return Ok(db.clone());
-    }
+/// For the commands that only read the store: its path (--db, else the
+/// policy's `[store] path`, else the default) and the policy.
+fn read_store(store: &StoreArgs) -> Result<(PathBuf, Config)> {
     let cfg = match &store.config {
         Some(p) => Config::load(p)?,
         None => Config::default_policy(),
     };
-    Ok(cfg
-        .store
-        .path
-        .unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH)))
-}
-
-/// The policy's `[sensor] host`, else the host name: what a report names
-/// when its journal has no events.
-fn report_host(store: &StoreArgs) -> Result<String> {
-    let cfg = match &store.config {
-        Some(p) => Config::load(p)?,
-        None => Config::default_policy(),
-    };
-    Ok(cfg
-        .sensor
-        .host
-        .clone()
-        .unwrap_or_else(vigil::report::local_host))
+    let db = store.db.clone().or_else(|| cfg.store.path.clone());
+    Ok((
+        db.unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH)),
+        cfg,
+    ))
 }
 
 /// The store named by --db, else by the policy, else the default.
