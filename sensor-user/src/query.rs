@@ -185,8 +185,15 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| explain(path, e))?;
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| explain(path, e))?;
     if app != APPLICATION_ID {
-        if app == 0 && version == 0 {
+        if app == 0 && version == 0 && tables == 0 {
             bail!("{shown}: is empty, not a Vigil store yet: run `vigil baseline init` first, or pass --db");
         }
         bail!("{shown}: is an SQLite database but not a Vigil store (its application_id is not Vigil's): pass --db with the store's path");

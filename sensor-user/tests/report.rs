@@ -309,6 +309,37 @@ fn query_filters_sql_and_reports() {
         "{e}"
     );
     assert!(!missing.exists(), "a query creates nothing");
+    // Not a store: garbage, an empty file, some other program's database.
+    let garbage = env.root.join("garbage.db");
+    std::fs::write(&garbage, "not sqlite at all, just text").unwrap();
+    let empty = env.root.join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let foreign = env.root.join("foreign.db");
+    rusqlite::Connection::open(&foreign)
+        .unwrap()
+        .execute_batch("CREATE TABLE t (x)")
+        .unwrap();
+    for (db, want) in [
+        (&garbage, "is not a Vigil database"),
+        (&empty, "run `vigil baseline init`"),
+        (&foreign, "not a Vigil store"),
+    ] {
+        for cmd in ["query", "report"] {
+            let out = Command::new(env!("CARGO_BIN_EXE_vigil"))
+                .args([cmd, "--db"])
+                .arg(db)
+                .output()
+                .unwrap();
+            let e = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{cmd} {}", db.display());
+            assert!(
+                e.contains(&db.display().to_string()) && e.contains(want),
+                "{cmd} {}: {e}",
+                db.display()
+            );
+            assert!(!e.contains("panicked"), "{e}");
+        }
+    }
     let unknown = env.vigil(&["query", "--action", "exploded"]);
     assert!(unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("actions present"));
