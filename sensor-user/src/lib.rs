@@ -13,6 +13,8 @@ pub mod integrity;
 pub mod pipeline;
 pub mod policy;
 pub mod process;
+pub mod query;
+pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod schedule;

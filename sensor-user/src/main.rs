@@ -98,6 +98,22 @@ enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+    /// Events from the store's journal, filtered (path glob, action, time,
+    /// process, user, severity, alert), or raw read-only SQL with --sql.
+    Query {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        args: vigil::query::Args,
+    },
+    /// The comparison report for a period (PCI DSS 11.5.2, weekly): changes,
+    /// unattributed changes first, alerts, scans and coverage, sensor gaps.
+    Report {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        args: vigil::report::Args,
+    },
     /// Hash files with the sensor's own hasher (the code `vigil run` uses).
     ///
     /// Prints one `b3sum`-compatible line per file, `<blake3 hex>  <path>`
@@ -297,6 +313,15 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Verify { file, key } => verify(&file, key),
         Command::Key { command } => key_command(command),
         Command::Hash { sha256, files } => hash(sha256, &files),
+        Command::Query { store, args } => {
+            let (db, _) = read_store(&store)?;
+            vigil::query::run(&db, &args, &mut std::io::stdout().lock())
+        }
+        Command::Report { store, args } => {
+            let (db, cfg) = read_store(&store)?;
+            let host = cfg.sensor.host.unwrap_or_else(vigil::report::local_host);
+            vigil::report::run(&db, &host, &args)
+        }
         #[cfg(target_os = "linux")]
         Command::Baseline { command } => baseline(command),
         #[cfg(target_os = "linux")]
@@ -390,6 +415,20 @@ impl Sensor {
             policy,
         })
     }
+}
+
+/// For the commands that only read the store: its path (--db, else the
+/// policy's `[store] path`, else the default) and the policy.
+fn read_store(store: &StoreArgs) -> Result<(PathBuf, Config)> {
+    let cfg = match &store.config {
+        Some(p) => Config::load(p)?,
+        None => Config::default_policy(),
+    };
+    let db = store.db.clone().or_else(|| cfg.store.path.clone());
+    Ok((
+        db.unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH)),
+        cfg,
+    ))
 }
 
 /// The store named by --db, else by the policy, else the default.

@@ -18,8 +18,9 @@ use std::process::Command;
 const BUILD_PACKAGES: &[&str] = &["clang", "libbpf-dev", "libc6-dev"];
 /// The peers `cargo xtask bench` compares against.
 const BENCH_PACKAGES: &[&str] = &["auditd", "inotify-tools"];
-/// Receivers the sink tests run for real (rsyslogd for the syslog sink).
-const TEST_PACKAGES: &[&str] = &["rsyslog"];
+/// What the host tests run for real: rsyslogd for the syslog sink, headless
+/// Chromium to render the HTML report (sensor-user/tests/report.rs).
+const TEST_PACKAGES: &[&str] = &["rsyslog", "chromium"];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 fn main() -> Result<()> {
