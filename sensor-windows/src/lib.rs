@@ -17,6 +17,11 @@ pub mod policy;
 pub mod process;
 pub mod records;
 
+#[cfg(windows)]
+pub mod etw;
+#[cfg(windows)]
+pub mod regread;
+
 pub use baseline::{RegistryBaseline, RegistryReader, RegistryValue};
 pub use interpreter::{Action, Change, Interpreter, Stats, ValueChange};
 pub use policy::Policy;
