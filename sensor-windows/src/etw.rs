@@ -599,3 +599,40 @@ mod win {
         map
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Not a test of ETW: under Wine (and unelevated Windows) the session
+    /// cannot start; this shows what start does there and that the Win32
+    /// helpers answer. Run with `--ignored --nocapture`.
+    #[test]
+    #[ignore = "needs an elevated Windows host to mean anything"]
+    fn smoke() {
+        let map = volume_map();
+        println!("volume map: {map:?}");
+        println!(
+            r"\Device\HarddiskVolume1\x → {}",
+            map.to_dos(r"\Device\HarddiskVolume1\x")
+        );
+        println!(
+            "own command line: {:?}",
+            win::command_line(std::process::id())
+        );
+        println!(
+            "losses of a missing session: {:?}",
+            win::session_losses("Vigil-FIM-none")
+        );
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
+        match start(tx) {
+            Ok(s) => {
+                println!("session started");
+                let got = rx.recv_timeout(Duration::from_secs(3));
+                println!("first input: {got:?}");
+                s.stop();
+            }
+            Err(e) => println!("start failed: {e}"),
+        }
+    }
+}

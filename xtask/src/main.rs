@@ -9,6 +9,8 @@
 //!                                then vm-test
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
 //!   cargo xtask windows-lint     clippy of sensor-windows for x86_64-pc-windows-msvc
+//!   cargo xtask wine-test        sensor-windows' tests for x86_64-pc-windows-gnu
+//!                                under Wine (see xtask/src/wine.rs)
 //!   cargo xtask vm-test          the static vigil on Debian 5.10, 6.1 and 6.12
 //!                                kernels under qemu (see xtask/src/vm.rs)
 use anyhow::{bail, Context, Result};
@@ -48,6 +50,7 @@ fn main() -> Result<()> {
         }
         Some("test") => test(),
         Some("windows-lint") => windows_lint(),
+        Some("wine-test") => wine::main(&args[1..]),
         Some("vm-test") => vm::main(&args[1..]),
         Some("bench") => {
             deps(BUILD_PACKAGES)?;
@@ -55,7 +58,7 @@ fn main() -> Result<()> {
             bench::main(&args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | windows-lint | vm-test [--kernel SUITE] | bench overhead|hash|pipeline");
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | windows-lint | wine-test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline");
             std::process::exit(2);
         }
     }
@@ -265,3 +268,4 @@ mod bench;
 mod bench_hash;
 mod bench_pipeline;
 mod vm;
+mod wine;
