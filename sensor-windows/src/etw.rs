@@ -134,18 +134,21 @@ pub fn start(tx: SyncSender<Input>) -> Result<Session, EtwError> {
             let _ = tx.send(input);
         }
     };
+    // SID extended data on every record: the token user of the thread that
+    // made the change (the creator's user, for ProcessStart).
     let file = Provider::by_guid(providers::KERNEL_FILE)
         .any(providers::FILE_KEYWORDS)
         .level(4)
+        .trace_flags(TraceFlags::EVENT_ENABLE_PROPERTY_SID)
         .add_filter(EventFilter::ByEventIds(FILE_EVENTS.to_vec()))
         .add_callback(cb("Kernel-File", parse_file))
         .build();
     let registry = Provider::by_guid(providers::KERNEL_REGISTRY)
         .any(providers::REGISTRY_KEYWORDS)
         .level(4)
+        .trace_flags(TraceFlags::EVENT_ENABLE_PROPERTY_SID)
         .add_callback(cb("Kernel-Registry", parse_registry))
         .build();
-    // SID extended data: the user of the token that started the process.
     let process = Provider::by_guid(providers::KERNEL_PROCESS)
         .any(providers::PROCESS_KEYWORDS)
         .level(4)
@@ -196,6 +199,7 @@ fn header(record: &EventRecord) -> Header {
         timestamp: record.raw_timestamp() as u64,
         pid: record.process_id(),
         tid: record.thread_id(),
+        user_sid: record_sid(record),
     }
 }
 

@@ -125,6 +125,9 @@ pub struct Change {
     pub watch: Option<String>,
     pub pid: u32,
     pub tid: u32,
+    /// The user whose token made the change (the opener's, for files), from
+    /// the records' SID extended data; None when ETW did not attach one.
+    pub user_sid: Option<String>,
     pub process: Option<Arc<ProcessInfo>>,
     pub value: Option<ValueChange>,
     /// Gap: events ETW lost since the previous gap.
@@ -158,12 +161,31 @@ pub struct Stats {
     pub lost_buffers: u64,
 }
 
+/// Who made a change: process, thread and token user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Actor {
+    pid: u32,
+    tid: u32,
+    sid: Option<String>,
+}
+
+impl Actor {
+    fn of(h: &Header) -> Actor {
+        Actor {
+            pid: h.pid,
+            tid: h.tid,
+            sid: h.user_sid.clone(),
+        }
+    }
+}
+
 /// One open of a file (one FileObject) while it lasts.
 #[derive(Debug, Clone)]
 struct Session {
     path: String,
-    pid: u32,
-    tid: u32,
+    /// Who opened the file: changes settled later (even by the System
+    /// process's lazy writer) are theirs.
+    who: Actor,
     file_key: u64,
     /// CreateNewFile: this open created the file.
     created: bool,
@@ -178,11 +200,10 @@ struct Session {
 }
 
 impl Session {
-    fn new(path: String, pid: u32, tid: u32) -> Session {
+    fn new(path: String, who: Actor) -> Session {
         Session {
             path,
-            pid,
-            tid,
+            who,
             file_key: 0,
             created: false,
             truncated: false,
@@ -517,7 +538,7 @@ impl Interpreter {
                 self.stats.lost_events += events;
                 self.stats.lost_buffers += buffers;
                 if events > 0 || buffers > 0 {
-                    let mut c = self.change(h, Action::Gap, String::new(), h.pid, h.tid);
+                    let mut c = self.change(h, Action::Gap, String::new(), &Actor::of(h));
                     c.lost = Some(events);
                     c.details.push(("buffers_lost", buffers.to_string()));
                     out.push(c);
@@ -528,16 +549,17 @@ impl Interpreter {
         out
     }
 
-    fn change(&self, h: &Header, action: Action, path: String, pid: u32, tid: u32) -> Change {
+    fn change(&self, h: &Header, action: Action, path: String, who: &Actor) -> Change {
         Change {
             time: h.timestamp,
             action,
             path,
             target: None,
             watch: None,
-            pid,
-            tid,
-            process: self.processes.get(pid),
+            pid: who.pid,
+            tid: who.tid,
+            user_sid: who.sid.clone(),
+            process: self.processes.get(who.pid),
             value: None,
             lost: None,
             details: Vec::new(),
@@ -563,7 +585,7 @@ impl Interpreter {
             }
         }
         let disposition = options >> nt::DISPOSITION_SHIFT;
-        let mut s = Session::new(path, h.pid, h.tid);
+        let mut s = Session::new(path, Actor::of(h));
         s.created = new_file;
         s.truncated = matches!(
             disposition,
@@ -590,7 +612,7 @@ impl Interpreter {
                 return None;
             };
             self.sessions
-                .insert(io.file_object, Session::new(name, h.pid, h.tid));
+                .insert(io.file_object, Session::new(name, Actor::of(h)));
         }
         let s = self.sessions.get_mut(&io.file_object)?;
         if io.file_key != 0 && s.file_key == 0 {
@@ -610,14 +632,13 @@ impl Interpreter {
     ) {
         if op == SetInfoOp::SetSecurity {
             if let Some(s) = self.session(h, io) {
-                let (path, pid, tid) = (s.path.clone(), s.pid, s.tid);
+                let (path, who) = (s.path.clone(), s.who.clone());
                 self.file_change(
                     h,
                     Action::PermissionsChanged,
                     path,
                     None,
-                    pid,
-                    tid,
+                    &who,
                     "SetSecurity",
                     out,
                 );
@@ -655,7 +676,7 @@ impl Interpreter {
                 _ => known.unwrap_or_else(|| path.clone()),
             };
             self.sessions
-                .insert(io.file_object, Session::new(name, h.pid, h.tid));
+                .insert(io.file_object, Session::new(name, Actor::of(h)));
         }
         let Some(s) = self.sessions.get_mut(&io.file_object) else {
             return;
@@ -668,14 +689,13 @@ impl Interpreter {
                 s.delete_pending = true;
             }
             PathOp::SetLinkPath => {
-                let (source, pid, tid) = (s.path.clone(), s.pid, s.tid);
+                let (source, who) = (s.path.clone(), s.who.clone());
                 self.file_change(
                     h,
                     Action::Linked,
                     source,
                     Some(path),
-                    pid,
-                    tid,
+                    &who,
                     "SetLinkPath",
                     out,
                 );
@@ -686,8 +706,8 @@ impl Interpreter {
                     // with the next NameCreate of its FileKey (or never).
                     s.rename_pending = Some(path);
                 } else {
-                    let (source, pid, tid) =
-                        (std::mem::replace(&mut s.path, path.clone()), s.pid, s.tid);
+                    let (source, who) =
+                        (std::mem::replace(&mut s.path, path.clone()), s.who.clone());
                     let key = s.file_key;
                     if key != 0 {
                         self.file_names.insert(key, path.clone());
@@ -697,8 +717,7 @@ impl Interpreter {
                         Action::Renamed,
                         source,
                         Some(path),
-                        pid,
-                        tid,
+                        &who,
                         "RenamePath",
                         out,
                     );
@@ -727,14 +746,13 @@ impl Interpreter {
             };
             let source = s.rename_pending.take().unwrap_or_default();
             s.path = name.clone();
-            let (pid, tid) = (s.pid, s.tid);
+            let who = s.who.clone();
             self.file_change(
                 h,
                 Action::Renamed,
                 source,
                 Some(name.clone()),
-                pid,
-                tid,
+                &who,
                 "NameCreate",
                 out,
             );
@@ -743,10 +761,10 @@ impl Interpreter {
 
     /// Reports what an open did, at its Cleanup (or, for late writes, Close).
     fn settle(&mut self, h: &Header, s: &mut Session, event: &'static str, out: &mut Vec<Change>) {
-        let (path, pid, tid) = (s.path.clone(), s.pid, s.tid);
+        let (path, who) = (s.path.clone(), s.who.clone());
         if let Some(source) = s.rename_pending.take() {
             let before = out.len();
-            self.file_change(h, Action::Renamed, source, None, pid, tid, event, out);
+            self.file_change(h, Action::Renamed, source, None, &who, event, out);
             if let Some(c) = out.get_mut(before) {
                 c.details
                     .push(("target", "unknown: rescan the directory".into()));
@@ -754,25 +772,16 @@ impl Interpreter {
         }
         if s.delete_pending || s.delete_on_close {
             if s.created {
-                self.file_change(h, Action::Created, path.clone(), None, pid, tid, event, out);
+                self.file_change(h, Action::Created, path.clone(), None, &who, event, out);
             }
-            self.file_change(h, Action::Deleted, path, None, pid, tid, event, out);
+            self.file_change(h, Action::Deleted, path, None, &who, event, out);
             if let Some(key) = (s.file_key != 0).then_some(s.file_key) {
                 self.file_names.remove(&key);
             }
         } else if s.created {
-            self.file_change(h, Action::Created, path.clone(), None, pid, tid, event, out);
+            self.file_change(h, Action::Created, path.clone(), None, &who, event, out);
         } else if s.written || s.truncated {
-            self.file_change(
-                h,
-                Action::Modified,
-                path.clone(),
-                None,
-                pid,
-                tid,
-                event,
-                out,
-            );
+            self.file_change(h, Action::Modified, path.clone(), None, &who, event, out);
         }
         if s.attrs && !(s.delete_pending || s.delete_on_close) {
             self.file_change(
@@ -780,13 +789,12 @@ impl Interpreter {
                 Action::AttributesChanged,
                 s.path.clone(),
                 None,
-                pid,
-                tid,
+                &who,
                 event,
                 out,
             );
         }
-        let keep = Session::new(s.path.clone(), pid, tid);
+        let keep = Session::new(s.path.clone(), who);
         *s = Session {
             file_key: s.file_key,
             ..keep
@@ -800,8 +808,7 @@ impl Interpreter {
         action: Action,
         path: String,
         target: Option<String>,
-        pid: u32,
-        tid: u32,
+        who: &Actor,
         event: &'static str,
         out: &mut Vec<Change>,
     ) {
@@ -810,7 +817,7 @@ impl Interpreter {
             .file_watch(&path)
             .or_else(|| target.as_deref().and_then(|t| self.policy.file_watch(t)));
         let Some(watch) = watch else { return };
-        let mut c = self.change(h, action, path, pid, tid);
+        let mut c = self.change(h, action, path, who);
         c.watch = Some(watch.to_string());
         c.target = target;
         c.details.push(("event", event.to_string()));
@@ -851,7 +858,7 @@ impl Interpreter {
         let Some(watch) = self.policy.registry_watch(&key, name) else {
             return;
         };
-        let mut c = self.change(h, action, key, h.pid, h.tid);
+        let mut c = self.change(h, action, key, &Actor::of(h));
         c.watch = Some(watch.to_string());
         c.value = value;
         c.details.push(("event", event.to_string()));

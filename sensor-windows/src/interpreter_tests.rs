@@ -10,6 +10,8 @@ const VOL: &str = r"\Device\HarddiskVolume3";
 const HOSTS: &str = r"C:\Windows\System32\drivers\etc\hosts";
 const NOTEPAD: u32 = 4242;
 const SECOND: u64 = 10_000_000;
+const ALICE: &str = "S-1-5-21-1-2-3-1001";
+const SYSTEM: &str = "S-1-5-18";
 
 /// A reader the test changes while the interpreter holds it.
 #[derive(Clone, Default)]
@@ -62,6 +64,7 @@ impl T {
             timestamp: self.now,
             pid,
             tid: pid + 1,
+            user_sid: Some(if pid == 4 { SYSTEM } else { ALICE }.to_string()),
         };
         self.i.push(&h, rec)
     }
@@ -454,6 +457,11 @@ fn lazy_writer_writes_after_cleanup_are_attributed_to_the_opener() {
     assert_eq!(actions(&c), vec![("modified", HOSTS, None)]);
     assert_eq!(c[0].pid, NOTEPAD);
     assert_eq!(
+        c[0].user_sid.as_deref(),
+        Some(ALICE),
+        "the opener's user, not SYSTEM"
+    );
+    assert_eq!(
         c[0].process.as_ref().and_then(|p| p.image.as_deref()),
         Some(r"C:\Windows\System32\notepad.exe")
     );
@@ -747,4 +755,38 @@ fn lost_events_become_a_gap() {
         )
         .is_empty());
     assert_eq!(t.i.stats().lost_events, 12);
+}
+
+#[test]
+fn a_new_file_renamed_over_the_target_is_created_then_renamed() {
+    // A temporary name the policy does not ignore: both steps are reported,
+    // in order, by the same process; sensor-user's coalescer folds a created
+    // file renamed by its creator into one `modified` of the target.
+    let mut t = T::new();
+    let new = r"C:\Windows\System32\drivers\etc\hosts.new";
+    let c = t.run(
+        NOTEPAD,
+        vec![
+            create_new(16, new),
+            write(16, 0x16),
+            Record::FileCleanup(io(16, 0x16)),
+            Record::FileClose(io(16, 0x16)),
+            create(17, new, nt::FILE_OPEN, 0),
+            path_op(
+                PathOp::RenamePath,
+                17,
+                0x16,
+                nt::FILE_RENAME_INFORMATION,
+                HOSTS,
+            ),
+            Record::FileCleanup(io(17, 0x16)),
+        ],
+    );
+    assert_eq!(
+        actions(&c),
+        vec![("created", new, None), ("renamed", new, Some(HOSTS))]
+    );
+    assert!(c
+        .iter()
+        .all(|c| c.pid == NOTEPAD && c.user_sid.as_deref() == Some(ALICE)));
 }

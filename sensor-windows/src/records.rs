@@ -140,7 +140,7 @@ pub mod nt {
 }
 
 /// What every ETW record carries in its header.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header {
     /// `EVENT_HEADER.TimeStamp`: FILETIME, 100 ns since 1601-01-01 UTC.
     pub timestamp: u64,
@@ -148,6 +148,9 @@ pub struct Header {
     pub pid: u32,
     /// `EVENT_HEADER.ThreadId`.
     pub tid: u32,
+    /// The SID extended data item (`EVENT_ENABLE_PROPERTY_SID`) as `S-1-...`:
+    /// the user of the logging thread's token, impersonation included.
+    pub user_sid: Option<String>,
 }
 
 /// Fields shared by the Kernel-File I/O events that name a file by object.
