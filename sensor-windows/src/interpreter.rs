@@ -344,11 +344,11 @@ impl Interpreter {
                     self.stats.failed_registry_ops += u64::from(create);
                     return out;
                 }
-                let full = paths::registry_key(&relative_name).or_else(|| {
+                let full = paths::registry_object(&relative_name).or_else(|| {
                     let base = (base_object != 0)
                         .then(|| self.keys.get(&base_object).cloned())
                         .flatten()
-                        .or_else(|| paths::registry_key(&base_name))?;
+                        .or_else(|| paths::registry_object(&base_name))?;
                     Some(paths::join(&base, &relative_name))
                 });
                 let Some(full) = full else {
@@ -422,34 +422,32 @@ impl Interpreter {
                     }
                     _ => None,
                 };
-                let mut notes = Vec::new();
+                let mut notes: Vec<String> = Vec::new();
                 let before = match self.baseline.get(&key, &value_name).cloned() {
                     Some(b) => Some(b),
                     None if previous.is_some() => {
-                        notes.push("before from the event's PreviousData");
+                        notes.push("before from the event's PreviousData".into());
                         previous
                     }
                     None => None,
                 };
-                let after = match self.reader.read(&key, &value_name) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        self.stats.read_errors += 1;
-                        match (&e, captured) {
-                            (ReadError::Failed { .. }, Some(c)) => {
-                                notes.push("after from the event's CapturedData (read failed)");
-                                Some(c)
-                            }
-                            (ReadError::NotFound { .. }, _) => {
-                                notes.push("deleted again before it could be read");
-                                None
-                            }
-                            _ => {
-                                notes.push("unreadable after the change");
-                                None
-                            }
+                // The event's complete CapturedData is this set's own data;
+                // a read can already see a later set.
+                let after = match captured {
+                    Some(c) => Some(c),
+                    None => match self.reader.read(&key, &value_name) {
+                        Ok(v) => Some(v),
+                        Err(ReadError::NotFound { .. }) => {
+                            self.stats.read_errors += 1;
+                            notes.push("deleted again before it could be read".into());
+                            None
                         }
-                    }
+                        Err(ReadError::Failed { message, .. }) => {
+                            self.stats.read_errors += 1;
+                            notes.push(format!("unreadable after the change: {message}"));
+                            None
+                        }
+                    },
                 };
                 if before.is_some() && before == after {
                     self.stats.unchanged_values += 1;
@@ -833,7 +831,7 @@ impl Interpreter {
             self.stats.failed_registry_ops += 1;
             return None;
         }
-        let key = paths::registry_key(key_name).or_else(|| {
+        let key = paths::registry_object(key_name).or_else(|| {
             let base = self.keys.get(&key_object)?;
             // A relative KeyName is relative to the object's own key only
             // when it is the key's last component; otherwise the object wins.

@@ -663,7 +663,7 @@ fn failed_and_unwatched_registry_operations_report_nothing() {
 }
 
 #[test]
-fn the_events_own_data_fills_in_when_the_registry_cannot_be_read() {
+fn the_events_own_data_fills_in_before_and_after() {
     let mut t = T::new();
     let v = RegistryValue::sz("new");
     let old = RegistryValue::sz("old");
@@ -671,26 +671,43 @@ fn the_events_own_data_fills_in_when_the_registry_cannot_be_read() {
         crate::baseline::RegistryData::Bytes(b) => b.clone(),
         _ => unreachable!(),
     };
-    // The reader knows nothing (as if the value was deleted again at once).
-    let rec = Record::RegSetValue {
+    // The registry already holds a later value: the event's complete
+    // CapturedData is this set's own, and wins over the read.
+    t.reg
+        .0
+        .lock()
+        .unwrap()
+        .set(VIGIL, "x", RegistryValue::sz("later"));
+    let rec = |captured: Option<Vec<u8>>| Record::RegSetValue {
         key_object: 0,
         status: 0,
         value_type: 1,
         data_size: v.size() as u32,
         key_name: VIGIL_NT.into(),
         value_name: "x".into(),
-        captured_data: Some(bytes(&v)),
+        captured_data: captured,
         previous_data_type: Some(1),
         previous_data_size: Some(old.size() as u32),
         previous_data: Some(bytes(&old)),
     };
-    let c = t.push(8, rec);
+    let c = t.push(8, rec(Some(bytes(&v))));
     let val = c[0].value.as_ref().unwrap();
     assert_eq!(
         val.before,
-        Some(old),
+        Some(old.clone()),
         "PreviousData stands in for a missing baseline"
     );
+    assert_eq!(val.after, Some(v.clone()));
+    assert!(
+        val.note.as_deref().unwrap().contains("PreviousData"),
+        "{val:?}"
+    );
+    // A truncated capture does not count: the value is read, and here it
+    // is gone again.
+    t.reg.0.lock().unwrap().remove(VIGIL, "x");
+    let c = t.push(8, rec(Some(bytes(&v)[..4].to_vec())));
+    let val = c[0].value.as_ref().unwrap();
+    assert_eq!(val.before, Some(v), "the baseline now has the first set");
     assert_eq!(val.after, None);
     assert!(
         val.note.as_deref().unwrap().contains("deleted again"),

@@ -128,6 +128,16 @@ pub fn registry_key(path: &str) -> Option<String> {
     None
 }
 
+/// An absolute registry object name as ETW gives it (`\REGISTRY\...`) in
+/// short form; None for anything else (a name relative to some key object).
+pub fn registry_object(name: &str) -> Option<String> {
+    if starts_with_ci(name, r"\REGISTRY\") {
+        registry_key(name)
+    } else {
+        None
+    }
+}
+
 /// A policy's key pattern in the form ETW keys are compared with: HKCU
 /// becomes every user's hive (`HKU\*`) and HKCR the machine's classes (the
 /// per-user classes live under `HKU\<sid>_Classes`, also covered).
@@ -193,6 +203,15 @@ mod tests {
         );
         assert_eq!(registry_key(r"\REGISTRY\MACHINEX\a"), None);
         assert_eq!(registry_key("Software\\Run"), None);
+        assert_eq!(
+            registry_object(r"HKU\x"),
+            None,
+            "ETW names are object names"
+        );
+        assert_eq!(
+            registry_object(r"\REGISTRY\USER\x").as_deref(),
+            Some(r"HKU\x")
+        );
         assert_eq!(
             registry_pattern(r"HKCU\Software\x"),
             vec![r"HKU\*\Software\x"]
