@@ -385,7 +385,8 @@ fn parse_process(r: &EventRecord, p: &Parser) -> Result<Option<Record>, ParseErr
                 session_id: f.opt_u32("SessionID").unwrap_or(0),
                 image_name: f.string("ImageName")?,
                 command_line: win::command_line(pid),
-                user_sid: record_sid(r),
+                // The new process's own token; the record's SID is its creator's.
+                user_sid: win::process_user(pid).or_else(|| record_sid(r)),
             })
         }
         PROCESS_STOP => Some(Record::ProcessStop {
@@ -417,9 +418,20 @@ fn record_sid(r: &EventRecord) -> Option<String> {
     win::sid_string(raw.DataPtr as *mut core::ffi::c_void)
 }
 
-/// Polls the session's loss counters every second; differences become
-/// [`Record::Lost`].
+/// Sends the processes already running, then polls the session's loss
+/// counters every second; differences become [`Record::Lost`].
 fn poll_losses(tx: &SyncSender<Input>, stop: &AtomicBool) {
+    // Processes started before the session: one snapshot, sent from here
+    // because the consumer may start reading only after `start` returns.
+    let h = Header {
+        timestamp: win::now_filetime(),
+        ..Header::default()
+    };
+    for rec in win::process_snapshot() {
+        if tx.send(Input::Record(h.clone(), rec)).is_err() {
+            return;
+        }
+    }
     let (mut events, mut buffers) = (0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_secs(1));
@@ -451,17 +463,121 @@ pub fn volume_map() -> VolumeMap {
 /// The Win32 calls, unsafe kept in one place.
 mod win {
     use crate::paths::VolumeMap;
+    use crate::records::Record;
     use windows_sys::Wdk::System::Threading::{
         NtQueryInformationProcess, ProcessCommandLineInformation,
     };
+    use windows_sys::Win32::Foundation::HANDLE;
     use windows_sys::Win32::Foundation::{CloseHandle, LocalFree, UNICODE_STRING};
     use windows_sys::Win32::Security::Authorization::ConvertSidToStringSidW;
+    use windows_sys::Win32::Security::{GetTokenInformation, TokenUser, TOKEN_QUERY, TOKEN_USER};
     use windows_sys::Win32::Storage::FileSystem::{GetLogicalDrives, QueryDosDeviceW};
     use windows_sys::Win32::System::Diagnostics::Etw::{
         ControlTraceW, CONTROLTRACE_HANDLE, EVENT_TRACE_CONTROL_QUERY, EVENT_TRACE_PROPERTIES,
     };
+    use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+        CreateToolhelp32Snapshot, Process32FirstW, Process32NextW, PROCESSENTRY32W,
+        TH32CS_SNAPPROCESS,
+    };
     use windows_sys::Win32::System::SystemInformation::GetSystemTimeAsFileTime;
-    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION};
+    use windows_sys::Win32::System::Threading::{
+        OpenProcess, OpenProcessToken, QueryFullProcessImageNameW, PROCESS_NAME_WIN32,
+        PROCESS_QUERY_LIMITED_INFORMATION,
+    };
+
+    /// A handle closed on drop.
+    struct Handle(HANDLE);
+
+    impl Drop for Handle {
+        fn drop(&mut self) {
+            // Safety: a valid handle from an Open* call, closed once.
+            unsafe { CloseHandle(self.0) };
+        }
+    }
+
+    fn open_process(pid: u32) -> Option<Handle> {
+        // Safety: OpenProcess has no pointer arguments; null means failure.
+        let h = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+        (!h.is_null()).then_some(Handle(h))
+    }
+
+    /// The user SID of a live process's primary token.
+    pub fn process_user(pid: u32) -> Option<String> {
+        let p = open_process(pid)?;
+        let mut token: HANDLE = std::ptr::null_mut();
+        // Safety: token receives a handle, wrapped at once; the buffer is
+        // 8-byte aligned and sized by the first call; TOKEN_USER points into it.
+        unsafe {
+            if OpenProcessToken(p.0, TOKEN_QUERY, &mut token) == 0 {
+                return None;
+            }
+            let token = Handle(token);
+            let mut len = 0u32;
+            GetTokenInformation(token.0, TokenUser, std::ptr::null_mut(), 0, &mut len);
+            let mut buf = vec![0u64; (len as usize).div_ceil(8).max(1)];
+            if GetTokenInformation(
+                token.0,
+                TokenUser,
+                buf.as_mut_ptr().cast(),
+                (buf.len() * 8) as u32,
+                &mut len,
+            ) == 0
+            {
+                return None;
+            }
+            let user = &*(buf.as_ptr() as *const TOKEN_USER);
+            sid_string(user.User.Sid)
+        }
+    }
+
+    /// A live process's image path (DOS form).
+    fn image(pid: u32) -> Option<String> {
+        let p = open_process(pid)?;
+        let mut buf = vec![0u16; 32768];
+        let mut len = buf.len() as u32;
+        // Safety: buf holds len UTF-16 units; len receives the length written.
+        let ok = unsafe {
+            QueryFullProcessImageNameW(p.0, PROCESS_NAME_WIN32, buf.as_mut_ptr(), &mut len)
+        };
+        (ok != 0).then(|| String::from_utf16_lossy(&buf[..len as usize]))
+    }
+
+    /// The processes running now, as ProcessStart records.
+    pub fn process_snapshot() -> Vec<Record> {
+        let mut out = Vec::new();
+        // Safety: the snapshot handle is checked and closed; the entry's
+        // dwSize is set as the API requires.
+        unsafe {
+            let snap = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+            if snap.is_null() || snap as isize == -1 {
+                return out;
+            }
+            let snap = Handle(snap);
+            let mut e: PROCESSENTRY32W = std::mem::zeroed();
+            e.dwSize = std::mem::size_of::<PROCESSENTRY32W>() as u32;
+            let mut more = Process32FirstW(snap.0, &mut e) != 0;
+            while more {
+                let pid = e.th32ProcessID;
+                let end = e
+                    .szExeFile
+                    .iter()
+                    .position(|&c| c == 0)
+                    .unwrap_or(e.szExeFile.len());
+                let exe = String::from_utf16_lossy(&e.szExeFile[..end]);
+                out.push(Record::ProcessStart {
+                    process_id: pid,
+                    parent_process_id: e.th32ParentProcessID,
+                    create_time: 0,
+                    session_id: 0,
+                    image_name: image(pid).unwrap_or(exe),
+                    command_line: command_line(pid),
+                    user_sid: process_user(pid),
+                });
+                more = Process32NextW(snap.0, &mut e) != 0;
+            }
+        }
+        out
+    }
 
     fn wide(s: &str) -> Vec<u16> {
         s.encode_utf16().chain(Some(0)).collect()
@@ -628,6 +744,9 @@ mod tests {
             "losses of a missing session: {:?}",
             win::session_losses("Vigil-FIM-none")
         );
+        println!("own user: {:?}", win::process_user(std::process::id()));
+        let procs = win::process_snapshot();
+        println!("{} running processes, e.g. {:?}", procs.len(), procs.last());
         let (tx, rx) = std::sync::mpsc::sync_channel(16);
         match start(tx) {
             Ok(s) => {
