@@ -5,7 +5,8 @@
 //! - [`interpreter`]: the state machine from record sequences to [`Change`]s;
 //! - [`policy`]: watched files and registry keys (TOML), the `pci-windows` default;
 //! - [`baseline`]: registry values, their baseline, and the [`RegistryReader`] seam;
-//! - [`process`]: the process table; [`paths`]: NT ↔ DOS paths, registry key spelling.
+//! - [`process`]: the process table; [`paths`]: NT ↔ DOS paths, registry key spelling;
+//! - [`replay`]: recorded sequences as NDJSON, replayed in tests.
 //!
 //! Windows only: `etw` (a ferrisetw real-time session feeding the interpreter)
 //! and `regread` (a [`RegistryReader`] over the Win32 registry API).
@@ -16,6 +17,7 @@ pub mod paths;
 pub mod policy;
 pub mod process;
 pub mod records;
+pub mod replay;
 
 #[cfg(windows)]
 pub mod etw;

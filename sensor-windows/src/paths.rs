@@ -35,6 +35,11 @@ impl VolumeMap {
         self
     }
 
+    /// Every (device, drive) pair, device names lower-cased.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.devices.iter().map(|(d, l)| (d.as_str(), l.as_str()))
+    }
+
     /// The DOS spelling of an NT path: `\Device\HarddiskVolume3\x` → `C:\x`.
     /// `\??\C:\x` and `\\?\C:\x` lose their prefix. Paths on unknown devices
     /// are returned unchanged (still matchable by a policy that names them).

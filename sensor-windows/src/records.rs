@@ -4,8 +4,11 @@
 //!
 //! These types know nothing of ferrisetw, so the interpreter that consumes them
 //! is built and tested on every platform. The `etw` module (Windows only)
-//! fills them from live records. Event ids, field names and keywords were
+//! fills them from live records; [`crate::replay`] reads and writes them as
+//! NDJSON so recorded sequences can be replayed in tests. Event ids, field names and keywords were
 //! checked against public manifest dumps; docs/windows.md says where.
+
+use serde::{Deserialize, Serialize};
 
 /// Provider GUIDs (as `EnableTraceEx2` wants them) and their keyword masks.
 pub mod providers {
@@ -140,7 +143,7 @@ pub mod nt {
 }
 
 /// What every ETW record carries in its header.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
     /// `EVENT_HEADER.TimeStamp`: FILETIME, 100 ns since 1601-01-01 UTC.
     pub timestamp: u64,
@@ -154,7 +157,7 @@ pub struct Header {
 }
 
 /// Fields shared by the Kernel-File I/O events that name a file by object.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileIo {
     pub irp: u64,
     /// One per open (per handle's file object): the session key.
@@ -165,7 +168,7 @@ pub struct FileIo {
 }
 
 /// One ETW record, reduced to the fields Vigil uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     // ---- Microsoft-Windows-Kernel-File ----
     /// 10 NameCreate: the file system now knows `file_key` by `file_name`.
@@ -287,7 +290,7 @@ pub enum Record {
 }
 
 /// Which SetInformation-family event a [`Record::FileSetInfo`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SetInfoOp {
     /// 17 SetInformation.
     SetInformation,
@@ -300,7 +303,7 @@ pub enum SetInfoOp {
 }
 
 /// Which path-carrying event a [`Record::FilePathOp`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PathOp {
     /// 26 DeletePath.
     DeletePath,
