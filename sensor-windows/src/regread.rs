@@ -169,6 +169,69 @@ pub fn seed(baseline: &mut RegistryBaseline, key: &str, depth: usize) -> usize {
     n
 }
 
+/// How deep [`seed_policy`] walks below a recursive watched key.
+pub const SEED_DEPTH: usize = 16;
+
+/// Seeds the baseline with every value under the policy's registry watches,
+/// as ETW will name them: `HKCU\X` becomes `HKU\<sid>\X` for each loaded
+/// user hive (and `HKCR\X` the machine's and each user's classes), so a
+/// later `value_set` finds its `before`. Returns how many values were read.
+pub fn seed_policy(baseline: &mut RegistryBaseline, policy: &crate::Policy) -> usize {
+    let mut n = 0;
+    for w in &policy.registry {
+        let depth = if w.recursive { SEED_DEPTH } else { 0 };
+        for pattern in paths::registry_pattern(&w.key) {
+            for key in expand(&pattern) {
+                n += seed(baseline, &key, depth);
+            }
+        }
+    }
+    n
+}
+
+/// The existing keys a pattern with `*` components names (`HKU\*\Software`).
+fn expand(pattern: &str) -> Vec<String> {
+    let mut keys = vec![String::new()];
+    for comp in pattern.split('\\') {
+        let mut next = Vec::new();
+        for k in &keys {
+            if !comp.contains('*') {
+                next.push(paths::join(k, comp));
+                continue;
+            }
+            let Some((_, subkeys)) = list(k) else {
+                continue;
+            };
+            next.extend(
+                subkeys
+                    .iter()
+                    .filter(|s| wildcard(comp, s))
+                    .map(|s| paths::join(k, s)),
+            );
+        }
+        keys = next;
+    }
+    keys
+}
+
+/// `*` matches any run of characters, case-insensitively (one component).
+fn wildcard(pattern: &str, name: &str) -> bool {
+    let (p, n) = (pattern.to_lowercase(), name.to_lowercase());
+    let parts: Vec<&str> = p.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !n.starts_with(first) || n.len() < first.len() + last.len() || !n.ends_with(last) {
+        return false;
+    }
+    let mut rest = &n[first.len()..n.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,8 +276,26 @@ mod tests {
         let mut b = RegistryBaseline::new();
         assert_eq!(seed(&mut b, KEY, 2), 2);
         assert_eq!(b.get(KEY, "fimtest"), Some(&got));
+        // The policy's HKCU key is seeded as ETW names it: HKU\<sid>\...
+        let policy = crate::Policy::parse(&format!("[[registry]]\nkey = '{KEY}'\n"), "t").unwrap();
+        let mut b = RegistryBaseline::new();
+        assert!(seed_policy(&mut b, &policy) >= 2, "{b:?}");
+        let user_keys: Vec<_> = b.iter().map(|(k, _, _)| k.to_string()).collect();
+        assert!(
+            user_keys.iter().all(|k| k.starts_with(r"hku\s-1-5-") && k.ends_with(r"\software\vigilregreadtest")),
+            "{user_keys:?}"
+        );
         let (_, sub) = split(KEY).unwrap();
         // Safety: NUL-terminated subkey of HKCU created by this test.
         unsafe { RegDeleteTreeW(HKEY_CURRENT_USER, wide(&sub).as_ptr()) };
+    }
+
+    #[test]
+    fn wildcards_match_one_component() {
+        assert!(wildcard("*", "S-1-5-18"));
+        assert!(wildcard("*_Classes", "S-1-5-21-1_Classes"));
+        assert!(!wildcard("*_Classes", "S-1-5-21-1"));
+        assert!(wildcard("a*b*c", "AxxBxxC"));
+        assert!(!wildcard("a*b*c", "acb"));
     }
 }
