@@ -159,6 +159,7 @@ pub enum ReadError {
 /// Injected so the interpreter can be tested without a registry; on Windows
 /// the `regread` module implements it with `RegGetValueW`.
 pub trait RegistryReader: Send {
+    /// The value's current type and data; `NotFound` when it does not exist.
     fn read(&self, key: &str, value: &str) -> Result<RegistryValue, ReadError>;
 }
 
@@ -175,6 +176,7 @@ impl MapReader {
             .insert((key.to_lowercase(), value.to_lowercase()), v);
     }
 
+    /// Removes a value (as a delete would).
     pub fn remove(&mut self, key: &str, value: &str) {
         self.values
             .remove(&(key.to_lowercase(), value.to_lowercase()));
@@ -201,6 +203,7 @@ pub struct RegistryBaseline {
 }
 
 impl RegistryBaseline {
+    /// An empty baseline.
     pub fn new() -> RegistryBaseline {
         RegistryBaseline::default()
     }
@@ -209,6 +212,7 @@ impl RegistryBaseline {
         (key.to_lowercase(), value.to_lowercase())
     }
 
+    /// The known state of a value (names compare case-insensitively).
     pub fn get(&self, key: &str, value: &str) -> Option<&RegistryValue> {
         self.values.get(&Self::id(key, value))
     }
@@ -234,10 +238,12 @@ impl RegistryBaseline {
         before - self.values.len()
     }
 
+    /// How many values are known.
     pub fn len(&self) -> usize {
         self.values.len()
     }
 
+    /// No value is known.
     pub fn is_empty(&self) -> bool {
         self.values.is_empty()
     }

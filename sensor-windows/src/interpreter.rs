@@ -244,6 +244,9 @@ pub struct Interpreter {
 }
 
 impl Interpreter {
+    /// An interpreter for `policy`, naming volumes with `volumes`, reading
+    /// values through `reader`, starting from `baseline` (see
+    /// `regread::seed_policy` on Windows).
     pub fn new(
         policy: Policy,
         volumes: VolumeMap,

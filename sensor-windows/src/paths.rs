@@ -18,6 +18,7 @@ pub struct VolumeMap {
 }
 
 impl VolumeMap {
+    /// An empty map (device paths stay as they are).
     pub fn new() -> VolumeMap {
         VolumeMap::default()
     }

@@ -37,6 +37,7 @@ pub struct ProcessTable {
 }
 
 impl ProcessTable {
+    /// An empty table.
     pub fn new() -> ProcessTable {
         ProcessTable::default()
     }
@@ -80,10 +81,12 @@ impl ProcessTable {
         self.procs.get(&pid).cloned()
     }
 
+    /// How many processes are known (running or in their grace period).
     pub fn len(&self) -> usize {
         self.procs.len()
     }
 
+    /// No process is known.
     pub fn is_empty(&self) -> bool {
         self.procs.is_empty()
     }
