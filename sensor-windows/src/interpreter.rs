@@ -156,6 +156,9 @@ pub struct Stats {
     pub read_errors: u64,
     /// Sessions or key names dropped because the maps were full.
     pub evicted: u64,
+    /// Opens whose FileObject was opened again before their Cleanup was
+    /// seen (a lost Cleanup, or a Create that failed).
+    pub replaced_sessions: u64,
     /// Events ETW reported lost.
     pub lost_events: u64,
     pub lost_buffers: u64,
@@ -213,6 +216,15 @@ impl Session {
             delete_pending: false,
             rename_pending: None,
         }
+    }
+
+    /// Something seen after the open shows that the open succeeded.
+    fn proven(&self) -> bool {
+        self.created
+            || self.written
+            || self.attrs
+            || self.delete_pending
+            || self.rename_pending.is_some()
     }
 
     /// Something will be reported at cleanup or close.
@@ -307,7 +319,14 @@ impl Interpreter {
                 file_name,
                 new_file,
                 ..
-            } => self.file_create(h, file_object, create_options, &file_name, new_file),
+            } => self.file_create(
+                h,
+                file_object,
+                create_options,
+                &file_name,
+                new_file,
+                &mut out,
+            ),
             Record::FileWrite { io, .. } => {
                 if let Some(s) = self.session(h, &io) {
                     s.written = true;
@@ -576,6 +595,7 @@ impl Interpreter {
         options: u32,
         name: &str,
         new_file: bool,
+        out: &mut Vec<Change>,
     ) {
         let path = self.volumes.to_dos(name);
         // CreateNewFile follows Create for the same open: it only adds "created".
@@ -583,6 +603,15 @@ impl Interpreter {
             if new_file && s.path.eq_ignore_ascii_case(&path) {
                 s.created = true;
                 return;
+            }
+        }
+        // The object is open again, so the previous open ended unseen (its
+        // Cleanup was lost) or never succeeded (Create has no status). Only
+        // an open that did something proves it succeeded: report that.
+        if let Some(mut old) = self.sessions.remove(&file_object) {
+            self.stats.replaced_sessions += 1;
+            if old.proven() {
+                self.settle(h, &mut old, "Create (object reused, cleanup unseen)", out);
             }
         }
         let disposition = options >> nt::DISPOSITION_SHIFT;

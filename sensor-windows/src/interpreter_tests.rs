@@ -807,3 +807,30 @@ fn a_new_file_renamed_over_the_target_is_created_then_renamed() {
         .iter()
         .all(|c| c.pid == NOTEPAD && c.user_sid.as_deref() == Some(ALICE)));
 }
+
+#[test]
+fn an_object_reopened_before_its_cleanup_reports_only_proven_opens() {
+    let mut t = T::new();
+    // A write proves the open succeeded: its change is reported when the
+    // object is opened again even though its Cleanup never came.
+    let c = t.run(
+        NOTEPAD,
+        vec![
+            create(20, HOSTS, nt::FILE_OVERWRITE_IF, 0),
+            write(20, 0x20),
+            create(20, r"C:\Users\alice\x.txt", nt::FILE_OPEN, 0),
+        ],
+    );
+    assert_eq!(actions(&c), vec![("modified", HOSTS, None)]);
+    // An overwriting Create alone may have failed (Create has no status):
+    // nothing is claimed, the replacement is counted.
+    let c = t.run(
+        NOTEPAD,
+        vec![
+            create(21, HOSTS, nt::FILE_OVERWRITE_IF, 0),
+            create(21, r"C:\Users\alice\y.txt", nt::FILE_OPEN, 0),
+        ],
+    );
+    assert!(c.is_empty(), "{c:?}");
+    assert_eq!(t.i.stats().replaced_sessions, 2);
+}
