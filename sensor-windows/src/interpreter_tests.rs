@@ -834,3 +834,87 @@ fn an_object_reopened_before_its_cleanup_reports_only_proven_opens() {
     assert!(c.is_empty(), "{c:?}");
     assert_eq!(t.i.stats().replaced_sessions, 2);
 }
+
+#[test]
+fn arbitrary_record_sequences_never_panic_and_stay_bounded() {
+    // A deterministic xorshift stream of records with colliding objects,
+    // odd names, failed statuses and out-of-order events.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let names = [
+        HOSTS,
+        r"C:\Windows\System32\x.dll",
+        r"C:\Users\a\b",
+        "",
+        r"\Device\HarddiskVolume9\z",
+        r"C:\",
+    ];
+    let keys = [
+        VIGIL_NT,
+        "",
+        r"\REGISTRY\USER\S-1-5-18\Software",
+        "Software\\Run",
+        r"\REGISTRY\",
+    ];
+    let mut t = T::new();
+    for _ in 0..20_000 {
+        let r = next();
+        let fo = r % 7;
+        let fk = (r >> 8) % 5;
+        let name = names[(r >> 16) as usize % names.len()].to_string();
+        let key = keys[(r >> 20) as usize % keys.len()].to_string();
+        let class = [4, 10, 13, 19, 20, 64, 65, 0, 9999][(r >> 24) as usize % 9];
+        let rec = match (r >> 32) % 16 {
+            0 => create(fo, HOSTS, ((r >> 40) % 7) as u32, (r >> 44) as u32 & 0x1fff),
+            1 => create_new(fo, r"C:\Windows\System32\Tasks\T"),
+            2 => write(fo, fk),
+            3 => set_info(SetInfoOp::SetInformation, fo, fk, class),
+            4 => set_info(SetInfoOp::SetDelete, fo, fk, class),
+            5 => set_info(SetInfoOp::SetSecurity, fo, fk, class),
+            6 => Record::FilePathOp {
+                op: [PathOp::DeletePath, PathOp::RenamePath, PathOp::SetLinkPath]
+                    [(r >> 40) as usize % 3],
+                io: io(fo, fk),
+                extra_information: 0,
+                info_class: class,
+                file_path: name,
+            },
+            7 => Record::FileCleanup(io(fo, fk)),
+            8 => Record::FileClose(io(fo, fk)),
+            9 => Record::FileNameCreate {
+                file_key: fk,
+                file_name: name,
+            },
+            10 => open_key(fo, (r >> 40) % 3, &key, "Sub", r & 1 == 0),
+            11 => set_value(fo, &key, "v", &RegistryValue::dword(r as u32)),
+            12 => Record::RegDeleteValue {
+                key_object: fo,
+                status: (r >> 40) as u32 % 2,
+                key_name: key,
+                value_name: "v".into(),
+            },
+            13 => Record::RegDeleteKey {
+                key_object: fo,
+                status: 0,
+                key_name: key,
+            },
+            14 => Record::RegCloseKey {
+                key_object: fo,
+                key_name: key,
+            },
+            _ => Record::ProcessStop {
+                process_id: (r >> 40) as u32 % 4,
+                image_name: name,
+                exit_code: 0,
+            },
+        };
+        t.push((r >> 50) as u32 % 4, rec);
+    }
+    assert!(t.i.stats().records == 20_000);
+    assert!(t.i.processes().len() <= 4 + 1);
+}
