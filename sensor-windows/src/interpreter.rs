@@ -200,6 +200,9 @@ struct Session {
     delete_pending: bool,
     /// A RenamePath whose target is not known yet (the path it named).
     rename_pending: Option<String>,
+    /// Cleanup already reported this open's content change: writes after it
+    /// are the cache manager flushing the same data, not a new change.
+    content_reported: bool,
 }
 
 impl Session {
@@ -215,6 +218,7 @@ impl Session {
             delete_on_close: false,
             delete_pending: false,
             rename_pending: None,
+            content_reported: false,
         }
     }
 
@@ -792,6 +796,10 @@ impl Interpreter {
     /// Reports what an open did, at its Cleanup (or, for late writes, Close).
     fn settle(&mut self, h: &Header, s: &mut Session, event: &'static str, out: &mut Vec<Change>) {
         let (path, who) = (s.path.clone(), s.who.clone());
+        if s.content_reported {
+            // Writes between Cleanup and Close flush what Cleanup reported.
+            s.written = false;
+        }
         if let Some(source) = s.rename_pending.take() {
             let before = out.len();
             self.file_change(h, Action::Renamed, source, None, &who, event, out);
@@ -810,8 +818,10 @@ impl Interpreter {
             }
         } else if s.created {
             self.file_change(h, Action::Created, path.clone(), None, &who, event, out);
+            s.content_reported = true;
         } else if s.written || s.truncated {
             self.file_change(h, Action::Modified, path.clone(), None, &who, event, out);
+            s.content_reported = true;
         }
         if s.attrs && !(s.delete_pending || s.delete_on_close) {
             self.file_change(
@@ -827,6 +837,7 @@ impl Interpreter {
         let keep = Session::new(s.path.clone(), who);
         *s = Session {
             file_key: s.file_key,
+            content_reported: s.content_reported,
             ..keep
         };
     }

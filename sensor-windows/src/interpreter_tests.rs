@@ -453,6 +453,7 @@ fn lazy_writer_writes_after_cleanup_are_attributed_to_the_opener() {
     );
     assert!(c.is_empty(), "opened and closed without a write: {c:?}");
     // The cache manager flushes in the System process (pid 4), then closes.
+    // (A write through a mapped view reaches the file only this way.)
     let c = t.run(4, vec![write(14, 0xe0), Record::FileClose(io(14, 0xe0))]);
     assert_eq!(actions(&c), vec![("modified", HOSTS, None)]);
     assert_eq!(c[0].pid, NOTEPAD);
@@ -917,4 +918,28 @@ fn arbitrary_record_sequences_never_panic_and_stay_bounded() {
     }
     assert!(t.i.stats().records == 20_000);
     assert!(t.i.processes().len() <= 4 + 1);
+}
+
+#[test]
+fn the_flush_of_data_cleanup_already_reported_is_not_a_second_change() {
+    let mut t = T::new();
+    let c = t.run(
+        NOTEPAD,
+        vec![
+            create(22, HOSTS, nt::FILE_OVERWRITE_IF, 0),
+            write(22, 0x22),
+            Record::FileCleanup(io(22, 0x22)),
+        ],
+    );
+    assert_eq!(actions(&c), vec![("modified", HOSTS, None)]);
+    // The cache manager writes the same data out, then the object closes.
+    let c = t.run(
+        4,
+        vec![
+            write(22, 0x22),
+            write(22, 0x22),
+            Record::FileClose(io(22, 0x22)),
+        ],
+    );
+    assert!(c.is_empty(), "{c:?}");
 }
