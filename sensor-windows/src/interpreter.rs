@@ -203,6 +203,8 @@ struct Session {
     /// Cleanup already reported this open's content change: writes after it
     /// are the cache manager flushing the same data, not a new change.
     content_reported: bool,
+    /// FILETIME of this open's Cleanup.
+    cleaned_at: Option<u64>,
 }
 
 impl Session {
@@ -219,6 +221,7 @@ impl Session {
             delete_pending: false,
             rename_pending: None,
             content_reported: false,
+            cleaned_at: None,
         }
     }
 
@@ -256,6 +259,8 @@ pub struct Interpreter {
     file_names: HashMap<u64, String>,
     /// KeyObject → key path (short form).
     keys: HashMap<u64, String>,
+    /// Lower-cased path → FILETIME of its last reported content change.
+    content_reports: HashMap<String, u64>,
     stats: Stats,
 }
 
@@ -278,6 +283,7 @@ impl Interpreter {
             sessions: HashMap::new(),
             file_names: HashMap::new(),
             keys: HashMap::new(),
+            content_reports: HashMap::new(),
             stats: Stats::default(),
         }
     }
@@ -796,8 +802,15 @@ impl Interpreter {
     /// Reports what an open did, at its Cleanup (or, for late writes, Close).
     fn settle(&mut self, h: &Header, s: &mut Session, event: &'static str, out: &mut Vec<Change>) {
         let (path, who) = (s.path.clone(), s.who.clone());
-        if s.content_reported {
-            // Writes between Cleanup and Close flush what Cleanup reported.
+        // Writes between Cleanup and Close flush what a Cleanup reported:
+        // this open's, or another open's of the same file (the cache
+        // manager writes through whichever file object set up caching).
+        let flushed = s.cleaned_at.is_some_and(|t| {
+            self.content_reports
+                .get(&path.to_lowercase())
+                .is_some_and(|r| *r >= t)
+        });
+        if s.content_reported || flushed {
             s.written = false;
         }
         if let Some(source) = s.rename_pending.take() {
@@ -816,12 +829,19 @@ impl Interpreter {
             if let Some(key) = (s.file_key != 0).then_some(s.file_key) {
                 self.file_names.remove(&key);
             }
-        } else if s.created {
-            self.file_change(h, Action::Created, path.clone(), None, &who, event, out);
+        } else if s.created || s.written || s.truncated {
+            let a = if s.created {
+                Action::Created
+            } else {
+                Action::Modified
+            };
+            self.file_change(h, a, path.clone(), None, &who, event, out);
             s.content_reported = true;
-        } else if s.written || s.truncated {
-            self.file_change(h, Action::Modified, path.clone(), None, &who, event, out);
-            s.content_reported = true;
+            if self.content_reports.len() >= MAX_SESSIONS {
+                self.content_reports.clear();
+            }
+            self.content_reports
+                .insert(path.to_lowercase(), h.timestamp);
         }
         if s.attrs && !(s.delete_pending || s.delete_on_close) {
             self.file_change(
@@ -838,6 +858,7 @@ impl Interpreter {
         *s = Session {
             file_key: s.file_key,
             content_reported: s.content_reported,
+            cleaned_at: s.cleaned_at.or((event == "Cleanup").then_some(h.timestamp)),
             ..keep
         };
     }

@@ -943,3 +943,31 @@ fn the_flush_of_data_cleanup_already_reported_is_not_a_second_change() {
     );
     assert!(c.is_empty(), "{c:?}");
 }
+
+#[test]
+fn a_flush_through_another_opens_file_object_is_not_misattributed() {
+    // A scanner opens hosts to read it (its file object sets up caching);
+    // Notepad then rewrites it; the cache manager flushes Notepad's data
+    // through the scanner's file object before closing that object.
+    let mut t = T::new();
+    let c = t.run(
+        900,
+        vec![
+            create(23, HOSTS, nt::FILE_OPEN, 0),
+            Record::FileCleanup(io(23, 0x23)),
+        ],
+    );
+    assert!(c.is_empty());
+    let c = t.run(
+        NOTEPAD,
+        vec![
+            create(24, HOSTS, nt::FILE_OVERWRITE_IF, 0),
+            write(24, 0x23),
+            Record::FileCleanup(io(24, 0x23)),
+        ],
+    );
+    assert_eq!(actions(&c), vec![("modified", HOSTS, None)]);
+    assert_eq!(c[0].pid, NOTEPAD);
+    let c = t.run(4, vec![write(23, 0x23), Record::FileClose(io(23, 0x23))]);
+    assert!(c.is_empty(), "not a change by the scanner: {c:?}");
+}
