@@ -608,10 +608,23 @@ impl Interpreter {
         out: &mut Vec<Change>,
     ) {
         let path = self.volumes.to_dos(name);
-        // CreateNewFile follows Create for the same open: it only adds "created".
+        let disposition = options >> nt::DISPOSITION_SHIFT;
+        let truncating = matches!(
+            disposition,
+            nt::FILE_SUPERSEDE | nt::FILE_OVERWRITE | nt::FILE_OVERWRITE_IF
+        );
+        let delete_on_close = options & nt::FILE_DELETE_ON_CLOSE != 0;
+        // Create (12) and CreateNewFile (30) of one open, in either order:
+        // the same object, path and thread, nothing done with it yet.
         if let Some(s) = self.sessions.get_mut(&file_object) {
-            if new_file && s.path.eq_ignore_ascii_case(&path) {
-                s.created = true;
+            let same_open = s.path.eq_ignore_ascii_case(&path)
+                && s.who.tid == h.tid
+                && s.cleaned_at.is_none()
+                && !s.written;
+            if same_open && (new_file || s.created) {
+                s.created |= new_file;
+                s.truncated |= truncating;
+                s.delete_on_close |= delete_on_close;
                 return;
             }
         }
@@ -624,14 +637,10 @@ impl Interpreter {
                 self.settle(h, &mut old, "Create (object reused, cleanup unseen)", out);
             }
         }
-        let disposition = options >> nt::DISPOSITION_SHIFT;
         let mut s = Session::new(path, Actor::of(h));
         s.created = new_file;
-        s.truncated = matches!(
-            disposition,
-            nt::FILE_SUPERSEDE | nt::FILE_OVERWRITE | nt::FILE_OVERWRITE_IF
-        );
-        s.delete_on_close = options & nt::FILE_DELETE_ON_CLOSE != 0;
+        s.truncated = truncating;
+        s.delete_on_close = delete_on_close;
         if self.sessions.len() >= MAX_SESSIONS && !self.sessions.contains_key(&file_object) {
             let before = self.sessions.len();
             self.sessions.retain(|_, s| s.dirty());

@@ -971,3 +971,20 @@ fn a_flush_through_another_opens_file_object_is_not_misattributed() {
     let c = t.run(4, vec![write(23, 0x23), Record::FileClose(io(23, 0x23))]);
     assert!(c.is_empty(), "not a change by the scanner: {c:?}");
 }
+
+#[test]
+fn create_and_create_new_file_of_one_open_merge_in_either_order() {
+    let mut t = T::new();
+    let lnk = r"C:\ProgramData\Microsoft\Windows\Start Menu\Programs\StartUp\b.lnk";
+    let c = t.run(
+        50,
+        vec![
+            create_new(25, lnk),
+            create(25, lnk, nt::FILE_OVERWRITE_IF, 0),
+            write(25, 0x25),
+            Record::FileCleanup(io(25, 0x25)),
+        ],
+    );
+    assert_eq!(actions(&c), vec![("created", lnk, None)]);
+    assert_eq!(t.i.stats().replaced_sessions, 0);
+}
