@@ -4,9 +4,13 @@
 //!                                rust-src, bpf-linker against nightly's LLVM)
 //!   cargo xtask run [ARGS...]    deps + build + `vigil run` with the embedded
 //!                                default policy (ARGS are passed to `vigil run`)
-//!   cargo xtask test             deps + build + lints + every test (needs root),
+//!   cargo xtask test             deps + build + lints (also sensor-windows for
+//!                                the Windows target) + every test (needs root),
 //!                                then vm-test
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
+//!   cargo xtask windows-lint     clippy of sensor-windows for x86_64-pc-windows-msvc
+//!   cargo xtask wine-test        sensor-windows' tests for x86_64-pc-windows-gnu
+//!                                under Wine (see xtask/src/wine.rs)
 //!   cargo xtask vm-test          the static vigil on Debian 5.10, 6.1 and 6.12
 //!                                kernels under qemu (see xtask/src/vm.rs)
 use anyhow::{bail, Context, Result};
@@ -46,6 +50,8 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => test(),
+        Some("windows-lint") => windows_lint(),
+        Some("wine-test") => wine::main(&args[1..]),
         Some("vm-test") => vm::main(&args[1..]),
         Some("bench") => {
             deps(BUILD_PACKAGES)?;
@@ -53,7 +59,7 @@ fn main() -> Result<()> {
             bench::main(&args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline");
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | windows-lint | wine-test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline");
             std::process::exit(2);
         }
     }
@@ -213,10 +219,43 @@ fn test() -> Result<()> {
     step("lints: cargo fmt --check, cargo clippy -D warnings");
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&["clippy", "--all-targets", "--", "-D", "warnings"])?;
+    windows_lint()?;
     step("unit tests and root integration tests on this kernel");
     cargo(&["test", "--", "--test-threads", "4"])?;
     step("the same static vigil on Debian 5.10, 6.1 and 6.12 kernels under qemu (vm-test)");
     vm::main(&[])
+}
+
+/// The Windows crate must lint for Windows too: clippy type-checks it for
+/// the MSVC target (no MSVC linker needed). Only sensor-windows for now;
+/// sensor-user on Windows is future work (docs/windows.md).
+fn windows_lint() -> Result<()> {
+    const TARGET: &str = "x86_64-pc-windows-msvc";
+    step(&format!(
+        "lints for Windows: cargo clippy -p sensor-windows --target {TARGET}"
+    ));
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .is_ok_and(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l == TARGET)
+        });
+    if !installed {
+        run(Command::new("rustup").args(["target", "add", TARGET]))?;
+    }
+    cargo(&[
+        "clippy",
+        "-p",
+        "sensor-windows",
+        "--target",
+        TARGET,
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ])
 }
 
 fn is_root() -> bool {
@@ -230,3 +269,4 @@ mod bench;
 mod bench_hash;
 mod bench_pipeline;
 mod vm;
+mod wine;
