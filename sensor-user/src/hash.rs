@@ -11,8 +11,10 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-/// Files at least this big are memory-mapped.
+/// Files at least this big are memory-mapped...
 const MMAP_FROM: u64 = 1 << 20;
+/// ...this much at a time (a power of two: whole BLAKE3 chunks per call).
+const MAP_WINDOW: u64 = 16 << 20;
 /// Bytes fed to both hashers in turn when both digests are wanted: small
 /// enough to stay in L2 between the two, a power of two so BLAKE3 keeps its
 /// full SIMD width.
@@ -135,41 +137,55 @@ fn digest(
     let mut sha = want_sha256.then(sha2::Sha256::new);
     let mut content = None;
     if size >= MMAP_FROM {
-        // The file we opened, not the path again (it may have been replaced).
-        // SAFETY: the map is read-only and never leaves this function. Only
-        // files no one but root can write are mapped (see the module doc).
-        let map = match only_root_can_write(&file.metadata()?) {
-            true => unsafe { memmap2::Mmap::map(&file) }.ok(),
-            false => None,
-        };
-        match map {
-            Some(map) => match sha.as_mut() {
-                // One call over the whole map, as `b3sum` does: the widest SIMD.
-                None => {
-                    b3.update(&map);
-                }
-                // One pass for both: each block is still in cache for SHA-256.
-                Some(s) => {
-                    for block in map.chunks(PASS_BLOCK) {
-                        b3.update(block);
-                        s.update(block);
+        let meta = file.metadata()?;
+        let mut at = 0;
+        if only_root_can_write(&meta) {
+            // A window at a time, so the mapped pages counted in the process's
+            // RSS stay small however big the file (a scan hashes two at once).
+            while at < meta.len() {
+                let len = MAP_WINDOW.min(meta.len() - at);
+                // The file we opened, not the path again (it may have been
+                // replaced). SAFETY: the map is read-only and never leaves
+                // this loop. Only files no one but root can write are mapped
+                // (see the module doc).
+                let Ok(map) = (unsafe {
+                    memmap2::MmapOptions::new()
+                        .offset(at)
+                        .len(len as usize)
+                        .map(&file)
+                }) else {
+                    break;
+                };
+                match sha.as_mut() {
+                    // One call per window: BLAKE3 at its widest SIMD.
+                    None => {
+                        b3.update(&map);
+                    }
+                    // One pass for both: each block is still in cache for SHA-256.
+                    Some(s) => {
+                        for block in map.chunks(PASS_BLOCK) {
+                            b3.update(block);
+                            s.update(block);
+                        }
                     }
                 }
-            },
-            // Not mapped: large reads instead.
-            None => {
-                let mut buf = vec![0u8; 4 * PASS_BLOCK];
-                loop {
-                    let n = match file.read(&mut buf) {
-                        Ok(0) => break,
-                        Ok(n) => n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        Err(e) => return Err(e),
-                    };
-                    b3.update(&buf[..n]);
-                    if let Some(s) = sha.as_mut() {
-                        s.update(&buf[..n]);
-                    }
+                at += len;
+            }
+        }
+        if at < meta.len() {
+            // Not mapped (or a map failed): large reads from where we are.
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(at))?;
+            let mut buf = vec![0u8; 4 * PASS_BLOCK];
+            loop {
+                let n = match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                b3.update(&buf[..n]);
+                if let Some(s) = sha.as_mut() {
+                    s.update(&buf[..n]);
                 }
             }
         }
@@ -228,7 +244,12 @@ mod tests {
     #[test]
     fn small_and_mapped_files_hash_like_reference_implementations() {
         let dir = tempfile::tempdir().unwrap();
-        for size in [0usize, 5, (MMAP_FROM + 12345) as usize] {
+        for size in [
+            0usize,
+            5,
+            (MMAP_FROM + 12345) as usize,
+            (2 * MAP_WINDOW + 12345) as usize,
+        ] {
             let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
             let p = dir.path().join(format!("f{size}"));
             std::fs::write(&p, &data).unwrap();
@@ -256,10 +277,16 @@ mod tests {
     #[test]
     fn the_prefix_digest_comes_from_the_same_pass_at_any_offset() {
         let dir = tempfile::tempdir().unwrap();
-        let data: Vec<u8> = (0..(MMAP_FROM as usize) * 2 + 99)
+        let data: Vec<u8> = (0..(MAP_WINDOW as usize) * 2 + 99)
             .map(|i| (i % 241) as u8)
             .collect();
-        for (len, prefix) in [(10usize, 4u64), (10, 0), (10, 10), (data.len(), 1_500_000)] {
+        for (len, prefix) in [
+            (10usize, 4u64),
+            (10, 0),
+            (10, 10),
+            (data.len(), 1_500_000),
+            (data.len(), MAP_WINDOW + 3),
+        ] {
             let p = dir.path().join(format!("f{len}-{prefix}"));
             std::fs::write(&p, &data[..len]).unwrap();
             let h = hash_file_with_prefix(&p, len as u64, true, 0, &policy(), Some(prefix));

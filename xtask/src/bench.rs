@@ -19,7 +19,8 @@ pub fn main(args: &[String]) -> Result<()> {
         Some("overhead") => overhead(),
         Some("hash") => crate::bench_hash::main(&args[1..]),
         Some("pipeline") => crate::bench_pipeline::main(&args[1..]),
-        _ => bail!("usage: cargo xtask bench overhead | hash | pipeline"),
+        Some("scan") => crate::bench_scan::main(&args[1..]),
+        _ => bail!("usage: cargo xtask bench overhead | hash | pipeline | scan"),
     }
 }
 

@@ -8,6 +8,8 @@
 //!                                the Windows target) + every test (needs root),
 //!                                then vm-test
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
+//!   cargo xtask bench hash|pipeline|scan  the hashing, pipeline and scan benchmarks
+//!                                (docs/benchmarks.md)
 //!   cargo xtask windows-lint     clippy of sensor-windows for x86_64-pc-windows-msvc
 //!   cargo xtask wine-test        sensor-windows' tests for x86_64-pc-windows-gnu
 //!                                under Wine (see xtask/src/wine.rs)
@@ -59,7 +61,7 @@ fn main() -> Result<()> {
             bench::main(&args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | windows-lint | wine-test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline");
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | windows-lint | wine-test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline|scan");
             std::process::exit(2);
         }
     }
@@ -268,5 +270,6 @@ fn is_root() -> bool {
 mod bench;
 mod bench_hash;
 mod bench_pipeline;
+mod bench_scan;
 mod vm;
 mod wine;
