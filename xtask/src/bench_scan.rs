@@ -23,10 +23,12 @@ const TARGET_VS_AIDE: f64 = 5.0;
 const TARGET_VS_FLOOR: f64 = 1.5;
 const TARGET_RSS_MIB: f64 = 64.0;
 
+/// Builds the command for one run in a fresh scratch directory.
+type MakeCommand = Box<dyn Fn(&Path) -> Result<Command>>;
+
 struct Case {
     label: &'static str,
-    /// Builds the command for one run in a fresh scratch directory.
-    command: Box<dyn Fn(&Path) -> Result<Command>>,
+    command: MakeCommand,
     times: Vec<f64>,
     rss_kib: Vec<u64>,
 }
