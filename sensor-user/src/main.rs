@@ -97,6 +97,10 @@ enum Command {
         /// Append events to this file (native NDJSON), in addition to the policy's outputs.
         #[arg(long)]
         output: Option<PathBuf>,
+        /// Exit with status 3 when the scan found changes (for cron and
+        /// scripts; errors are still 1).
+        #[arg(long)]
+        exit_code: bool,
     },
     /// Events from the store's journal, filtered (path glob, action, time,
     /// process, user, severity, alert), or raw read-only SQL with --sql.
@@ -330,7 +334,14 @@ fn real_main(cli: Cli) -> Result<()> {
             paths,
             metadata_only,
             output,
-        } => scan(store, paths, metadata_only, output),
+            exit_code,
+        } => {
+            let changes = scan(store, paths, metadata_only, output)?;
+            if exit_code && changes > 0 {
+                std::process::exit(3);
+            }
+            Ok(())
+        }
         #[cfg(not(target_os = "linux"))]
         Command::Baseline { .. } | Command::Scan { .. } => {
             anyhow::bail!("vigil baseline and vigil scan are only implemented on Linux so far")
@@ -609,7 +620,7 @@ fn scan(
     paths: Vec<PathBuf>,
     metadata_only: bool,
     output: Option<PathBuf>,
-) -> Result<()> {
+) -> Result<u64> {
     use vigil::scan::WalkOptions;
     let mut s = Sensor::prepare(RunArgs {
         config: store.config,
@@ -636,7 +647,7 @@ fn scan(
         "vigil: scan {}: {} files, {} changes ({} unattributed), {} errors",
         sum.scan_id, sum.files_seen, sum.changes, sum.unattributed, sum.errors
     );
-    Ok(())
+    Ok(sum.changes)
 }
 
 /// `vigil hash`: `hash::hash_file`, exactly as the pipeline calls it, on each file.

@@ -392,12 +392,12 @@ fn append_only_files_may_grow_but_never_be_rewritten() {
     std::fs::write(&other, "X\ny\nz\n").unwrap();
     let out = env.dir.path().join("scan.ndjson");
     let status = Command::new(vigil_bin())
-        .args(["scan", "--output", out.to_str().unwrap()])
+        .args(["scan", "--exit-code", "--output", out.to_str().unwrap()])
         .args(["--config", env.policy.to_str().unwrap()])
         .args(["--db", env.db.to_str().unwrap()])
         .status()
         .unwrap();
-    assert!(status.code().is_some(), "{status}");
+    assert_eq!(status.code(), Some(3), "--exit-code: changes found");
     let events: Vec<Value> = std::fs::read_to_string(&out)
         .unwrap()
         .lines()
