@@ -917,6 +917,31 @@ fn scan_inner(
             batch.op()?;
         }
     }
+    if req.against == Against::LastReported {
+        // Created after the baseline, reported, and gone since.
+        for (root, scope) in scopes(policy, &opts.only) {
+            for path in store.reported_unseen_under(&scope)? {
+                let p = Path::new(&path);
+                let gone = std::fs::symlink_metadata(p)
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+                if deleted.contains(&path)
+                    || !gone
+                    || policy.ignored(Some(root), p)
+                    || policy.root_for(p, None).is_none_or(|r| r != root)
+                {
+                    continue;
+                }
+                let refer = reference(store, req.against, &path, None, &last_baseline)?;
+                let Some(finding) = compare(refer.state.as_ref(), None, opts.metadata_only) else {
+                    continue;
+                };
+                deleted.insert(path.clone());
+                let watch = Some(policy.roots[root].path.display().to_string());
+                report(out, &mut sum, &path, watch, refer, None, finding, None)?;
+                batch.op()?;
+            }
+        }
+    }
     batch.finish()?;
     Ok(sum)
 }

@@ -109,7 +109,12 @@ fn the_catch_up_scan_reports_what_changed_while_the_sensor_was_down() {
         init["scan"]["files_seen"], 7,
         "the root and six files: {init:#}"
     );
+    // Created after the baseline and reported by the sensor; deleted while down.
+    std::fs::write(env.p("ephemeral"), "tmp\n").unwrap();
+    let ephemeral = env.p("ephemeral").display().to_string();
+    s.wait_for(|e| e["path"] == ephemeral.as_str() && e["kind"] == "file");
     assert!(s.stop().success());
+    std::fs::remove_file(env.p("ephemeral")).unwrap();
 
     // While no sensor runs.
     std::fs::OpenOptions::new()
@@ -158,6 +163,9 @@ fn the_catch_up_scan_reports_what_changed_while_the_sensor_was_down() {
     assert_eq!(fields(chmod), ["mode", "ctime"]);
     assert_eq!(chmod["after"]["mode"], "0600");
     assert_eq!(f("delete")["action"], "deleted");
+    let gone = f("ephemeral");
+    assert_eq!(gone["action"], "deleted", "{gone:#}");
+    assert!(gone["details"]["last_reported_seq"].as_u64().is_some());
     assert_eq!(f("create")["action"], "created");
     let replace = f("replace");
     assert_eq!(replace["action"], "modified");
@@ -180,7 +188,7 @@ fn the_catch_up_scan_reports_what_changed_while_the_sensor_was_down() {
     let files: Vec<&String> = found.keys().filter(|p| **p != dir).collect();
     assert_eq!(
         files.len(),
-        6,
+        7,
         "nothing else, not the unchanged file: {found:#?}"
     );
     assert_eq!(done["scan"]["changes"], found.len() as u64);

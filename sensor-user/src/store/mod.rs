@@ -727,6 +727,37 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Paths at or under `root` that the journal has file events on (as path
+    /// or target), that are neither in the baseline nor seen by the walk:
+    /// files created after the baseline that may since have gone.
+    pub fn reported_unseen_under(&self, root: &Path) -> Result<Vec<String>> {
+        let root = root.to_string_lossy();
+        let prefix = if root.ends_with('/') {
+            root.to_string()
+        } else {
+            format!("{root}/")
+        };
+        let mut end = prefix.clone();
+        end.pop();
+        end.push('0');
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT p FROM (
+                   SELECT path AS p FROM journal WHERE kind = 'file' AND (path = ?1 OR (path >= ?2 AND path < ?3))
+                   UNION
+                   SELECT target_path FROM journal WHERE kind = 'file' AND (target_path = ?1 OR (target_path >= ?2 AND target_path < ?3)))
+                 WHERE p NOT IN (SELECT path FROM temp.seen) AND p NOT IN (SELECT path FROM files)
+                 ORDER BY p",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map(params![root, prefix, end], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// Baseline rows at or under `root` that the walk did not see.
     pub fn unseen_under(&self, root: &Path) -> Result<Vec<FileRow>> {
         let root = root.to_string_lossy();
