@@ -170,7 +170,7 @@ impl Daemon {
         }
         if store.file_count()? == 0 {
             if self.section.auto_baseline {
-                self.baseline(&store)?;
+                self.baseline(&store, Vec::new())?;
             } else {
                 self.sensor(
                     "health",
@@ -184,6 +184,17 @@ impl Daemon {
                 )?;
             }
         } else if let Some(prev) = self.previous(&store)? {
+            // Roots the policy gained since the baseline are recorded, not
+            // reported file by file as created.
+            let mut new_roots = Vec::new();
+            for r in &self.opts.policy.roots {
+                if r.path.exists() && !store.has_rows_under(&r.path)? {
+                    new_roots.push(r.path.clone());
+                }
+            }
+            if self.section.auto_baseline && !new_roots.is_empty() {
+                self.baseline(&store, new_roots)?;
+            }
             let downtime = self.downtime(&prev);
             self.sensor(
                 "downtime",
@@ -302,9 +313,13 @@ impl Daemon {
         o
     }
 
-    fn baseline(&mut self, store: &Store) -> Result<()> {
+    /// Records the baseline of every root (`init`), or of `only` these
+    /// (`update`: roots the policy gained; not a comparison, so it does not
+    /// move the schedule).
+    fn baseline(&mut self, store: &Store, only: Vec<PathBuf>) -> Result<()> {
+        let kind = if only.is_empty() { "init" } else { "update" };
         let info = |status, against| ScanInfo {
-            kind: "init",
+            kind,
             status,
             against,
             ..Default::default()
@@ -317,7 +332,9 @@ impl Daemon {
             },
         )?;
         let t0 = Instant::now();
-        let r = scan::baseline(store, &self.opts.policy, &self.walk_options(), "init");
+        let mut opts = self.walk_options();
+        opts.only = only;
+        let r = scan::baseline(store, &self.opts.policy, &opts, kind);
         self.finished(info("ok", "none"), r, t0)
     }
 
@@ -377,7 +394,8 @@ impl Daemon {
                 info.id = Some(s.scan_id);
                 info.files_seen = Some(s.files_seen);
                 info.changes = Some(s.changes);
-                info.unattributed = (info.kind != "init").then_some(s.unattributed);
+                let compared = !matches!(info.kind, "init" | "update");
+                info.unattributed = compared.then_some(s.unattributed);
                 info.errors = Some(s.errors);
             }
             Err(e) => {

@@ -424,3 +424,23 @@ fn append_only_files_may_grow_but_never_be_rewritten() {
     assert_eq!(edited["details"]["append_only"], "rewritten", "{edited:#}");
     assert_eq!(edited["alert"], true);
 }
+
+#[test]
+fn a_root_the_policy_gains_is_recorded_not_reported_file_by_file() {
+    let env = Env::new("");
+    std::fs::write(env.p("a"), "1\n").unwrap();
+    env.vigil(&["baseline", "init"]);
+    // The policy gains a second root with files in it.
+    let extra = env.dir.path().join("extra");
+    std::fs::create_dir(&extra).unwrap();
+    for i in 0..5 {
+        std::fs::write(extra.join(format!("e{i}")), "x\n").unwrap();
+    }
+    let text = std::fs::read_to_string(&env.policy).unwrap();
+    std::fs::write(&env.policy, format!("{text}[[watch]]\npath = {extra:?}\n")).unwrap();
+    let s = env.start();
+    let update = scan_finished(&s, "update");
+    assert_eq!(update["scan"]["files_seen"], 6, "{update:#}");
+    let done = scan_finished(&s, "catch-up");
+    assert_eq!(done["scan"]["changes"], 0, "{:#?}", s.events());
+}

@@ -758,6 +758,22 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Whether the baseline holds `root` or anything under it.
+    pub fn has_rows_under(&self, root: &Path) -> Result<bool> {
+        let root = root.to_string_lossy();
+        let prefix = format!("{}/", root.trim_end_matches('/'));
+        let mut end = prefix.clone();
+        end.pop();
+        end.push('0');
+        self.conn
+            .query_row(
+                "SELECT EXISTS(SELECT 1 FROM files WHERE path = ?1 OR (path >= ?2 AND path < ?3))",
+                params![root, prefix, end],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Baseline rows at or under `root` that the walk did not see.
     pub fn unseen_under(&self, root: &Path) -> Result<Vec<FileRow>> {
         let root = root.to_string_lossy();
