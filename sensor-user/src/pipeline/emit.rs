@@ -32,11 +32,13 @@ struct Journal {
 }
 
 impl Journal {
-    fn append(&mut self, ev: &Event) -> Result<()> {
+    /// `line`: the event's native rendering.
+    fn append(&mut self, ev: &Event, line: &[u8]) -> Result<()> {
         if self.in_tx == 0 {
             self.store.begin()?;
         }
-        self.store.journal(ev)?;
+        let json = std::str::from_utf8(line).unwrap_or_default().trim_end();
+        self.store.journal_rendered(ev, json)?;
         self.in_tx += 1;
         if self.in_tx >= 4096 {
             self.commit()?;
@@ -105,8 +107,9 @@ impl Emitter {
         self.number(&mut ev);
         record(&ev);
         let mut failures = std::mem::take(&mut self.early);
+        let native = self.native_line(&ev);
         if let Some(j) = &mut self.journal {
-            if let Err(e) = j.append(&ev) {
+            if let Err(e) = j.append(&ev, &native.0) {
                 // Once, not per event: the sinks still get every event.
                 failures.push((
                     "journal".into(),
@@ -115,8 +118,22 @@ impl Emitter {
                 self.journal = None;
             }
         }
-        self.deliver(&ev, &mut failures);
+        self.deliver(&ev, native, &mut failures);
         self.report_health(failures)
+    }
+
+    /// The native rendering, sealed into the chain when the run has one (the
+    /// chain links the native rendering, in seq order, whatever formats the
+    /// sinks write), and the chain value.
+    fn native_line(&mut self, ev: &Event) -> (Arc<[u8]>, Option<String>) {
+        match &mut self.chain {
+            Some(chain) => {
+                let canonical = crate::schema::native_canonical(ev, chain.key_id());
+                let (line, hex) = chain.seal(&canonical);
+                (line.into(), Some(hex))
+            }
+            None => (render(Format::Native, ev).into(), None),
+        }
     }
 
     /// Assigns the next `seq`, and the run's counters to heartbeat and stop
@@ -140,17 +157,14 @@ impl Emitter {
     /// Renders the event once per format in use (sealing it into the chain
     /// when the run has one) and hands it to every sink; a sink that fails is
     /// added to `failures`.
-    fn deliver(&mut self, ev: &Event, failures: &mut Vec<(String, String)>) {
+    fn deliver(
+        &mut self,
+        ev: &Event,
+        (native, chain_hex): (Arc<[u8]>, Option<String>),
+        failures: &mut Vec<(String, String)>,
+    ) {
         let mut lines: [Option<Arc<[u8]>>; 3] = [None, None, None];
-        let mut chain_hex = None;
-        if let Some(chain) = &mut self.chain {
-            // The chain links the native rendering, in seq order, whatever
-            // formats the sinks write.
-            let canonical = crate::schema::native_canonical(ev, chain.key_id());
-            let (line, hex) = chain.seal(&canonical);
-            lines[Format::Native as usize] = Some(line.into());
-            chain_hex = Some(hex);
-        }
+        lines[Format::Native as usize] = Some(native);
         let epoch = ev.epoch_seconds();
         for sink in &mut self.sinks {
             let format = sink.format();
@@ -260,8 +274,13 @@ impl Emitter {
             // failing cannot recurse; the failing sink gets its own report
             // too (it queues or spools it like any event).
             self.number(&mut ev);
+            let native = self.native_line(&ev);
+            if let Some(j) = &mut self.journal {
+                // A journal that fails here is reported with the next event.
+                let _ = j.append(&ev, &native.0);
+            }
             let mut ignored = Vec::new();
-            self.deliver(&ev, &mut ignored);
+            self.deliver(&ev, native, &mut ignored);
         }
         Ok(())
     }

@@ -550,7 +550,13 @@ impl Store {
 
     /// Appends an emitted event; returns its journal sequence number.
     pub fn journal(&self, ev: &Event) -> Result<i64> {
-        let json = serde_json::to_string(ev).unwrap_or_default();
+        self.journal_rendered(ev, &serde_json::to_string(ev).unwrap_or_default())
+    }
+
+    /// As [`Store::journal`], with the event already rendered as native JSON
+    /// (the emitter's line, with its `key_id` and `chain`): no second
+    /// serialization.
+    pub fn journal_rendered(&self, ev: &Event, json: &str) -> Result<i64> {
         let f = ev.file();
         let scan_id = f
             .and_then(|f| f.details.get("scan_id"))
