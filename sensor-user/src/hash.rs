@@ -13,8 +13,9 @@ use std::path::Path;
 
 /// Files at least this big are memory-mapped...
 const MMAP_FROM: u64 = 1 << 20;
-/// ...this much at a time (a power of two: whole BLAKE3 chunks per call).
-const MAP_WINDOW: u64 = 16 << 20;
+/// ...this much at a time (a power of two: whole BLAKE3 chunks per call;
+/// small, as the mapped pages count in the RSS of a scan hashing two at once).
+const MAP_WINDOW: u64 = 4 << 20;
 /// Bytes fed to both hashers in turn when both digests are wanted: small
 /// enough to stay in L2 between the two, a power of two so BLAKE3 keeps its
 /// full SIMD width.
