@@ -288,10 +288,21 @@ impl Chain {
     /// `chain`, ending with `}`) and returns the sealed line and the chain
     /// value in hex.
     pub fn seal(&mut self, canonical: &[u8]) -> (Vec<u8>, String) {
-        let c = link(self.key.bytes(), &self.prev, canonical);
+        self.seal_owned(canonical.to_vec())
+    }
+
+    /// As [`Chain::seal`], turning the canonical bytes into the line in
+    /// place (the emitter's path: no copy of the line).
+    pub fn seal_owned(&mut self, mut canonical: Vec<u8>) -> (Vec<u8>, String) {
+        let c = link(self.key.bytes(), &self.prev, &canonical);
         self.prev = c;
         let hex = hex(&c);
-        (append_chain(canonical, &hex), hex)
+        debug_assert_eq!(canonical.last(), Some(&b'}'));
+        canonical.pop();
+        canonical.extend_from_slice(CHAIN_PREFIX);
+        canonical.extend_from_slice(hex.as_bytes());
+        canonical.extend_from_slice(b"\"}");
+        (canonical, hex)
     }
 }
 

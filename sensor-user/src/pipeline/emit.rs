@@ -129,7 +129,7 @@ impl Emitter {
         match &mut self.chain {
             Some(chain) => {
                 let canonical = crate::schema::native_canonical(ev, chain.key_id());
-                let (line, hex) = chain.seal(&canonical);
+                let (line, hex) = chain.seal_owned(canonical);
                 (line.into(), Some(hex))
             }
             None => (render(Format::Native, ev).into(), None),

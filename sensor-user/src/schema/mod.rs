@@ -20,12 +20,20 @@ pub enum Format {
 
 /// One event as a single line of JSON in `format` (no trailing newline).
 pub fn render(format: Format, ev: &Event) -> Vec<u8> {
-    let out = match format {
-        Format::Native => serde_json::to_vec(ev),
-        Format::Ocsf => serde_json::to_vec(&ocsf::map(ev)),
-        Format::Ecs => serde_json::to_vec(&ecs::map(ev)),
-    };
-    out.expect("events serialize: all keys are strings")
+    match format {
+        Format::Native => to_json(ev),
+        Format::Ocsf => to_json(&ocsf::map(ev)),
+        Format::Ecs => to_json(&ecs::map(ev)),
+    }
+}
+
+/// One JSON line's bytes, in a buffer sized for a typical event (growing a
+/// small one by doubling copies the line several times), with room for the
+/// chain to be appended in place.
+fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    serde_json::to_writer(&mut out, v).expect("events serialize: all keys are strings");
+    out
 }
 
 /// What a chained run adds to every event: the host key's id and the event's
@@ -46,7 +54,7 @@ pub fn native_canonical(ev: &Event, key_id: &str) -> Vec<u8> {
         ev: &'a Event,
         key_id: &'a str,
     }
-    serde_json::to_vec(&Keyed { ev, key_id }).expect("events serialize: all keys are strings")
+    to_json(&Keyed { ev, key_id })
 }
 
 /// One event as a single line of JSON in `format`, carrying `key_id` and
