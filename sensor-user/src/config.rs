@@ -225,6 +225,22 @@ pub struct SensorSection {
     pub ring_buffer_mib: Option<u32>,
     /// Seconds between `heartbeat` events; 60 when absent.
     pub heartbeat_s: Option<u64>,
+    /// Hook tier for the VFS operations (`auto` when absent): see [`Tier`].
+    pub tier: Option<Tier>,
+}
+
+/// Which hook tier reports the file operations the VFS hooks cover (writes,
+/// unlink, rename, chmod/chown/truncate/utimes). `auto` takes, per hook, the
+/// first of fentry, kprobe, tracepoint the kernel allows; a forced tier uses only
+/// that one and falls back to the syscall tracepoints for the hooks it refuses.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    #[default]
+    Auto,
+    Fentry,
+    Kprobe,
+    Tracepoint,
 }
 
 /// Heartbeat interval when `[sensor] heartbeat_s` is absent.
