@@ -31,7 +31,7 @@ use aya_ebpf::{
 
 /// File records judged at a VFS function's entry, sent from its exit.
 #[map]
-static PENDING: LruHashMap<u64, FileRecord> = LruHashMap::with_max_entries(4096, 0);
+static PENDING: LruHashMap<u64, FileRecord> = LruHashMap::with_max_entries(1024, 0);
 /// Where a pending record is built (too big for the stack).
 #[map]
 static STAGING: PerCpuArray<FileRecord> = PerCpuArray::with_max_entries(1, 0);

@@ -50,7 +50,6 @@ fn gather(tier: Tier) -> Value {
     let securityfs = Path::new("/sys/kernel/security/lsm").exists();
     let mut out = json!({
         "kernel": release,
-        "vfs_layout": if loader::layout_suffix() == "_v1" { "before 5.12" } else { "5.12+ (idmapped mounts, struct renamedata)" },
         "btf": btf,
         "lockdown": lockdown(),
         "lsm": lsm,
@@ -82,10 +81,11 @@ fn gather(tier: Tier) -> Value {
     };
     // The object holds a BPF_MAP_TYPE_RINGBUF map: it loaded, so the kernel has them.
     out["ring_buffer"] = true.into();
+    let params = loader::param_counts();
     let mut hooks = Vec::new();
     for hook in VFS_HOOKS {
         let mut probe = |t: Tier| {
-            let r = loader::try_vfs_hook(&mut ebpf, &btf, hook, t);
+            let r = loader::try_vfs_hook(&mut ebpf, &btf, hook, t, &params);
             if r.is_ok() {
                 // Probing only: drop the hook again.
                 for (name, p) in ebpf.programs_mut() {
@@ -135,6 +135,7 @@ fn gather(tier: Tier) -> Value {
                 "group": h.hook.group,
                 "function": h.hook.function,
                 "tier": h.chosen,
+                "parameters": params.get(h.hook.function),
                 "fentry": reason(&h.fentry),
                 "kprobe": reason(&h.kprobe),
                 "tracepoint_fallback": h.hook.syscalls,
@@ -197,7 +198,6 @@ fn text(r: &Value) -> String {
     };
     let mut out = String::new();
     out.push_str(&format!("kernel          {}\n", s(&r["kernel"])));
-    out.push_str(&format!("VFS layout      {}\n", s(&r["vfs_layout"])));
     out.push_str(&format!("BTF             {}\n", s(&r["btf"])));
     out.push_str(&format!("lockdown        {}\n", s(&r["lockdown"])));
     out.push_str(&format!(
@@ -219,9 +219,10 @@ fn text(r: &Value) -> String {
     ));
     for h in r["hooks"].as_array().into_iter().flatten() {
         out.push_str(&format!(
-            "  {:<8} {:<15} -> {}\n      fentry: {}\n      kprobe: {}\n",
+            "  {:<8} {:<15} ({} parameters) -> {}\n      fentry: {}\n      kprobe: {}\n",
             s(&h["group"]),
             s(&h["function"]),
+            s(&h["parameters"]),
             s(&h["tier"]),
             s(&h["fentry"]),
             s(&h["kprobe"]),

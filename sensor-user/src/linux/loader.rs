@@ -39,8 +39,12 @@ pub struct VfsHook {
     pub function: &'static str,
     /// Its bit in `SensorConfig::vfs`.
     pub mask: u32,
-    /// The argument layout changed in 5.12: programs are `<name>_v1` / `<name>_v2`.
-    pub versioned: bool,
+    /// Argument layouts, by the function's parameter count in the kernel's BTF:
+    /// (count, suffix of the fentry/kprobe programs). Idmapped mounts (5.12) added
+    /// a leading argument to vfs_unlink and notify_change and turned vfs_rename's
+    /// six arguments into a `struct renamedata` (which Debian's 5.10 backports:
+    /// the kernel version does not tell). Another count: the hook is refused.
+    pub layouts: &'static [(usize, &'static str)],
     /// fentry tier: (program, is fexit).
     pub fentry: &'static [(&'static str, bool)],
     /// kprobe tier: (program, is kretprobe; kretprobes are not versioned).
@@ -56,7 +60,7 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         group: "write",
         function: "rw_verify_area",
         mask: vfs::WRITE,
-        versioned: false,
+        layouts: &[(4, "")],
         fentry: &[("rw_verify_area_fexit", true)],
         kprobe: &[("rw_verify_area_kprobe", false)],
         syscalls: &["write", "pwrite64", "writev", "pwritev", "pwritev2"],
@@ -66,7 +70,7 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         group: "unlink",
         function: "vfs_unlink",
         mask: vfs::UNLINK,
-        versioned: true,
+        layouts: &[(3, "_v1"), (4, "_v2")],
         fentry: &[("vfs_unlink_fentry", false), ("vfs_unlink_fexit", true)],
         kprobe: &[("vfs_unlink_kprobe", false), ("vfs_unlink_kretprobe", true)],
         syscalls: &["unlink"],
@@ -76,7 +80,7 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         group: "rename",
         function: "vfs_rename",
         mask: vfs::RENAME,
-        versioned: true,
+        layouts: &[(6, "_v1"), (1, "_v2")],
         fentry: &[("vfs_rename_fentry", false), ("vfs_rename_fexit", true)],
         kprobe: &[("vfs_rename_kprobe", false), ("vfs_rename_kretprobe", true)],
         syscalls: &["rename", "renameat", "renameat2"],
@@ -86,7 +90,7 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         group: "setattr",
         function: "notify_change",
         mask: vfs::SETATTR,
-        versioned: true,
+        layouts: &[(3, "_v1"), (4, "_v2")],
         fentry: &[("notify_change_fentry", false), ("notify_change_fexit", true)],
         kprobe: &[
             ("notify_change_kprobe", false),
@@ -117,46 +121,53 @@ pub const VFS_HOOKS: &[VfsHook] = &[
 pub const ALWAYS_BLIND: &[&str] =
     &["stores through a writable shared mmap (found by the verification scan)"];
 
-/// The running kernel's (major, minor), from uname.
-pub fn kernel_version() -> Option<(u32, u32)> {
-    let release = nix::sys::utsname::uname().ok()?;
-    parse_version(&release.release().to_string_lossy())
+/// The parameter counts of every VFS hook's function in the running kernel's BTF.
+pub fn param_counts() -> std::collections::HashMap<String, usize> {
+    let names: Vec<&str> = VFS_HOOKS.iter().map(|h| h.function).collect();
+    super::btf::kernel_param_counts(&names).unwrap_or_else(|e| {
+        tracing::warn!("cannot read the VFS functions' signatures from BTF: {e}");
+        Default::default()
+    })
 }
 
-fn parse_version(release: &str) -> Option<(u32, u32)> {
-    let mut it = release.split(|c: char| !c.is_ascii_digit());
-    let major = it.next()?.parse().ok()?;
-    let minor = it.next()?.parse().ok()?;
-    Some((major, minor))
-}
-
-/// The argument layout suffix for versioned VFS programs: idmapped mounts
-/// (5.12) added a leading argument to vfs_unlink and notify_change, and turned
-/// vfs_rename's six arguments into a `struct renamedata`.
-pub fn layout_suffix() -> &'static str {
-    match kernel_version() {
-        Some(v) if v < (5, 12) => "_v1",
-        _ => "_v2",
-    }
+/// The program suffix for `hook` on this kernel, or why it has no layout we know.
+pub fn layout(
+    hook: &VfsHook,
+    params: &std::collections::HashMap<String, usize>,
+) -> std::result::Result<&'static str, String> {
+    let Some(n) = params.get(hook.function) else {
+        return Err(format!(
+            "{} is not in the kernel's BTF (inlined, or renamed)",
+            hook.function
+        ));
+    };
+    hook.layouts
+        .iter()
+        .find(|(count, _)| count == n)
+        .map(|(_, suffix)| *suffix)
+        .ok_or_else(|| {
+            format!(
+                "{} has {n} parameters: a signature Vigil does not know",
+                hook.function
+            )
+        })
 }
 
 /// The programs of `hook` for `tier` (fentry or kprobe): (name, return probe).
-fn programs(hook: &VfsHook, tier: Tier) -> Vec<(String, bool)> {
+/// Return probes of the kprobe tier read no argument and have one layout.
+fn programs(hook: &VfsHook, tier: Tier, suffix: &str) -> Vec<(String, bool)> {
     let list = if tier == Tier::Fentry {
         hook.fentry
     } else {
         hook.kprobe
     };
-    let suffix = layout_suffix();
     list.iter()
         .map(|(name, ret)| {
-            let versioned = hook.versioned && !(tier == Tier::Kprobe && *ret);
-            let full = if versioned {
-                format!("{name}{suffix}")
+            if tier == Tier::Kprobe && *ret {
+                (name.to_string(), *ret)
             } else {
-                name.to_string()
-            };
-            (full, *ret)
+                (format!("{name}{suffix}"), *ret)
+            }
         })
         .collect()
 }
@@ -168,8 +179,9 @@ pub fn try_vfs_hook(
     btf: &Btf,
     hook: &VfsHook,
     tier: Tier,
+    params: &std::collections::HashMap<String, usize>,
 ) -> std::result::Result<(), String> {
-    let progs = programs(hook, tier);
+    let progs = programs(hook, tier, layout(hook, params)?);
     for (name, ret) in &progs {
         if let Err(why) = attach_one(ebpf, btf, hook.function, name, tier, *ret) {
             // All or nothing: an fentry without its fexit would park records forever.
@@ -243,6 +255,11 @@ pub fn attach_vfs(ebpf: &mut Ebpf, btf: &Btf, wanted: Tier) -> Vec<HookChoice> {
         Tier::Kprobe => &[Tier::Kprobe],
         Tier::Tracepoint => &[],
     };
+    let params = if order.is_empty() {
+        Default::default()
+    } else {
+        param_counts()
+    };
     VFS_HOOKS
         .iter()
         .map(|hook| {
@@ -250,7 +267,7 @@ pub fn attach_vfs(ebpf: &mut Ebpf, btf: &Btf, wanted: Tier) -> Vec<HookChoice> {
             let mut tier = "tracepoint";
             for t in order {
                 let name = tier_name(*t);
-                match try_vfs_hook(ebpf, btf, hook, *t) {
+                match try_vfs_hook(ebpf, btf, hook, *t, &params) {
                     Ok(()) => {
                         tier = name;
                         break;
@@ -528,24 +545,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn versions_parse() {
-        assert_eq!(parse_version("5.10.0-32-amd64"), Some((5, 10)));
-        assert_eq!(parse_version("6.12.117+deb13-amd64"), Some((6, 12)));
-        assert_eq!(parse_version("6.18.0"), Some((6, 18)));
-        assert_eq!(parse_version("x"), None);
-    }
-
-    #[test]
     fn program_names_follow_the_layout() {
         let unlink = &VFS_HOOKS[1];
-        let fentry = programs(unlink, Tier::Fentry);
-        assert!(fentry
-            .iter()
-            .all(|(n, _)| n.ends_with("_v1") || n.ends_with("_v2")));
-        let kprobe = programs(unlink, Tier::Kprobe);
+        let params: std::collections::HashMap<String, usize> =
+            [("vfs_unlink".to_string(), 4), ("vfs_rename".to_string(), 1)].into();
+        assert_eq!(layout(unlink, &params), Ok("_v2"));
+        assert_eq!(layout(&VFS_HOOKS[2], &params), Ok("_v2"));
+        assert!(layout(&VFS_HOOKS[3], &params).is_err());
+        let fentry = programs(unlink, Tier::Fentry, "_v1");
+        assert_eq!(fentry[0].0, "vfs_unlink_fentry_v1");
+        assert_eq!(fentry[1].0, "vfs_unlink_fexit_v1");
+        let kprobe = programs(unlink, Tier::Kprobe, "_v2");
+        assert_eq!(kprobe[0].0, "vfs_unlink_kprobe_v2");
         assert_eq!(kprobe[1].0, "vfs_unlink_kretprobe");
         assert_eq!(
-            programs(&VFS_HOOKS[0], Tier::Fentry)[0].0,
+            programs(&VFS_HOOKS[0], Tier::Fentry, "")[0].0,
             "rw_verify_area_fexit"
         );
     }

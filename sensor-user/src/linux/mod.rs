@@ -1,4 +1,5 @@
 //! The Linux event source: eBPF loader, ring-buffer reader, record decoding.
+pub mod btf;
 pub mod decode;
 pub mod doctor;
 pub mod loader;
