@@ -26,6 +26,15 @@ pub mod kind {
     pub const EXEC: u32 = 2;
     pub const FORK: u32 = 3;
     pub const EXIT: u32 = 4;
+    /// A [`TaskRecord`] whose `code` is a [`blind`] reason: the process did
+    /// something whose file effects the running hook set cannot see.
+    pub const BLIND_SPOT: u32 = 5;
+}
+
+/// Reasons of a [`kind::BLIND_SPOT`] record.
+pub mod blind {
+    /// io_uring_setup succeeded while the write group is on the tracepoint tier.
+    pub const IO_URING_SETUP: i32 = 1;
 }
 
 /// Syscalls (and pseudo-syscalls) a file record can come from. Stable numbers,

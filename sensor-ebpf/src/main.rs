@@ -1409,6 +1409,20 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
+/// io_uring writes make no write syscall: on the tracepoint tier say so when a
+/// process sets a ring up (user space reports it once per process). Not attached
+/// when a VFS hook reports writes (see the loader's `VFS_HOOKS`).
+#[tracepoint]
+pub fn sys_exit_io_uring_setup(ctx: TracePointContext) -> u32 {
+    unsafe {
+        let ret: i64 = ctx.read_at::<i64>(16).unwrap_or(-1);
+        if ret >= 0 && config().vfs & vfs::WRITE == 0 && !is_self() {
+            task_record(kind::BLIND_SPOT, current_task(), 0, blind::IO_URING_SETUP);
+        }
+    }
+    0
+}
+
 #[inline(always)]
 unsafe fn task_record(k: u32, task: Ptr, parent_tgid: u32, code: i32) {
     let Some(mut entry) = EVENTS.reserve::<TaskRecord>(0) else {

@@ -248,6 +248,12 @@ pub struct SensorInfo {
     pub uptime_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// blind_spot: what the running hook set cannot see (`io_uring`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blind_spot: Option<&'static str>,
+    /// blind_spot: the process it concerns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_pid: Option<u32>,
     /// scan_started / scan_finished: which verification scan, and its outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<Box<ScanInfo>>,

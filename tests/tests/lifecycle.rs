@@ -464,6 +464,10 @@ fn doctor_tiers_match_run_and_io_uring_follows_the_write_tier() {
         .collect();
     if write_tier == "tracepoint" {
         assert!(modified.is_empty(), "{modified:#?}");
+        // Not silent: the ring's setup is reported as a blind spot.
+        let b = s.wait_for(|e| e["action"] == "blind_spot" && e["subject_pid"] == pid);
+        assert_eq!(b["kind"], "sensor");
+        assert_eq!(b["blind_spot"], "io_uring");
     } else {
         let e = s.wait_for(|e| e["action"] == "modified" && e["path"] == path.as_str());
         assert_eq!(e["process"]["pid"], pid, "{e:#}");

@@ -63,7 +63,15 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         layouts: &[(4, "")],
         fentry: &[("rw_verify_area_fexit", true)],
         kprobe: &[("rw_verify_area_kprobe", false)],
-        syscalls: &["write", "pwrite64", "writev", "pwritev", "pwritev2"],
+        // io_uring_setup: the tracepoint tier's blind-spot detector, moot here.
+        syscalls: &[
+            "write",
+            "pwrite64",
+            "writev",
+            "pwritev",
+            "pwritev2",
+            "io_uring_setup",
+        ],
         blind: "writes that make no write syscall: io_uring (IORING_OP_WRITE*), aio, splice, sendfile and copy_file_range into a file, nfsd and other in-kernel writers",
     },
     VfsHook {

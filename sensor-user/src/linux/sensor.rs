@@ -244,6 +244,8 @@ pub(super) struct Attributor {
     /// Open write sessions per process (the record that opened each): closed
     /// with a marker when the process exits, and cleared from the kernel map.
     sessions: HashMap<u32, Vec<FileRecord>>,
+    /// Processes (tgid, start time) already reported in a blind_spot event.
+    blind_reported: std::collections::HashSet<(u32, u64)>,
 }
 
 impl Attributor {
@@ -265,6 +267,7 @@ impl Attributor {
             ebpf,
             boot_offset_ns: boot_offset_ns(),
             sessions: HashMap::new(),
+            blind_reported: Default::default(),
             process_cache: HashMap::new(),
         }
     }
@@ -365,7 +368,7 @@ impl Attributor {
             Record::Fork(t) | Record::Exit(t) => {
                 self.process_cache.remove(&t.process.tgid);
             }
-            Record::File(_) => {}
+            Record::File(_) | Record::BlindSpot(_) => {}
         }
         match r {
             Record::Exec(e) => {
@@ -406,6 +409,33 @@ impl Attributor {
                     }
                 }
                 self.procs.exit(t.process.tgid);
+            }
+            Record::BlindSpot(t) => {
+                // Once per process: a ring serves many writes.
+                if self
+                    .blind_reported
+                    .insert((t.process.tgid, t.process.start_boottime))
+                {
+                    let p = &t.process;
+                    let message = format!(
+                        "process {} ({}, uid {}) set up io_uring: file writes it submits \
+                         through io_uring make no write syscall and are not seen on the \
+                         tracepoint tier (vigil doctor lists the blind spots); the \
+                         verification scan is the backstop",
+                        p.tgid,
+                        cstr(&p.comm),
+                        p.uid
+                    );
+                    self.emit_sensor(
+                        "blind_spot",
+                        SensorInfo {
+                            message: Some(message),
+                            blind_spot: Some("io_uring"),
+                            subject_pid: Some(p.tgid),
+                            ..Default::default()
+                        },
+                    )?;
+                }
             }
             Record::File(f) => {
                 if let Some(c) = self.file_event(&f) {

@@ -525,12 +525,17 @@ fn io_uring_write(write_tier: &str) -> Result<String, String> {
         let seen = events()
             .iter()
             .any(|e| e["action"] == "modified" && e["path"] == path.as_str());
-        return if seen {
-            Err("a modified event on the tracepoint tier: the blind-spot list is wrong".into())
-        } else {
-            Ok(format!(
-                "ok pid={pid}: not seen on the tracepoint tier (blind spot, as vigil doctor lists)"
-            ))
+        if seen {
+            return Err(
+                "a modified event on the tracepoint tier: the blind-spot list is wrong".into(),
+            );
+        }
+        let flagged = wait_for(|e| e["action"] == "blind_spot" && e["subject_pid"] == pid);
+        return match flagged {
+            Some(_) => Ok(format!(
+                "ok pid={pid}: write not seen on the tracepoint tier; io_uring_setup flagged (sensor blind_spot)"
+            )),
+            None => Err(format!("no blind_spot event for pid {pid}'s io_uring_setup")),
         };
     }
     let e =
