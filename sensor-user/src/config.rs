@@ -617,6 +617,16 @@ mod tests {
     }
 
     #[test]
+    fn sensor_tier_parses_and_names_bad_values() {
+        let c = Config::parse("[sensor]\ntier = \"kprobe\"\n", "p.toml").unwrap();
+        assert_eq!(c.sensor.tier, Some(Tier::Kprobe));
+        assert_eq!(Config::parse("", "p.toml").unwrap().sensor.tier, None);
+        let e = Config::parse("[sensor]\ntier = \"lsm\"\n", "p.toml").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("fentry"), "{e}");
+    }
+
+    #[test]
     fn normalize_is_lexical() {
         assert_eq!(
             normalize(Path::new("/etc/../etc/./ssh//x")),
