@@ -26,6 +26,15 @@ pub mod kind {
     pub const EXEC: u32 = 2;
     pub const FORK: u32 = 3;
     pub const EXIT: u32 = 4;
+    /// A [`TaskRecord`] whose `code` is a [`blind`] reason: the process did
+    /// something whose file effects the running hook set cannot see.
+    pub const BLIND_SPOT: u32 = 5;
+}
+
+/// Reasons of a [`kind::BLIND_SPOT`] record.
+pub mod blind {
+    /// io_uring_setup succeeded while the write group is on the tracepoint tier.
+    pub const IO_URING_SETUP: i32 = 1;
 }
 
 /// Syscalls (and pseudo-syscalls) a file record can come from. Stable numbers,
@@ -80,6 +89,34 @@ pub mod sys {
     pub const DUP3: u16 = 47;
     /// Not a syscall: the process exited with the file still open (user space).
     pub const EXIT: u16 = 48;
+    /// Not syscalls: the VFS function a VFS-tier hook (fentry, kprobe) saw. They
+    /// also see callers that make no file syscall (io_uring, nfsd, splice).
+    /// `rw_verify_area(WRITE, ...)`: every file write path admits its writes here.
+    pub const RW_VERIFY_AREA: u16 = 49;
+    pub const VFS_UNLINK: u16 = 50;
+    pub const VFS_RENAME: u16 = 51;
+    /// `notify_change`: chmod, chown, truncate and utimes of every caller.
+    pub const NOTIFY_CHANGE: u16 = 52;
+}
+
+/// Which hook tier produced a file record ([`FileRecord::tier`]).
+pub mod tier {
+    pub const TRACEPOINT: u8 = 0;
+    pub const FENTRY: u8 = 1;
+    pub const KPROBE: u8 = 2;
+}
+
+/// Groups of file operations a VFS-tier hook covers ([`SensorConfig::vfs`]). The
+/// syscall tracepoints skip what a VFS hook of the running set already reports.
+pub mod vfs {
+    /// write family (rw_verify_area).
+    pub const WRITE: u32 = 1;
+    /// unlink, unlinkat without AT_REMOVEDIR (vfs_unlink).
+    pub const UNLINK: u32 = 2;
+    /// rename family (vfs_rename).
+    pub const RENAME: u32 = 4;
+    /// chmod, chown, truncate and utimes families (notify_change).
+    pub const SETATTR: u32 = 8;
 }
 
 /// What happened to the file, as the kernel saw it.
@@ -196,7 +233,8 @@ pub struct PrefixValue {
 pub struct SensorConfig {
     /// The sensor's own tgid: its syscalls are never reported.
     pub self_tgid: u32,
-    pub _pad: u32,
+    /// [`vfs`] groups reported by VFS-tier hooks: their syscall tracepoints stay quiet.
+    pub vfs: u32,
     /// Bumped (by the kernel on renames, links, mkdir, mknod and rmdir; by user space
     /// on policy changes) to invalidate every cached [`Decision`]. 64-bit because
     /// BPF has no 32-bit atomic add before v3 of the instruction set.
@@ -275,7 +313,9 @@ pub struct FileRecord {
     pub op: u16,
     pub sys: u16,
     pub verdict: u8,
-    pub _pad: [u8; 3],
+    /// [`tier`] of the hook that saw it.
+    pub tier: u8,
+    pub _pad: [u8; 2],
     pub root_id: u32,
     /// `bpf_ktime_get_boot_ns()` at the syscall's exit.
     pub ts_boot_ns: u64,

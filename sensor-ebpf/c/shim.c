@@ -96,6 +96,19 @@ SHIM u32 shim_inode_mode(struct inode *i) { return BPF_CORE_READ(i, i_mode); }
 SHIM u32 shim_inode_generation(struct inode *i) { return BPF_CORE_READ(i, i_generation); }
 
 SHIM struct dentry *shim_mnt_root(struct vfsmount *m) { return BPF_CORE_READ(m, mnt_root); }
+SHIM struct super_block *shim_mnt_sb(struct vfsmount *m) { return BPF_CORE_READ(m, mnt_sb); }
+SHIM struct super_block *shim_dentry_sb(struct dentry *d) { return BPF_CORE_READ(d, d_sb); }
+
+/* --- VFS-tier arguments ------------------------------------------------------ */
+
+SHIM struct dentry *shim_rd_old_dentry(struct renamedata *rd) { return BPF_CORE_READ(rd, old_dentry); }
+SHIM struct dentry *shim_rd_new_dentry(struct renamedata *rd) { return BPF_CORE_READ(rd, new_dentry); }
+SHIM u32 shim_rd_flags(struct renamedata *rd) { return BPF_CORE_READ(rd, flags); }
+SHIM u32 shim_iattr_valid(struct iattr *a) { return BPF_CORE_READ(a, ia_valid); }
+SHIM u32 shim_iattr_mode(struct iattr *a) { return BPF_CORE_READ(a, ia_mode); }
+SHIM u32 shim_iattr_uid(struct iattr *a) { return BPF_CORE_READ(a, ia_uid.val); }
+SHIM u32 shim_iattr_gid(struct iattr *a) { return BPF_CORE_READ(a, ia_gid.val); }
+SHIM s64 shim_iattr_size(struct iattr *a) { return BPF_CORE_READ(a, ia_size); }
 
 /* struct mount embeds struct vfsmount; container_of with a relocated offset. */
 static inline struct mount *real_mount(struct vfsmount *m)

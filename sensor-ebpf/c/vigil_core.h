@@ -45,8 +45,9 @@ struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct inode *d_inode;
+	struct super_block *d_sb;
 };
-struct vfsmount { struct dentry *mnt_root; };
+struct vfsmount { struct dentry *mnt_root; struct super_block *mnt_sb; };
 struct mount {
 	struct mount *mnt_parent;
 	struct dentry *mnt_mountpoint;
@@ -93,6 +94,21 @@ typedef struct { atomic64_t refcnt; } file_ref_t;
 struct file___fcount { atomic64_t f_count; };
 struct file___fref { file_ref_t f_ref; };
 struct open_how { u64 flags; u64 mode; u64 resolve; };
+/* vfs_rename's argument since 5.12 (six scalar arguments before). */
+struct renamedata {
+	struct dentry *old_dentry;
+	struct dentry *new_dentry;
+	unsigned int flags;
+};
+/* notify_change's request. Since 6.2 ia_uid/ia_gid share an anonymous union
+ * with ia_vfsuid/ia_vfsgid; both have `val` first. */
+struct iattr {
+	unsigned int ia_valid;
+	umode_t ia_mode;
+	kuid_t ia_uid;
+	kgid_t ia_gid;
+	s64 ia_size;
+};
 
 #pragma clang attribute pop
 

@@ -1,4 +1,4 @@
-//! Vigil's kernel side: the syscall-tracepoint tier.
+//! Vigil's kernel side: the syscall-tracepoint tier and the VFS tier (vfs_tier.rs).
 //!
 //! Every file syscall is judged at its exit tracepoint, so only successful calls
 //! produce records; the enter tracepoint only stashes the arguments (exit
@@ -8,6 +8,7 @@
 #![no_main]
 
 mod shim;
+mod vfs_tier;
 
 use aya_ebpf::{
     helpers::generated::{
@@ -529,12 +530,38 @@ struct Change {
 
 #[inline(always)]
 unsafe fn emit(c: &Change, path: &Target, target: Option<&Target>, scratch: *mut Scratch) {
+    emit_as(tier::TRACEPOINT, c, path, target, scratch)
+}
+
+#[inline(always)]
+unsafe fn emit_as(
+    tier: u8,
+    c: &Change,
+    path: &Target,
+    target: Option<&Target>,
+    scratch: *mut Scratch,
+) {
     let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
         count_lost(lost::RINGBUF);
         return;
     };
-    let r = entry.as_mut_ptr();
+    fill(entry.as_mut_ptr(), tier, c, path, target, scratch);
+    entry.submit(wakeup_flags());
+}
+
+/// Writes a whole file record (into the ring buffer, or a staging slot).
+#[inline(always)]
+unsafe fn fill(
+    r: *mut FileRecord,
+    tier: u8,
+    c: &Change,
+    path: &Target,
+    target: Option<&Target>,
+    scratch: *mut Scratch,
+) {
     (*r).kind = kind::FILE;
+    (*r).tier = tier;
+    (*r)._pad = [0; 2];
     (*r).op = c.op;
     (*r).sys = c.sys;
     (*r).verdict = c.verdict.verdict;
@@ -564,7 +591,6 @@ unsafe fn emit(c: &Change, path: &Target, target: Option<&Target>, scratch: *mut
             (*r).target.name_len = 0;
         }
     }
-    entry.submit(wakeup_flags());
 }
 
 // ---------------------------------------------------------------------------
@@ -634,7 +660,7 @@ fn scratch() -> Option<*mut Scratch> {
 
 #[inline(always)]
 unsafe fn stash(ctx: &TracePointContext, sys: u16) {
-    if is_self() {
+    if is_self() || covered_by_vfs(ctx, sys) {
         return;
     }
     let mut a = Args {
@@ -656,7 +682,7 @@ unsafe fn stash(ctx: &TracePointContext, sys: u16) {
 /// an fd lookup and one or two map lookups and are never stashed.
 #[inline(always)]
 unsafe fn write_enter(ctx: &TracePointContext, sys: u16) {
-    if is_self() {
+    if is_self() || config().vfs & vfs::WRITE != 0 {
         return;
     }
     let file = shim_task_fd_file(current_task(), arg(ctx, 0) as u32);
@@ -680,6 +706,40 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16) {
         return;
     }
     stash(ctx, sys);
+}
+
+/// True when a VFS-tier hook of the running set reports this call, so its
+/// tracepoint stays quiet (one event per operation). The loader does not even
+/// attach the tracepoints of wholly covered syscalls; this catches the rest:
+/// unlinkat without AT_REMOVEDIR (vfs_unlink) and with it (vfs_rmdir, not hooked).
+#[inline(always)]
+unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
+    let mask = config().vfs;
+    if mask == 0 {
+        return false;
+    }
+    let group = match sys {
+        sys::WRITE | sys::PWRITE64 | sys::WRITEV | sys::PWRITEV | sys::PWRITEV2 => vfs::WRITE,
+        sys::UNLINK => vfs::UNLINK,
+        sys::UNLINKAT if arg(ctx, 2) & AT_REMOVEDIR == 0 => vfs::UNLINK,
+        sys::RENAME | sys::RENAMEAT | sys::RENAMEAT2 => vfs::RENAME,
+        sys::CHMOD
+        | sys::FCHMOD
+        | sys::FCHMODAT
+        | sys::FCHMODAT2
+        | sys::CHOWN
+        | sys::FCHOWN
+        | sys::LCHOWN
+        | sys::FCHOWNAT
+        | sys::TRUNCATE
+        | sys::FTRUNCATE
+        | sys::UTIMENSAT
+        | sys::UTIMES
+        | sys::UTIME
+        | sys::FUTIMESAT => vfs::SETATTR,
+        _ => 0,
+    };
+    mask & group != 0
 }
 
 #[inline(always)]
@@ -1344,6 +1404,20 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
         let task = current_task();
         if shim_task_pid(task) == shim_task_tgid(task) {
             task_record(kind::EXIT, task, 0, shim_task_exit_code(task));
+        }
+    }
+    0
+}
+
+/// io_uring writes make no write syscall: on the tracepoint tier say so when a
+/// process sets a ring up (user space reports it once per process). Not attached
+/// when a VFS hook reports writes (see the loader's `VFS_HOOKS`).
+#[tracepoint]
+pub fn sys_exit_io_uring_setup(ctx: TracePointContext) -> u32 {
+    unsafe {
+        let ret: i64 = ctx.read_at::<i64>(16).unwrap_or(-1);
+        if ret >= 0 && config().vfs & vfs::WRITE == 0 && !is_self() {
+            task_record(kind::BLIND_SPOT, current_task(), 0, blind::IO_URING_SETUP);
         }
     }
     0

@@ -47,6 +47,18 @@ unsafe extern "C" {
     pub fn shim_mnt_parent(mnt: Ptr) -> Ptr;
     pub fn shim_mnt_mountpoint(mnt: Ptr) -> Ptr;
 
+    pub fn shim_mnt_sb(mnt: Ptr) -> Ptr;
+    pub fn shim_dentry_sb(dentry: Ptr) -> Ptr;
+
+    pub fn shim_rd_old_dentry(rd: Ptr) -> Ptr;
+    pub fn shim_rd_new_dentry(rd: Ptr) -> Ptr;
+    pub fn shim_rd_flags(rd: Ptr) -> u32;
+    pub fn shim_iattr_valid(attr: Ptr) -> u32;
+    pub fn shim_iattr_mode(attr: Ptr) -> u32;
+    pub fn shim_iattr_uid(attr: Ptr) -> u32;
+    pub fn shim_iattr_gid(attr: Ptr) -> u32;
+    pub fn shim_iattr_size(attr: Ptr) -> i64;
+
     pub fn shim_open_how_flags(how: Ptr) -> u64;
     pub fn shim_atomic_add(p: *mut u64, v: u64);
 }

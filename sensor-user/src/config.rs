@@ -225,6 +225,22 @@ pub struct SensorSection {
     pub ring_buffer_mib: Option<u32>,
     /// Seconds between `heartbeat` events; 60 when absent.
     pub heartbeat_s: Option<u64>,
+    /// Hook tier for the VFS operations (`auto` when absent): see [`Tier`].
+    pub tier: Option<Tier>,
+}
+
+/// Which hook tier reports the file operations the VFS hooks cover (writes,
+/// unlink, rename, chmod/chown/truncate/utimes). `auto` takes, per hook, the
+/// first of fentry, kprobe, tracepoint the kernel allows; a forced tier uses only
+/// that one and falls back to the syscall tracepoints for the hooks it refuses.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    #[default]
+    Auto,
+    Fentry,
+    Kprobe,
+    Tracepoint,
 }
 
 /// Heartbeat interval when `[sensor] heartbeat_s` is absent.
@@ -598,6 +614,16 @@ mod tests {
         assert!(e.message.contains("heartbeat_s = 0"), "{e}");
         let e = Config::parse("[integrity]\nkey = \"k\"\n", "p.toml").unwrap_err();
         assert_eq!((e.line, e.column), (2, 7), "{e}");
+    }
+
+    #[test]
+    fn sensor_tier_parses_and_names_bad_values() {
+        let c = Config::parse("[sensor]\ntier = \"kprobe\"\n", "p.toml").unwrap();
+        assert_eq!(c.sensor.tier, Some(Tier::Kprobe));
+        assert_eq!(Config::parse("", "p.toml").unwrap().sensor.tier, None);
+        let e = Config::parse("[sensor]\ntier = \"lsm\"\n", "p.toml").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        assert!(e.message.contains("fentry"), "{e}");
     }
 
     #[test]

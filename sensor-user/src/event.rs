@@ -200,7 +200,7 @@ pub struct ParentProcess {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Source {
-    /// Hook tier: `tracepoint` here; `fentry`, `kprobe`, `lsm`, `scan` later.
+    /// Hook tier: `tracepoint`, `fentry`, `kprobe` (realtime) or `scan`.
     pub tier: &'static str,
     pub syscall: &'static str,
     /// `inode`: decided in the kernel on inodes; `path`: confirmed in user space
@@ -219,6 +219,10 @@ pub struct SensorInfo {
     pub hooks_failed: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hooks_attached: Option<usize>,
+    /// start (Linux): operation group -> the hook tier reporting it
+    /// (`write`, `unlink`, `rename`, `setattr` -> `fentry`, `kprobe`, `tracepoint`).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tiers: std::collections::BTreeMap<String, String>,
     /// gap: records the kernel could not deliver since the previous gap event.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lost: Option<u64>,
@@ -244,6 +248,12 @@ pub struct SensorInfo {
     pub uptime_s: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// blind_spot: what the running hook set cannot see (`io_uring`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blind_spot: Option<&'static str>,
+    /// blind_spot: the process it concerns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_pid: Option<u32>,
     /// scan_started / scan_finished: which verification scan, and its outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scan: Option<Box<ScanInfo>>,

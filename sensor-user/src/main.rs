@@ -35,6 +35,23 @@ enum Command {
         /// ([integrity] key, else host.key next to the store).
         #[arg(long, value_name = "PATH")]
         key: Option<PathBuf>,
+        /// Hook tier for writes, unlink, rename and attribute changes ([sensor]
+        /// tier, else auto): auto takes per hook the first of fentry, kprobe,
+        /// tracepoint the kernel allows; a forced tier falls back to the syscall
+        /// tracepoints only for the hooks it refuses. `vigil doctor` shows the choice.
+        #[arg(long, value_enum)]
+        tier: Option<vigil::config::Tier>,
+    },
+    /// What this kernel allows Vigil to hook: BTF, lockdown, each hook and the
+    /// tier it would use (or why none), ring buffer, BPF-LSM, and what the
+    /// chosen set cannot see. Needs root (it loads and unloads the programs).
+    Doctor {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Probe as `vigil run --tier` would.
+        #[arg(long, value_enum, default_value = "auto")]
+        tier: vigil::config::Tier,
     },
     /// Check a native NDJSON feed (FILE, or - for stdin) against the host
     /// key: edited, missing, reordered or duplicated events, restarts
@@ -313,7 +330,12 @@ fn real_main(cli: Cli) -> Result<()> {
             record,
             db,
             key,
-        } => run(args, record, db, key),
+            tier,
+        } => run(args, record, db, key, tier),
+        #[cfg(target_os = "linux")]
+        Command::Doctor { json, tier } => vigil::linux::doctor::run(json, tier),
+        #[cfg(not(target_os = "linux"))]
+        Command::Doctor { .. } => anyhow::bail!("vigil doctor is only implemented on Linux so far"),
         Command::Verify { file, key } => verify(&file, key),
         Command::Key { command } => key_command(command),
         Command::Hash { sha256, files } => hash(sha256, &files),
@@ -373,6 +395,7 @@ struct Sensor {
     settings: vigil::pipeline::Settings,
     emitter: vigil::pipeline::emit::Emitter,
     ring_buffer_mib: u32,
+    tier: Option<vigil::config::Tier>,
 }
 
 #[cfg(target_os = "linux")]
@@ -418,9 +441,11 @@ impl Sensor {
             .collect::<Result<Vec<_>>>()?;
         let rules = RuleSet::load(&cfg.rules)?;
         let ring_buffer_mib = cfg.sensor.ring_buffer_mib.unwrap_or(16);
+        let tier = cfg.sensor.tier;
         let policy = vigil::policy::Policy::new(cfg);
         Ok(Sensor {
             ring_buffer_mib,
+            tier,
             settings: Settings::from_policy(&policy),
             emitter: Emitter::new(sinks, rules, host),
             policy,
@@ -697,9 +722,11 @@ fn run(
     record: Option<PathBuf>,
     db: Option<PathBuf>,
     key: Option<PathBuf>,
+    tier: Option<vigil::config::Tier>,
 ) -> Result<()> {
     use vigil::integrity::{key_path, HostKey};
     let s = Sensor::prepare(args)?;
+    let tier = tier.or(s.tier).unwrap_or_default();
     // Not root, no BTF: say so before anything else (the key directory
     // would be the first thing to fail).
     vigil::linux::loader::preflight()?;
@@ -743,6 +770,7 @@ fn run(
         emitter: s.emitter.with_journal(store).with_chain(key),
         settings: s.settings,
         ring_buffer_mib: s.ring_buffer_mib,
+        tier,
         record,
         scans,
         heartbeat: std::time::Duration::from_secs(heartbeat),
@@ -750,7 +778,13 @@ fn run(
 }
 
 #[cfg(not(target_os = "linux"))]
-fn run(_: RunArgs, _: Option<PathBuf>, _: Option<PathBuf>, _: Option<PathBuf>) -> Result<()> {
+fn run(
+    _: RunArgs,
+    _: Option<PathBuf>,
+    _: Option<PathBuf>,
+    _: Option<PathBuf>,
+    _: Option<vigil::config::Tier>,
+) -> Result<()> {
     anyhow::bail!("vigil run is only implemented on Linux so far")
 }
 

@@ -406,3 +406,72 @@ fn a_killed_run_is_named_by_verify_and_the_restart_chains_anew() {
     );
     assert!(text.contains("2 runs (1 restarts), 0 breaks"), "{text}");
 }
+
+/// `vigil doctor --json` and `vigil run` agree on the tier of each VFS hook, and
+/// every group left on the tracepoints has its blind spot listed. An io_uring
+/// write (no write syscall) is then reported with the submitter's pid when the
+/// write group is on a VFS tier, and not at all on the tracepoint tier (as on
+/// the CI kernel: fentry EPERM, no kprobes).
+#[test]
+fn doctor_tiers_match_run_and_io_uring_follows_the_write_tier() {
+    let out = Command::new(vigil_bin())
+        .args(["doctor", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hooks = doctor["hooks"].as_array().expect("hooks");
+    assert_eq!(hooks.len(), 4, "{doctor:#}");
+    assert_eq!(doctor["btf"], true);
+    assert_eq!(doctor["ring_buffer"], true);
+    let blind: Vec<&str> = doctor["blind_spots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b.as_str())
+        .collect();
+    assert!(blind.iter().any(|b| b.contains("mmap")), "{blind:?}");
+
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut s = Sensor::start(&["--watch", dir.path().to_str().unwrap()], None);
+    let start = s.events().into_iter().next().unwrap();
+    for h in hooks {
+        let group = h["group"].as_str().unwrap();
+        assert_eq!(start["tiers"][group], h["tier"], "{group}: {start:#} {h:#}");
+    }
+    let write_tier = start["tiers"]["write"].as_str().unwrap().to_string();
+    assert_eq!(
+        write_tier == "tracepoint",
+        blind
+            .iter()
+            .any(|b| b.contains("io_uring (IORING_OP_WRITE")),
+        "{blind:?}"
+    );
+
+    std::fs::write(dir.path().join("f"), b"seed").unwrap();
+    let pid = run_ok(dir.path(), &["io_uring-write", "f"]);
+    let sentinel = run_ok(dir.path(), &["mkdir", "sentinel"]);
+    s.wait_for(|e| e["process"]["pid"] == sentinel);
+    let path = dir.path().join("f").display().to_string();
+    let modified: Vec<_> = s
+        .events()
+        .into_iter()
+        .filter(|e| e["action"] == "modified" && e["path"] == path.as_str())
+        .collect();
+    if write_tier == "tracepoint" {
+        assert!(modified.is_empty(), "{modified:#?}");
+        // Not silent: the ring's setup is reported as a blind spot.
+        let b = s.wait_for(|e| e["action"] == "blind_spot" && e["subject_pid"] == pid);
+        assert_eq!(b["kind"], "sensor");
+        assert_eq!(b["blind_spot"], "io_uring");
+    } else {
+        let e = s.wait_for(|e| e["action"] == "modified" && e["path"] == path.as_str());
+        assert_eq!(e["process"]["pid"], pid, "{e:#}");
+        assert_eq!(e["source"]["tier"], write_tier.as_str());
+    }
+    s.stop();
+}

@@ -40,8 +40,10 @@ const KERNELS: &[(&str, &str)] = &[
 /// Booting takes 5-10 s under TCG, loading vigil's programs about a minute
 /// (the verifier is slow in emulation); this only catches a hang.
 const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
-/// The tiers the guest runs (the VFS tiers come later).
-const TIERS: &[&str] = &["tracepoint"];
+/// The `vigil run --tier` values the guest runs, one sensor start each: auto
+/// (per hook the first of fentry, kprobe that the kernel allows), kprobe forced,
+/// and the syscall tracepoints alone.
+const TIERS: &[&str] = &["auto", "kprobe", "tracepoint"];
 
 struct Kernel {
     suite: &'static str,
@@ -520,6 +522,23 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path) -> Result<Boot> {
 }
 
 /// Prints the kernel x scenario table and every failure; true when all passed.
+/// "write=fentry,unlink=fentry,..." -> "fentry" when all agree, else
+/// "w:fentry u:kprobe ..." (first letter of each group).
+fn tier_cell(detail: &str) -> String {
+    let pairs: Vec<(&str, &str)> = detail
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .collect();
+    match pairs.first() {
+        Some((_, t)) if pairs.iter().all(|(_, u)| u == t) => t.to_string(),
+        _ => pairs
+            .iter()
+            .map(|(g, t)| format!("{}:{t}", &g[..1]))
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 fn report(boots: &[Boot]) -> bool {
     let mut rows: Vec<(String, String)> = Vec::new();
     for b in boots {
@@ -546,6 +565,8 @@ fn report(boots: &[Boot]) -> bool {
         out.push_str(&format!("{:width$}", format!("{tier}/{sc}")));
         for b in boots {
             let cell = match b.results.get(&(tier.clone(), sc.clone())) {
+                // The tier each operation group got: the tier column of the table.
+                Some((true, d)) if sc == "tiers" => &tier_cell(d),
                 Some((true, _)) => "PASS",
                 Some((false, _)) => {
                     ok = false;

@@ -10,6 +10,8 @@ pub enum Record {
     Exec(Box<ExecRecord>),
     Fork(TaskRecord),
     Exit(TaskRecord),
+    /// `code` is a [`sensor_common::blind`] reason.
+    BlindSpot(TaskRecord),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +45,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         kind::EXEC => Record::Exec(Box::new(read(bytes, k)?)),
         kind::FORK => Record::Fork(read(bytes, k)?),
         kind::EXIT => Record::Exit(read(bytes, k)?),
+        kind::BLIND_SPOT => Record::BlindSpot(read(bytes, k)?),
         other => return Err(DecodeError::UnknownKind(other)),
     })
 }

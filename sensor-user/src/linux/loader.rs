@@ -1,11 +1,19 @@
 //! Loads the embedded eBPF object, fills its maps from the policy and attaches
 //! every hook the kernel allows, reporting (not failing on) the ones it refuses.
+//!
+//! Tiers, per hook: the VFS hooks ([`VFS_HOOKS`]) try fentry/fexit, then
+//! kprobe/kretprobe; a hook neither allows leaves its operations to the syscall
+//! tracepoints. Dedup rule: a syscall whose operation a VFS hook reports is not
+//! attached as a tracepoint (unlinkat, which is also rmdir, is attached and told
+//! through `SensorConfig::vfs` to skip what vfs_unlink reports).
+use crate::config::Tier;
 use crate::policy::Policy;
 use anyhow::{bail, Context, Result};
 use aya::maps::{lpm_trie::Key, Array, HashMap, LpmTrie, MapData, PerCpuArray};
-use aya::programs::Program;
+use aya::programs::{FEntry, FExit, KProbe, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
-use sensor_common::{lost, InodeKey, PrefixValue, RootValue, SensorConfig, LPM_DATA};
+use sensor_common::{lost, vfs, InodeKey, PrefixValue, RootValue, SensorConfig, LPM_DATA};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The eBPF object built by build.rs from sensor-ebpf.
@@ -18,6 +26,279 @@ pub struct Loaded {
     pub attached: Vec<String>,
     /// `hook: reason` for each hook that could not be loaded or attached.
     pub failed: Vec<String>,
+    /// Operation group (`write`, `unlink`, `rename`, `setattr`) -> the tier that
+    /// reports it (`fentry`, `kprobe`, `tracepoint`).
+    pub tiers: BTreeMap<String, String>,
+}
+
+/// A VFS function hooked for one group of operations.
+pub struct VfsHook {
+    /// The operation group, as in `Loaded::tiers`.
+    pub group: &'static str,
+    /// The kernel function.
+    pub function: &'static str,
+    /// Its bit in `SensorConfig::vfs`.
+    pub mask: u32,
+    /// Argument layouts, by the function's parameter count in the kernel's BTF:
+    /// (count, suffix of the fentry/kprobe programs). Idmapped mounts (5.12) added
+    /// a leading argument to vfs_unlink and notify_change and turned vfs_rename's
+    /// six arguments into a `struct renamedata` (which Debian's 5.10 backports:
+    /// the kernel version does not tell). Another count: the hook is refused.
+    pub layouts: &'static [(usize, &'static str)],
+    /// fentry tier: (program, is fexit).
+    pub fentry: &'static [(&'static str, bool)],
+    /// kprobe tier: (program, is kretprobe; kretprobes are not versioned).
+    pub kprobe: &'static [(&'static str, bool)],
+    /// Syscalls whose tracepoints are left unattached while this hook is on.
+    pub syscalls: &'static [&'static str],
+    /// What the tracepoint tier misses when this hook is not on.
+    pub blind: &'static str,
+}
+
+pub const VFS_HOOKS: &[VfsHook] = &[
+    VfsHook {
+        group: "write",
+        function: "rw_verify_area",
+        mask: vfs::WRITE,
+        layouts: &[(4, "")],
+        fentry: &[("rw_verify_area_fexit", true)],
+        kprobe: &[("rw_verify_area_kprobe", false)],
+        // io_uring_setup: the tracepoint tier's blind-spot detector, moot here.
+        syscalls: &[
+            "write",
+            "pwrite64",
+            "writev",
+            "pwritev",
+            "pwritev2",
+            "io_uring_setup",
+        ],
+        blind: "writes that make no write syscall: io_uring (IORING_OP_WRITE*), aio, splice, sendfile and copy_file_range into a file, nfsd and other in-kernel writers",
+    },
+    VfsHook {
+        group: "unlink",
+        function: "vfs_unlink",
+        mask: vfs::UNLINK,
+        layouts: &[(3, "_v1"), (4, "_v2")],
+        fentry: &[("vfs_unlink_fentry", false), ("vfs_unlink_fexit", true)],
+        kprobe: &[("vfs_unlink_kprobe", false), ("vfs_unlink_kretprobe", true)],
+        syscalls: &["unlink"],
+        blind: "unlinks that make no unlink syscall: io_uring (IORING_OP_UNLINKAT), nfsd, overlayfs copy-up",
+    },
+    VfsHook {
+        group: "rename",
+        function: "vfs_rename",
+        mask: vfs::RENAME,
+        layouts: &[(6, "_v1"), (1, "_v2")],
+        fentry: &[("vfs_rename_fentry", false), ("vfs_rename_fexit", true)],
+        kprobe: &[("vfs_rename_kprobe", false), ("vfs_rename_kretprobe", true)],
+        syscalls: &["rename", "renameat", "renameat2"],
+        blind: "renames that make no rename syscall: io_uring (IORING_OP_RENAMEAT), nfsd",
+    },
+    VfsHook {
+        group: "setattr",
+        function: "notify_change",
+        mask: vfs::SETATTR,
+        layouts: &[(3, "_v1"), (4, "_v2")],
+        fentry: &[("notify_change_fentry", false), ("notify_change_fexit", true)],
+        kprobe: &[
+            ("notify_change_kprobe", false),
+            ("notify_change_kretprobe", true),
+        ],
+        syscalls: &[
+            "chmod",
+            "fchmod",
+            "fchmodat",
+            "fchmodat2",
+            "chown",
+            "fchown",
+            "lchown",
+            "fchownat",
+            "truncate",
+            "ftruncate",
+            "utimensat",
+            "utimes",
+            "utime",
+            "futimesat",
+        ],
+        blind: "attribute changes that make no syscall: nfsd setattr, io_uring ftruncate (6.9+)",
+    },
+];
+
+/// Blind spots of the tracepoint tier whatever the VFS hooks: no hook of any
+/// tier sees stores through a shared writable mapping.
+pub const ALWAYS_BLIND: &[&str] =
+    &["stores through a writable shared mmap (found by the verification scan)"];
+
+/// The parameter counts of every VFS hook's function in the running kernel's BTF.
+pub fn param_counts() -> std::collections::HashMap<String, usize> {
+    let names: Vec<&str> = VFS_HOOKS.iter().map(|h| h.function).collect();
+    super::btf::kernel_param_counts(&names).unwrap_or_else(|e| {
+        tracing::warn!("cannot read the VFS functions' signatures from BTF: {e}");
+        Default::default()
+    })
+}
+
+/// The program suffix for `hook` on this kernel, or why it has no layout we know.
+pub fn layout(
+    hook: &VfsHook,
+    params: &std::collections::HashMap<String, usize>,
+) -> std::result::Result<&'static str, String> {
+    let Some(n) = params.get(hook.function) else {
+        return Err(format!(
+            "{} is not in the kernel's BTF (inlined, or renamed)",
+            hook.function
+        ));
+    };
+    hook.layouts
+        .iter()
+        .find(|(count, _)| count == n)
+        .map(|(_, suffix)| *suffix)
+        .ok_or_else(|| {
+            format!(
+                "{} has {n} parameters: a signature Vigil does not know",
+                hook.function
+            )
+        })
+}
+
+/// The programs of `hook` for `tier` (fentry or kprobe): (name, return probe).
+/// Return probes of the kprobe tier read no argument and have one layout.
+fn programs(hook: &VfsHook, tier: Tier, suffix: &str) -> Vec<(String, bool)> {
+    let list = if tier == Tier::Fentry {
+        hook.fentry
+    } else {
+        hook.kprobe
+    };
+    list.iter()
+        .map(|(name, ret)| {
+            if tier == Tier::Kprobe && *ret {
+                (name.to_string(), *ret)
+            } else {
+                (format!("{name}{suffix}"), *ret)
+            }
+        })
+        .collect()
+}
+
+/// Loads and attaches `hook` on `tier`; on failure unloads what it loaded and
+/// says which program failed and why.
+pub fn try_vfs_hook(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    hook: &VfsHook,
+    tier: Tier,
+    params: &std::collections::HashMap<String, usize>,
+) -> std::result::Result<(), String> {
+    let progs = programs(hook, tier, layout(hook, params)?);
+    for (name, ret) in &progs {
+        if let Err(why) = attach_one(ebpf, btf, hook.function, name, tier, *ret) {
+            // All or nothing: an fentry without its fexit would park records forever.
+            for (n, _) in &progs {
+                unload(ebpf, n);
+            }
+            return Err(format!("{name}: {why}"));
+        }
+    }
+    Ok(())
+}
+
+fn attach_one(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    function: &str,
+    name: &str,
+    tier: Tier,
+    ret: bool,
+) -> std::result::Result<(), String> {
+    let prog = ebpf
+        .program_mut(name)
+        .ok_or_else(|| format!("program {name} is missing from the eBPF object"))?;
+    match (tier, ret) {
+        (Tier::Fentry, false) => {
+            let p: &mut FEntry = prog.try_into().map_err(|e| format!("{e}"))?;
+            p.load(function, btf).map_err(describe)?;
+            p.attach().map(drop).map_err(describe)
+        }
+        (Tier::Fentry, true) => {
+            let p: &mut FExit = prog.try_into().map_err(|e| format!("{e}"))?;
+            p.load(function, btf).map_err(describe)?;
+            p.attach().map(drop).map_err(describe)
+        }
+        _ => {
+            let p: &mut KProbe = prog.try_into().map_err(|e| format!("{e}"))?;
+            p.load().map_err(describe)?;
+            p.attach(function, 0).map(drop).map_err(describe)
+        }
+    }
+}
+
+/// Detaches and unloads a program if it was loaded (errors mean it was not).
+fn unload(ebpf: &mut Ebpf, name: &str) {
+    let Some(prog) = ebpf.program_mut(name) else {
+        return;
+    };
+    let _ = match prog {
+        Program::FEntry(p) => p.unload(),
+        Program::FExit(p) => p.unload(),
+        Program::KProbe(p) => p.unload(),
+        _ => Ok(()),
+    };
+}
+
+/// The outcome of probing one VFS hook: the tier it got, or why each refused.
+pub struct HookChoice {
+    pub hook: &'static VfsHook,
+    /// `fentry`, `kprobe` or `tracepoint`.
+    pub tier: &'static str,
+    /// (tier, reason) for each tier tried and refused.
+    pub refused: Vec<(&'static str, String)>,
+}
+
+/// Attaches each VFS hook on the first tier `wanted` allows (auto: fentry, then
+/// kprobe), leaving the hook to the tracepoints when none does.
+pub fn attach_vfs(ebpf: &mut Ebpf, btf: &Btf, wanted: Tier) -> Vec<HookChoice> {
+    let order: &[Tier] = match wanted {
+        Tier::Auto => &[Tier::Fentry, Tier::Kprobe],
+        Tier::Fentry => &[Tier::Fentry],
+        Tier::Kprobe => &[Tier::Kprobe],
+        Tier::Tracepoint => &[],
+    };
+    let params = if order.is_empty() {
+        Default::default()
+    } else {
+        param_counts()
+    };
+    VFS_HOOKS
+        .iter()
+        .map(|hook| {
+            let mut refused = Vec::new();
+            let mut tier = "tracepoint";
+            for t in order {
+                let name = tier_name(*t);
+                match try_vfs_hook(ebpf, btf, hook, *t, &params) {
+                    Ok(()) => {
+                        tier = name;
+                        break;
+                    }
+                    Err(why) => refused.push((name, why)),
+                }
+            }
+            HookChoice {
+                hook,
+                tier,
+                refused,
+            }
+        })
+        .collect()
+}
+
+pub fn tier_name(t: Tier) -> &'static str {
+    match t {
+        Tier::Auto => "auto",
+        Tier::Fentry => "fentry",
+        Tier::Kprobe => "kprobe",
+        Tier::Tracepoint => "tracepoint",
+    }
 }
 
 /// Checks what the sensor needs before touching the kernel, with errors that say
@@ -46,16 +327,51 @@ fn mount_tracefs() -> Result<()> {
         .with_context(|| format!("tracefs is not mounted and mounting it on {TRACEFS} failed; mount it: mount -t tracefs tracefs {TRACEFS}"))
 }
 
-/// Loads, configures and attaches. `ring_mib` sizes the event ring buffer.
-pub fn load(policy: &Policy, ring_mib: u32) -> Result<Loaded> {
+/// Loads, configures and attaches. `ring_mib` sizes the event ring buffer;
+/// `tier` chooses the VFS hooks' tier.
+pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
     let mut ebpf = EbpfLoader::new()
         .map_max_entries("EVENTS", ring_mib * 1024 * 1024)
         .load(OBJECT)
         .context("loading the eBPF object (maps) failed")?;
     configure(&mut ebpf, policy)?;
     let btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
-    let names: Vec<String> = ebpf.programs().map(|(n, _)| n.to_string()).collect();
     let (mut attached, mut failed) = (Vec::new(), Vec::new());
+    let mut tiers = BTreeMap::new();
+    let mut skip: Vec<String> = Vec::new();
+    let mut mask = 0;
+    // VFS hooks first: the tracepoints they make redundant are then left out.
+    for choice in attach_vfs(&mut ebpf, &btf, tier) {
+        let hook = choice.hook;
+        tiers.insert(hook.group.to_string(), choice.tier.to_string());
+        if choice.tier != "tracepoint" {
+            mask |= hook.mask;
+            attached.push(format!("{}:{}", choice.tier, hook.function));
+            for s in hook.syscalls {
+                skip.push(format!("sys_enter_{s}"));
+                skip.push(format!("sys_exit_{s}"));
+            }
+        } else {
+            for (t, why) in &choice.refused {
+                tracing::info!(
+                    hook = hook.function,
+                    "{t} refused, using the syscall tracepoints: {why}"
+                );
+                // Under auto the fallback is the plan, not a failure; a forced
+                // tier the kernel refuses is worth a line in the start event.
+                if matches!(tier, Tier::Fentry | Tier::Kprobe) {
+                    failed.push(format!("{t}:{}: {why}", hook.function));
+                }
+            }
+        }
+    }
+    set_vfs_mask(&mut ebpf, mask)?;
+    let names: Vec<String> = ebpf
+        .programs()
+        .filter(|(_, p)| matches!(p, Program::TracePoint(_) | Program::BtfTracePoint(_)))
+        .map(|(n, _)| n.to_string())
+        .filter(|n| !skip.contains(n))
+        .collect();
     for name in names {
         let prog = ebpf.program_mut(&name).expect("listed program");
         let result = match prog {
@@ -90,7 +406,27 @@ pub fn load(policy: &Policy, ring_mib: u32) -> Result<Loaded> {
         ebpf,
         attached,
         failed,
+        tiers,
     })
+}
+
+/// Loads the eBPF object with minimal maps, for probing (`vigil doctor`).
+pub fn load_object() -> Result<(Ebpf, Btf)> {
+    let ebpf = EbpfLoader::new()
+        .map_max_entries("EVENTS", 4096 * 16)
+        .load(OBJECT)
+        .context("loading the eBPF object (maps) failed")?;
+    let btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
+    Ok((ebpf, btf))
+}
+
+fn set_vfs_mask(ebpf: &mut Ebpf, mask: u32) -> Result<()> {
+    let mut config: Array<&mut MapData, SensorConfig> =
+        Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+    let mut c = config.get(&0, 0)?;
+    c.vfs = mask;
+    config.set(0, c, 0)?;
+    Ok(())
 }
 
 /// A short reason, without the verifier log (logged at debug level).
@@ -101,7 +437,16 @@ fn describe(e: aya::programs::ProgramError) -> String {
         aya::programs::ProgramError::LoadError { io_error, .. } => {
             format!("the kernel refused to load it: {io_error}")
         }
-        other => other.to_string(),
+        other => {
+            // The outer message often names only the file that failed; the cause is below.
+            let mut msg = other.to_string();
+            let mut cause = std::error::Error::source(&other);
+            while let Some(c) = cause {
+                msg.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            msg
+        }
     }
 }
 
@@ -112,7 +457,7 @@ fn configure(ebpf: &mut Ebpf, policy: &Policy) -> Result<()> {
         0,
         SensorConfig {
             self_tgid: std::process::id(),
-            _pad: 0,
+            vfs: 0,
             generation: 1,
         },
         0,
@@ -201,4 +546,29 @@ pub fn forget_sessions(ebpf: &mut Ebpf, tgid: u32) -> Result<()> {
         let _ = sessions.remove(&k);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_names_follow_the_layout() {
+        let unlink = &VFS_HOOKS[1];
+        let params: std::collections::HashMap<String, usize> =
+            [("vfs_unlink".to_string(), 4), ("vfs_rename".to_string(), 1)].into();
+        assert_eq!(layout(unlink, &params), Ok("_v2"));
+        assert_eq!(layout(&VFS_HOOKS[2], &params), Ok("_v2"));
+        assert!(layout(&VFS_HOOKS[3], &params).is_err());
+        let fentry = programs(unlink, Tier::Fentry, "_v1");
+        assert_eq!(fentry[0].0, "vfs_unlink_fentry_v1");
+        assert_eq!(fentry[1].0, "vfs_unlink_fexit_v1");
+        let kprobe = programs(unlink, Tier::Kprobe, "_v2");
+        assert_eq!(kprobe[0].0, "vfs_unlink_kprobe_v2");
+        assert_eq!(kprobe[1].0, "vfs_unlink_kretprobe");
+        assert_eq!(
+            programs(&VFS_HOOKS[0], Tier::Fentry, "")[0].0,
+            "rw_verify_area_fexit"
+        );
+    }
 }

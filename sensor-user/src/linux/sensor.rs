@@ -28,6 +28,8 @@ pub struct Options {
     pub emitter: Emitter,
     pub settings: Settings,
     pub ring_buffer_mib: u32,
+    /// The VFS hooks' tier (`--tier`, `[sensor] tier`).
+    pub tier: crate::config::Tier,
     /// Also append every raw ring-buffer record here (for `vigil replay`).
     pub record: Option<std::path::PathBuf>,
     /// A `heartbeat` event this often (`[sensor] heartbeat_s`).
@@ -55,7 +57,7 @@ enum Msg {
 
 pub fn run(opts: Options) -> Result<()> {
     loader::preflight()?;
-    let mut loaded = loader::load(&opts.policy, opts.ring_buffer_mib)?;
+    let mut loaded = loader::load(&opts.policy, opts.ring_buffer_mib, opts.tier)?;
     let ring = RingBuf::try_from(loaded.ebpf.take_map("EVENTS").context("EVENTS map")?)?;
     let ebpf = Arc::new(Mutex::new(loaded.ebpf));
 
@@ -78,6 +80,7 @@ pub fn run(opts: Options) -> Result<()> {
                 .collect(),
             hooks_attached: Some(loaded.attached.len()),
             hooks_failed: std::mem::take(&mut loaded.failed),
+            tiers: std::mem::take(&mut loaded.tiers),
             heartbeat_s: Some(opts.heartbeat.as_secs()),
             ..Default::default()
         },
@@ -241,6 +244,8 @@ pub(super) struct Attributor {
     /// Open write sessions per process (the record that opened each): closed
     /// with a marker when the process exits, and cleared from the kernel map.
     sessions: HashMap<u32, Vec<FileRecord>>,
+    /// Processes (tgid, start time) already reported in a blind_spot event.
+    blind_reported: std::collections::HashSet<(u32, u64)>,
 }
 
 impl Attributor {
@@ -262,6 +267,7 @@ impl Attributor {
             ebpf,
             boot_offset_ns: boot_offset_ns(),
             sessions: HashMap::new(),
+            blind_reported: Default::default(),
             process_cache: HashMap::new(),
         }
     }
@@ -362,7 +368,7 @@ impl Attributor {
             Record::Fork(t) | Record::Exit(t) => {
                 self.process_cache.remove(&t.process.tgid);
             }
-            Record::File(_) => {}
+            Record::File(_) | Record::BlindSpot(_) => {}
         }
         match r {
             Record::Exec(e) => {
@@ -403,6 +409,33 @@ impl Attributor {
                     }
                 }
                 self.procs.exit(t.process.tgid);
+            }
+            Record::BlindSpot(t) => {
+                // Once per process: a ring serves many writes.
+                if self
+                    .blind_reported
+                    .insert((t.process.tgid, t.process.start_boottime))
+                {
+                    let p = &t.process;
+                    let message = format!(
+                        "process {} ({}, uid {}) set up io_uring: file writes it submits \
+                         through io_uring make no write syscall and are not seen on the \
+                         tracepoint tier (vigil doctor lists the blind spots); the \
+                         verification scan is the backstop",
+                        p.tgid,
+                        cstr(&p.comm),
+                        p.uid
+                    );
+                    self.emit_sensor(
+                        "blind_spot",
+                        SensorInfo {
+                            message: Some(message),
+                            blind_spot: Some("io_uring"),
+                            subject_pid: Some(p.tgid),
+                            ..Default::default()
+                        },
+                    )?;
+                }
             }
             Record::File(f) => {
                 if let Some(c) = self.file_event(&f) {
@@ -498,7 +531,9 @@ impl Attributor {
         if matches!(f.sys, sys::FALLOCATE) {
             details.insert("fallocate_mode".into(), f.flags.into());
         }
-        if matches!(f.sys, sys::TRUNCATE | sys::FTRUNCATE) {
+        if matches!(f.sys, sys::TRUNCATE | sys::FTRUNCATE)
+            || (f.sys == sys::NOTIFY_CHANGE && f.op == op::TRUNCATED)
+        {
             details.insert("length".into(), f.flags.into());
         }
         let file_type = match (f.op, is_dir) {
@@ -532,7 +567,7 @@ impl Attributor {
                 watch,
                 process,
                 source: Source {
-                    tier: "tracepoint",
+                    tier: tier_name(f.tier),
                     syscall: syscall_name(f.sys),
                     decided_by,
                 },
@@ -757,6 +792,15 @@ fn boot_offset_ns() -> i128 {
     clock_ns(libc::CLOCK_REALTIME) - clock_ns(libc::CLOCK_BOOTTIME)
 }
 
+/// `source.tier` of a file record.
+pub fn tier_name(t: u8) -> &'static str {
+    match t {
+        sensor_common::tier::FENTRY => "fentry",
+        sensor_common::tier::KPROBE => "kprobe",
+        _ => "tracepoint",
+    }
+}
+
 fn mknod_type(mode: u32) -> &'static str {
     // mknod with type bits 0 creates a regular file.
     if mode & libc::S_IFMT == 0 {
@@ -817,6 +861,10 @@ pub fn syscall_name(s: u16) -> &'static str {
         sys::DUP2 => "dup2",
         sys::DUP3 => "dup3",
         sys::EXIT => "exit",
+        sys::RW_VERIFY_AREA => "rw_verify_area",
+        sys::VFS_UNLINK => "vfs_unlink",
+        sys::VFS_RENAME => "vfs_rename",
+        sys::NOTIFY_CHANGE => "notify_change",
         _ => "unknown",
     }
 }

@@ -275,6 +275,11 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>) {
     v.insert("events_emitted".into(), json!(s.events_emitted));
     v.insert("lost_total".into(), json!(s.lost_total));
     v.insert("uptime_s".into(), json!(s.uptime_s));
+    if !s.tiers.is_empty() {
+        v.insert("tiers".into(), json!(s.tiers));
+    }
+    v.insert("blind_spot".into(), json!(s.blind_spot));
+    v.insert("subject_pid".into(), json!(s.subject_pid));
 }
 
 #[cfg(test)]

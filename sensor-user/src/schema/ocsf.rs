@@ -284,6 +284,11 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>, unmapped: &m
     u.insert("events_emitted".into(), json!(s.events_emitted));
     u.insert("lost_total".into(), json!(s.lost_total));
     u.insert("uptime_s".into(), json!(s.uptime_s));
+    if !s.tiers.is_empty() {
+        u.insert("tiers".into(), json!(s.tiers));
+    }
+    u.insert("blind_spot".into(), json!(s.blind_spot));
+    u.insert("subject_pid".into(), json!(s.subject_pid));
 }
 
 /// An OCSF `file` object for `path` with what is known of its state.

@@ -113,6 +113,13 @@ fn main() {
                 0o644,
             ),
             "openat-creat" => open(a(1), libc::O_CREAT | libc::O_WRONLY),
+            // One IORING_OP_WRITE (no write syscall): the VFS tier must see it,
+            // the tracepoint tier cannot. `io_uring-write-async` forces the
+            // io-wq worker (IOSQE_ASYNC).
+            "io_uring-write" => uring::write(fd_of(a(1), libc::O_WRONLY), &buf[..16], 0),
+            "io_uring-write-async" => {
+                uring::write(fd_of(a(1), libc::O_WRONLY), &buf[..16], uring::IOSQE_ASYNC)
+            }
             "openat-trunc" => open(a(1), libc::O_TRUNC | libc::O_WRONLY),
             "openat2-creat" => {
                 // struct open_how { u64 flags, mode, resolve; }
@@ -286,4 +293,164 @@ fn main() {
         }
     };
     check(ret, op);
+}
+
+/// The few io_uring pieces one write needs, through raw syscalls (no liburing:
+/// the binary is linked statically for the VM tests). UAPI layouts from
+/// include/uapi/linux/io_uring.h, stable since 5.1.
+mod uring {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    const IORING_OP_WRITE: u8 = 23;
+    pub const IOSQE_ASYNC: u8 = 1 << 4;
+    const IORING_ENTER_GETEVENTS: u32 = 1;
+    const OFF_SQ_RING: i64 = 0;
+    const OFF_CQ_RING: i64 = 0x800_0000;
+    const OFF_SQES: i64 = 0x1000_0000;
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct SqOffsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        flags: u32,
+        dropped: u32,
+        array: u32,
+        resv1: u32,
+        resv2: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct CqOffsets {
+        head: u32,
+        tail: u32,
+        ring_mask: u32,
+        ring_entries: u32,
+        overflow: u32,
+        cqes: u32,
+        flags: u32,
+        resv1: u32,
+        resv2: u64,
+    }
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct Params {
+        sq_entries: u32,
+        cq_entries: u32,
+        flags: u32,
+        sq_thread_cpu: u32,
+        sq_thread_idle: u32,
+        features: u32,
+        wq_fd: u32,
+        resv: [u32; 3],
+        sq_off: SqOffsets,
+        cq_off: CqOffsets,
+    }
+
+    #[repr(C)]
+    struct Sqe {
+        opcode: u8,
+        flags: u8,
+        ioprio: u16,
+        fd: i32,
+        off: u64,
+        addr: u64,
+        len: u32,
+        rw_flags: u32,
+        user_data: u64,
+        pad: [u64; 3],
+    }
+
+    #[repr(C)]
+    struct Cqe {
+        user_data: u64,
+        res: i32,
+        flags: u32,
+    }
+
+    unsafe fn map(fd: i32, len: usize, off: i64) -> *mut u8 {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_POPULATE,
+            fd,
+            off,
+        );
+        if p == libc::MAP_FAILED {
+            eprintln!(
+                "vigil-testop io_uring mmap: {}",
+                std::io::Error::last_os_error()
+            );
+            std::process::exit(1);
+        }
+        p as *mut u8
+    }
+
+    /// Writes `data` at offset 0 of `fd` with one IORING_OP_WRITE; returns the
+    /// completion's result (bytes written or -errno), or -1 with errno set.
+    pub fn write(fd: i32, data: &[u8], sqe_flags: u8) -> i64 {
+        unsafe {
+            let mut p = Params::default();
+            let ring = libc::syscall(libc::SYS_io_uring_setup, 1u32, &mut p as *mut Params);
+            if ring < 0 {
+                return ring;
+            }
+            let ring = ring as i32;
+            let sq_len = p.sq_off.array as usize + p.sq_entries as usize * 4;
+            let cq_len =
+                p.cq_off.cqes as usize + p.cq_entries as usize * std::mem::size_of::<Cqe>();
+            let sq = map(ring, sq_len, OFF_SQ_RING);
+            let cq = map(ring, cq_len, OFF_CQ_RING);
+            let sqes = map(
+                ring,
+                p.sq_entries as usize * std::mem::size_of::<Sqe>(),
+                OFF_SQES,
+            ) as *mut Sqe;
+            sqes.write(Sqe {
+                opcode: IORING_OP_WRITE,
+                flags: sqe_flags,
+                ioprio: 0,
+                fd,
+                off: 0,
+                addr: data.as_ptr() as u64,
+                len: data.len() as u32,
+                rw_flags: 0,
+                user_data: 7,
+                pad: [0; 3],
+            });
+            let tail = &*(sq.add(p.sq_off.tail as usize) as *const AtomicU32);
+            let mask = *(sq.add(p.sq_off.ring_mask as usize) as *const u32);
+            let t = tail.load(Ordering::Acquire);
+            *(sq.add(p.sq_off.array as usize) as *mut u32).add((t & mask) as usize) = 0;
+            tail.store(t + 1, Ordering::Release);
+            let n = libc::syscall(
+                libc::SYS_io_uring_enter,
+                ring,
+                1u32,
+                1u32,
+                IORING_ENTER_GETEVENTS,
+                std::ptr::null::<libc::sigset_t>(),
+                0usize,
+            );
+            if n < 0 {
+                return n;
+            }
+            let head = &*(cq.add(p.cq_off.head as usize) as *const AtomicU32);
+            let cmask = *(cq.add(p.cq_off.ring_mask as usize) as *const u32);
+            let h = head.load(Ordering::Acquire);
+            let cqe = &*(cq.add(p.cq_off.cqes as usize) as *const Cqe).add((h & cmask) as usize);
+            let res = cqe.res;
+            head.store(h + 1, Ordering::Release);
+            if res < 0 {
+                *libc::__errno_location() = -res;
+                return -1;
+            }
+            res as i64
+        }
+    }
 }

@@ -9,7 +9,15 @@
 //!   VMHOOK <kernel> <tier> <hook: reason>        (each hook the kernel refused)
 //! and exits 0 when every scenario passed.
 //!
-//! Usage: vigil-vmcheck [TIER]    (tier: `tracepoint`, the only one vigil has yet)
+//!   VMTEST <kernel> <tier> tiers PASS write=fentry,...  (the tier per operation group)
+//!
+//! Usage: vigil-vmcheck [TIER]    (`vigil run --tier`: auto, fentry, kprobe, tracepoint)
+//!
+//! A scenario whose operation a VFS hook reports (`group`) expects that hook's
+//! tier and VFS function in `source`; the start event says which tier each
+//! group got. The io_uring scenario expects an event attributed to the
+//! submitting process where the write group is on a VFS tier, and none (a blind
+//! spot, named by `vigil doctor`) where it is on the tracepoints.
 use serde_json::Value;
 use std::fs;
 use std::os::unix::process::CommandExt;
@@ -54,6 +62,8 @@ struct Scenario {
     target: Option<&'static str>,
     /// Further fields that must match: (JSON pointer, value).
     fields: &'static [(&'static str, &'static str)],
+    /// The operation group a VFS hook reports, and that hook's `source.syscall`.
+    vfs: Option<(&'static str, &'static str)>,
 }
 
 const fn s(
@@ -73,8 +83,14 @@ const fn s(
         syscall,
         target: None,
         fields: &[],
+        vfs: None,
     }
 }
+
+const WRITE: Option<(&str, &str)> = Some(("write", "rw_verify_area"));
+const UNLINK: Option<(&str, &str)> = Some(("unlink", "vfs_unlink"));
+const RENAME: Option<(&str, &str)> = Some(("rename", "vfs_rename"));
+const SETATTR: Option<(&str, &str)> = Some(("setattr", "notify_change"));
 
 fn scenarios() -> Vec<Scenario> {
     use Seed::*;
@@ -87,32 +103,44 @@ fn scenarios() -> Vec<Scenario> {
             "f",
             "openat",
         ),
-        s("write", &["write", "f"], File, "modified", "f", "write"),
+        Scenario {
+            vfs: WRITE,
+            ..s("write", &["write", "f"], File, "modified", "f", "write")
+        },
         // vigil-testop exits without closing: the marker comes from sched_process_exit.
-        s(
-            "write-exit",
-            &["write", "f"],
-            File,
-            "closed_after_write",
-            "f",
-            "exit",
-        ),
-        s(
-            "truncate",
-            &["truncate", "f"],
-            File,
-            "truncated",
-            "f",
-            "truncate",
-        ),
-        s(
-            "ftruncate",
-            &["ftruncate", "f"],
-            File,
-            "truncated",
-            "f",
-            "ftruncate",
-        ),
+        Scenario {
+            vfs: Some(("write", "exit")),
+            ..s(
+                "write-exit",
+                &["write", "f"],
+                File,
+                "closed_after_write",
+                "f",
+                "exit",
+            )
+        },
+        Scenario {
+            vfs: SETATTR,
+            ..s(
+                "truncate",
+                &["truncate", "f"],
+                File,
+                "truncated",
+                "f",
+                "truncate",
+            )
+        },
+        Scenario {
+            vfs: SETATTR,
+            ..s(
+                "ftruncate",
+                &["ftruncate", "f"],
+                File,
+                "truncated",
+                "f",
+                "ftruncate",
+            )
+        },
         s(
             "open-trunc",
             &["openat-trunc", "f"],
@@ -123,6 +151,7 @@ fn scenarios() -> Vec<Scenario> {
         ),
         Scenario {
             target: Some("new"),
+            vfs: RENAME,
             ..s(
                 "rename",
                 &["rename", "old", "new"],
@@ -134,6 +163,7 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             target: Some("new"),
+            vfs: RENAME,
             ..s(
                 "rename-exchange",
                 &["renameat2-exchange", "old", "new"],
@@ -143,7 +173,10 @@ fn scenarios() -> Vec<Scenario> {
                 "renameat2",
             )
         },
-        s("unlink", &["unlink", "f"], File, "deleted", "f", "unlink"),
+        Scenario {
+            vfs: UNLINK,
+            ..s("unlink", &["unlink", "f"], File, "deleted", "f", "unlink")
+        },
         Scenario {
             fields: &[("/file/type", "dir")],
             ..s("rmdir", &["rmdir", "d"], Dir, "deleted", "d", "rmdir")
@@ -176,6 +209,7 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             fields: &[("/details/mode", "600")],
+            vfs: SETATTR,
             ..s(
                 "chmod",
                 &["chmod", "f"],
@@ -185,22 +219,28 @@ fn scenarios() -> Vec<Scenario> {
                 "chmod",
             )
         },
-        s(
-            "chown",
-            &["chown", "f"],
-            File,
-            "owner_changed",
-            "f",
-            "chown",
-        ),
-        s(
-            "utimensat",
-            &["utimensat", "f"],
-            File,
-            "timestamps_changed",
-            "f",
-            "utimensat",
-        ),
+        Scenario {
+            vfs: SETATTR,
+            ..s(
+                "chown",
+                &["chown", "f"],
+                File,
+                "owner_changed",
+                "f",
+                "chown",
+            )
+        },
+        Scenario {
+            vfs: SETATTR,
+            ..s(
+                "utimensat",
+                &["utimensat", "f"],
+                File,
+                "timestamps_changed",
+                "f",
+                "utimensat",
+            )
+        },
         s(
             "setxattr",
             &["setxattr", "f"],
@@ -225,11 +265,19 @@ fn main() {
             if ok { "PASS" } else { "FAIL" }
         );
     };
+    // Each tier's run starts from empty trees and an empty feed.
+    let _ = fs::remove_file(OUTPUT);
     for d in [WATCHED, UNWATCHED] {
         fs::create_dir_all(d).expect("mkdir");
+        for entry in fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = entry.path();
+            let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
+        }
     }
-    let sensor = match start_sensor() {
+    let tiers: serde_json::Map<String, Value>;
+    let sensor = match start_sensor(&tier) {
         Ok((child, start)) => {
+            tiers = start["tiers"].as_object().cloned().unwrap_or_default();
             let failed: Vec<String> = start["hooks_failed"]
                 .as_array()
                 .map(|a| {
@@ -251,6 +299,11 @@ fn main() {
                     failed.len()
                 ),
             );
+            let list: Vec<String> = tiers
+                .iter()
+                .map(|(g, t)| format!("{g}={}", t.as_str().unwrap_or("?")))
+                .collect();
+            report("tiers", !list.is_empty(), &list.join(","));
             child
         }
         Err(why) => {
@@ -259,13 +312,27 @@ fn main() {
         }
     };
     let mut failures = 0;
+    let group_tier = |g: &str| {
+        tiers
+            .get(g)
+            .and_then(Value::as_str)
+            .unwrap_or("tracepoint")
+            .to_string()
+    };
     for sc in scenarios() {
-        match run_scenario(&sc, &tier) {
+        match run_scenario(&sc, &group_tier) {
             Ok(d) => report(sc.name, true, &d),
             Err(d) => {
                 failures += 1;
                 report(sc.name, false, &d)
             }
+        }
+    }
+    match io_uring_write(&group_tier("write")) {
+        Ok(d) => report("io_uring-write", true, &d),
+        Err(d) => {
+            failures += 1;
+            report("io_uring-write", false, &d)
         }
     }
     match unwatched_is_quiet() {
@@ -289,9 +356,10 @@ impl Drop for Sensor {
 }
 
 /// Starts vigil and waits for its start event.
-fn start_sensor() -> Result<(Sensor, Value), String> {
+fn start_sensor(tier: &str) -> Result<(Sensor, Value), String> {
     let mut cmd = Command::new(VIGIL);
     cmd.args(["run", "--raw", "--watch", WATCHED, "--output", OUTPUT])
+        .args(["--tier", tier])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
     unsafe {
@@ -379,7 +447,14 @@ fn seed(dir: &Path, seed: Seed) -> std::io::Result<()> {
 }
 
 /// Ok("ok ...") or Err(what differs).
-fn run_scenario(sc: &Scenario, tier: &str) -> Result<String, String> {
+fn run_scenario(sc: &Scenario, group_tier: &dyn Fn(&str) -> String) -> Result<String, String> {
+    // A VFS hook reports it when its group is on a VFS tier; else the tracepoints.
+    let (tier, syscall) = match sc.vfs {
+        Some((group, vfs_syscall)) if group_tier(group) != "tracepoint" => {
+            (group_tier(group), vfs_syscall)
+        }
+        _ => ("tracepoint".to_string(), sc.syscall),
+    };
     let dir = PathBuf::from(WATCHED).join(sc.name);
     fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
     seed(&dir, sc.seed).map_err(|e| format!("seeding: {e}"))?;
@@ -400,8 +475,8 @@ fn run_scenario(sc: &Scenario, tier: &str) -> Result<String, String> {
     let path = dir.join(sc.path).display().to_string();
     let mut checks: Vec<(&str, String)> = vec![
         ("/path", path),
-        ("/source/syscall", sc.syscall.to_string()),
-        ("/source/tier", tier.to_string()),
+        ("/source/syscall", syscall.to_string()),
+        ("/source/tier", tier.clone()),
         ("/process/exe", TESTOP.to_string()),
         ("/process/comm", "vigil-testop".to_string()),
         ("/kind", "file".to_string()),
@@ -427,7 +502,67 @@ fn run_scenario(sc: &Scenario, tier: &str) -> Result<String, String> {
         wrong.push(format!("/process/uid={} (want 0)", e["process"]["uid"]));
     }
     if wrong.is_empty() {
-        Ok(format!("ok pid={pid} {}:{}", sc.action, sc.syscall))
+        Ok(format!("ok pid={pid} {}:{syscall}", sc.action))
+    } else {
+        Err(wrong.join(" "))
+    }
+}
+
+/// An IORING_OP_WRITE to a watched file: no write syscall is made. On a VFS tier
+/// the event must name the submitting process (io-wq workers are threads of it
+/// from 5.12 on); on the tracepoint tier no event comes (the documented blind
+/// spot), proven by a sentinel that comes after it.
+fn io_uring_write(write_tier: &str) -> Result<String, String> {
+    let dir = PathBuf::from(WATCHED).join("io_uring");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    seed(&dir, Seed::File).map_err(|e| format!("seeding: {e}"))?;
+    let pid = testop(&dir, &["io_uring-write", "f"])?;
+    let path = dir.join("f").display().to_string();
+    if write_tier == "tracepoint" {
+        let sentinel = testop(&dir, &["mkdir", "sentinel"])?;
+        wait_for(|e| e["process"]["pid"] == sentinel)
+            .ok_or_else(|| format!("no event for the sentinel mkdir (pid {sentinel})"))?;
+        let seen = events()
+            .iter()
+            .any(|e| e["action"] == "modified" && e["path"] == path.as_str());
+        if seen {
+            return Err(
+                "a modified event on the tracepoint tier: the blind-spot list is wrong".into(),
+            );
+        }
+        let flagged = wait_for(|e| e["action"] == "blind_spot" && e["subject_pid"] == pid);
+        return match flagged {
+            Some(_) => Ok(format!(
+                "ok pid={pid}: write not seen on the tracepoint tier; io_uring_setup flagged (sensor blind_spot)"
+            )),
+            None => Err(format!("no blind_spot event for pid {pid}'s io_uring_setup")),
+        };
+    }
+    let e =
+        wait_for(|e| e["action"] == "modified" && e["path"] == path.as_str()).ok_or_else(|| {
+            format!("no modified event for {path} within {WAIT:?} (write group on {write_tier})")
+        })?;
+    let mut wrong = Vec::new();
+    for (ptr, want) in [
+        ("/process/pid", pid.to_string()),
+        ("/source/tier", write_tier.to_string()),
+        ("/source/syscall", "rw_verify_area".to_string()),
+        ("/process/exe", TESTOP.to_string()),
+    ] {
+        let got = match e.pointer(ptr) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => "null".into(),
+        };
+        if got != want {
+            wrong.push(format!("{ptr}={got:?} (want {want:?})"));
+        }
+    }
+    if wrong.is_empty() {
+        Ok(format!(
+            "ok pid={pid} modified:rw_verify_area comm={}",
+            e["process"]["comm"]
+        ))
     } else {
         Err(wrong.join(" "))
     }
