@@ -379,6 +379,18 @@ impl Daemon {
                 info.changes = Some(s.changes);
                 info.unattributed = (info.kind != "init").then_some(s.unattributed);
                 info.errors = Some(s.errors);
+                if !s.error_names.is_empty() {
+                    message = Some(format!(
+                        "{} entries could not be read: {}{}",
+                        s.errors,
+                        s.error_names.join("; "),
+                        if s.errors as usize > s.error_names.len() {
+                            "; ..."
+                        } else {
+                            ""
+                        }
+                    ));
+                }
             }
             Err(e) => {
                 let msg = format!("{e:#}");
