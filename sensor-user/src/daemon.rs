@@ -61,6 +61,8 @@ pub struct Options {
     /// When this run started.
     pub started: DateTime<Utc>,
     pub previous: Option<Previous>,
+    /// The host key: baseline rows are sealed and checked with it.
+    pub row_key: Option<[u8; 32]>,
 }
 
 enum Wake {
@@ -142,10 +144,27 @@ impl Findings for ToPipeline<'_> {
         self.host
     }
 
-    fn report(&mut self, _: &Store, ev: Event) -> Result<()> {
-        self.out
-            .send(vec![Input::Finding(ev)])
-            .map_err(|_| anyhow::anyhow!("the pipeline stopped"))
+    fn report(&mut self, store: &Store, ev: Event) -> Result<()> {
+        let stopped = || anyhow::anyhow!("the pipeline stopped");
+        match self.out.try_send(vec![Input::Finding(ev)]) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(stopped()),
+            Err(crossbeam_channel::TrySendError::Full(batch)) => {
+                // The pipeline is busy, and may be waiting for the store's
+                // write lock to journal: never wait for it while holding the
+                // scan's write transaction (that was a deadlock under a
+                // flood). Commit, wait, and open the next one.
+                let in_tx = !store.conn().is_autocommit();
+                if in_tx {
+                    store.commit()?;
+                }
+                self.out.send(batch).map_err(|_| stopped())?;
+                if in_tx {
+                    store.begin()?;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -163,7 +182,22 @@ struct PendingGap {
 
 impl Daemon {
     fn run(&mut self, wake: Receiver<Wake>) -> Result<()> {
-        let store = Store::open(&self.opts.store)?;
+        let mut store = Store::open(&self.opts.store)?;
+        if let Some(k) = &self.opts.row_key {
+            store = store.with_row_mac(k);
+            // Opening a baseline whose rows fail their MAC is an alert.
+            let (_, bad) = store.verify_rows()?;
+            if !bad.is_empty() {
+                let message = scan::tampered_message(&store, &bad, "checked at start");
+                self.sensor(
+                    "baseline_tampered",
+                    SensorInfo {
+                        message: Some(message),
+                        ..Default::default()
+                    },
+                )?;
+            }
+        }
         let stale = store.interrupt_stale_scans()?;
         if stale > 0 {
             tracing::warn!("{stale} scans were left running by a previous run: marked interrupted");

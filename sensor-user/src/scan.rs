@@ -561,6 +561,13 @@ pub fn baseline(store: &Store, policy: &Policy, opts: &WalkOptions, kind: &str) 
     let paths: Vec<String> = scope_names(policy, &opts.only);
     let id = store.scan_started(kind, &paths, opts.metadata_only)?;
     let r = baseline_inner(store, policy, opts, kind, id);
+    // Re-recording re-seals the rows; say which ones did not verify before.
+    let bad = store.take_tampered();
+    if !bad.is_empty() {
+        let msg = tampered_message(store, &bad, &format!("baseline {kind} {id}, now re-sealed"));
+        tracing::warn!("{msg}");
+        eprintln!("vigil: warning: {msg}");
+    }
     finish_scan(store, id, &r)?;
     r
 }
@@ -759,9 +766,59 @@ pub fn scan(
     let paths = scope_names(policy, &opts.only);
     let id = store.scan_started(req.kind, &paths, opts.metadata_only)?;
     let r = scan_inner(store, policy, out, opts, req, id);
+    let tampered = report_tampered(store, out, &format!("{} scan {id}", req.kind));
     finish_scan(store, id, &r)?;
     out.flush()?;
+    tampered?;
     r
+}
+
+/// How many tampered rows a `baseline_tampered` event names.
+const MAX_TAMPERED_NAMES: usize = 50;
+
+/// Reports the baseline rows read since the last call whose MAC failed
+/// (`Store::take_tampered`) as one `sensor`/`baseline_tampered` event (rule
+/// `baseline-tampered`, critical), naming them. Returns how many there were.
+pub fn report_tampered(store: &Store, out: &mut dyn Findings, during: &str) -> Result<usize> {
+    let bad = store.take_tampered();
+    if bad.is_empty() {
+        return Ok(0);
+    }
+    let ev = crate::pipeline::emit::sensor_event(
+        out.host(),
+        "baseline_tampered",
+        crate::event::SensorInfo {
+            message: Some(tampered_message(store, &bad, during)),
+            ..Default::default()
+        },
+    );
+    out.report(store, ev)?;
+    Ok(bad.len())
+}
+
+/// What `baseline_tampered` events and `vigil baseline verify` say.
+pub fn tampered_message(store: &Store, bad: &[store::Tampered], during: &str) -> String {
+    let names: Vec<String> = bad
+        .iter()
+        .take(MAX_TAMPERED_NAMES)
+        .map(|t| {
+            let why = match t.reason {
+                "missing" => "no MAC",
+                _ => "MAC mismatch",
+            };
+            format!("{} ({why})", t.path)
+        })
+        .collect();
+    format!(
+        "{}: {} baseline rows fail their MAC under the host key ({during}): {}{}; \
+         the store was changed outside Vigil (or the rows predate row MACs, or the \
+         host key was replaced); `vigil baseline verify` lists them all, `vigil baseline \
+         update` re-records and re-seals them once investigated",
+        store.path().display(),
+        bad.len(),
+        names.join(", "),
+        if bad.len() > names.len() { ", ..." } else { "" }
+    )
 }
 
 /// The state a path is compared with, and what the finding says about it.

@@ -146,22 +146,80 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
+/// What the burst test keeps of the feed: every sensor event, and per path
+/// whether a realtime event or the rescan reported it, and the last state
+/// reported (the feed of the full-size burst is gigabytes: not kept whole).
+#[derive(Default)]
+struct BurstFeed {
+    sensor: Vec<Value>,
+    file_events: u64,
+    realtime: BTreeSet<String>,
+    rescanned: BTreeSet<String>,
+    /// Last reported BLAKE3 and whether the rescan reported it.
+    last: BTreeMap<String, (String, bool)>,
+    last_gap: Option<usize>,
+    last_rescan: Option<usize>,
+}
+
+impl BurstFeed {
+    fn add(&mut self, e: Value) {
+        if e["kind"] == "sensor" {
+            if e["action"] == "gap" {
+                self.last_gap = Some(self.sensor.len());
+            }
+            if e["action"] == "scan_finished" && e["scan"]["kind"] == "rescan" {
+                self.last_rescan = Some(self.sensor.len());
+            }
+            self.sensor.push(e);
+            return;
+        }
+        if e["kind"] != "file" {
+            return;
+        }
+        self.file_events += 1;
+        let Some(path) = e["path"].as_str() else {
+            return;
+        };
+        let by_scan = e["source"]["tier"] == "scan";
+        if by_scan {
+            assert_eq!(e["details"]["scan_kind"], "rescan", "{e:#}");
+            self.rescanned.insert(path.to_string());
+        } else {
+            self.realtime.insert(path.to_string());
+        }
+        if let Some(h) = e["after"]["hashes"]["blake3"].as_str() {
+            self.last.insert(path.to_string(), (h.to_string(), by_scan));
+        }
+    }
+}
+
 /// `changes` writes spread over `files` watched files, from 4 threads at
 /// full speed, with a 1 MiB ring buffer: the kernel drops records, the
 /// sensor reports the gap and rescans. Afterwards every changed file is in
 /// the feed, and the last state the feed reports for it is the file's
 /// final content.
 fn burst(files: usize, changes: usize, timeout: Duration) {
-    let env = Env::new("[sensor]\nring_buffer_mib = 1\nheartbeat_s = 5\n");
+    let env = Env::new("");
+    // The feed read here does not rotate (the full-size one is gigabytes).
+    let feed = env.dir.path().join("feed.ndjson");
+    env.write_policy(
+        "[sensor]\nring_buffer_mib = 1\nheartbeat_s = 5\n",
+        &format!("[[output]]\ntype = \"file\"\npath = {feed:?}\nmax_size_mib = 0\n"),
+    );
     let names: Vec<PathBuf> = (0..files).map(|i| env.p(&format!("f{i:05}"))).collect();
     for p in &names {
         std::fs::write(p, "v0\n").unwrap();
     }
     let mut s = env.start(None);
     scan_finished(&s, "init");
-    let mut tail = Tail::new(&s.output);
+    let mut tail = Tail::new(&feed);
+    let mut fed = BurstFeed::default();
     // The baseline's lines are not part of the burst.
-    tail.next();
+    for e in tail.next() {
+        if e["kind"] == "sensor" {
+            fed.add(e);
+        }
+    }
 
     let threads = 4;
     let rounds = changes.div_ceil(files);
@@ -170,17 +228,14 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
         for t in 0..threads {
             let names = &names;
             sc.spawn(move || {
-                let mut n = 0usize;
                 for round in 0..rounds {
                     for (i, p) in names.iter().enumerate().skip(t).step_by(threads) {
                         if round * files + i >= changes {
                             break;
                         }
                         std::fs::write(p, format!("{i} round {round}\n")).unwrap();
-                        n += 1;
                     }
                 }
-                n
             });
         }
     });
@@ -189,15 +244,13 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
     let mut said = Instant::now();
 
     // Wait until the rescan after the last gap is done and the feed is quiet.
-    let mut events: Vec<Value> = Vec::new();
-    let (mut last_gap, mut last_rescan) = (None, None);
     let mut quiet_since = Instant::now();
     loop {
         let new = tail.next();
         if new.is_empty() {
             if quiet_since.elapsed() > Duration::from_secs(3)
-                && last_gap.is_some()
-                && last_rescan > last_gap
+                && fed.last_gap.is_some()
+                && fed.last_rescan > fed.last_gap
             {
                 break;
             }
@@ -205,33 +258,24 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
             quiet_since = Instant::now();
         }
         for e in new {
-            let i = events.len();
-            if e["kind"] == "sensor" && e["action"] == "gap" {
-                last_gap = Some(i);
-            }
-            if e["kind"] == "sensor"
-                && e["action"] == "scan_finished"
-                && e["scan"]["kind"] == "rescan"
-            {
-                last_rescan = Some(i);
-            }
-            events.push(e);
+            fed.add(e);
         }
         if said.elapsed() > Duration::from_secs(10) {
             said = Instant::now();
             eprintln!(
-                "burst: {:.0} s: {} events, gap at {last_gap:?}, rescan at {last_rescan:?}",
+                "burst: {:.0} s: {} file events, gap at {:?}, rescan at {:?}",
                 t0.elapsed().as_secs_f64(),
-                events.len()
+                fed.file_events,
+                fed.last_gap,
+                fed.last_rescan
             );
         }
         assert!(
             t0.elapsed() < timeout,
-            "no rescan after the last gap within {timeout:?} (gap at {last_gap:?}, rescan at {last_rescan:?}, {} events); sensor events: {:#?}",
-            events.len(),
-            events
+            "no rescan after the last gap within {timeout:?}; sensor events: {:#?}",
+            fed.sensor
                 .iter()
-                .filter(|e| e["kind"] == "sensor" && e["action"] != "gap")
+                .filter(|e| e["action"] != "gap")
                 .collect::<Vec<_>>()
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -239,43 +283,23 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
     let settle_s = t0.elapsed().as_secs_f64() - burst_s;
     let rss = peak_rss_kib(s.child.id());
     assert!(s.stop().success());
-    events.extend(tail.next());
+    for e in tail.next() {
+        fed.add(e);
+    }
 
-    let gaps: Vec<&Value> = events
-        .iter()
-        .filter(|e| e["kind"] == "sensor" && e["action"] == "gap")
-        .collect();
+    let gaps: Vec<&Value> = fed.sensor.iter().filter(|e| e["action"] == "gap").collect();
     let lost: u64 = gaps.iter().filter_map(|g| g["lost"].as_u64()).sum();
     assert!(
         gaps.iter().any(|g| g["lost_reason"] == "ring_buffer_full"),
         "the burst did not overflow the ring buffer: {gaps:#?}"
     );
-    // The last state the feed holds for each path, and how it got there.
-    let mut realtime: BTreeSet<&str> = BTreeSet::new();
-    let mut rescanned: BTreeSet<&str> = BTreeSet::new();
-    let mut last: BTreeMap<&str, &Value> = BTreeMap::new();
     let mut rescans = 0;
-    for e in &events {
-        if e["kind"] == "sensor" && e["action"] == "scan_finished" {
+    for e in &fed.sensor {
+        if e["action"] == "scan_finished" {
             assert_eq!(e["scan"]["errors"], 0, "{e:#}");
             if e["scan"]["kind"] == "rescan" {
                 rescans += 1;
             }
-        }
-        if e["kind"] != "file" {
-            continue;
-        }
-        let Some(path) = e["path"].as_str() else {
-            continue;
-        };
-        if e["source"]["tier"] == "scan" {
-            assert_eq!(e["details"]["scan_kind"], "rescan", "{e:#}");
-            rescanned.insert(path);
-        } else {
-            realtime.insert(path);
-        }
-        if e["after"]["hashes"]["blake3"].is_string() {
-            last.insert(path, e);
         }
     }
     // Which source reported each file's final state: a realtime event, or
@@ -286,37 +310,37 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
     let mut stale = Vec::new();
     for p in &names {
         let path = p.to_str().unwrap();
-        if realtime.contains(path) {
+        if fed.realtime.contains(path) {
             attributed += 1;
-        } else if rescanned.contains(path) {
+        } else if fed.rescanned.contains(path) {
             by_rescan += 1;
         } else {
             missing.push(path);
             continue;
         }
         let want = blake3_of(p);
-        match last.get(path) {
-            Some(e) if e["after"]["hashes"]["blake3"] == want.as_str() => {
-                if e["source"]["tier"] == "scan" {
+        match fed.last.get(path) {
+            Some((h, by_scan)) if *h == want => {
+                if *by_scan {
                     final_rescan += 1;
                 } else {
                     final_realtime += 1;
                 }
             }
             other => stale.push(format!(
-                "{path}: final content {want}, last reported {:?}",
-                other.map(|e| &e["after"]["hashes"]["blake3"])
+                "{path}: final content {want}, last reported {other:?}"
             )),
         }
     }
-    let file_events = events.iter().filter(|e| e["kind"] == "file").count();
     eprintln!(
         "burst: {changes} changes to {files} files in {burst_s:.1} s ({:.0}/s); \
-         {file_events} file events, {} gap events ({lost} records lost), {rescans} rescans; \
+         {} file events, {} gap events ({lost} records lost), {rescans} rescans; \
          {attributed} files attributed by a realtime event, {by_rescan} found only by the rescan, \
          {} missing; final state reported by a realtime event for {final_realtime} files, \
-         by the rescan for {final_rescan}; settled {settle_s:.1} s after the burst; vigil peak RSS {} MiB",
+         by the rescan for {final_rescan}; settled {settle_s:.1} s after the burst; \
+         vigil peak RSS {} MiB",
         changes as f64 / burst_s,
+        fed.file_events,
         gaps.len(),
         missing.len(),
         rss / 1024
@@ -898,4 +922,97 @@ fn unreadable_and_missing_watched_paths_are_named_and_counted() {
     assert!(err.contains("1 errors"), "{err}");
     assert!(err.contains(&locked.display().to_string()), "{err}");
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn an_edited_baseline_row_is_an_alert_naming_the_path() {
+    let env = Env::new("");
+    for name in ["passwd", "hosts", "other"] {
+        std::fs::write(env.p(name), format!("{name}\n")).unwrap();
+    }
+    let (policy, db) = (env.policy.to_str().unwrap(), env.db.to_str().unwrap());
+    let out = vigil(&["baseline", "init", "--config", policy, "--db", db]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = vigil(&["baseline", "verify", "--config", policy, "--db", db]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("all 4 baseline rows verify"),
+        "{}",
+        stderr_of(&out)
+    );
+
+    // An intruder changes /etc/passwd and makes the baseline agree: the new
+    // hash in its row, so that a scan would find nothing.
+    std::fs::write(env.p("passwd"), "passwd\nintruder:x:0:0::/:/bin/sh\n").unwrap();
+    let passwd = env.p("passwd").display().to_string();
+    let hosts = env.p("hosts").display().to_string();
+    let conn = rusqlite::Connection::open(&env.db).unwrap();
+    let new_hash = blake3_of(&env.p("passwd"));
+    let size = std::fs::metadata(env.p("passwd")).unwrap().len() as i64;
+    let n = conn
+        .execute(
+            "UPDATE files SET blake3 = ?1, size = ?2 WHERE path = ?3",
+            rusqlite::params![new_hash, size, passwd],
+        )
+        .unwrap();
+    assert_eq!(n, 1);
+    conn.execute("UPDATE files SET mac = NULL WHERE path = ?1", [&hosts])
+        .unwrap();
+    drop(conn);
+
+    let out = vigil(&["baseline", "verify", "--config", policy, "--db", db]);
+    let err = clear_failure(&out);
+    let listed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listed.contains(&format!("{passwd}: MAC mismatch")),
+        "{listed}"
+    );
+    assert!(listed.contains(&format!("{hosts}: no MAC")), "{listed}");
+    assert!(err.contains("2 of 4 baseline rows fail their MAC"), "{err}");
+
+    let feed = env.dir.path().join("scan.ndjson");
+    let out = vigil(&[
+        "scan",
+        "--config",
+        policy,
+        "--db",
+        db,
+        "--output",
+        feed.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let events: Vec<Value> = std::fs::read_to_string(&feed)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let t = events
+        .iter()
+        .find(|e| e["action"] == "baseline_tampered")
+        .unwrap_or_else(|| panic!("no baseline_tampered event: {events:#?}"));
+    assert_eq!(t["severity"], "critical");
+    assert_eq!(t["alert"], true);
+    assert_eq!(t["rules"][0], "baseline-tampered");
+    let msg = t["message"].as_str().unwrap();
+    assert!(msg.contains(&format!("{passwd} (MAC mismatch)")), "{msg}");
+    assert!(msg.contains(&format!("{hosts} (no MAC)")), "{msg}");
+    assert!(!msg.contains("other"), "{msg}");
+
+    // The sensor says so as soon as it opens the store.
+    let mut s = env.start(None);
+    let t = s.wait_for(|e| e["action"] == "baseline_tampered");
+    assert_eq!(t["severity"], "critical");
+    assert!(t["message"].as_str().unwrap().contains(&passwd), "{t:#}");
+    assert!(s.stop().success());
+
+    // Re-recording re-seals.
+    let out = vigil(&["baseline", "update", "--config", policy, "--db", db]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("now re-sealed"),
+        "{}",
+        stderr_of(&out)
+    );
+    let out = vigil(&["baseline", "verify", "--config", policy, "--db", db]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
 }
