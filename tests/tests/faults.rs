@@ -211,7 +211,12 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
         std::fs::write(p, "v0\n").unwrap();
     }
     let mut s = env.start(None);
-    scan_finished(&s, "init");
+    // The baseline of 10 000 files takes longer than the usual wait.
+    wait_until("the baseline", Duration::from_secs(600), || {
+        s.events()
+            .iter()
+            .any(|e| e["action"] == "scan_finished" && e["scan"]["kind"] == "init")
+    });
     let mut tail = Tail::new(&feed);
     let mut fed = BurstFeed::default();
     // The baseline's lines are not part of the burst.
@@ -1015,4 +1020,130 @@ fn an_edited_baseline_row_is_an_alert_naming_the_path() {
     );
     let out = vigil(&["baseline", "verify", "--config", policy, "--db", db]);
     assert!(out.status.success(), "{}", stderr_of(&out));
+}
+
+#[test]
+fn systemd_readiness_and_watchdog_notifications() {
+    // What systemd does for Type=notify with WatchdogSec=2: a datagram socket
+    // in NOTIFY_SOCKET, the interval in WATCHDOG_USEC.
+    vigil_tests::require_root();
+    let env = Env::new("");
+    let sock_path = env.dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let output = env.dir.path().join("events.ndjson");
+    let mut child = Command::new(vigil_bin())
+        .args(["run", "--config", env.policy.to_str().unwrap()])
+        .args(["--db", env.db.to_str().unwrap()])
+        .arg("--output")
+        .arg(&output)
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "2000000")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    let t0 = Instant::now();
+    while got
+        .iter()
+        .filter(|m: &&String| m.as_str() == "WATCHDOG=1")
+        .count()
+        < 2
+    {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{got:?}");
+        let n = sock.recv(&mut buf).expect("a notification");
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let ready = got
+        .iter()
+        .position(|m| m.starts_with("READY=1\n"))
+        .unwrap_or_else(|| panic!("no READY=1: {got:?}"));
+    assert!(
+        got[ready].contains(&format!("MAINPID={}", child.id())),
+        "{got:?}"
+    );
+    // Ready means attached and the start event out: it is in the feed.
+    let feed = std::fs::read_to_string(&output).unwrap();
+    assert!(feed.contains("\"action\":\"start\""), "{feed}");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    let n = sock.recv(&mut buf).unwrap();
+    let mut last = String::from_utf8_lossy(&buf[..n]).into_owned();
+    while last == "WATCHDOG=1" {
+        let n = sock.recv(&mut buf).unwrap();
+        last = String::from_utf8_lossy(&buf[..n]).into_owned();
+    }
+    assert_eq!(last, "STOPPING=1");
+}
+
+#[test]
+fn runs_with_the_units_capability_bounding_set() {
+    // packaging/vigil.service's CapabilityBoundingSet, applied with setpriv:
+    // the sensor loads, attaches, reports a change with its process, and
+    // holds nothing else (CapEff).
+    vigil_tests::require_root();
+    let unit = include_str!("../../packaging/vigil.service");
+    let caps: Vec<String> = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("CapabilityBoundingSet="))
+        .expect("the unit has a CapabilityBoundingSet")
+        .split_whitespace()
+        .map(|c| c.trim_start_matches("CAP_").to_ascii_lowercase())
+        .collect();
+    let bounding = format!("-all,+{}", caps.join(",+"));
+    let env = Env::new("");
+    let output = env.dir.path().join("events.ndjson");
+    let mut child = Command::new("setpriv")
+        .args(["--bounding-set", &bounding])
+        .arg(vigil_bin())
+        .args(["run", "--config", env.policy.to_str().unwrap()])
+        .args(["--db", env.db.to_str().unwrap()])
+        .arg("--output")
+        .arg(&output)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let s = Sensor {
+        child: Command::new("true").spawn().unwrap(),
+        output: output.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    wait_until("the start event", Duration::from_secs(60), || {
+        s.events().iter().any(|e| e["action"] == "start")
+    });
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    let bit = |name: &str| -> u64 {
+        let n = match name {
+            "dac_read_search" => 2,
+            "sys_ptrace" => 19,
+            "sys_resource" => 24,
+            "sys_admin" => 21,
+            "perfmon" => 38,
+            "bpf" => 39,
+            other => panic!("unknown capability {other}"),
+        };
+        1 << n
+    };
+    let allowed: u64 = caps.iter().map(|c| bit(c)).sum();
+    assert_eq!(eff & !allowed, 0, "CapEff {eff:#x} beyond the unit's set");
+    assert_eq!(eff & bit("sys_admin"), 0);
+    let (pid, ok) = vigil_tests::run_in("sh", &env.watched, &["-c", "echo x > changed"]);
+    assert!(ok);
+    let e = s.wait_for(|e| e["kind"] == "file" && e["path"] == env.p("changed").to_str().unwrap());
+    assert_eq!(e["process"]["pid"], pid, "{e:#}");
+    assert!(
+        e["process"]["exe"]
+            .as_str()
+            .is_some_and(|x| x.ends_with("sh")),
+        "{e:#}"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
 }
