@@ -36,6 +36,9 @@ const RESCAN_DELAY: Duration = Duration::from_secs(5);
 /// wall clock may step; a suspended host wakes up late).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// How long the scan thread waits for the store's write lock.
+const STORE_BUSY: Duration = Duration::from_secs(60);
+
 /// What the previous run left in the journal, read before this run wrote to it.
 #[derive(Debug, Clone)]
 pub struct Previous {
@@ -182,7 +185,10 @@ struct PendingGap {
 
 impl Daemon {
     fn run(&mut self, wake: Receiver<Wake>) -> Result<()> {
-        let mut store = Store::open(&self.opts.store)?;
+        // The pipeline journals in transactions of up to 4 096 events, held
+        // for as long as a flood keeps it busy: wait for the lock longer than
+        // a command line would.
+        let mut store = Store::open_with_timeout(&self.opts.store, STORE_BUSY)?;
         if let Some(k) = &self.opts.row_key {
             store = store.with_row_mac(k);
             // Opening a baseline whose rows fail their MAC is an alert.
@@ -271,7 +277,14 @@ impl Daemon {
                             "reasons": g.reasons,
                         }),
                     );
-                    self.scan(&store, "rescan", Against::LastReported, details)?;
+                    if !self.scan(&store, "rescan", Against::LastReported, details)? {
+                        // Failed (the store stayed locked...): the changes
+                        // the kernel dropped are still unreported; try again.
+                        gap = Some(PendingGap {
+                            last: Instant::now(),
+                            ..g
+                        });
+                    }
                     continue;
                 }
             }
@@ -336,7 +349,7 @@ impl Daemon {
         o
     }
 
-    fn baseline(&mut self, store: &Store) -> Result<()> {
+    fn baseline(&mut self, store: &Store) -> Result<bool> {
         let info = |status, against| ScanInfo {
             kind: "init",
             status,
@@ -361,7 +374,7 @@ impl Daemon {
         kind: &'static str,
         against: Against,
         details: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let info = |status| ScanInfo {
             kind,
             status,
@@ -403,7 +416,7 @@ impl Daemon {
         mut info: ScanInfo,
         r: Result<scan::Summary>,
         t0: Instant,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         info.duration_ms = Some(t0.elapsed().as_millis() as u64);
         let mut message = None;
         match r {
@@ -448,7 +461,8 @@ impl Daemon {
                 message,
                 ..Default::default()
             },
-        )
+        )?;
+        Ok(action == "scan_finished")
     }
 
     fn sensor(&self, action: &str, info: SensorInfo) -> Result<()> {
