@@ -158,6 +158,8 @@ struct BurstFeed {
     /// Last reported BLAKE3 and whether the rescan reported it.
     last: BTreeMap<String, (String, bool)>,
     last_gap: Option<usize>,
+    /// The last rescan started, and the last finished (indexes in `sensor`).
+    last_rescan_started: Option<usize>,
     last_rescan: Option<usize>,
 }
 
@@ -166,6 +168,9 @@ impl BurstFeed {
         if e["kind"] == "sensor" {
             if e["action"] == "gap" {
                 self.last_gap = Some(self.sensor.len());
+            }
+            if e["action"] == "scan_started" && e["scan"]["kind"] == "rescan" {
+                self.last_rescan_started = Some(self.sensor.len());
             }
             if e["action"] == "scan_finished" && e["scan"]["kind"] == "rescan" {
                 self.last_rescan = Some(self.sensor.len());
@@ -253,9 +258,12 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
     loop {
         let new = tail.next();
         if new.is_empty() {
+            // A gap reported while a rescan runs needs a rescan that starts
+            // after it (the daemon makes one 5 s after the last gap).
             if quiet_since.elapsed() > Duration::from_secs(3)
                 && fed.last_gap.is_some()
-                && fed.last_rescan > fed.last_gap
+                && fed.last_rescan_started > fed.last_gap
+                && fed.last_rescan > fed.last_rescan_started
             {
                 break;
             }
