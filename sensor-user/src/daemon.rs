@@ -36,6 +36,9 @@ const RESCAN_DELAY: Duration = Duration::from_secs(5);
 /// wall clock may step; a suspended host wakes up late).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
+/// How long the scan thread waits for the store's write lock.
+const STORE_BUSY: Duration = Duration::from_secs(60);
+
 /// What the previous run left in the journal, read before this run wrote to it.
 #[derive(Debug, Clone)]
 pub struct Previous {
@@ -61,6 +64,8 @@ pub struct Options {
     /// When this run started.
     pub started: DateTime<Utc>,
     pub previous: Option<Previous>,
+    /// The host key: baseline rows are sealed and checked with it.
+    pub row_key: Option<[u8; 32]>,
 }
 
 enum Wake {
@@ -142,10 +147,27 @@ impl Findings for ToPipeline<'_> {
         self.host
     }
 
-    fn report(&mut self, _: &Store, ev: Event) -> Result<()> {
-        self.out
-            .send(vec![Input::Finding(ev)])
-            .map_err(|_| anyhow::anyhow!("the pipeline stopped"))
+    fn report(&mut self, store: &Store, ev: Event) -> Result<()> {
+        let stopped = || anyhow::anyhow!("the pipeline stopped");
+        match self.out.try_send(vec![Input::Finding(ev)]) {
+            Ok(()) => Ok(()),
+            Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(stopped()),
+            Err(crossbeam_channel::TrySendError::Full(batch)) => {
+                // The pipeline is busy, and may be waiting for the store's
+                // write lock to journal: never wait for it while holding the
+                // scan's write transaction (that was a deadlock under a
+                // flood). Commit, wait, and open the next one.
+                let in_tx = !store.conn().is_autocommit();
+                if in_tx {
+                    store.commit()?;
+                }
+                self.out.send(batch).map_err(|_| stopped())?;
+                if in_tx {
+                    store.begin()?;
+                }
+                Ok(())
+            }
+        }
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -163,7 +185,25 @@ struct PendingGap {
 
 impl Daemon {
     fn run(&mut self, wake: Receiver<Wake>) -> Result<()> {
-        let store = Store::open(&self.opts.store)?;
+        // The pipeline journals in transactions of up to 4 096 events, held
+        // for as long as a flood keeps it busy: wait for the lock longer than
+        // a command line would.
+        let mut store = Store::open_with_timeout(&self.opts.store, STORE_BUSY)?;
+        if let Some(k) = &self.opts.row_key {
+            store = store.with_row_mac(k);
+            // Opening a baseline whose rows fail their MAC is an alert.
+            let (_, bad) = store.verify_rows()?;
+            if !bad.is_empty() {
+                let message = scan::tampered_message(&store, &bad, "checked at start");
+                self.sensor(
+                    "baseline_tampered",
+                    SensorInfo {
+                        message: Some(message),
+                        ..Default::default()
+                    },
+                )?;
+            }
+        }
         let stale = store.interrupt_stale_scans()?;
         if stale > 0 {
             tracing::warn!("{stale} scans were left running by a previous run: marked interrupted");
@@ -248,7 +288,14 @@ impl Daemon {
                             "reasons": g.reasons,
                         }),
                     );
-                    self.scan(&store, "rescan", Against::LastReported, details)?;
+                    if !self.scan(&store, "rescan", Against::LastReported, details)? {
+                        // Failed (the store stayed locked...): the changes
+                        // the kernel dropped are still unreported; try again.
+                        gap = Some(PendingGap {
+                            last: Instant::now(),
+                            ..g
+                        });
+                    }
                     continue;
                 }
             }
@@ -316,7 +363,7 @@ impl Daemon {
     /// Records the baseline of every root (`init`), or of `only` these
     /// (`update`: roots the policy gained; not a comparison, so it does not
     /// move the schedule).
-    fn baseline(&mut self, store: &Store, only: Vec<PathBuf>) -> Result<()> {
+    fn baseline(&mut self, store: &Store, only: Vec<PathBuf>) -> Result<bool> {
         let kind = if only.is_empty() { "init" } else { "update" };
         let info = |status, against| ScanInfo {
             kind,
@@ -344,7 +391,7 @@ impl Daemon {
         kind: &'static str,
         against: Against,
         details: serde_json::Map<String, serde_json::Value>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let info = |status| ScanInfo {
             kind,
             status,
@@ -386,7 +433,7 @@ impl Daemon {
         mut info: ScanInfo,
         r: Result<scan::Summary>,
         t0: Instant,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         info.duration_ms = Some(t0.elapsed().as_millis() as u64);
         let mut message = None;
         match r {
@@ -397,6 +444,18 @@ impl Daemon {
                 let compared = !matches!(info.kind, "init" | "update");
                 info.unattributed = compared.then_some(s.unattributed);
                 info.errors = Some(s.errors);
+                if !s.error_names.is_empty() {
+                    message = Some(format!(
+                        "{} entries could not be read: {}{}",
+                        s.errors,
+                        s.error_names.join("; "),
+                        if s.errors as usize > s.error_names.len() {
+                            "; ..."
+                        } else {
+                            ""
+                        }
+                    ));
+                }
             }
             Err(e) => {
                 let msg = format!("{e:#}");
@@ -420,7 +479,8 @@ impl Daemon {
                 message,
                 ..Default::default()
             },
-        )
+        )?;
+        Ok(action == "scan_finished")
     }
 
     fn sensor(&self, action: &str, info: SensorInfo) -> Result<()> {

@@ -19,6 +19,8 @@ pub mod rules;
 pub mod scan;
 pub mod schedule;
 pub mod schema;
+#[cfg(target_os = "linux")]
+pub mod sdnotify;
 pub mod sink;
 pub mod store;
 

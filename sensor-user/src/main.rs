@@ -213,6 +213,12 @@ enum BaselineCommand {
         #[arg(long, num_args = 1.., value_name = "PATH")]
         paths: Vec<PathBuf>,
     },
+    /// Check the MAC of every baseline row under the host key; lists the
+    /// rows that fail and exits 1 if any does.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Print a path's baseline row and the accepts recorded for it.
     Show {
         #[command(flatten)]
@@ -479,9 +485,23 @@ fn open_at(path: &std::path::Path) -> Result<vigil::store::Store> {
     Ok(vigil::store::Store::open(path)?)
 }
 
+/// Opens the store with its baseline rows sealed and checked under the host
+/// key (created on first use, as `vigil run` does).
 #[cfg(target_os = "linux")]
 fn open_store(db: Option<PathBuf>, cfg: &Config) -> Result<vigil::store::Store> {
-    open_at(&store_path(db, cfg))
+    use vigil::integrity::{key_path, HostKey};
+    let path = store_path(db, cfg);
+    let store = open_at(&path)?;
+    let key_file = key_path(None, cfg, Some(&path));
+    let (key, created) = HostKey::load_or_create(&key_file)?;
+    if created {
+        eprintln!(
+            "vigil: created host key {} (key id {})",
+            key_file.display(),
+            key.id()
+        );
+    }
+    Ok(store.with_row_mac(key.bytes()))
 }
 
 #[cfg(target_os = "linux")]
@@ -538,6 +558,30 @@ fn baseline(command: BaselineCommand) -> Result<()> {
             eprintln!(
                 "vigil: baseline update {}: {} files, {} rows changed, {} errors",
                 s.scan_id, s.files_seen, s.changes, s.errors
+            );
+            Ok(())
+        }
+        BaselineCommand::Verify { store } => {
+            let policy = load_policy(&store)?;
+            let db = open_store(store.db, &policy.config)?;
+            let (n, bad) = db.verify_rows()?;
+            for t in &bad {
+                let why = match t.reason {
+                    "missing" => "no MAC: removed, or recorded before row MACs",
+                    _ => "MAC mismatch: changed or forged after it was recorded",
+                };
+                println!("{}: {why}", t.path);
+            }
+            if !bad.is_empty() {
+                anyhow::bail!(
+                    "{}: {} of {n} baseline rows fail their MAC: investigate, then `vigil baseline update` re-records and re-seals them",
+                    db.path().display(),
+                    bad.len()
+                );
+            }
+            eprintln!(
+                "vigil: {}: all {n} baseline rows verify",
+                db.path().display()
             );
             Ok(())
         }
@@ -764,6 +808,7 @@ fn run(
         host: s.emitter.host().to_string(),
         started,
         previous,
+        row_key: Some(*key.bytes()),
     });
     vigil::linux::sensor::run(vigil::linux::sensor::Options {
         policy: s.policy,

@@ -59,6 +59,7 @@ const ACTIONS: &[&str] = &[
     "scan_started",
     "scan_finished",
     "scan_failed",
+    "baseline_tampered",
 ];
 
 /// Event kinds.
@@ -1570,6 +1571,7 @@ action = ["modified"]
             ("sensor-stopped", sensor_ev("stop")),
             ("sensor-downtime", sensor_ev("downtime")),
             ("scan-failed", sensor_ev("scan_failed")),
+            ("baseline-tampered", sensor_ev("baseline_tampered")),
             (
                 "append-only-rewritten",
                 with(ev("modified", "/var/log/audit/audit.log"), |f| {

@@ -108,6 +108,31 @@ pub struct Summary {
     pub unattributed: u64,
     /// Entries that could not be read (named on stderr).
     pub errors: u64,
+    /// What the first [`MAX_ERROR_NAMES`] errors were, path first (the
+    /// daemon puts them in its `scan_finished` event).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub error_names: Vec<String>,
+}
+
+/// How many walk errors a [`Summary`] names.
+pub const MAX_ERROR_NAMES: usize = 10;
+
+/// The walk's errors: how many, and the first few by name.
+#[derive(Debug, Default)]
+pub struct WalkErrors {
+    pub count: u64,
+    pub names: Vec<String>,
+}
+
+impl WalkErrors {
+    fn add(&mut self, msg: String) {
+        tracing::warn!("scan: {msg}");
+        eprintln!("vigil: {msg}");
+        self.count += 1;
+        if self.names.len() < MAX_ERROR_NAMES {
+            self.names.push(msg);
+        }
+    }
 }
 
 /// Whether `a` is `b` or under it, or `b` under `a`.
@@ -117,17 +142,19 @@ fn related(a: &Path, b: &Path) -> bool {
 
 /// Walks the policy's roots and calls `each` on the calling thread for every
 /// entry the policy covers (honouring recursion, `entries` and ignore globs).
-/// Returns the number of walk errors.
-pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> u64 {
+/// Returns the walk errors (unreadable directories), each named on stderr.
+/// A root that does not exist is named there too, but not counted: policies
+/// list roots that appear later (the sensor watches them from then on).
+pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> WalkErrors {
     let (job_tx, job_rx) = crossbeam_channel::bounded::<(PathBuf, usize)>(4096);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<Seen>(4096);
-    let mut errors = 0u64;
+    let mut errors = WalkErrors::default();
     std::thread::scope(|scope| {
         let walker = scope.spawn(move || {
             if opts.background {
                 lower_thread_priority();
             }
-            let mut errors = 0u64;
+            let mut errors = WalkErrors::default();
             for (i, root) in policy.roots.iter().enumerate() {
                 if !opts.only.is_empty() && !opts.only.iter().any(|p| related(p, &root.path)) {
                     continue;
@@ -149,10 +176,23 @@ pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> 
                             let gone = e
                                 .io_error()
                                 .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
-                            if !gone {
-                                tracing::warn!("scan: {e}");
-                                eprintln!("vigil: {e}");
-                                errors += 1;
+                            let at = e.path().unwrap_or(&root.path).display();
+                            if gone && e.depth() == 0 {
+                                let msg = format!(
+                                    "watched root {at} does not exist: nothing to scan there \
+                                     (create it, or remove it from the policy)"
+                                );
+                                tracing::warn!("scan: {msg}");
+                                eprintln!("vigil: {msg}");
+                            } else if !gone {
+                                let what = match e.io_error() {
+                                    Some(io) => io.to_string(),
+                                    None => e.to_string(),
+                                };
+                                errors.add(format!(
+                                    "{at}: {what}: not scanned (check its permissions; \
+                                     the sensor needs CAP_DAC_READ_SEARCH or root)"
+                                ));
                             }
                             continue;
                         }
@@ -198,7 +238,10 @@ pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> 
         for seen in done_rx {
             each(seen);
         }
-        errors = walker.join().unwrap_or(1);
+        errors = walker.join().unwrap_or_else(|_| WalkErrors {
+            count: 1,
+            names: vec!["the directory walk failed".into()],
+        });
     });
     errors
 }
@@ -518,6 +561,13 @@ pub fn baseline(store: &Store, policy: &Policy, opts: &WalkOptions, kind: &str) 
     let paths: Vec<String> = scope_names(policy, &opts.only);
     let id = store.scan_started(kind, &paths, opts.metadata_only)?;
     let r = baseline_inner(store, policy, opts, kind, id);
+    // Re-recording re-seals the rows; say which ones did not verify before.
+    let bad = store.take_tampered();
+    if !bad.is_empty() {
+        let msg = tampered_message(store, &bad, &format!("baseline {kind} {id}, now re-sealed"));
+        tracing::warn!("{msg}");
+        eprintln!("vigil: warning: {msg}");
+    }
     finish_scan(store, id, &r)?;
     r
 }
@@ -586,7 +636,8 @@ fn baseline_inner(
         let _ = store.commit();
         return Err(e);
     }
-    sum.errors = walk_errors;
+    sum.errors = walk_errors.count;
+    sum.error_names = walk_errors.names;
     if opts.cancelled() {
         batch.finish()?;
         anyhow::bail!(INTERRUPTED);
@@ -715,9 +766,59 @@ pub fn scan(
     let paths = scope_names(policy, &opts.only);
     let id = store.scan_started(req.kind, &paths, opts.metadata_only)?;
     let r = scan_inner(store, policy, out, opts, req, id);
+    let tampered = report_tampered(store, out, &format!("{} scan {id}", req.kind));
     finish_scan(store, id, &r)?;
     out.flush()?;
+    tampered?;
     r
+}
+
+/// How many tampered rows a `baseline_tampered` event names.
+const MAX_TAMPERED_NAMES: usize = 50;
+
+/// Reports the baseline rows read since the last call whose MAC failed
+/// (`Store::take_tampered`) as one `sensor`/`baseline_tampered` event (rule
+/// `baseline-tampered`, critical), naming them. Returns how many there were.
+pub fn report_tampered(store: &Store, out: &mut dyn Findings, during: &str) -> Result<usize> {
+    let bad = store.take_tampered();
+    if bad.is_empty() {
+        return Ok(0);
+    }
+    let ev = crate::pipeline::emit::sensor_event(
+        out.host(),
+        "baseline_tampered",
+        crate::event::SensorInfo {
+            message: Some(tampered_message(store, &bad, during)),
+            ..Default::default()
+        },
+    );
+    out.report(store, ev)?;
+    Ok(bad.len())
+}
+
+/// What `baseline_tampered` events and `vigil baseline verify` say.
+pub fn tampered_message(store: &Store, bad: &[store::Tampered], during: &str) -> String {
+    let names: Vec<String> = bad
+        .iter()
+        .take(MAX_TAMPERED_NAMES)
+        .map(|t| {
+            let why = match t.reason {
+                "missing" => "no MAC",
+                _ => "MAC mismatch",
+            };
+            format!("{} ({why})", t.path)
+        })
+        .collect();
+    format!(
+        "{}: {} baseline rows fail their MAC under the host key ({during}): {}{}; \
+         the store was changed outside Vigil (or the rows predate row MACs, or the \
+         host key was replaced); `vigil baseline verify` lists them all, `vigil baseline \
+         update` re-records and re-seals them once investigated",
+        store.path().display(),
+        bad.len(),
+        names.join(", "),
+        if bad.len() > names.len() { ", ..." } else { "" }
+    )
 }
 
 /// The state a path is compared with, and what the finding says about it.
@@ -888,7 +989,8 @@ fn scan_inner(
         let _ = store.commit();
         return Err(e);
     }
-    sum.errors = walk_errors;
+    sum.errors = walk_errors.count;
+    sum.error_names = walk_errors.names;
     if opts.cancelled() {
         batch.finish()?;
         anyhow::bail!(INTERRUPTED);

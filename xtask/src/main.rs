@@ -7,6 +7,11 @@
 //!   cargo xtask test             deps + build + lints (also sensor-windows for
 //!                                the Windows target) + every test (needs root),
 //!                                then vm-test
+//!   cargo xtask soak [CHANGES [FILES]]
+//!                                deps + build + the full-size fault tests
+//!                                (needs root): a burst of 1 000 000 changes
+//!                                over 10 000 watched files through a 1 MiB
+//!                                ring buffer (tests/tests/faults.rs, burst_soak)
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
 //!   cargo xtask bench hash|pipeline|scan  the hashing, pipeline and scan benchmarks
 //!                                (docs/benchmarks.md)
@@ -52,6 +57,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("test") => test(),
+        Some("soak") => soak(&args[1..]),
         Some("windows-lint") => windows_lint(),
         Some("wine-test") => wine::main(&args[1..]),
         Some("vm-test") => vm::main(&args[1..]),
@@ -61,7 +67,7 @@ fn main() -> Result<()> {
             bench::main(&args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | windows-lint | wine-test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline|scan");
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | soak [CHANGES [FILES]] | windows-lint | wine-test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline|scan");
             std::process::exit(2);
         }
     }
@@ -226,6 +232,46 @@ fn test() -> Result<()> {
     cargo(&["test", "--", "--test-threads", "4"])?;
     step("the same static vigil on Debian 5.10, 6.1 and 6.12 kernels under qemu (vm-test)");
     vm::main(&[])
+}
+
+/// The fault tests too long for `cargo xtask test`: the full-size burst
+/// (1 000 000 changes over 10 000 files unless CHANGES and FILES say
+/// otherwise). Prints how many files the realtime path attributed, how many
+/// only the rescan found, and the sensor's peak RSS.
+fn soak(args: &[String]) -> Result<()> {
+    deps(BUILD_PACKAGES)?;
+    if !is_root() {
+        bail!("the soak test loads eBPF programs: run `sudo cargo xtask soak`");
+    }
+    let changes = args.first().map(String::as_str).unwrap_or("1000000");
+    let files = args.get(1).map(String::as_str).unwrap_or("10000");
+    for (what, v) in [("CHANGES", changes), ("FILES", files)] {
+        if v.parse::<u64>().map_or(true, |n| n == 0) {
+            bail!(
+                "{what} must be a positive number, not {v:?}: cargo xtask soak [CHANGES [FILES]]"
+            );
+        }
+    }
+    step("building vigil and the test helpers");
+    cargo(&["build", "-p", "sensor-user", "-p", "vigil-tests"])?;
+    step(&format!(
+        "burst: {changes} changes over {files} watched files, 1 MiB ring buffer"
+    ));
+    run(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args([
+                "test",
+                "-p",
+                "vigil-tests",
+                "--test",
+                "faults",
+                "--",
+                "--ignored",
+            ])
+            .args(["--exact", "burst_soak", "--nocapture"])
+            .env("VIGIL_SOAK_CHANGES", changes)
+            .env("VIGIL_SOAK_FILES", files),
+    )
 }
 
 /// The Windows crate must lint for Windows too: clippy type-checks it for

@@ -67,6 +67,7 @@ pub fn run(opts: Options) -> Result<()> {
     let shared = Pipeline::start(opts.settings, opts.emitter)?;
     let scan_input = shared.sender();
     let mut pipeline = Attributor::new(opts.policy, Some(shared), host, procs, Some(ebpf.clone()));
+    let watched = pipeline.policy.roots.len();
     pipeline.emit_sensor(
         "start",
         SensorInfo {
@@ -105,7 +106,14 @@ pub fn run(opts: Options) -> Result<()> {
         Some(p) => Some(super::replay::Recorder::create(p)?),
         None => None,
     };
+    // systemd (Type=notify): attached, the start event handed over.
+    crate::sdnotify::notify(&format!(
+        "READY=1\nSTATUS=watching {} roots\nMAINPID={}",
+        watched,
+        std::process::id()
+    ));
     let read = rt.block_on(read_loop(ring, ebpf, tx, recorder, opts.heartbeat, scans));
+    crate::sdnotify::notify("STOPPING=1");
     let piped = worker
         .join()
         .map_err(|_| anyhow::anyhow!("pipeline thread panicked"))
@@ -170,6 +178,14 @@ async fn read_until_signal(
     let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seen_lost = (0u64, 0u64);
+    // systemd's watchdog (WatchdogSec=): pinged from this loop, which stops
+    // turning when the pipeline stops taking records (the hand-over blocks),
+    // so a wedged sensor is restarted.
+    let mut watchdog = crate::sdnotify::watchdog_interval().map(|every| {
+        let mut i = tokio::time::interval(every);
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     let send = |m: Msg| tx.send(m).map_err(|_| anyhow::anyhow!("pipeline stopped"));
     // Hands over everything the ring buffer holds, in batches.
     let mut drain_ring = |ring: &mut RingBuf<MapData>| -> Result<()> {
@@ -215,6 +231,14 @@ async fn read_until_signal(
                 seen_lost = lost;
             }
             _ = beat.tick() => send(Msg::Heartbeat)?,
+            _ = async {
+                match watchdog.as_mut() {
+                    Some(w) => w.tick().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                crate::sdnotify::notify("WATCHDOG=1");
+            }
             _ = term.recv() => break "SIGTERM",
             _ = int.recv() => break "SIGINT",
         }

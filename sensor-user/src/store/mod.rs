@@ -99,7 +99,63 @@ BEGIN SELECT RAISE(ABORT, 'accepts are append-only'); END;
 CREATE TRIGGER accepts_no_delete BEFORE DELETE ON accepts
 BEGIN SELECT RAISE(ABORT, 'accepts are append-only'); END;
 "#,
+    // 2: a MAC per baseline row (see `row_mac`): keyed BLAKE3 under a subkey
+    // of the host key. NULL in rows written before this migration.
+    r#"
+ALTER TABLE files ADD COLUMN mac TEXT;
+"#,
 ];
+
+/// The context of the baseline row MAC's subkey (`blake3::derive_key`).
+pub const ROW_MAC_CONTEXT: &str = "vigil baseline row mac";
+
+/// A baseline row whose MAC does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tampered {
+    pub path: String,
+    /// `mismatch`: the row was changed (or forged) after it was sealed;
+    /// `missing`: it carries no MAC (removed, or written by a Vigil before
+    /// row MACs or without the host key).
+    pub reason: &'static str,
+}
+
+/// The MAC of a baseline row: keyed BLAKE3 (under the row subkey) of every
+/// field but `verified_at`, which scans update when they find the file as
+/// recorded, without changing what was recorded. Each field is length-prefixed
+/// (`u64` little-endian; `u64::MAX` for NULL) so that no two rows share an
+/// encoding.
+pub fn row_mac(subkey: &[u8; 32], row: &FileRow) -> String {
+    let mut h = blake3::Hasher::new_keyed(subkey);
+    let mut field = |v: Option<&str>| match v {
+        Some(v) => {
+            h.update(&(v.len() as u64).to_le_bytes());
+            h.update(v.as_bytes());
+        }
+        None => {
+            h.update(&u64::MAX.to_le_bytes());
+        }
+    };
+    let s = &row.state;
+    let xattrs = serde_json::to_string(&s.xattrs).unwrap_or_else(|_| "{}".into());
+    field(Some(&row.path));
+    field(Some(s.file_type));
+    field(Some(&s.size.to_string()));
+    field(Some(&s.mode));
+    field(Some(&s.uid.to_string()));
+    field(Some(&s.gid.to_string()));
+    field(Some(&s.mtime));
+    field(Some(&s.ctime));
+    field(Some(&s.inode.to_string()));
+    field(Some(&s.nlink.to_string()));
+    field(s.link_target.as_deref());
+    field(Some(&xattrs));
+    field(s.hashes.get("blake3").map(String::as_str));
+    field(s.hashes.get("sha256").map(String::as_str));
+    field(s.hash_note.as_deref());
+    field(row.watch.as_deref());
+    field(Some(&row.updated_at));
+    h.finalize().to_hex().to_string()
+}
 
 /// A store error: names the file and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -200,6 +256,10 @@ pub struct Accept {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    /// The row MAC subkey: rows are sealed on write and checked on read.
+    row_key: Option<[u8; 32]>,
+    /// Rows read since the last [`Store::take_tampered`] that failed the check.
+    tampered: std::cell::RefCell<Vec<Tampered>>,
 }
 
 /// Now, RFC 3339 UTC with nanoseconds (the format of every time in the store).
@@ -241,6 +301,8 @@ impl Store {
         let store = Store {
             conn,
             path: path.to_path_buf(),
+            row_key: None,
+            tampered: Default::default(),
         };
         store
             .conn
@@ -248,6 +310,63 @@ impl Store {
             .map_err(|e| explain(path, e))?;
         store.setup()?;
         Ok(store)
+    }
+
+    /// Seals baseline rows with a MAC under `host_key` (a subkey derived
+    /// with [`ROW_MAC_CONTEXT`]) when they are written, and checks the MAC
+    /// of every row read: failures are collected for [`Store::take_tampered`].
+    pub fn with_row_mac(mut self, host_key: &[u8; 32]) -> Store {
+        self.row_key = Some(blake3::derive_key(ROW_MAC_CONTEXT, host_key));
+        self
+    }
+
+    /// Whether rows are sealed and checked.
+    pub fn checks_row_macs(&self) -> bool {
+        self.row_key.is_some()
+    }
+
+    /// The rows read since the last call whose MAC did not verify.
+    pub fn take_tampered(&self) -> Vec<Tampered> {
+        std::mem::take(&mut *self.tampered.borrow_mut())
+    }
+
+    /// Checks a row read from the table; a failure is remembered.
+    fn check_row(&self, row: &FileRow, mac: Option<&str>) -> Option<Tampered> {
+        let key = self.row_key.as_ref()?;
+        let reason = match mac {
+            None => "missing",
+            Some(m) if m == row_mac(key, row) => return None,
+            Some(_) => "mismatch",
+        };
+        let t = Tampered {
+            path: row.path.clone(),
+            reason,
+        };
+        let mut list = self.tampered.borrow_mut();
+        if !list.contains(&t) {
+            list.push(t.clone());
+        }
+        Some(t)
+    }
+
+    /// Checks every baseline row (`vigil baseline verify`): the number of
+    /// rows, and those that fail. Without a row key, nothing is checked.
+    pub fn verify_rows(&self) -> Result<(u64, Vec<Tampered>)> {
+        let mut st = self
+            .conn
+            .prepare(&format!("SELECT {FILE_COLUMNS} FROM files ORDER BY path"))
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([], file_row).map_err(|e| self.err(e))?;
+        let (mut n, mut bad) = (0, Vec::new());
+        for r in rows {
+            let (row, mac) = r.map_err(|e| self.err(e))?;
+            n += 1;
+            if let Some(t) = self.check_row(&row, mac.as_deref()) {
+                bad.push(t);
+            }
+        }
+        self.tampered.borrow_mut().clear();
+        Ok((n, bad))
     }
 
     /// The database file.
@@ -361,8 +480,8 @@ impl Store {
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO files (path, type, size, mode, uid, gid, mtime, ctime, inode, nlink,
-                    link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -384,6 +503,7 @@ impl Store {
                     row.watch,
                     row.verified_at,
                     row.updated_at,
+                    self.row_key.as_ref().map(|k| row_mac(k, row)),
                 ])
             })
             .map(|_| ())
@@ -391,11 +511,19 @@ impl Store {
     }
 
     /// The baseline row of `path`.
+    /// The baseline row of `path`. With a row key, a row whose MAC fails is
+    /// still returned (the scan compares with it) and remembered for
+    /// [`Store::take_tampered`].
     pub fn get_file(&self, path: &str) -> Result<Option<FileRow>> {
-        self.conn
+        let r = self
+            .conn
             .prepare_cached(&format!("SELECT {FILE_COLUMNS} FROM files WHERE path = ?1"))
             .and_then(|mut st| st.query_row([path], file_row).optional())
-            .map_err(|e| self.err(e))
+            .map_err(|e| self.err(e))?;
+        Ok(r.map(|(row, mac)| {
+            self.check_row(&row, mac.as_deref());
+            row
+        }))
     }
 
     pub fn delete_file(&self, path: &str) -> Result<bool> {
@@ -801,14 +929,20 @@ impl Store {
         let rows = st
             .query_map(params![root, prefix, end], file_row)
             .map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))
+        let mut out = Vec::new();
+        for r in rows {
+            let (row, mac) = r.map_err(|e| self.err(e))?;
+            self.check_row(&row, mac.as_deref());
+            out.push(row);
+        }
+        Ok(out)
     }
 }
 
-const FILE_COLUMNS: &str = "path, type, size, mode, uid, gid, mtime, ctime, inode, nlink, link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at";
+const FILE_COLUMNS: &str = "path, type, size, mode, uid, gid, mtime, ctime, inode, nlink, link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac";
 
-fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
+/// A row of `files` and its MAC.
+fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(FileRow, Option<String>)> {
     let mut hashes = BTreeMap::new();
     if let Some(h) = r.get::<_, Option<String>>(12)? {
         hashes.insert("blake3".to_string(), h);
@@ -817,27 +951,30 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileRow> {
         hashes.insert("sha256".to_string(), h);
     }
     let xattrs: String = r.get(11)?;
-    Ok(FileRow {
-        path: r.get(0)?,
-        state: FileState {
-            file_type: file_type(&r.get::<_, String>(1)?),
-            size: r.get::<_, i64>(2)? as u64,
-            mode: r.get(3)?,
-            uid: r.get(4)?,
-            gid: r.get(5)?,
-            mtime: r.get(6)?,
-            ctime: r.get(7)?,
-            inode: r.get::<_, i64>(8)? as u64,
-            nlink: r.get::<_, i64>(9)? as u64,
-            link_target: r.get(10)?,
-            xattrs: serde_json::from_str(&xattrs).unwrap_or_default(),
-            hashes,
-            hash_note: r.get(14)?,
+    Ok((
+        FileRow {
+            path: r.get(0)?,
+            state: FileState {
+                file_type: file_type(&r.get::<_, String>(1)?),
+                size: r.get::<_, i64>(2)? as u64,
+                mode: r.get(3)?,
+                uid: r.get(4)?,
+                gid: r.get(5)?,
+                mtime: r.get(6)?,
+                ctime: r.get(7)?,
+                inode: r.get::<_, i64>(8)? as u64,
+                nlink: r.get::<_, i64>(9)? as u64,
+                link_target: r.get(10)?,
+                xattrs: serde_json::from_str(&xattrs).unwrap_or_default(),
+                hashes,
+                hash_note: r.get(14)?,
+            },
+            watch: r.get(15)?,
+            verified_at: r.get(16)?,
+            updated_at: r.get(17)?,
         },
-        watch: r.get(15)?,
-        verified_at: r.get(16)?,
-        updated_at: r.get(17)?,
-    })
+        r.get(18)?,
+    ))
 }
 
 /// The static name of a file type as stored.

@@ -258,3 +258,88 @@ fn newer_schema_is_refused() {
     let msg = Store::open(&p).err().unwrap().to_string();
     assert!(msg.contains("newer Vigil"), "{msg}");
 }
+
+fn row(path: &str) -> FileRow {
+    FileRow {
+        path: path.into(),
+        state: state(10),
+        watch: Some("/etc".into()),
+        verified_at: now(),
+        updated_at: now(),
+    }
+}
+
+#[test]
+fn row_macs_catch_edited_forged_and_unsealed_rows_but_not_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.db");
+    let key = [7u8; 32];
+    let s = Store::open(&p).unwrap().with_row_mac(&key);
+    for name in ["/etc/a", "/etc/b", "/etc/c"] {
+        s.put_file(&row(name)).unwrap();
+    }
+    assert_eq!(s.verify_rows().unwrap(), (3, vec![]));
+    // A scan that finds a file as recorded only moves verified_at.
+    s.mark_verified("/etc/a", "2030-01-01T00:00:00Z").unwrap();
+    assert!(s.get_file("/etc/a").unwrap().is_some());
+    assert!(s.take_tampered().is_empty());
+
+    // Edited behind Vigil's back: a hash, a mode; a row forged without MAC.
+    let c = s.conn();
+    c.execute(
+        "UPDATE files SET blake3 = ?1 WHERE path = '/etc/a'",
+        ["cd".repeat(32)],
+    )
+    .unwrap();
+    c.execute("UPDATE files SET mode = '4755' WHERE path = '/etc/b'", [])
+        .unwrap();
+    c.execute(
+        "INSERT INTO files SELECT '/etc/forged', type, size, mode, uid, gid, mtime, ctime, inode, nlink,
+            link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, NULL
+         FROM files WHERE path = '/etc/c'",
+        [],
+    )
+    .unwrap();
+    // A valid row moved to another path: its MAC covers the path.
+    c.execute(
+        "INSERT INTO files SELECT '/etc/moved', type, size, mode, uid, gid, mtime, ctime, inode, nlink,
+            link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac
+         FROM files WHERE path = '/etc/c'",
+        [],
+    )
+    .unwrap();
+    let (n, bad) = s.verify_rows().unwrap();
+    assert_eq!(n, 5);
+    let got: Vec<(&str, &str)> = bad.iter().map(|t| (t.path.as_str(), t.reason)).collect();
+    assert_eq!(
+        got,
+        [
+            ("/etc/a", "mismatch"),
+            ("/etc/b", "mismatch"),
+            ("/etc/forged", "missing"),
+            ("/etc/moved", "mismatch")
+        ]
+    );
+    // Reads report them too (once each), and still return the row.
+    assert!(s.get_file("/etc/a").unwrap().is_some());
+    s.get_file("/etc/a").unwrap();
+    s.get_file("/etc/c").unwrap();
+    assert_eq!(
+        s.take_tampered(),
+        [Tampered {
+            path: "/etc/a".into(),
+            reason: "mismatch"
+        }]
+    );
+    // Re-recording re-seals.
+    s.put_file(&row("/etc/a")).unwrap();
+    s.get_file("/etc/a").unwrap();
+    assert!(s.take_tampered().is_empty());
+
+    // Another key: every row fails. No key: nothing is checked.
+    drop(s);
+    let other = Store::open(&p).unwrap().with_row_mac(&[8u8; 32]);
+    assert_eq!(other.verify_rows().unwrap().1.len(), 5);
+    let none = Store::open(&p).unwrap();
+    assert!(none.verify_rows().unwrap().1.is_empty());
+}
