@@ -147,9 +147,9 @@ impl Findings for ToPipeline<'_> {
         self.host
     }
 
-    fn report(&mut self, store: &Store, ev: Event) -> Result<()> {
+    fn report(&mut self, store: &Store, ev: Event, observed: Instant) -> Result<()> {
         let stopped = || anyhow::anyhow!("the pipeline stopped");
-        match self.out.try_send(vec![Input::Finding(ev)]) {
+        match self.out.try_send(vec![Input::Finding { ev, observed }]) {
             Ok(()) => Ok(()),
             Err(crossbeam_channel::TrySendError::Disconnected(_)) => Err(stopped()),
             Err(crossbeam_channel::TrySendError::Full(batch)) => {

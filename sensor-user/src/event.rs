@@ -282,6 +282,10 @@ pub struct ScanInfo {
     pub unattributed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<u64>,
+    /// Findings the pipeline dropped because a realtime event that read the
+    /// file later was already in the feed (counted in `changes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
 }

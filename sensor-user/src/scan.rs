@@ -95,6 +95,9 @@ pub struct Seen {
     pub watch: String,
     /// None when it vanished between the directory read and the stat.
     pub state: Option<FileState>,
+    /// Taken before the entry was read: a realtime event whose state was
+    /// read later describes the file at least as recently.
+    pub observed: Instant,
 }
 
 /// What a baseline or scan did.
@@ -248,6 +251,7 @@ pub fn walk(policy: &Policy, opts: &WalkOptions, mut each: impl FnMut(Seen)) -> 
 
 fn read_one(policy: &Policy, opts: &WalkOptions, path: PathBuf, root: usize) -> Seen {
     let watch = policy.roots[root].path.display().to_string();
+    let observed = Instant::now();
     let state = match read_state(&path) {
         Ok(mut s) => {
             if s.file_type == "file" && !opts.metadata_only {
@@ -268,6 +272,7 @@ fn read_one(policy: &Policy, opts: &WalkOptions, path: PathBuf, root: usize) -> 
         path: path.to_string_lossy().into_owned(),
         watch,
         state,
+        observed,
     }
 }
 
@@ -727,7 +732,9 @@ impl ScanRequest {
 /// rules, sent to the sinks and appended to the journal.
 pub trait Findings {
     fn host(&self) -> &str;
-    fn report(&mut self, store: &Store, ev: Event) -> Result<()>;
+    /// `observed`: when the state the event reports was read (see
+    /// [`Seen::observed`]).
+    fn report(&mut self, store: &Store, ev: Event, observed: Instant) -> Result<()>;
     fn flush(&mut self) -> Result<()>;
 }
 
@@ -736,7 +743,7 @@ impl Findings for Emitter {
         Emitter::host(self)
     }
 
-    fn report(&mut self, store: &Store, ev: Event) -> Result<()> {
+    fn report(&mut self, store: &Store, ev: Event, _observed: Instant) -> Result<()> {
         let mut journaled = Ok(0);
         self.emit_with(ev, |ev| journaled = store.journal(ev))?;
         journaled?;
@@ -792,7 +799,7 @@ pub fn report_tampered(store: &Store, out: &mut dyn Findings, during: &str) -> R
             ..Default::default()
         },
     );
-    out.report(store, ev)?;
+    out.report(store, ev, Instant::now())?;
     Ok(bad.len())
 }
 
@@ -887,7 +894,8 @@ fn scan_inner(
                   reference: Reference,
                   after: Option<FileState>,
                   finding: Finding,
-                  append_only: Option<Verdict>|
+                  append_only: Option<Verdict>,
+                  observed: Instant|
      -> Result<()> {
         // Against the baseline, the realtime sensor saw the change if the
         // journal has a non-scan event on the path since the baseline
@@ -934,6 +942,7 @@ fn scan_inner(
         out.report(
             store,
             finding_event(&host, subject, finding, process.clone(), details),
+            observed,
         )
     };
     let walk_errors = walk(policy, opts, |seen| {
@@ -971,6 +980,7 @@ fn scan_inner(
                         Some(state),
                         f,
                         verdict,
+                        seen.observed,
                     )?
                 }
                 None if refer.is_baseline => store.mark_verified(&seen.path, &now)?,
@@ -998,6 +1008,7 @@ fn scan_inner(
     let mut deleted = std::collections::BTreeSet::new();
     for (root, scope) in scopes(policy, &opts.only) {
         for row in store.unseen_under(&scope)? {
+            let observed = Instant::now();
             if deleted.contains(&row.path) || !vanished(policy, root, &row) {
                 continue;
             }
@@ -1015,6 +1026,7 @@ fn scan_inner(
                 None,
                 finding,
                 None,
+                observed,
             )?;
             batch.op()?;
         }
@@ -1024,6 +1036,7 @@ fn scan_inner(
         for (root, scope) in scopes(policy, &opts.only) {
             for path in store.reported_unseen_under(&scope)? {
                 let p = Path::new(&path);
+                let observed = Instant::now();
                 let gone = std::fs::symlink_metadata(p)
                     .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
                 if deleted.contains(&path)
@@ -1039,7 +1052,9 @@ fn scan_inner(
                 };
                 deleted.insert(path.clone());
                 let watch = Some(policy.roots[root].path.display().to_string());
-                report(out, &mut sum, &path, watch, refer, None, finding, None)?;
+                report(
+                    out, &mut sum, &path, watch, refer, None, finding, None, observed,
+                )?;
                 batch.op()?;
             }
         }

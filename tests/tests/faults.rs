@@ -306,12 +306,13 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
         gaps.iter().any(|g| g["lost_reason"] == "ring_buffer_full"),
         "the burst did not overflow the ring buffer: {gaps:#?}"
     );
-    let mut rescans = 0;
+    let (mut rescans, mut superseded) = (0, 0);
     for e in &fed.sensor {
         if e["action"] == "scan_finished" {
             assert_eq!(e["scan"]["errors"], 0, "{e:#}");
             if e["scan"]["kind"] == "rescan" {
                 rescans += 1;
+                superseded += e["scan"]["superseded"].as_u64().unwrap_or(0);
             }
         }
     }
@@ -347,7 +348,8 @@ fn burst(files: usize, changes: usize, timeout: Duration) {
     }
     eprintln!(
         "burst: {changes} changes to {files} files in {burst_s:.1} s ({:.0}/s); \
-         {} file events, {} gap events ({lost} records lost), {rescans} rescans; \
+         {} file events, {} gap events ({lost} records lost), {rescans} rescans \
+         ({superseded} findings superseded by a newer realtime event); \
          {attributed} files attributed by a realtime event, {by_rescan} found only by the rescan, \
          {} missing; final state reported by a realtime event for {final_realtime} files, \
          by the rescan for {final_rescan}; settled {settle_s:.1} s after the burst; \

@@ -311,48 +311,8 @@ pub fn sensor_event(host: &str, action: &str, info: SensorInfo) -> Event {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Format;
-    use crate::sink::Health;
+    use crate::sink::testing::Probe;
     use std::sync::{Arc as StdArc, Mutex};
-
-    /// A sink that records lines, or fails every send and reports itself degraded.
-    struct Probe {
-        name: String,
-        failing: bool,
-        lines: StdArc<Mutex<Vec<String>>>,
-        health: Vec<Health>,
-    }
-
-    impl Sink for Probe {
-        fn name(&self) -> &str {
-            &self.name
-        }
-        fn format(&self) -> crate::schema::Format {
-            Format::Native
-        }
-        fn send(&mut self, ev: &Rendered) -> Result<()> {
-            if self.failing {
-                self.health.push(Health {
-                    sink: self.name.clone(),
-                    state: HealthState::Gap { lost: 1 },
-                    message: "spool full".into(),
-                });
-                anyhow::bail!("receiver down");
-            }
-            let line = String::from_utf8(ev.line.to_vec()).unwrap();
-            self.lines.lock().unwrap().push(line);
-            Ok(())
-        }
-        fn flush(&mut self) -> Result<()> {
-            Ok(())
-        }
-        fn take_health(&mut self) -> Vec<Health> {
-            std::mem::take(&mut self.health)
-        }
-        fn close(self: Box<Self>) -> Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn a_chained_run_verifies_health_events_included_and_counts_are_filled() {

@@ -75,8 +75,13 @@ pub enum Input {
     /// A sensor event (start, gap, error...): emitted in order, unchanged.
     Sensor(Event),
     /// A scan finding, complete with its before and after: emitted in order,
-    /// and its `after` becomes the path's known state.
-    Finding(Event),
+    /// and its `after` becomes the path's known state. `observed` is when
+    /// the scan read the file: a finding older than the newest realtime
+    /// event on its path is superseded by it (see [`Settle::superseded`]).
+    Finding {
+        ev: Event,
+        observed: Instant,
+    },
     /// Emit what is held, then the given stop event, and end.
     Stop(Event),
 }
@@ -171,7 +176,19 @@ struct Settle {
     states: HashMap<String, FileState>,
     /// Last seen content of diffable paths.
     contents: HashMap<String, Vec<u8>>,
+    /// When each path's newest realtime event was queued (its state is read
+    /// at or after that moment). Pruned of entries older than
+    /// [`CHANGED_AT_KEEP`].
+    changed_at: HashMap<String, Instant>,
+    last_prune: Instant,
+    /// Findings dropped as superseded, per scan id, until the scan's
+    /// `scan_finished` passes and carries the count.
+    superseded: HashMap<i64, u64>,
 }
+
+/// How long a realtime event can supersede a scan finding: far longer than
+/// a finding waits between the scan's read and the pipeline.
+const CHANGED_AT_KEEP: Duration = Duration::from_secs(600);
 
 impl Settle {
     fn new(s: Settings, emitter: Emitter, jobs: Sender<Job>) -> Settle {
@@ -184,6 +201,9 @@ impl Settle {
             first_id: 0,
             states: HashMap::new(),
             contents: HashMap::new(),
+            changed_at: HashMap::new(),
+            last_prune: Instant::now(),
+            superseded: HashMap::new(),
         }
     }
 
@@ -211,10 +231,15 @@ impl Settle {
                                     self.enqueue(ev)?;
                                 }
                             }
-                            Input::Sensor(ev) => self.enqueue(ev)?,
-                            Input::Finding(ev) => {
-                                self.queue.push_back(Pending { ev, waiting: false, after: None, content: None, complete: true, append_ref: None, prefix_blake3: None });
-                                self.emit_ready()?;
+                            Input::Sensor(mut ev) => {
+                                self.count_superseded(&mut ev);
+                                self.enqueue(ev)?
+                            }
+                            Input::Finding { ev, observed } => {
+                                if !self.superseded(&ev, observed) {
+                                    self.queue.push_back(Pending { ev, waiting: false, after: None, content: None, complete: true, append_ref: None, prefix_blake3: None });
+                                    self.emit_ready()?;
+                                }
                             }
                             Input::Stop(ev) => return self.stop(ev, &done),
                         }
@@ -238,6 +263,10 @@ impl Settle {
             }
             for ev in self.coalescer.expire(Instant::now()) {
                 self.enqueue(ev)?;
+            }
+            if self.last_prune.elapsed() > CHANGED_AT_KEEP {
+                self.last_prune = Instant::now();
+                self.changed_at.retain(|_, t| t.elapsed() < CHANGED_AT_KEEP);
             }
             if rx.is_empty() && done.is_empty() {
                 self.emitter.flush()?;
@@ -279,6 +308,13 @@ impl Settle {
                 "renamed" | "exchanged" | "linked" => f.target_path.clone(),
                 _ => Some(f.path.clone()),
             });
+        if let Some(f) = pending.ev.file() {
+            let now = Instant::now();
+            self.changed_at.insert(f.path.clone(), now);
+            if let Some(t) = &f.target_path {
+                self.changed_at.insert(t.clone(), now);
+            }
+        }
         if let Some(path) = path {
             let diffable = self.s.diff.is_match(&path) && !self.s.secret.is_match(&path);
             let sha256 = self.s.sha256.is_match(&path);
@@ -312,6 +348,36 @@ impl Settle {
         }
         self.queue.push_back(pending);
         self.emit_ready()
+    }
+
+    /// Whether a scan finding is older than a realtime event already queued
+    /// on its path. That event read the file after the scan did, so it is
+    /// emitted first yet says something newer: the finding would make the
+    /// feed's last word on the path a stale state. It is dropped, and
+    /// counted in its scan's `scan_finished` (`superseded`).
+    fn superseded(&mut self, ev: &Event, observed: Instant) -> bool {
+        let Some(f) = ev.file() else {
+            return false;
+        };
+        if self.changed_at.get(&f.path).is_none_or(|t| *t <= observed) {
+            return false;
+        }
+        tracing::debug!(path = %f.path, "scan finding superseded by a newer realtime event");
+        let scan_id = f.details.get("scan_id").and_then(|v| v.as_i64());
+        *self.superseded.entry(scan_id.unwrap_or(0)).or_default() += 1;
+        true
+    }
+
+    /// Fills `scan.superseded` of a `scan_finished` / `scan_failed` event.
+    fn count_superseded(&mut self, ev: &mut Event) {
+        if let crate::event::Body::Sensor(s) = &mut ev.body {
+            if let Some(scan) = s.scan.as_mut() {
+                let n = scan.id.and_then(|id| self.superseded.remove(&id));
+                if scan.status != "running" {
+                    scan.superseded = n;
+                }
+            }
+        }
     }
 
     fn complete(&mut self, d: Done) -> Result<()> {
@@ -436,4 +502,157 @@ fn unified_diff(path: &str, old: &[u8], new: &[u8]) -> Option<String> {
             .header(path, path)
             .to_string(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::*;
+    use crate::rules::RuleSet;
+    use crate::sink::testing::Probe;
+    use std::sync::{Arc, Mutex};
+
+    fn settings() -> Settings {
+        Settings {
+            timing: Timing {
+                rename_window: Duration::ZERO,
+                max_hold: Duration::from_secs(1),
+            },
+            hash: HashPolicy { max_size: 1 << 20 },
+            hash_workers: 1,
+            sha256: GlobSet::empty(),
+            diff: GlobSet::empty(),
+            diff_max_bytes: 0,
+            secret: GlobSet::empty(),
+            seed_roots: Vec::new(),
+            append_only: GlobSet::empty(),
+        }
+    }
+
+    fn file_event(action: &str, path: &str, tier: &'static str) -> Event {
+        let mut details = serde_json::Map::new();
+        if tier == "scan" {
+            details.insert("scan_id".into(), 7.into());
+        }
+        Event {
+            schema: SCHEMA,
+            seq: 0,
+            time: "t".into(),
+            host: "h".into(),
+            kind: "file",
+            action: action.into(),
+            severity: Severity::Info,
+            alert: false,
+            rules: vec![],
+            mitre: vec![],
+            pci: vec![],
+            tags: vec![],
+            body: Body::File(Box::new(FileChange {
+                path: path.into(),
+                target_path: None,
+                file: FileInfo::default(),
+                before: None,
+                after: None,
+                fields_changed: vec![],
+                diff: None,
+                watch: None,
+                process: Process::default().into(),
+                source: Source {
+                    tier,
+                    syscall: "x",
+                    decided_by: "inode",
+                },
+                details,
+                related: vec![],
+            })),
+        }
+    }
+
+    #[test]
+    fn a_finding_read_before_a_queued_realtime_event_is_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "final\n").unwrap();
+        let path = path.to_str().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::new(
+            vec![Probe::recording(&lines)],
+            RuleSet::builtin(),
+            "h".into(),
+        );
+        let p = Pipeline::start(settings(), emitter).unwrap();
+        let scan_read = Instant::now();
+        let realtime = Change {
+            ev: file_event("modified", path, "tracepoint"),
+            meta: coalesce::Meta {
+                pid: 1,
+                opens_session: false,
+            },
+        };
+        p.send(vec![Input::Change(realtime)]).unwrap();
+        // Read by the scan before the realtime event was queued: stale.
+        let stale = file_event("modified", path, "scan");
+        p.send(vec![Input::Finding {
+            ev: stale,
+            observed: scan_read,
+        }])
+        .unwrap();
+        // Read after it (it is out, so it was queued before): emitted.
+        while lines.lock().unwrap().is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let fresh = file_event("attributes_changed", path, "scan");
+        p.send(vec![Input::Finding {
+            ev: fresh,
+            observed: Instant::now(),
+        }])
+        .unwrap();
+        let finished = emit::sensor_event(
+            "h",
+            "scan_finished",
+            SensorInfo {
+                scan: Some(Box::new(ScanInfo {
+                    id: Some(7),
+                    kind: "rescan",
+                    status: "ok",
+                    ..Default::default()
+                })),
+                ..Default::default()
+            },
+        );
+        p.send(vec![Input::Sensor(finished)]).unwrap();
+        p.send(vec![Input::Stop(emit::sensor_event(
+            "h",
+            "stop",
+            SensorInfo::default(),
+        ))])
+        .unwrap();
+        p.join().unwrap();
+        let evs: Vec<serde_json::Value> = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let seen: Vec<(&str, &str)> = evs
+            .iter()
+            .map(|e| {
+                let tier = e["source"]["tier"].as_str().unwrap_or("-");
+                (e["action"].as_str().unwrap(), tier)
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("modified", "tracepoint"),
+                ("attributes_changed", "scan"),
+                ("scan_finished", "-"),
+                ("stop", "-")
+            ],
+            "{evs:#?}"
+        );
+        assert_eq!(evs[2]["scan"]["superseded"], 1, "{:#}", evs[2]);
+        // The realtime event read the file.
+        assert!(evs[0]["after"]["hashes"]["blake3"].is_string());
+    }
 }

@@ -157,6 +157,65 @@ pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Sinks for unit tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::schema::Format;
+    use std::sync::{Arc, Mutex};
+
+    /// A sink that records lines, or fails every send and reports itself degraded.
+    pub(crate) struct Probe {
+        pub name: String,
+        pub failing: bool,
+        pub lines: Arc<Mutex<Vec<String>>>,
+        pub health: Vec<Health>,
+    }
+
+    impl Probe {
+        /// A working sink recording into `lines`.
+        pub(crate) fn recording(lines: &Arc<Mutex<Vec<String>>>) -> Box<dyn Sink> {
+            Box::new(Probe {
+                name: "probe".into(),
+                failing: false,
+                lines: lines.clone(),
+                health: Vec::new(),
+            })
+        }
+    }
+
+    impl Sink for Probe {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn format(&self) -> Format {
+            Format::Native
+        }
+        fn send(&mut self, ev: &Rendered) -> anyhow::Result<()> {
+            if self.failing {
+                self.health.push(Health {
+                    sink: self.name.clone(),
+                    state: HealthState::Gap { lost: 1 },
+                    message: "spool full".into(),
+                });
+                anyhow::bail!("receiver down");
+            }
+            let line = String::from_utf8(ev.line.to_vec()).unwrap();
+            self.lines.lock().unwrap().push(line);
+            Ok(())
+        }
+        fn flush(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+        fn take_health(&mut self) -> Vec<Health> {
+            std::mem::take(&mut self.health)
+        }
+        fn close(self: Box<Self>) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
