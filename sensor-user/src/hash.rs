@@ -153,6 +153,8 @@ fn digest(
                     memmap2::MmapOptions::new()
                         .offset(at)
                         .len(len as usize)
+                        // One fault-in per window instead of one per few pages.
+                        .populate()
                         .map(&file)
                 }) else {
                     break;

@@ -865,15 +865,7 @@ impl Store {
     /// or target), that are neither in the baseline nor seen by the walk:
     /// files created after the baseline that may since have gone.
     pub fn reported_unseen_under(&self, root: &Path) -> Result<Vec<String>> {
-        let root = root.to_string_lossy();
-        let prefix = if root.ends_with('/') {
-            root.to_string()
-        } else {
-            format!("{root}/")
-        };
-        let mut end = prefix.clone();
-        end.pop();
-        end.push('0');
+        let (root, prefix, end) = subtree(root);
         let mut st = self
             .conn
             .prepare(
@@ -894,11 +886,7 @@ impl Store {
 
     /// Whether the baseline holds `root` or anything under it.
     pub fn has_rows_under(&self, root: &Path) -> Result<bool> {
-        let root = root.to_string_lossy();
-        let prefix = format!("{}/", root.trim_end_matches('/'));
-        let mut end = prefix.clone();
-        end.pop();
-        end.push('0');
+        let (root, prefix, end) = subtree(root);
         self.conn
             .query_row(
                 "SELECT EXISTS(SELECT 1 FROM files WHERE path = ?1 OR (path >= ?2 AND path < ?3))",
@@ -910,15 +898,7 @@ impl Store {
 
     /// Baseline rows at or under `root` that the walk did not see.
     pub fn unseen_under(&self, root: &Path) -> Result<Vec<FileRow>> {
-        let root = root.to_string_lossy();
-        let prefix = if root.ends_with('/') {
-            root.to_string()
-        } else {
-            format!("{root}/")
-        };
-        let mut end = prefix.clone();
-        end.pop();
-        end.push('0');
+        let (root, prefix, end) = subtree(root);
         let mut st = self
             .conn
             .prepare(&format!(
@@ -937,6 +917,16 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// `root` and the bounds of the paths under it, for
+/// `path = ?1 OR (path >= ?2 AND path < ?3)`: an index range instead of a
+/// LIKE, which would also need escaping ('0' sorts right after '/').
+fn subtree(root: &Path) -> (String, String, String) {
+    let root = root.to_string_lossy().into_owned();
+    let prefix = format!("{}/", root.trim_end_matches('/'));
+    let end = format!("{}0", &prefix[..prefix.len() - 1]);
+    (root, prefix, end)
 }
 
 const FILE_COLUMNS: &str = "path, type, size, mode, uid, gid, mtime, ctime, inode, nlink, link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac";
