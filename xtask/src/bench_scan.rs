@@ -7,6 +7,9 @@
 //! SHA-256 (it has no BLAKE3) and the same metadata (`p+i+n+u+g+s+m+c+xattrs`).
 //! Each command runs once untimed, then RUNS times in interleaved rounds; a
 //! cell is the median wall time and the peak RSS of the process (wait4).
+//! The hash floors, `find | xargs -P WORKERS b3sum` and `... sha256sum`, say
+//! what hashing every byte costs with the standard tools and the same number
+//! of processes: with SHA-256 selected, that is the part no walker can save.
 //! `--million` also baselines a generated tree of one million small files
 //! (made once under target/bench) and reports vigil's peak RSS there.
 use super::{cargo, step, workspace_root};
@@ -15,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-const PACKAGES: &[&str] = &["aide"];
+const PACKAGES: &[&str] = &["aide", "b3sum"];
 const DEFAULT_RUNS: usize = 3;
 const WORKERS: usize = 2;
 /// The issue's targets.
@@ -72,6 +75,8 @@ pub fn main(args: &[String]) -> Result<()> {
         vigil_case("vigil baseline init (BLAKE3)", &vigil, &tree, false),
         vigil_case("vigil baseline init (BLAKE3+SHA-256)", &vigil, &tree, true),
         aide_case(&tree),
+        hash_floor_case("hash floor: find | xargs b3sum", "b3sum", &tree),
+        hash_floor_case("hash floor: find | xargs sha256sum", "sha256sum", &tree),
     ];
     step(&format!(
         "timing {} commands: 1 warm-up + {runs} interleaved runs each, {WORKERS} workers",
@@ -115,15 +120,17 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     let aide = median(&cases[3].times);
     println!();
-    for c in &cases[1..3] {
+    for (c, hash_floor) in cases[1..3].iter().zip(&cases[4..6]) {
         let med = median(&c.times);
         println!(
-            "{}: {:.2}x faster than aide --init (target >= {TARGET_VS_AIDE}x: {}), {:.2}x the read floor (target <= {TARGET_VS_FLOOR}x: {})",
+            "{}: {:.2}x faster than aide --init (target >= {TARGET_VS_AIDE}x: {}), {:.2}x the read floor (target <= {TARGET_VS_FLOOR}x: {}), {:.2}x {}",
             c.label,
             aide / med,
             verdict(aide / med >= TARGET_VS_AIDE),
             med / floor,
             verdict(med / floor <= TARGET_VS_FLOOR),
+            med / median(&hash_floor.times),
+            hash_floor.label,
         );
     }
     if million {
@@ -200,6 +207,21 @@ fn read_floor_command(tree: &Path) -> Command {
     c
 }
 
+/// Every file hashed by `tool`, WORKERS processes at a time.
+fn hash_floor_case(label: &'static str, tool: &'static str, tree: &Path) -> Case {
+    let tree = tree.to_path_buf();
+    Case::new(label, move |_| {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(format!(
+                r#"find "$1" -type f -print0 | xargs -0 -n 256 -P {WORKERS} {tool} > /dev/null 2>&1"#
+            ))
+            .arg("sh")
+            .arg(&tree);
+        Ok(c)
+    })
+}
+
 fn read_floor(tree: &Path) -> Result<()> {
     let status = read_floor_command(tree).status()?;
     // Unreadable files make cat exit 1; the cache is warm all the same.
@@ -235,7 +257,7 @@ fn measure(mut cmd: Command, label: &str) -> Result<(f64, u64)> {
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
     // find|cat exits 1 on unreadable files; AIDE's init exits 0.
     let ok = match label {
-        l if l.starts_with("read floor") => code.is_some(),
+        l if l.contains("floor") => code.is_some(),
         _ => code == Some(0),
     };
     if !ok {
