@@ -4,10 +4,11 @@ use sensor_common::{
 };
 use std::path::PathBuf;
 
-/// One decoded kernel record.
-pub enum Record {
-    File(Box<FileRecord>),
-    Exec(Box<ExecRecord>),
+/// One decoded kernel record. The large ones are read in place when the
+/// bytes are aligned (ring-buffer records are 8-aligned), not copied.
+pub enum Record<'a> {
+    File(InPlace<'a, FileRecord>),
+    Exec(InPlace<'a, ExecRecord>),
     Fork(TaskRecord),
     Exit(TaskRecord),
     /// `code` is a [`sensor_common::blind`] reason.
@@ -33,7 +34,39 @@ fn read<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 
-pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+/// A record read where it lies, or (unaligned bytes) a boxed copy.
+pub enum InPlace<'a, T> {
+    Borrowed(&'a T),
+    Copied(Box<T>),
+}
+
+impl<T> std::ops::Deref for InPlace<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        match self {
+            InPlace::Borrowed(t) => t,
+            InPlace::Copied(t) => t,
+        }
+    }
+}
+
+/// `T` in place if `bytes` is aligned for it, else a copy.
+fn view<T: Copy>(bytes: &[u8], kind: u32) -> Result<InPlace<'_, T>, DecodeError> {
+    if bytes.as_ptr().align_offset(std::mem::align_of::<T>()) != 0 {
+        return read(bytes, kind).map(|t| InPlace::Copied(Box::new(t)));
+    }
+    if bytes.len() < std::mem::size_of::<T>() {
+        return Err(DecodeError::Short {
+            kind,
+            len: bytes.len(),
+        });
+    }
+    // SAFETY: length and alignment checked; T is a repr(C) record of integers
+    // and byte arrays from sensor-common, valid for any bit pattern.
+    Ok(InPlace::Borrowed(unsafe { &*(bytes.as_ptr() as *const T) }))
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     let k = u32::from_ne_bytes(bytes.get(..4).and_then(|b| b.try_into().ok()).ok_or(
         DecodeError::Short {
             kind: 0,
@@ -41,8 +74,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         },
     )?);
     Ok(match k {
-        kind::FILE => Record::File(Box::new(read(bytes, k)?)),
-        kind::EXEC => Record::Exec(Box::new(read(bytes, k)?)),
+        kind::FILE => Record::File(view(bytes, k)?),
+        kind::EXEC => Record::Exec(view(bytes, k)?),
         kind::FORK => Record::Fork(read(bytes, k)?),
         kind::EXIT => Record::Exit(read(bytes, k)?),
         kind::BLIND_SPOT => Record::BlindSpot(read(bytes, k)?),
@@ -137,6 +170,44 @@ mod tests {
             r.name_len = n.len() as u16;
         }
         r
+    }
+
+    #[test]
+    fn aligned_records_are_read_in_place_and_unaligned_ones_copied() {
+        let mut words = vec![0u64; std::mem::size_of::<sensor_common::TaskRecord>() / 8 + 2];
+        // SAFETY: a byte view of the u64 buffer.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8)
+        };
+        let n = std::mem::size_of::<FileRecord>();
+        let mut buf = vec![0u64; n / 8 + 2];
+        // SAFETY: as above.
+        let file =
+            unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, buf.len() * 8) };
+        file[..4].copy_from_slice(&kind::FILE.to_ne_bytes());
+        file[8..12].copy_from_slice(&kind::FILE.to_ne_bytes());
+        assert!(matches!(
+            decode(&file[..n]),
+            Ok(Record::File(InPlace::Borrowed(_)))
+        ));
+        assert!(matches!(
+            decode(&file[8..8 + n]),
+            Ok(Record::File(InPlace::Borrowed(_)))
+        ));
+        assert!(matches!(
+            decode(&file[..n - 1]),
+            Err(DecodeError::Short {
+                kind: kind::FILE,
+                ..
+            })
+        ));
+        file[1..5].copy_from_slice(&kind::FILE.to_ne_bytes());
+        assert!(matches!(
+            decode(&file[1..1 + n]),
+            Ok(Record::File(InPlace::Copied(_)))
+        ));
+        bytes[..4].copy_from_slice(&kind::EXIT.to_ne_bytes());
+        assert!(matches!(decode(bytes), Ok(Record::Exit(_))));
     }
 
     #[test]

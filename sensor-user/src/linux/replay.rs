@@ -39,15 +39,41 @@ impl Drop for Recorder {
     }
 }
 
-/// A record file in memory.
+/// A record file in memory, each record 8-aligned as in the ring buffer (so
+/// the decoder reads them in place, as it does live).
 pub struct Records {
-    data: Vec<u8>,
+    arena: Vec<u64>,
     spans: Vec<std::ops::Range<usize>>,
 }
 
 impl Records {
+    fn new(data: &[u8], spans: Vec<std::ops::Range<usize>>) -> Records {
+        let words: usize = spans.iter().map(|r| r.len().div_ceil(8)).sum();
+        let mut arena = vec![0u64; words];
+        let mut aligned = Vec::with_capacity(spans.len());
+        let mut at = 0;
+        for r in spans {
+            let len = r.len();
+            // SAFETY: the arena holds `words * 8` initialized bytes; u8 has no
+            // alignment or validity requirements.
+            let bytes =
+                unsafe { std::slice::from_raw_parts_mut(arena.as_mut_ptr() as *mut u8, words * 8) };
+            bytes[at..at + len].copy_from_slice(&data[r]);
+            aligned.push(at..at + len);
+            at += len.div_ceil(8) * 8;
+        }
+        Records {
+            arena,
+            spans: aligned,
+        }
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        self.spans.iter().map(|r| &self.data[r.clone()])
+        // SAFETY: as in `new`: a read-only byte view of the arena.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(self.arena.as_ptr() as *const u8, self.arena.len() * 8)
+        };
+        self.spans.iter().map(move |r| &bytes[r.clone()])
     }
 }
 
@@ -76,7 +102,7 @@ pub fn read_records(path: &Path) -> Result<Records> {
         spans.push(start..start + len);
         rest = &tail[len..];
     }
-    Ok(Records { data, spans })
+    Ok(Records::new(&data, spans))
 }
 
 /// Which stages a replay runs.
