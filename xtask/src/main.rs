@@ -11,7 +11,8 @@
 //!                                deps + build + the full-size fault tests
 //!                                (needs root): a burst of 1 000 000 changes
 //!                                over 10 000 watched files through a 1 MiB
-//!                                ring buffer (tests/tests/faults.rs, burst_soak)
+//!                                ring buffer (tests/tests/faults.rs, burst_soak,
+//!                                against the release build of vigil)
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
 //!   cargo xtask bench hash|pipeline|scan  the hashing, pipeline and scan benchmarks
 //!                                (docs/benchmarks.md)
@@ -252,8 +253,11 @@ fn soak(args: &[String]) -> Result<()> {
             );
         }
     }
-    step("building vigil and the test helpers");
+    // The sensor as it ships (release); the test and its writers in debug.
+    step("building vigil (release) and the test helpers");
+    cargo(&["build", "--release", "--bin", "vigil"])?;
     cargo(&["build", "-p", "sensor-user", "-p", "vigil-tests"])?;
+    let vigil = workspace_root().join("target/release/vigil");
     step(&format!(
         "burst: {changes} changes over {files} watched files, 1 MiB ring buffer"
     ));
@@ -269,6 +273,7 @@ fn soak(args: &[String]) -> Result<()> {
                 "--ignored",
             ])
             .args(["--exact", "burst_soak", "--nocapture"])
+            .env("VIGIL_BIN", &vigil)
             .env("VIGIL_SOAK_CHANGES", changes)
             .env("VIGIL_SOAK_FILES", files),
     )
