@@ -231,6 +231,10 @@ pub struct SensorInfo {
     /// health/gap from a sink: which sink.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sink: Option<String>,
+    /// start (Linux): the capabilities the sensor kept after attaching
+    /// (`CAP_DAC_READ_SEARCH`, ...); every other one was dropped.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
     /// start: the heartbeat interval of this run, in seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat_s: Option<u64>,

@@ -400,14 +400,46 @@ struct Sensor {
     policy: vigil::policy::Policy,
     settings: vigil::pipeline::Settings,
     emitter: vigil::pipeline::emit::Emitter,
+}
+
+/// A sensor before its outputs are opened: `vigil run` attaches its hooks
+/// and drops privileges in between (no sink thread may start before that).
+#[cfg(target_os = "linux")]
+struct Plan {
+    policy: vigil::policy::Policy,
+    settings: vigil::pipeline::Settings,
+    outputs: Vec<vigil::sink::SinkConfig>,
+    rules: vigil::rules::RuleSet,
+    host: String,
     ring_buffer_mib: u32,
     tier: Option<vigil::config::Tier>,
 }
 
 #[cfg(target_os = "linux")]
+impl Plan {
+    /// Opens the outputs.
+    fn open(self) -> Result<Sensor> {
+        let sinks = self
+            .outputs
+            .iter()
+            .map(|o| vigil::sink::open(o, &self.host))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Sensor {
+            settings: self.settings,
+            emitter: vigil::pipeline::emit::Emitter::new(sinks, self.rules, self.host),
+            policy: self.policy,
+        })
+    }
+}
+
+#[cfg(target_os = "linux")]
 impl Sensor {
     fn prepare(args: RunArgs) -> Result<Sensor> {
-        use vigil::pipeline::{emit::Emitter, Settings};
+        Sensor::plan(args)?.open()
+    }
+
+    fn plan(args: RunArgs) -> Result<Plan> {
+        use vigil::pipeline::Settings;
         use vigil::rules::RuleSet;
         use vigil::sink::SinkConfig;
         let RunArgs {
@@ -441,19 +473,17 @@ impl Sensor {
                 format: Default::default(),
             });
         }
-        let sinks = outputs
-            .iter()
-            .map(|o| vigil::sink::open(o, &host))
-            .collect::<Result<Vec<_>>>()?;
         let rules = RuleSet::load(&cfg.rules)?;
         let ring_buffer_mib = cfg.sensor.ring_buffer_mib.unwrap_or(16);
         let tier = cfg.sensor.tier;
         let policy = vigil::policy::Policy::new(cfg);
-        Ok(Sensor {
+        Ok(Plan {
             ring_buffer_mib,
             tier,
             settings: Settings::from_policy(&policy),
-            emitter: Emitter::new(sinks, rules, host),
+            outputs,
+            rules,
+            host,
             policy,
         })
     }
@@ -769,14 +799,14 @@ fn run(
     tier: Option<vigil::config::Tier>,
 ) -> Result<()> {
     use vigil::integrity::{key_path, HostKey};
-    let s = Sensor::prepare(args)?;
-    let tier = tier.or(s.tier).unwrap_or_default();
+    let plan = Sensor::plan(args)?;
+    let tier = tier.or(plan.tier).unwrap_or_default();
     // Not root, no BTF: say so before anything else (the key directory
     // would be the first thing to fail).
     vigil::linux::loader::preflight()?;
     // No chain without a sound key: refuse to start rather than emit a feed
     // nobody can verify.
-    let key_file = key_path(key, &s.policy.config, db.as_deref());
+    let key_file = key_path(key, &plan.policy.config, db.as_deref());
     let (key, created) = HostKey::load_or_create(&key_file)?;
     if created {
         eprintln!(
@@ -785,13 +815,13 @@ fn run(
             key.id()
         );
     }
-    let heartbeat = s
+    let heartbeat = plan
         .policy
         .config
         .sensor
         .heartbeat_s
         .unwrap_or(vigil::config::DEFAULT_HEARTBEAT_S);
-    let db_path = store_path(db, &s.policy.config);
+    let db_path = store_path(db, &plan.policy.config);
     let started = chrono::Utc::now();
     let store = open_at(&db_path);
     // What the previous run left, read before this run's start event lands.
@@ -803,23 +833,28 @@ fn run(
         Err(_) => None,
     };
     let scans = store.is_ok().then(|| vigil::daemon::Options {
-        policy: s.policy.clone(),
+        policy: plan.policy.clone(),
         store: db_path,
-        host: s.emitter.host().to_string(),
+        host: plan.host.clone(),
         started,
         previous,
         row_key: Some(*key.bytes()),
     });
-    vigil::linux::sensor::run(vigil::linux::sensor::Options {
-        policy: s.policy,
-        emitter: s.emitter.with_journal(store).with_chain(key),
-        settings: s.settings,
-        ring_buffer_mib: s.ring_buffer_mib,
-        tier,
-        record,
-        scans,
-        heartbeat: std::time::Duration::from_secs(heartbeat),
-    })
+    // Hooks attached and privileges dropped before the outputs start their
+    // threads (capabilities are per thread).
+    let attached = vigil::linux::sensor::attach(&plan.policy, plan.ring_buffer_mib, tier)?;
+    let s = plan.open()?;
+    vigil::linux::sensor::run(
+        attached,
+        vigil::linux::sensor::Options {
+            policy: s.policy,
+            emitter: s.emitter.with_journal(store).with_chain(key),
+            settings: s.settings,
+            record,
+            scans,
+            heartbeat: std::time::Duration::from_secs(heartbeat),
+        },
+    )
 }
 
 #[cfg(not(target_os = "linux"))]

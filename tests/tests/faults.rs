@@ -1095,7 +1095,8 @@ fn systemd_readiness_and_watchdog_notifications() {
 fn runs_with_the_units_capability_bounding_set() {
     // packaging/vigil.service's CapabilityBoundingSet, applied with setpriv:
     // the sensor loads, attaches, reports a change with its process, and
-    // holds nothing else (CapEff).
+    // holds nothing else (CapEff); once attached, its effective and bounding
+    // sets are what its start event says it kept.
     vigil_tests::require_root();
     let unit = include_str!("../../packaging/vigil.service");
     let caps: Vec<String> = unit
@@ -1135,6 +1136,7 @@ fn runs_with_the_units_capability_bounding_set() {
     let bit = |name: &str| -> u64 {
         let n = match name {
             "dac_read_search" => 2,
+            "setpcap" => 8,
             "sys_ptrace" => 19,
             "sys_resource" => 24,
             "sys_admin" => 21,
@@ -1147,6 +1149,18 @@ fn runs_with_the_units_capability_bounding_set() {
     let allowed: u64 = caps.iter().map(|c| bit(c)).sum();
     assert_eq!(eff & !allowed, 0, "CapEff {eff:#x} beyond the unit's set");
     assert_eq!(eff & bit("sys_admin"), 0);
+    let start = s.wait_for(|e| e["action"] == "start");
+    let kept: u64 = start["capabilities"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{start:#}"))
+        .iter()
+        .map(|c| cap_bit(c.as_str().unwrap()))
+        .sum();
+    assert_eq!(
+        eff, kept,
+        "CapEff {eff:#x} is not what the start event lists"
+    );
+    assert_eq!(cap_set(&status, "CapBnd:"), kept, "{status}");
     let (pid, ok) = vigil_tests::run_in("sh", &env.watched, &["-c", "echo x > changed"]);
     assert!(ok);
     let e = s.wait_for(|e| e["kind"] == "file" && e["path"] == env.p("changed").to_str().unwrap());
@@ -1159,4 +1173,121 @@ fn runs_with_the_units_capability_bounding_set() {
     );
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     assert!(child.wait().unwrap().success());
+}
+
+/// A capability set from a `/proc/PID/status` line (`CapEff:` ...).
+fn cap_set(status: &str, field: &str) -> u64 {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+fn cap_bit(name: &str) -> u64 {
+    let n = match name {
+        "CAP_DAC_READ_SEARCH" => 2,
+        "CAP_SETPCAP" => 8,
+        "CAP_SYS_PTRACE" => 19,
+        "CAP_SYS_ADMIN" => 21,
+        "CAP_SYS_RESOURCE" => 24,
+        "CAP_PERFMON" => 38,
+        "CAP_BPF" => 39,
+        other => panic!("unexpected capability {other}"),
+    };
+    1 << n
+}
+
+#[test]
+fn privileges_are_dropped_after_attach_and_events_still_flow() {
+    // Root with every capability starts the sensor. Once attached, every
+    // thread holds only what the start event lists (CAP_DAC_READ_SEARCH,
+    // CAP_SYS_PTRACE; CAP_BPF only on a kernel that refuses map operations
+    // without it), in its effective, permitted and bounding sets, with
+    // no_new_privs. Then: a root-owned 0600 file and another user's 0000
+    // file are still hashed, attribution still has the exe (of a root
+    // process holding every capability: /proc/PID/exe needs CAP_SYS_PTRACE),
+    // and a root created after the drop is watched (map updates still work).
+    let env = Env::new("");
+    let later = env.dir.path().join("later");
+    env.write_policy("", &format!("[[watch]]\npath = {later:?}\n"));
+    let s = env.start(None);
+    let start = s.wait_for(|e| e["action"] == "start");
+    let kept: Vec<&str> = start["capabilities"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no capabilities on the start event: {start:#}"))
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert!(kept.contains(&"CAP_DAC_READ_SEARCH"), "{kept:?}");
+    assert!(kept.contains(&"CAP_SYS_PTRACE"), "{kept:?}");
+    let allowed: u64 = kept.iter().map(|c| cap_bit(c)).sum();
+    for gone in ["CAP_PERFMON", "CAP_SYS_RESOURCE", "CAP_SETPCAP"] {
+        assert_eq!(allowed & cap_bit(gone), 0, "{gone} kept: {kept:?}");
+    }
+    let tasks = format!("/proc/{}/task", s.child.id());
+    let mut threads = 0;
+    for t in std::fs::read_dir(&tasks).unwrap() {
+        let status = std::fs::read_to_string(t.unwrap().path().join("status")).unwrap();
+        let name = status.lines().next().unwrap_or_default().to_string();
+        for field in ["CapEff:", "CapPrm:", "CapBnd:"] {
+            assert_eq!(
+                cap_set(&status, field),
+                allowed,
+                "{name}: {field} {:#x}, want {allowed:#x} ({kept:?})",
+                cap_set(&status, field)
+            );
+        }
+        assert_eq!(cap_set(&status, "CapInh:"), 0, "{name}");
+        assert_eq!(cap_set(&status, "CapAmb:"), 0, "{name}");
+        assert!(status.contains("NoNewPrivs:\t1"), "{name}: {status}");
+        threads += 1;
+    }
+    // The pipeline, settle, hash and scan threads were checked too.
+    assert!(threads >= 4, "{threads} threads");
+
+    let secret = env.p("secret");
+    std::fs::write(&secret, "old\n").unwrap();
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let foreign = env.p("foreign");
+    std::fs::write(&foreign, "theirs\n").unwrap();
+    std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(
+        &foreign,
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .unwrap();
+    let (pid, ok) = vigil_tests::run_in(
+        "sh",
+        &env.watched,
+        &["-c", "echo new >> secret; echo more >> foreign"],
+    );
+    assert!(ok);
+    for (p, content) in [(&secret, "old\nnew\n"), (&foreign, "theirs\nmore\n")] {
+        let path = p.to_str().unwrap();
+        let want = blake3::hash(content.as_bytes()).to_hex().to_string();
+        let e = s.wait_for(|e| {
+            e["kind"] == "file"
+                && e["path"] == path
+                && e["process"]["pid"] == pid
+                && e["after"]["hashes"]["blake3"] == want.as_str()
+        });
+        assert!(
+            e["process"]["exe"]
+                .as_str()
+                .is_some_and(|x| x.ends_with("sh")),
+            "{e:#}"
+        );
+    }
+
+    std::fs::create_dir(&later).unwrap();
+    // The root's creation moves it to its inode in the kernel's map; a file
+    // written there afterwards is decided on that inode.
+    s.wait_for(|e| e["kind"] == "file" && e["path"] == later.to_str().unwrap());
+    let inside = later.join("x");
+    let (pid, ok) = vigil_tests::run_in("sh", &later, &["-c", "echo x > x"]);
+    assert!(ok);
+    s.wait_for(|e| {
+        e["kind"] == "file" && e["path"] == inside.to_str().unwrap() && e["process"]["pid"] == pid
+    });
 }

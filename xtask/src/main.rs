@@ -11,7 +11,13 @@
 //!                                deps + build + the full-size fault tests
 //!                                (needs root): a burst of 1 000 000 changes
 //!                                over 10 000 watched files through a 1 MiB
-//!                                ring buffer (tests/tests/faults.rs, burst_soak)
+//!                                ring buffer (tests/tests/faults.rs, burst_soak,
+//!                                against the release build of vigil)
+//!   cargo xtask fuzz [--seconds N] [TARGET...]
+//!                                cargo-fuzz (nightly) on the record decoder,
+//!                                the policy and rule parsers and the ETW
+//!                                interpreter, N seconds each (default 180);
+//!                                not part of `test` (fuzz/README.md)
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
 //!   cargo xtask bench hash|pipeline|scan  the hashing, pipeline and scan benchmarks
 //!                                (docs/benchmarks.md)
@@ -58,6 +64,10 @@ fn main() -> Result<()> {
         }
         Some("test") => test(),
         Some("soak") => soak(&args[1..]),
+        Some("fuzz") => {
+            deps(BUILD_PACKAGES)?;
+            fuzz(&args[1..])
+        }
         Some("windows-lint") => windows_lint(),
         Some("wine-test") => wine::main(&args[1..]),
         Some("vm-test") => vm::main(&args[1..]),
@@ -67,7 +77,7 @@ fn main() -> Result<()> {
             bench::main(&args[1..])
         }
         _ => {
-            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | soak [CHANGES [FILES]] | windows-lint | wine-test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline|scan");
+            eprintln!("usage: cargo xtask deps | run [VIGIL-RUN-ARGS...] | test | soak [CHANGES [FILES]] | fuzz [--seconds N] [TARGET...] | windows-lint | wine-test | vm-test [--kernel SUITE] | bench overhead|hash|pipeline|scan");
             std::process::exit(2);
         }
     }
@@ -238,6 +248,68 @@ fn test() -> Result<()> {
 /// (1 000 000 changes over 10 000 files unless CHANGES and FILES say
 /// otherwise). Prints how many files the realtime path attributed, how many
 /// only the rescan found, and the sensor's peak RSS.
+/// The fuzz targets in fuzz/fuzz_targets, in the order they run.
+const FUZZ_TARGETS: &[&str] = &["decode", "config", "rules", "etw"];
+
+/// `cargo xtask fuzz [--seconds N] [TARGET...]`: each target for N seconds
+/// (libFuzzer's -max_total_time), from the seeds in fuzz/seeds/TARGET and
+/// the corpus earlier runs grew (fuzz/target/corpus/TARGET). A crash stops
+/// the run and leaves its input in fuzz/artifacts/TARGET/.
+fn fuzz(args: &[String]) -> Result<()> {
+    let mut seconds = 180u64;
+    let mut targets = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--seconds" => {
+                let v = it.next().context("--seconds needs a number")?;
+                seconds = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .with_context(|| format!("--seconds {v:?}: a positive number of seconds"))?;
+            }
+            t if FUZZ_TARGETS.contains(&t) => targets.push(t),
+            other => bail!(
+                "unknown fuzz target or option {other:?}: cargo xtask fuzz [--seconds N] [{}]",
+                FUZZ_TARGETS.join("|")
+            ),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.to_vec();
+    }
+    if !succeeds(Command::new("cargo").args(["+nightly", "fuzz", "--version"])) {
+        step("installing cargo-fuzz (once)");
+        cargo(&["install", "cargo-fuzz", "--locked"])?;
+    }
+    let root = workspace_root();
+    for t in targets {
+        let corpus = root.join("fuzz/target/corpus").join(t);
+        std::fs::create_dir_all(&corpus)?;
+        step(&format!("fuzzing {t} for {seconds} s"));
+        run(Command::new("cargo")
+            .current_dir(&root)
+            .args(["+nightly", "fuzz", "run", t])
+            .arg(&corpus)
+            .arg(root.join("fuzz/seeds").join(t))
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-max_len=8192",
+                "-print_final_stats=1",
+            ]))
+        .with_context(|| {
+            format!(
+                "fuzz target {t} found a crash: its input is in fuzz/artifacts/{t}/; \
+                 reproduce with `cargo +nightly fuzz run {t} fuzz/artifacts/{t}/<file>`, \
+                 fix it and add the input as a regression unit test"
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn soak(args: &[String]) -> Result<()> {
     deps(BUILD_PACKAGES)?;
     if !is_root() {
@@ -252,8 +324,11 @@ fn soak(args: &[String]) -> Result<()> {
             );
         }
     }
-    step("building vigil and the test helpers");
+    // The sensor as it ships (release); the test and its writers in debug.
+    step("building vigil (release) and the test helpers");
+    cargo(&["build", "--release", "--bin", "vigil"])?;
     cargo(&["build", "-p", "sensor-user", "-p", "vigil-tests"])?;
+    let vigil = workspace_root().join("target/release/vigil");
     step(&format!(
         "burst: {changes} changes over {files} watched files, 1 MiB ring buffer"
     ));
@@ -269,6 +344,7 @@ fn soak(args: &[String]) -> Result<()> {
                 "--ignored",
             ])
             .args(["--exact", "burst_soak", "--nocapture"])
+            .env("VIGIL_BIN", &vigil)
             .env("VIGIL_SOAK_CHANGES", changes)
             .env("VIGIL_SOAK_FILES", files),
     )

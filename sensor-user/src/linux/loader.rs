@@ -533,6 +533,32 @@ pub fn lost_counts(ebpf: &Ebpf) -> Result<(u64, u64)> {
     Ok((sum(lost::RINGBUF)?, sum(lost::ARGS)?))
 }
 
+/// Whether the map operations the running sensor makes work with the
+/// current (effective) capabilities: a lookup (the loss counters), an update
+/// (CONFIG, rewritten with its own value, as a root's move does) and a key
+/// walk (SESSIONS, as an exited process's cleanup does).
+pub fn map_access(ebpf: &mut Ebpf) -> bool {
+    let ok = lost_counts(ebpf).is_ok()
+        && (|| -> Result<()> {
+            let mut config: Array<&mut MapData, SensorConfig> =
+                Array::try_from(ebpf.map_mut("CONFIG").context("CONFIG map")?)?;
+            let c = config.get(&0, 0)?;
+            config.set(0, c, 0)?;
+            Ok(())
+        })()
+        .is_ok();
+    ok && (|| -> Result<()> {
+        let sessions: HashMap<&mut MapData, sensor_common::SessionKey, sensor_common::Session> =
+            HashMap::try_from(ebpf.map_mut("SESSIONS").context("SESSIONS map")?)?;
+        // An empty map answers ENOENT, which aya ends the walk on; EPERM is an error.
+        if let Some(k) = sessions.keys().next() {
+            k?;
+        }
+        Ok(())
+    })()
+    .is_ok()
+}
+
 /// Forgets the write sessions of an exited process (its files are closed).
 pub fn forget_sessions(ebpf: &mut Ebpf, tgid: u32) -> Result<()> {
     let mut sessions: HashMap<&mut MapData, sensor_common::SessionKey, sensor_common::Session> =

@@ -3,5 +3,6 @@ pub mod btf;
 pub mod decode;
 pub mod doctor;
 pub mod loader;
+pub mod privs;
 pub mod replay;
 pub mod sensor;

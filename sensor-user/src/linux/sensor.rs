@@ -23,13 +23,46 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::unix::AsyncFd;
 
+/// The kernel side, loaded and attached, with the privileges it needed
+/// dropped ([`attach`]).
+pub struct Attached {
+    loaded: loader::Loaded,
+    ring: RingBuf<MapData>,
+    /// What the privilege drop kept and gave up.
+    pub privileges: super::privs::Dropped,
+}
+
+/// Loads and attaches the eBPF programs for `policy`, opens the ring buffer,
+/// then drops the capabilities only loading needed ([`super::privs`]). Call
+/// before the process starts any thread (sinks included): capabilities are
+/// per thread, and threads started later inherit the reduced sets.
+pub fn attach(
+    policy: &Policy,
+    ring_buffer_mib: u32,
+    tier: crate::config::Tier,
+) -> Result<Attached> {
+    loader::preflight()?;
+    let mut loaded = loader::load(policy, ring_buffer_mib, tier)?;
+    let ring = RingBuf::try_from(loaded.ebpf.take_map("EVENTS").context("EVENTS map")?)?;
+    let privileges = super::privs::drop_after_attach(|| loader::map_access(&mut loaded.ebpf))
+        .context("dropping privileges after attaching")?;
+    tracing::info!(
+        kept = ?privileges.kept,
+        dropped = ?privileges.dropped,
+        bounding = privileges.bounding,
+        "capabilities after attaching"
+    );
+    Ok(Attached {
+        loaded,
+        ring,
+        privileges,
+    })
+}
+
 pub struct Options {
     pub policy: Policy,
     pub emitter: Emitter,
     pub settings: Settings,
-    pub ring_buffer_mib: u32,
-    /// The VFS hooks' tier (`--tier`, `[sensor] tier`).
-    pub tier: crate::config::Tier,
     /// Also append every raw ring-buffer record here (for `vigil replay`).
     pub record: Option<std::path::PathBuf>,
     /// A `heartbeat` event this often (`[sensor] heartbeat_s`).
@@ -55,10 +88,13 @@ enum Msg {
     },
 }
 
-pub fn run(opts: Options) -> Result<()> {
-    loader::preflight()?;
-    let mut loaded = loader::load(&opts.policy, opts.ring_buffer_mib, opts.tier)?;
-    let ring = RingBuf::try_from(loaded.ebpf.take_map("EVENTS").context("EVENTS map")?)?;
+/// Runs the sensor on what [`attach`] set up, until SIGTERM or SIGINT.
+pub fn run(attached: Attached, opts: Options) -> Result<()> {
+    let Attached {
+        mut loaded,
+        ring,
+        privileges,
+    } = attached;
     let ebpf = Arc::new(Mutex::new(loaded.ebpf));
 
     // Hooks are attached before /proc is read, so no process falls in between.
@@ -83,6 +119,7 @@ pub fn run(opts: Options) -> Result<()> {
             hooks_failed: std::mem::take(&mut loaded.failed),
             tiers: std::mem::take(&mut loaded.tiers),
             heartbeat_s: Some(opts.heartbeat.as_secs()),
+            capabilities: privileges.kept.clone(),
             ..Default::default()
         },
     )?;

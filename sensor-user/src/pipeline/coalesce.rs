@@ -39,6 +39,9 @@ pub struct Timing {
 
 type Key = (u32, String);
 
+/// The most sessions held at once; past it the oldest are emitted early.
+pub const MAX_HELD: usize = 8192;
+
 struct Held {
     ev: Event,
     since: Instant,
@@ -145,6 +148,20 @@ impl Coalescer {
                 None => out.push(ev),
             },
         }
+        if self.held.len() > MAX_HELD {
+            // Writers that open sessions faster than they close them (or
+            // whose closes the kernel dropped): the oldest quarter is emitted
+            // now rather than held without bound. Nothing is lost; their later
+            // steps become events of their own.
+            let mut by_age: Vec<(Instant, Key)> = self
+                .held
+                .iter()
+                .map(|(k, h)| (h.since, k.clone()))
+                .collect();
+            by_age.sort_unstable_by_key(|(t, _)| *t);
+            let oldest = by_age.into_iter().take(MAX_HELD / 4).map(|(_, k)| k);
+            out.extend(self.take(oldest.collect()));
+        }
         out
     }
 
@@ -173,6 +190,11 @@ impl Coalescer {
             .values()
             .map(|h| h.deadline.unwrap_or(h.since + self.timing.max_hold))
             .min()
+    }
+
+    /// Sessions held.
+    pub fn len(&self) -> usize {
+        self.held.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -396,6 +418,30 @@ mod tests {
         assert_eq!((s[0].0.as_str(), s[0].1.as_str()), ("created", "/etc/new"));
         assert_eq!(s[1].0, "renamed");
         assert!(c.is_empty());
+    }
+
+    #[test]
+    fn past_max_held_the_oldest_sessions_are_emitted_and_none_is_lost() {
+        let mut c = Coalescer::new(timing());
+        let t0 = Instant::now();
+        let mut out = Vec::new();
+        for i in 0..MAX_HELD + 1 {
+            let t = t0 + Duration::from_micros(i as u64);
+            out.extend(c.push(change(1, "modified", &format!("/w/{i}"), None, true), t));
+        }
+        // The oldest quarter, oldest first.
+        let paths: Vec<String> = summary(&out).into_iter().map(|s| s.1).collect();
+        let want: Vec<String> = (0..MAX_HELD / 4).map(|i| format!("/w/{i}")).collect();
+        assert_eq!(paths, want);
+        assert_eq!(c.len(), MAX_HELD + 1 - MAX_HELD / 4);
+        // A session emitted early still gets its close, as an event of its own.
+        let late = c.push(
+            change(1, "closed_after_write", "/w/0", None, false),
+            t0 + Duration::from_secs(1),
+        );
+        assert_eq!(summary(&late)[0].0, "closed_after_write");
+        out.extend(c.flush());
+        assert_eq!(out.len(), MAX_HELD + 1, "every session is emitted once");
     }
 
     #[test]

@@ -25,22 +25,40 @@ pub struct Emitter {
 }
 
 /// The store's change journal, appended in batches: one transaction per idle
-/// moment of the pipeline, or per 4 096 events.
+/// moment of the pipeline, per 4 096 events, or per [`JOURNAL_MAX_AGE`] (a
+/// continuous flood never idles: the journal still stays about a second
+/// behind the feed, which is what a `kill -9` can take from it).
 struct Journal {
     store: crate::store::Store,
     in_tx: usize,
+    /// When the open transaction began.
+    opened: std::time::Instant,
+    max_age: std::time::Duration,
 }
 
+/// The oldest an open journal transaction gets before it is committed.
+pub const JOURNAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Journal {
+    fn new(store: crate::store::Store, max_age: std::time::Duration) -> Journal {
+        Journal {
+            store,
+            in_tx: 0,
+            opened: std::time::Instant::now(),
+            max_age,
+        }
+    }
+
     /// `line`: the event's native rendering.
     fn append(&mut self, ev: &Event, line: &[u8]) -> Result<()> {
         if self.in_tx == 0 {
             self.store.begin()?;
+            self.opened = std::time::Instant::now();
         }
         let json = std::str::from_utf8(line).unwrap_or_default().trim_end();
         self.store.journal_rendered(ev, json)?;
         self.in_tx += 1;
-        if self.in_tx >= 4096 {
+        if self.in_tx >= 4096 || self.opened.elapsed() >= self.max_age {
             self.commit()?;
         }
         Ok(())
@@ -80,9 +98,18 @@ impl Emitter {
     /// Appends every emitted event to the store's journal (`vigil run`). When
     /// the store cannot be opened, the sensor runs without it and says so in a
     /// `health` event.
-    pub fn with_journal(mut self, store: Result<crate::store::Store>) -> Emitter {
+    pub fn with_journal(self, store: Result<crate::store::Store>) -> Emitter {
+        self.with_journal_age(store, JOURNAL_MAX_AGE)
+    }
+
+    /// As [`Emitter::with_journal`], committing transactions older than `max_age`.
+    pub fn with_journal_age(
+        mut self,
+        store: Result<crate::store::Store>,
+        max_age: std::time::Duration,
+    ) -> Emitter {
         match store {
-            Ok(store) => self.journal = Some(Journal { store, in_tx: 0 }),
+            Ok(store) => self.journal = Some(Journal::new(store, max_age)),
             Err(e) => self
                 .early
                 .push(("journal".into(), format!("events are not journaled: {e:#}"))),
@@ -370,6 +397,45 @@ mod tests {
         assert_eq!(stop["lost_total"], lost, "{stop:#}");
         assert_eq!(stop["events_emitted"], stop["seq"].as_u64().unwrap() - 1);
         assert!(evs.iter().all(|e| e["key_id"] == key.id()));
+    }
+
+    #[test]
+    fn the_journal_commits_a_transaction_older_than_its_max_age_without_an_idle_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("vigil.db");
+        let rows = || -> i64 {
+            // A plain reader: it sees committed transactions only (WAL).
+            let reader = rusqlite::Connection::open_with_flags(
+                &db,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .unwrap();
+            reader
+                .query_row("SELECT count(*) FROM journal", [], |r| r.get(0))
+                .unwrap()
+        };
+        let probe = || Probe::recording(&StdArc::default());
+        // No age limit: the events wait in the open transaction for an idle
+        // moment (flush) or 4 096 of them.
+        let mut e = Emitter::new(vec![probe()], RuleSet::builtin(), "h".into()).with_journal_age(
+            crate::store::Store::open(&db).map_err(Into::into),
+            std::time::Duration::MAX,
+        );
+        e.emit(e.sensor_event("heartbeat", SensorInfo::default()))
+            .unwrap();
+        assert_eq!(rows(), 0);
+        e.flush().unwrap();
+        assert_eq!(rows(), 1);
+        // A transaction past its age is committed by the next append, busy or not.
+        let mut e = Emitter::new(vec![probe()], RuleSet::builtin(), "h".into()).with_journal_age(
+            crate::store::Store::open(&db).map_err(Into::into),
+            std::time::Duration::ZERO,
+        );
+        for _ in 0..3 {
+            e.emit(e.sensor_event("heartbeat", SensorInfo::default()))
+                .unwrap();
+        }
+        assert_eq!(rows(), 4);
     }
 
     #[test]

@@ -189,6 +189,15 @@ struct Settle {
 /// How long a realtime event can supersede a scan finding: far longer than
 /// a finding waits between the scan's read and the pipeline.
 const CHANGED_AT_KEEP: Duration = Duration::from_secs(600);
+/// Past this many paths in `changed_at`, entries are kept [`CHANGED_AT_MIN`].
+const CHANGED_AT_MAX: usize = 1 << 18;
+const CHANGED_AT_MIN: Duration = Duration::from_secs(60);
+
+/// The most events the settle stage holds at once: queued in arrival order,
+/// being hashed, or hashed and waiting for an earlier event. Enough to keep
+/// the hash workers busy; each costs a few KiB (the event, its raw steps,
+/// its state).
+pub const MAX_PENDING: usize = 4096;
 
 impl Settle {
     fn new(s: Settings, emitter: Emitter, jobs: Sender<Job>) -> Settle {
@@ -213,6 +222,8 @@ impl Settle {
         done: Receiver<Done>,
         mut seed: Receiver<seed::Seed>,
     ) -> Result<()> {
+        let full = crossbeam_channel::never();
+        let mut last_report = Instant::now();
         loop {
             let timeout = self
                 .coalescer
@@ -220,8 +231,18 @@ impl Settle {
                 .map_or(Duration::from_millis(100), |d| {
                     d.saturating_duration_since(Instant::now())
                 });
+            // Backpressure: with MAX_PENDING events held, only finished
+            // hashes are taken until the front moves. The sources then
+            // block, the ring buffer fills and the kernel counts what it
+            // drops (a gap event and a rescan), instead of this queue and
+            // the workers' results growing without bound under a flood.
+            let input = if self.queue.len() >= MAX_PENDING {
+                &full
+            } else {
+                &rx
+            };
             select! {
-                recv(rx) -> batch => {
+                recv(input) -> batch => {
                     let batch = batch.map_err(|_| anyhow::anyhow!("the source stopped without a stop event"))?;
                     let now = Instant::now();
                     for input in batch {
@@ -264,9 +285,30 @@ impl Settle {
             for ev in self.coalescer.expire(Instant::now()) {
                 self.enqueue(ev)?;
             }
-            if self.last_prune.elapsed() > CHANGED_AT_KEEP {
+            // Past CHANGED_AT_MAX paths (a flood of distinct names), entries
+            // are kept for CHANGED_AT_MIN only: far longer than a finding
+            // waits in a queue bounded by MAX_PENDING.
+            let keep = if self.changed_at.len() > CHANGED_AT_MAX {
+                CHANGED_AT_MIN
+            } else {
+                CHANGED_AT_KEEP
+            };
+            if self.last_prune.elapsed() > keep {
                 self.last_prune = Instant::now();
-                self.changed_at.retain(|_, t| t.elapsed() < CHANGED_AT_KEEP);
+                self.changed_at.retain(|_, t| t.elapsed() < keep);
+            }
+            if last_report.elapsed() > Duration::from_secs(5) {
+                last_report = Instant::now();
+                tracing::debug!(
+                    target: "vigil::load",
+                    input = rx.len(),
+                    queued = self.queue.len(),
+                    hashed = done.len(),
+                    held = self.coalescer.len(),
+                    states = self.states.len(),
+                    changed_at = self.changed_at.len(),
+                    "settle stage"
+                );
             }
             if rx.is_empty() && done.is_empty() {
                 self.emitter.flush()?;
@@ -565,6 +607,96 @@ mod tests {
                 details,
                 related: vec![],
             })),
+        }
+    }
+
+    #[test]
+    fn the_settle_stage_holds_at_most_max_pending_events_and_loses_none() {
+        // A hash that does not come back (a slow disk, a huge file) at the
+        // front of the queue: the stage keeps at most MAX_PENDING events and
+        // leaves the rest in its input channel (whose sender then blocks),
+        // while the other hashes are done and come back at once.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "content\n").unwrap();
+        let path = path.to_str().unwrap().to_string();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::new(
+            vec![Probe::recording(&lines)],
+            RuleSet::builtin(),
+            "h".into(),
+        );
+        let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+        let (tx, rx) = crossbeam_channel::bounded(64);
+        let settle = std::thread::spawn(move || {
+            let mut s = Settle::new(settings(), emitter, jobs_tx);
+            s.run(rx, done_rx, crossbeam_channel::never())
+        });
+        let total = MAX_PENDING * 3;
+        let producer = {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for chunk in 0..total / 256 {
+                    let batch = (0..256)
+                        .map(|i| {
+                            let mut ev = file_event("modified", &path, "tracepoint");
+                            ev.time = format!("{}", chunk * 256 + i);
+                            Input::Change(Change {
+                                ev,
+                                meta: coalesce::Meta {
+                                    pid: 1,
+                                    opens_session: false,
+                                },
+                            })
+                        })
+                        .collect();
+                    tx.send(batch).unwrap();
+                }
+                tx
+            })
+        };
+        let done = |j: Job| Done {
+            id: j.id,
+            after: Some(j.state),
+            content: None,
+            prefix_blake3: None,
+        };
+        let first = jobs_rx.recv().unwrap();
+        let mut received = 1;
+        // Until the stage stops asking: it has all it may hold.
+        while let Ok(j) = jobs_rx.recv_timeout(Duration::from_millis(500)) {
+            received += 1;
+            done_tx.send(done(j)).unwrap();
+        }
+        assert!(
+            received <= MAX_PENDING + 256,
+            "{received} events taken in while the front one waits"
+        );
+        assert!(
+            lines.lock().unwrap().is_empty(),
+            "nothing overtakes the front"
+        );
+        // The front comes back: everything flows, in order.
+        done_tx.send(done(first)).unwrap();
+        while received < total {
+            let j = jobs_rx.recv().unwrap();
+            received += 1;
+            done_tx.send(done(j)).unwrap();
+        }
+        let tx = producer.join().unwrap();
+        tx.send(vec![Input::Stop(emit::sensor_event(
+            "h",
+            "stop",
+            SensorInfo::default(),
+        ))])
+        .unwrap();
+        settle.join().unwrap().unwrap();
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), total + 1);
+        for (i, l) in lines[..total].iter().enumerate() {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(e["time"], i.to_string(), "in arrival order");
         }
     }
 

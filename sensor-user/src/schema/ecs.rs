@@ -278,6 +278,9 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>) {
     if !s.tiers.is_empty() {
         v.insert("tiers".into(), json!(s.tiers));
     }
+    if !s.capabilities.is_empty() {
+        v.insert("capabilities".into(), json!(s.capabilities));
+    }
     v.insert("blind_spot".into(), json!(s.blind_spot));
     v.insert("subject_pid".into(), json!(s.subject_pid));
 }

@@ -287,6 +287,9 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>, unmapped: &m
     if !s.tiers.is_empty() {
         u.insert("tiers".into(), json!(s.tiers));
     }
+    if !s.capabilities.is_empty() {
+        u.insert("capabilities".into(), json!(s.capabilities));
+    }
     u.insert("blind_spot".into(), json!(s.blind_spot));
     u.insert("subject_pid".into(), json!(s.subject_pid));
 }
