@@ -697,4 +697,27 @@ mod tests {
             "rw_verify_area_fexit"
         );
     }
+
+    /// Every program a hook can ask for, in every layout and tier, is in the
+    /// embedded object (a typo would only show on a kernel that picks it).
+    #[test]
+    fn every_hook_program_is_in_the_object() {
+        // The ELF string tables: every NUL-terminated string of the object.
+        let strings: std::collections::HashSet<&[u8]> = OBJECT.split(|b| *b == 0).collect();
+        let has = |name: &str| strings.contains(name.as_bytes());
+        let mut masks = 0;
+        for hook in VFS_HOOKS {
+            assert_eq!(masks & hook.mask, 0, "{}: mask reused", hook.group);
+            masks |= hook.mask;
+            for (_, suffix) in hook.layouts {
+                for tier in [Tier::Fentry, Tier::Kprobe] {
+                    for (name, _) in programs(hook, tier, suffix) {
+                        assert!(has(&name), "{}: no program {name}", hook.group);
+                    }
+                }
+            }
+        }
+        let groups: std::collections::HashSet<_> = VFS_HOOKS.iter().map(|h| h.group).collect();
+        assert_eq!(groups.len(), VFS_HOOKS.len());
+    }
 }

@@ -376,7 +376,7 @@ fn process(p: &Process) -> Value {
 mod tests {
     use super::*;
 
-    const FILE_ACTIONS: [&str; 15] = [
+    const FILE_ACTIONS: [&str; 16] = [
         "created",
         "modified",
         "truncated",
