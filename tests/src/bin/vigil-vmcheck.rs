@@ -346,6 +346,9 @@ fn main() {
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
+    if tier == "bench" {
+        std::process::exit(bench(&kernel));
+    }
     let report = |scenario: &str, ok: bool, detail: &str| {
         println!(
             "VMTEST {kernel} {tier} {scenario} {} {detail}",
@@ -362,7 +365,7 @@ fn main() {
         }
     }
     let tiers: serde_json::Map<String, Value>;
-    let sensor = match start_sensor(&tier) {
+    let sensor = match start_sensor(&tier, true) {
         Ok((child, start)) => {
             tiers = start["tiers"].as_object().cloned().unwrap_or_default();
             let failed: Vec<String> = start["hooks_failed"]
@@ -449,10 +452,13 @@ impl Drop for Sensor {
     }
 }
 
-/// Starts vigil and waits for its start event.
-fn start_sensor(tier: &str) -> Result<(Sensor, Value), String> {
+/// Starts vigil (`raw`: without coalescing) and waits for its start event.
+fn start_sensor(tier: &str, raw: bool) -> Result<(Sensor, Value), String> {
+    let _ = fs::remove_file(OUTPUT);
     let mut cmd = Command::new(VIGIL);
-    cmd.args(["run", "--raw", "--watch", WATCHED, "--output", OUTPUT])
+    cmd.arg("run")
+        .args(raw.then_some("--raw"))
+        .args(["--watch", WATCHED, "--output", OUTPUT])
         .args(["--tier", tier])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
@@ -793,4 +799,69 @@ fn unwatched_is_quiet() -> Result<String, String> {
             leaked.join(",")
         ))
     }
+}
+
+/// `vigil-vmcheck bench`: the overhead benchmark's churn (create, write, close,
+/// rename, unlink) in the watched tree, without a sensor and with vigil on each
+/// tier (coalescing on, as deployed). One line per tier:
+///   VMBENCH <kernel> <tier> <baseline ms> <with vigil ms> <ratio>
+/// The baseline is measured right before each tier. Under TCG with one vCPU
+/// the times are slow and the sensor's user space shares the CPU with the
+/// workload: only the ratios between tiers compare.
+fn bench(kernel: &str) -> i32 {
+    const CHURN: &str = "/vigil-churn";
+    const N: &str = "2000";
+    const RUNS: usize = 5;
+    let dir = PathBuf::from(WATCHED).join("bench");
+    let _ = fs::create_dir_all(&dir);
+    let median = || -> Result<f64, String> {
+        let mut ms = Vec::new();
+        for _ in 0..RUNS {
+            let out = Command::new(CHURN)
+                .arg(&dir)
+                .arg(N)
+                .output()
+                .map_err(|e| format!("{CHURN}: {e}"))?;
+            let ns: f64 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .map_err(|e| format!("{CHURN} output: {e}"))?;
+            ms.push(ns / 1e6);
+        }
+        ms.sort_by(f64::total_cmp);
+        Ok(ms[RUNS / 2])
+    };
+    let mut rc = 0;
+    for tier in ["fentry", "kprobe", "tracepoint"] {
+        let result = (|| -> Result<(f64, f64, String), String> {
+            let base = median()?;
+            let (sensor, start) = start_sensor(tier, false)?;
+            let tiers: Vec<String> = start["tiers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, t)| *t != tier)
+                .map(|(g, t)| format!("{g}={}", t.as_str().unwrap_or("?")))
+                .collect();
+            let with = median()?;
+            drop(sensor);
+            Ok((base, with, tiers.join(",")))
+        })();
+        match result {
+            Ok((base, with, other)) => {
+                println!(
+                    "VMBENCH {kernel} {tier} {base:.1} {with:.1} {:.2}",
+                    with / base
+                );
+                if !other.is_empty() {
+                    println!("VMINFO bench {tier}: groups on another tier: {other}");
+                }
+            }
+            Err(e) => {
+                println!("VMINFO bench {tier} failed: {e}");
+                rc = 1;
+            }
+        }
+    }
+    rc
 }
