@@ -97,6 +97,26 @@ pub mod sys {
     pub const VFS_RENAME: u16 = 51;
     /// `notify_change`: chmod, chown, truncate and utimes of every caller.
     pub const NOTIFY_CHANGE: u16 = 52;
+    pub const VFS_LINK: u16 = 53;
+    pub const VFS_SYMLINK: u16 = 54;
+    pub const VFS_MKDIR: u16 = 55;
+    pub const VFS_RMDIR: u16 = 56;
+    /// `vfs_open`: an open that created or truncated the file (any caller).
+    pub const VFS_OPEN: u16 = 57;
+    pub const VFS_SETXATTR: u16 = 58;
+    pub const VFS_REMOVEXATTR: u16 = 59;
+    pub const VFS_FALLOCATE: u16 = 60;
+    /// `security_mmap_file`: a shared writable mapping of a file.
+    pub const SECURITY_MMAP_FILE: u16 = 61;
+    /// `__fput`: the last reference to an open file went away (munmap of its
+    /// last mapping, close_range, exec of an O_CLOEXEC fd, exit).
+    pub const FPUT: u16 = 62;
+    /// Syscalls that write to a file without a write(2)-family call.
+    pub const SENDFILE: u16 = 63;
+    pub const COPY_FILE_RANGE: u16 = 64;
+    pub const SPLICE: u16 = 65;
+    /// mmap(2) with PROT_WRITE and MAP_SHARED (the tracepoint tier's detector).
+    pub const MMAP: u16 = 66;
 }
 
 /// Which hook tier produced a file record ([`FileRecord::tier`]).
@@ -117,6 +137,26 @@ pub mod vfs {
     pub const RENAME: u32 = 4;
     /// chmod, chown, truncate and utimes families (notify_change).
     pub const SETATTR: u32 = 8;
+    /// link, linkat (vfs_link).
+    pub const LINK: u32 = 16;
+    /// symlink, symlinkat (vfs_symlink).
+    pub const SYMLINK: u32 = 32;
+    /// mkdir, mkdirat (vfs_mkdir).
+    pub const MKDIR: u32 = 64;
+    /// rmdir, unlinkat with AT_REMOVEDIR (vfs_rmdir).
+    pub const RMDIR: u32 = 128;
+    /// opens that create or truncate: open, openat, openat2, creat (vfs_open).
+    pub const OPEN: u32 = 256;
+    /// setxattr family except POSIX ACLs (vfs_setxattr).
+    pub const SETXATTR: u32 = 512;
+    /// removexattr family except POSIX ACLs (vfs_removexattr).
+    pub const REMOVEXATTR: u32 = 1024;
+    /// fallocate (vfs_fallocate).
+    pub const FALLOCATE: u32 = 2048;
+    /// shared writable mmap (security_mmap_file).
+    pub const MMAP: u32 = 4096;
+    /// implicit last closes (__fput): the close marker without a close syscall.
+    pub const CLOSE: u32 = 8192;
 }
 
 /// What happened to the file, as the kernel saw it.
@@ -137,6 +177,9 @@ pub mod op {
     pub const XATTR_SET: u16 = 14;
     pub const XATTR_REMOVED: u16 = 15;
     pub const RMDIR: u16 = 16;
+    /// A file mapped shared and writable: stores through the mapping make no
+    /// syscall; the file is hashed when the mapping's file is released.
+    pub const MAPPED_WRITABLE: u16 = 17;
 }
 
 /// How sure the kernel is that a record concerns a watched path.

@@ -22,6 +22,7 @@ SHIM u32 shim_task_uid(struct task_struct *t) { return BPF_CORE_READ(t, cred, ui
 SHIM u32 shim_task_gid(struct task_struct *t) { return BPF_CORE_READ(t, cred, gid.val); }
 SHIM u32 shim_task_mntns(struct task_struct *t) { return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum); }
 SHIM s32 shim_task_exit_code(struct task_struct *t) { return BPF_CORE_READ(t, exit_code); }
+SHIM u32 shim_task_flags(struct task_struct *t) { return BPF_CORE_READ(t, flags); }
 
 /* loginuid and sessionid exist only with CONFIG_AUDIT (CONFIG_AUDITSYSCALL before 5.x). */
 SHIM u32 shim_task_loginuid(struct task_struct *t)
@@ -73,6 +74,9 @@ SHIM struct dentry *shim_file_dentry(struct file *f) { return BPF_CORE_READ(f, f
 SHIM struct vfsmount *shim_file_mnt(struct file *f) { return BPF_CORE_READ(f, f_path.mnt); }
 SHIM struct inode *shim_file_inode(struct file *f) { return BPF_CORE_READ(f, f_inode); }
 SHIM u32 shim_file_mode(struct file *f) { return BPF_CORE_READ(f, f_mode); }
+SHIM u32 shim_file_flags(struct file *f) { return BPF_CORE_READ(f, f_flags); }
+SHIM struct dentry *shim_path_dentry(const struct path *p) { return BPF_CORE_READ(p, dentry); }
+SHIM struct vfsmount *shim_path_mnt(const struct path *p) { return BPF_CORE_READ(p, mnt); }
 
 /* How many references the open file has (fds in any process, in-flight calls). */
 SHIM s64 shim_file_refs(struct file *f)

@@ -86,6 +86,7 @@ struct task_struct {
 	kuid_t loginuid;
 	unsigned int sessionid;
 	int exit_code;
+	unsigned int flags;
 };
 typedef struct { s64 counter; } atomic64_t;
 /* struct file's reference count: f_count before 6.13, f_ref (file_ref_t, where 0

@@ -678,14 +678,15 @@ unsafe fn stash(ctx: &TracePointContext, sys: u16) {
     }
 }
 
-/// write(2) family: filter at enter, so unwatched and already-reported files cost
-/// an fd lookup and one or two map lookups and are never stashed.
+/// write(2) family (and sendfile, copy_file_range, splice, whose output fd is
+/// argument `fd_arg`): filter at enter, so unwatched and already-reported files
+/// cost an fd lookup and one or two map lookups and are never stashed.
 #[inline(always)]
-unsafe fn write_enter(ctx: &TracePointContext, sys: u16) {
+unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
     if is_self() || config().vfs & vfs::WRITE != 0 {
         return;
     }
-    let file = shim_task_fd_file(current_task(), arg(ctx, 0) as u32);
+    let file = shim_task_fd_file(current_task(), arg(ctx, fd_arg) as u32);
     if file.is_null() {
         return;
     }
@@ -711,7 +712,8 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16) {
 /// True when a VFS-tier hook of the running set reports this call, so its
 /// tracepoint stays quiet (one event per operation). The loader does not even
 /// attach the tracepoints of wholly covered syscalls; this catches the rest:
-/// unlinkat without AT_REMOVEDIR (vfs_unlink) and with it (vfs_rmdir, not hooked).
+/// unlinkat (vfs_unlink without AT_REMOVEDIR, vfs_rmdir with it) and the xattr
+/// calls, whose POSIX ACL names stay here (6.2 moved ACLs out of vfs_setxattr).
 #[inline(always)]
 unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
     let mask = config().vfs;
@@ -719,10 +721,33 @@ unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
         return false;
     }
     let group = match sys {
-        sys::WRITE | sys::PWRITE64 | sys::WRITEV | sys::PWRITEV | sys::PWRITEV2 => vfs::WRITE,
+        sys::WRITE
+        | sys::PWRITE64
+        | sys::WRITEV
+        | sys::PWRITEV
+        | sys::PWRITEV2
+        | sys::SENDFILE
+        | sys::COPY_FILE_RANGE
+        | sys::SPLICE => vfs::WRITE,
         sys::UNLINK => vfs::UNLINK,
         sys::UNLINKAT if arg(ctx, 2) & AT_REMOVEDIR == 0 => vfs::UNLINK,
+        sys::UNLINKAT | sys::RMDIR => vfs::RMDIR,
         sys::RENAME | sys::RENAMEAT | sys::RENAMEAT2 => vfs::RENAME,
+        sys::LINK | sys::LINKAT => vfs::LINK,
+        sys::SYMLINK | sys::SYMLINKAT => vfs::SYMLINK,
+        sys::MKDIR | sys::MKDIRAT => vfs::MKDIR,
+        sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT => vfs::OPEN,
+        sys::FALLOCATE => vfs::FALLOCATE,
+        sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR
+            if mask & vfs::SETXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
+        {
+            vfs::SETXATTR
+        }
+        sys::REMOVEXATTR | sys::LREMOVEXATTR | sys::FREMOVEXATTR
+            if mask & vfs::REMOVEXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
+        {
+            vfs::REMOVEXATTR
+        }
         sys::CHMOD
         | sys::FCHMOD
         | sys::FCHMODAT
@@ -806,9 +831,14 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
     let x = &a.args;
     let none = (u32::MAX, u32::MAX);
     match sys {
-        sys::WRITE | sys::PWRITE64 | sys::WRITEV | sys::PWRITEV | sys::PWRITEV2 => {
+        sys::WRITE | sys::PWRITE64 | sys::WRITEV | sys::PWRITEV | sys::PWRITEV2 | sys::SENDFILE => {
             if ret > 0 {
                 fd_change(sys, op::MODIFIED, x[0], ret, 0, 0, none, true, sc);
+            }
+        }
+        sys::COPY_FILE_RANGE | sys::SPLICE => {
+            if ret > 0 {
+                fd_change(sys, op::MODIFIED, x[2], ret, 0, 0, none, true, sc);
             }
         }
         sys::OPEN => open_exit(sys, x[1], x[2], ret, sc),
@@ -1225,10 +1255,10 @@ macro_rules! syscall {
             0
         }
     };
-    (write $enter:ident, $exit:ident, $sys:expr) => {
+    (write $enter:ident, $exit:ident, $sys:expr, $fd:expr) => {
         #[tracepoint]
         pub fn $enter(ctx: TracePointContext) -> u32 {
-            unsafe { write_enter(&ctx, $sys) };
+            unsafe { write_enter(&ctx, $sys, $fd) };
             0
         }
         #[tracepoint]
@@ -1252,11 +1282,17 @@ macro_rules! syscall {
     };
 }
 
-syscall!(write sys_enter_write, sys_exit_write, sys::WRITE);
-syscall!(write sys_enter_pwrite64, sys_exit_pwrite64, sys::PWRITE64);
-syscall!(write sys_enter_writev, sys_exit_writev, sys::WRITEV);
-syscall!(write sys_enter_pwritev, sys_exit_pwritev, sys::PWRITEV);
-syscall!(write sys_enter_pwritev2, sys_exit_pwritev2, sys::PWRITEV2);
+syscall!(write sys_enter_write, sys_exit_write, sys::WRITE, 0);
+syscall!(write sys_enter_pwrite64, sys_exit_pwrite64, sys::PWRITE64, 0);
+syscall!(write sys_enter_writev, sys_exit_writev, sys::WRITEV, 0);
+syscall!(write sys_enter_pwritev, sys_exit_pwritev, sys::PWRITEV, 0);
+syscall!(write sys_enter_pwritev2, sys_exit_pwritev2, sys::PWRITEV2, 0);
+// Writes without a write(2): sendfile(out_fd, ...), copy_file_range and
+// splice(fd_in, off_in, fd_out, ...). Output fds that are not watched regular
+// files (pipes, sockets) are dropped at enter.
+syscall!(write sys_enter_sendfile64, sys_exit_sendfile64, sys::SENDFILE, 0);
+syscall!(write sys_enter_copy_file_range, sys_exit_copy_file_range, sys::COPY_FILE_RANGE, 2);
+syscall!(write sys_enter_splice, sys_exit_splice, sys::SPLICE, 2);
 syscall!(open sys_enter_open, sys_exit_open, sys::OPEN, |c| unsafe { arg(c, 1) });
 syscall!(open sys_enter_openat, sys_exit_openat, sys::OPENAT, |c| unsafe { arg(c, 2) });
 syscall!(open sys_enter_openat2, sys_exit_openat2, sys::OPENAT2, |c| unsafe {
@@ -1418,6 +1454,22 @@ pub fn sys_exit_io_uring_setup(ctx: TracePointContext) -> u32 {
         let ret: i64 = ctx.read_at::<i64>(16).unwrap_or(-1);
         if ret >= 0 && config().vfs & vfs::WRITE == 0 && !is_self() {
             task_record(kind::BLIND_SPOT, current_task(), 0, blind::IO_URING_SETUP);
+        }
+    }
+    0
+}
+
+/// mmap(addr, len, prot, flags, fd, off) with PROT_WRITE and MAP_SHARED of a
+/// watched file: the tracepoint tier cannot see the stores that follow, so it
+/// says so (user space turns the record into a `blind_spot` event). Not
+/// attached when the VFS mmap hook (security_mmap_file) is on.
+#[tracepoint]
+pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
+    unsafe {
+        let (prot, flags, fd) = (arg(&ctx, 2), arg(&ctx, 3), arg(&ctx, 4));
+        if prot & 2 != 0 && flags & 0x0f != 0 && (fd as i64) >= 0 {
+            let file = shim_task_fd_file(current_task(), fd as u32);
+            vfs_tier::on_mmap(tier::TRACEPOINT, sys::MMAP, file, prot, flags);
         }
     }
     0

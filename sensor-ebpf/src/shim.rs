@@ -16,6 +16,7 @@ unsafe extern "C" {
     pub fn shim_task_egid(task: Ptr) -> u32;
     pub fn shim_task_mntns(task: Ptr) -> u32;
     pub fn shim_task_exit_code(task: Ptr) -> i32;
+    pub fn shim_task_flags(task: Ptr) -> u32;
     pub fn shim_task_loginuid(task: Ptr) -> u32;
     pub fn shim_task_sessionid(task: Ptr) -> u32;
     pub fn shim_task_start_boottime(task: Ptr) -> u64;
@@ -32,6 +33,9 @@ unsafe extern "C" {
     pub fn shim_file_mnt(file: Ptr) -> Ptr;
     pub fn shim_file_inode(file: Ptr) -> Ptr;
     pub fn shim_file_mode(file: Ptr) -> u32;
+    pub fn shim_file_flags(file: Ptr) -> u32;
+    pub fn shim_path_dentry(path: Ptr) -> Ptr;
+    pub fn shim_path_mnt(path: Ptr) -> Ptr;
     pub fn shim_file_refs(file: Ptr) -> i64;
 
     pub fn shim_dentry_parent(dentry: Ptr) -> Ptr;

@@ -112,7 +112,10 @@ unsafe fn stage(tier: u8, c: &Change, path: &Target, target: Option<&Target>) {
     let _ = PENDING.insert(&bpf_get_current_pid_tgid(), &*r, 0);
 }
 
-/// Sends the parked record when the function succeeded.
+/// Sends the parked record when the function succeeded. `moved`: the call can
+/// move an inode under or out of a root (cached decisions are stale). A parked
+/// open keeps its `struct file *` in `ret` until here: the write session opens
+/// only when the open succeeded (a failed open's file is freed and reused).
 #[inline(always)]
 unsafe fn finish(ret: i64, moved: bool) {
     let id = bpf_get_current_pid_tgid();
@@ -123,6 +126,19 @@ unsafe fn finish(ret: i64, moved: bool) {
         if moved {
             bump_generation();
         }
+        if (*r).sys == sys::VFS_OPEN && (*r).ret != 0 {
+            let key = SessionKey {
+                tgid: tgid(),
+                _pad: 0,
+                file: (*r).ret as u64,
+            };
+            let s = Session {
+                root_id: (*r).root_id,
+                _pad: 0,
+            };
+            let _ = SESSIONS.insert(&key, &s, 0);
+            (*r).ret = 0;
+        }
         (*r).ts_boot_ns = bpf_ktime_get_boot_ns();
         if EVENTS.output::<FileRecord>(&*r, wakeup_flags()).is_err() {
             count_lost(lost::RINGBUF);
@@ -131,6 +147,100 @@ unsafe fn finish(ret: i64, moved: bool) {
     let _ = PENDING.remove(&id);
 }
 
+/// A change with no mode or owner argument.
+#[inline(always)]
+fn change(sys: u16, op: u16, verdict: Verdict, flags: u64, inode: Ptr) -> Change {
+    Change {
+        sys,
+        op,
+        verdict,
+        ret: 0,
+        flags,
+        mode: 0,
+        owner: (u32::MAX, u32::MAX),
+        inode,
+    }
+}
+
+/// The verdict for a name about to be created at the negative `dentry`: its
+/// directory's (cached) decision, as for a name given to a path syscall.
+#[inline(always)]
+unsafe fn new_entry_verdict(dentry: Ptr, mnt: Ptr) -> Verdict {
+    let d = decide(shim_dentry_parent(dentry), mnt, false);
+    if d.flags & (decision::CHILDREN | decision::DESCENDANTS) != 0 {
+        watched(d.root_id)
+    } else if d.flags & decision::ANCESTOR != 0 {
+        candidate(d.root_id)
+    } else {
+        Verdict::default()
+    }
+}
+
+/// `system.posix_acl_access` / `_default`: since 6.2 setting or removing them
+/// goes through vfs_set_acl/vfs_remove_acl, not the xattr functions, so ACLs
+/// stay with the xattr syscall tracepoints on every kernel (one source, one event).
+#[inline(always)]
+pub(crate) unsafe fn is_acl_name(name: Ptr, user: bool) -> bool {
+    let mut w = [0u64; 2];
+    let dst = w.as_mut_ptr() as *mut c_void;
+    let r = if user {
+        bpf_probe_read_user(dst, 16, name)
+    } else {
+        bpf_probe_read_kernel(dst, 16, name)
+    };
+    r == 0 && w[0] == u64::from_le_bytes(*b"system.p") && w[1] == u64::from_le_bytes(*b"osix_acl")
+}
+
+const PROT_WRITE: u64 = 2;
+const MAP_TYPE: u64 = 0x0f;
+const MAP_SHARED: u64 = 1;
+const MAP_SHARED_VALIDATE: u64 = 3;
+const PF_EXITING: u32 = 4;
+
+/// A shared writable mapping of a watched regular file, seen by `sys_`
+/// (security_mmap_file, or the mmap syscall on the tracepoint tier). On a VFS
+/// tier the mapping opens a write session, so `__fput` (the release of the
+/// mapping's file) or the process exit gives the close marker and the hash.
+#[inline(always)]
+pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u64) {
+    let shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
+    if prot & PROT_WRITE == 0 || !shared || file.is_null() || is_self() {
+        return;
+    }
+    // Without FMODE_WRITE the kernel refuses the mapping (EACCES).
+    if shim_file_mode(file) & FMODE_WRITE == 0 {
+        return;
+    }
+    let inode = shim_file_inode(file);
+    if inode.is_null() || shim_inode_mode(inode) & S_IFMT != S_IFREG {
+        return;
+    }
+    let key = SessionKey {
+        tgid: tgid(),
+        _pad: 0,
+        file: file as u64,
+    };
+    let session = tier != tier::TRACEPOINT;
+    if session && SESSIONS.get(&key).is_some() {
+        // Written through already: that session's marker hashes it.
+        return;
+    }
+    let t = file_target(file);
+    let d = decide(t.dentry, t.mnt, false);
+    if d.flags & decision::SELF == 0 {
+        return;
+    }
+    if session {
+        let s = Session {
+            root_id: d.root_id,
+            _pad: 0,
+        };
+        let _ = SESSIONS.insert(&key, &s, 0);
+    }
+    let Some(sc) = scratch() else { return };
+    let c = change(sys_, op::MAPPED_WRITABLE, watched(d.root_id), flags, inode);
+    emit_as(tier, &c, &t, None, sc);
+}
 // ---------------------------------------------------------------------------
 // Handlers, shared by both tiers
 // ---------------------------------------------------------------------------
@@ -279,6 +389,220 @@ unsafe fn on_setattr(tier: u8, dentry: Ptr, attr: Ptr) {
         inode: shim_dentry_inode(dentry),
     };
     stage(tier, &c, &t, None);
+}
+
+/// `vfs_link(old, ..., new, ...)`: reported when either name is watched.
+#[inline(always)]
+unsafe fn on_link(tier: u8, old: Ptr, new: Ptr) {
+    if old.is_null() || new.is_null() || is_self() {
+        return;
+    }
+    let mnt = guess_mnt(old);
+    let v = dentry_verdict(decide(old, mnt, false)).or(new_entry_verdict(new, mnt));
+    if !v.hit() {
+        return;
+    }
+    let c = change(sys::VFS_LINK, op::LINKED, v, 0, shim_dentry_inode(old));
+    stage(
+        tier,
+        &c,
+        &dentry_target(old, mnt),
+        Some(&dentry_target(new, mnt)),
+    );
+}
+
+/// `vfs_symlink(..., dentry, oldname)`: the contents travel in `target.name`.
+#[inline(always)]
+unsafe fn on_symlink(tier: u8, dentry: Ptr, contents: Ptr) {
+    if dentry.is_null() || is_self() {
+        return;
+    }
+    let mnt = guess_mnt(dentry);
+    let v = new_entry_verdict(dentry, mnt);
+    if !v.hit() {
+        return;
+    }
+    let Some(sc) = scratch() else { return };
+    let key = &mut (*sc).names[1];
+    let n = bpf_probe_read_kernel_str(
+        key.data.as_mut_ptr() as *mut c_void,
+        LPM_DATA as u32,
+        contents,
+    );
+    let contents = Target {
+        dentry,
+        mnt,
+        slot: 1,
+        name_len: if n > 0 { n as u32 - 1 } else { 0 },
+    };
+    let c = change(sys::VFS_SYMLINK, op::SYMLINKED, v, 0, core::ptr::null());
+    stage(tier, &c, &dentry_target(dentry, mnt), Some(&contents));
+}
+
+#[inline(always)]
+unsafe fn on_mkdir(tier: u8, dentry: Ptr, mode: u64) {
+    if dentry.is_null() || is_self() {
+        return;
+    }
+    let mnt = guess_mnt(dentry);
+    let v = new_entry_verdict(dentry, mnt);
+    if !v.hit() {
+        return;
+    }
+    let mut c = change(sys::VFS_MKDIR, op::MKDIR, v, 0, core::ptr::null());
+    c.mode = mode as u32 & 0o7777;
+    stage(tier, &c, &dentry_target(dentry, mnt), None);
+}
+
+#[inline(always)]
+unsafe fn on_rmdir(tier: u8, dentry: Ptr) {
+    if dentry.is_null() || is_self() {
+        return;
+    }
+    let t = dentry_target(dentry, guess_mnt(dentry));
+    let v = dentry_verdict(decide(dentry, t.mnt, false));
+    if !v.hit() {
+        return;
+    }
+    let c = change(sys::VFS_RMDIR, op::RMDIR, v, 0, shim_dentry_inode(dentry));
+    stage(tier, &c, &t, None);
+}
+
+/// vfs_setxattr / vfs_removexattr on a watched inode (POSIX ACLs excepted).
+#[inline(always)]
+unsafe fn on_xattr(tier: u8, sys_: u16, op_: u16, dentry: Ptr, name: Ptr, flags: u64) {
+    if dentry.is_null() || is_self() || is_acl_name(name, false) {
+        return;
+    }
+    let t = dentry_target(dentry, guess_mnt(dentry));
+    let d = decide(dentry, t.mnt, false);
+    if d.flags & decision::SELF == 0 {
+        return;
+    }
+    let c = change(
+        sys_,
+        op_,
+        watched(d.root_id),
+        flags,
+        shim_dentry_inode(dentry),
+    );
+    stage(tier, &c, &t, None);
+}
+
+/// `vfs_fallocate(file, mode, offset, len)`: one record per call, as fallocate(2).
+#[inline(always)]
+unsafe fn on_fallocate(tier: u8, file: Ptr, mode: u64) {
+    if file.is_null() || is_self() {
+        return;
+    }
+    let inode = shim_file_inode(file);
+    if inode.is_null() || shim_inode_mode(inode) & S_IFMT != S_IFREG {
+        return;
+    }
+    let t = file_target(file);
+    let d = decide(t.dentry, t.mnt, false);
+    if d.flags & decision::SELF == 0 {
+        return;
+    }
+    let c = change(
+        sys::VFS_FALLOCATE,
+        op::MODIFIED,
+        watched(d.root_id),
+        mode & 0xffff_ffff,
+        inode,
+    );
+    stage(tier, &c, &t, None);
+}
+
+/// `vfs_open(path, file)` of an open that created the file or will truncate
+/// it: every opener (open syscalls, io_uring, nfsd). At entry `f_flags` still
+/// holds O_TRUNC (do_dentry_open clears it) and `f_mode` FMODE_CREATED; the
+/// truncation itself follows vfs_open (handle_truncate: notify_change with
+/// ATTR_OPEN, which the setattr group leaves alone).
+#[inline(always)]
+unsafe fn on_open(tier: u8, path: Ptr, file: Ptr) {
+    if path.is_null() || file.is_null() {
+        return;
+    }
+    let fmode = shim_file_mode(file);
+    let flags = shim_file_flags(file) as u64;
+    let created = fmode & FMODE_CREATED != 0;
+    if !created && flags & O_TRUNC == 0 {
+        return;
+    }
+    if is_self() {
+        return;
+    }
+    let t = Target {
+        dentry: shim_path_dentry(path),
+        mnt: shim_path_mnt(path),
+        slot: NO_NAME,
+        name_len: 0,
+    };
+    let inode = shim_dentry_inode(t.dentry);
+    if inode.is_null() {
+        return;
+    }
+    let i_mode = shim_inode_mode(inode);
+    if !created && i_mode & S_IFMT != S_IFREG {
+        // O_TRUNC means nothing on anything but a regular file.
+        return;
+    }
+    let d = if created {
+        decide_created(&t)
+    } else {
+        decide(t.dentry, t.mnt, false)
+    };
+    let mut v = Verdict::default();
+    if d.flags & decision::SELF != 0 {
+        v = watched(d.root_id);
+    } else if created && d.flags & decision::PARENT_ANCESTOR != 0 {
+        v = candidate(d.root_id);
+    }
+    if !v.hit() {
+        return;
+    }
+    let op_ = if created { op::CREATED } else { op::TRUNCATED };
+    let mut c = change(sys::VFS_OPEN, op_, v, flags, inode);
+    c.mode = i_mode & 0o7777;
+    if fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED {
+        // Parked until the exit: see `finish`.
+        c.ret = file as i64;
+    }
+    stage(tier, &c, &t, None);
+}
+
+/// `__fput(file)`: the last reference went away without a close syscall seeing
+/// it (munmap of the last shared mapping, close_range, exec closing O_CLOEXEC
+/// fds): the session's close marker. Exiting processes are left to user space,
+/// which emits their markers from the exit record.
+#[inline(always)]
+unsafe fn on_fput(tier: u8, file: Ptr) {
+    if file.is_null() {
+        return;
+    }
+    let key = SessionKey {
+        tgid: tgid(),
+        _pad: 0,
+        file: file as u64,
+    };
+    let Some(s) = SESSIONS.get(&key) else {
+        return;
+    };
+    let root_id = s.root_id;
+    let _ = SESSIONS.remove(&key);
+    if shim_task_flags(current_task()) & PF_EXITING != 0 {
+        return;
+    }
+    let Some(sc) = scratch() else { return };
+    let c = change(
+        sys::FPUT,
+        op::CLOSED_WRITE,
+        watched(root_id),
+        0,
+        shim_file_inode(file),
+    );
+    emit_as(tier, &c, &file_target(file), None, sc);
 }
 
 // ---------------------------------------------------------------------------
@@ -475,5 +799,364 @@ pub fn notify_change_kprobe_v2(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn notify_change_kretprobe(ctx: RetProbeContext) -> u32 {
     unsafe { finish(ctx.ret::<i64>() as i32 as i64, false) };
+    0
+}
+
+// ---------------------------------------------------------------------------
+// The second batch of hooks: link, symlink, mkdir, rmdir, open, xattrs,
+// fallocate, mmap, __fput. `_v1`: 5.10's argument layout; `_v2`: with the
+// leading user_namespace/mnt_idmap argument of 5.12+ (vfs_link's comes second).
+// The loader picks by the parameter count in the kernel's BTF.
+// ---------------------------------------------------------------------------
+
+/// An fexit program that sends the parked record; `$ret` is the index of the
+/// return value (it follows the arguments).
+macro_rules! fexit_finish {
+    ($name:ident, $func:tt, $ret:expr, $moved:expr) => {
+        #[fexit(function = $func)]
+        pub fn $name(ctx: FExitContext) -> i32 {
+            unsafe { finish(btf_arg(&ctx, $ret) as i32 as i64, $moved) };
+            0
+        }
+    };
+}
+
+/// The kretprobe of a staged hook (kretprobes read no argument: one layout).
+macro_rules! kretprobe_finish {
+    ($name:ident, $moved:expr) => {
+        #[kretprobe]
+        pub fn $name(ctx: RetProbeContext) -> u32 {
+            unsafe { finish(ctx.ret::<i64>() as i32 as i64, $moved) };
+            0
+        }
+    };
+}
+
+/// `vfs_link(old_dentry, dir, new_dentry, delegated)`.
+#[fentry(function = "vfs_link")]
+pub fn vfs_link_fentry_v1(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_link(
+            tier::FENTRY,
+            btf_arg(&ctx, 0) as Ptr,
+            btf_arg(&ctx, 2) as Ptr,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_link_fexit_v1, "vfs_link", 4, true);
+/// `vfs_link(old_dentry, userns | idmap, dir, new_dentry, delegated)`.
+#[fentry(function = "vfs_link")]
+pub fn vfs_link_fentry_v2(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_link(
+            tier::FENTRY,
+            btf_arg(&ctx, 0) as Ptr,
+            btf_arg(&ctx, 3) as Ptr,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_link_fexit_v2, "vfs_link", 5, true);
+#[kprobe]
+pub fn vfs_link_kprobe_v1(ctx: ProbeContext) -> u32 {
+    unsafe { on_link(tier::KPROBE, kp_arg(&ctx, 0) as Ptr, kp_arg(&ctx, 2) as Ptr) };
+    0
+}
+#[kprobe]
+pub fn vfs_link_kprobe_v2(ctx: ProbeContext) -> u32 {
+    unsafe { on_link(tier::KPROBE, kp_arg(&ctx, 0) as Ptr, kp_arg(&ctx, 3) as Ptr) };
+    0
+}
+kretprobe_finish!(vfs_link_kretprobe, true);
+
+/// `vfs_symlink(dir, dentry, oldname)`.
+#[fentry(function = "vfs_symlink")]
+pub fn vfs_symlink_fentry_v1(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_symlink(
+            tier::FENTRY,
+            btf_arg(&ctx, 1) as Ptr,
+            btf_arg(&ctx, 2) as Ptr,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_symlink_fexit_v1, "vfs_symlink", 3, true);
+/// `vfs_symlink(userns | idmap, dir, dentry, oldname)`.
+#[fentry(function = "vfs_symlink")]
+pub fn vfs_symlink_fentry_v2(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_symlink(
+            tier::FENTRY,
+            btf_arg(&ctx, 2) as Ptr,
+            btf_arg(&ctx, 3) as Ptr,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_symlink_fexit_v2, "vfs_symlink", 4, true);
+#[kprobe]
+pub fn vfs_symlink_kprobe_v1(ctx: ProbeContext) -> u32 {
+    unsafe { on_symlink(tier::KPROBE, kp_arg(&ctx, 1) as Ptr, kp_arg(&ctx, 2) as Ptr) };
+    0
+}
+#[kprobe]
+pub fn vfs_symlink_kprobe_v2(ctx: ProbeContext) -> u32 {
+    unsafe { on_symlink(tier::KPROBE, kp_arg(&ctx, 2) as Ptr, kp_arg(&ctx, 3) as Ptr) };
+    0
+}
+kretprobe_finish!(vfs_symlink_kretprobe, true);
+
+/// `vfs_mkdir(dir, dentry, mode)`.
+#[fentry(function = "vfs_mkdir")]
+pub fn vfs_mkdir_fentry_v1(ctx: FEntryContext) -> i32 {
+    unsafe { on_mkdir(tier::FENTRY, btf_arg(&ctx, 1) as Ptr, btf_arg(&ctx, 2)) };
+    0
+}
+fexit_finish!(vfs_mkdir_fexit_v1, "vfs_mkdir", 3, true);
+/// `vfs_mkdir(userns | idmap, dir, dentry, mode)`.
+#[fentry(function = "vfs_mkdir")]
+pub fn vfs_mkdir_fentry_v2(ctx: FEntryContext) -> i32 {
+    unsafe { on_mkdir(tier::FENTRY, btf_arg(&ctx, 2) as Ptr, btf_arg(&ctx, 3)) };
+    0
+}
+fexit_finish!(vfs_mkdir_fexit_v2, "vfs_mkdir", 4, true);
+#[kprobe]
+pub fn vfs_mkdir_kprobe_v1(ctx: ProbeContext) -> u32 {
+    unsafe { on_mkdir(tier::KPROBE, kp_arg(&ctx, 1) as Ptr, kp_arg(&ctx, 2)) };
+    0
+}
+#[kprobe]
+pub fn vfs_mkdir_kprobe_v2(ctx: ProbeContext) -> u32 {
+    unsafe { on_mkdir(tier::KPROBE, kp_arg(&ctx, 2) as Ptr, kp_arg(&ctx, 3)) };
+    0
+}
+kretprobe_finish!(vfs_mkdir_kretprobe, true);
+
+/// `vfs_rmdir(dir, dentry)`.
+#[fentry(function = "vfs_rmdir")]
+pub fn vfs_rmdir_fentry_v1(ctx: FEntryContext) -> i32 {
+    unsafe { on_rmdir(tier::FENTRY, btf_arg(&ctx, 1) as Ptr) };
+    0
+}
+fexit_finish!(vfs_rmdir_fexit_v1, "vfs_rmdir", 2, true);
+/// `vfs_rmdir(userns | idmap, dir, dentry)`.
+#[fentry(function = "vfs_rmdir")]
+pub fn vfs_rmdir_fentry_v2(ctx: FEntryContext) -> i32 {
+    unsafe { on_rmdir(tier::FENTRY, btf_arg(&ctx, 2) as Ptr) };
+    0
+}
+fexit_finish!(vfs_rmdir_fexit_v2, "vfs_rmdir", 3, true);
+#[kprobe]
+pub fn vfs_rmdir_kprobe_v1(ctx: ProbeContext) -> u32 {
+    unsafe { on_rmdir(tier::KPROBE, kp_arg(&ctx, 1) as Ptr) };
+    0
+}
+#[kprobe]
+pub fn vfs_rmdir_kprobe_v2(ctx: ProbeContext) -> u32 {
+    unsafe { on_rmdir(tier::KPROBE, kp_arg(&ctx, 2) as Ptr) };
+    0
+}
+kretprobe_finish!(vfs_rmdir_kretprobe, true);
+
+/// `vfs_open(const struct path *, struct file *)`: unchanged from 4.x to 6.12.
+#[fentry(function = "vfs_open")]
+pub fn vfs_open_fentry(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_open(
+            tier::FENTRY,
+            btf_arg(&ctx, 0) as Ptr,
+            btf_arg(&ctx, 1) as Ptr,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_open_fexit, "vfs_open", 2, false);
+#[kprobe]
+pub fn vfs_open_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe { on_open(tier::KPROBE, kp_arg(&ctx, 0) as Ptr, kp_arg(&ctx, 1) as Ptr) };
+    0
+}
+kretprobe_finish!(vfs_open_kretprobe, false);
+
+/// `vfs_setxattr(dentry, name, value, size, flags)`.
+#[fentry(function = "vfs_setxattr")]
+pub fn vfs_setxattr_fentry_v1(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_xattr(
+            tier::FENTRY,
+            sys::VFS_SETXATTR,
+            op::XATTR_SET,
+            btf_arg(&ctx, 0) as Ptr,
+            btf_arg(&ctx, 1) as Ptr,
+            btf_arg(&ctx, 4) & 0xffff_ffff,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_setxattr_fexit_v1, "vfs_setxattr", 5, false);
+/// `vfs_setxattr(userns | idmap, dentry, name, value, size, flags)`.
+#[fentry(function = "vfs_setxattr")]
+pub fn vfs_setxattr_fentry_v2(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_xattr(
+            tier::FENTRY,
+            sys::VFS_SETXATTR,
+            op::XATTR_SET,
+            btf_arg(&ctx, 1) as Ptr,
+            btf_arg(&ctx, 2) as Ptr,
+            btf_arg(&ctx, 5) & 0xffff_ffff,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_setxattr_fexit_v2, "vfs_setxattr", 6, false);
+#[kprobe]
+pub fn vfs_setxattr_kprobe_v1(ctx: ProbeContext) -> u32 {
+    unsafe {
+        on_xattr(
+            tier::KPROBE,
+            sys::VFS_SETXATTR,
+            op::XATTR_SET,
+            kp_arg(&ctx, 0) as Ptr,
+            kp_arg(&ctx, 1) as Ptr,
+            kp_arg(&ctx, 4) & 0xffff_ffff,
+        )
+    };
+    0
+}
+#[kprobe]
+pub fn vfs_setxattr_kprobe_v2(ctx: ProbeContext) -> u32 {
+    unsafe {
+        on_xattr(
+            tier::KPROBE,
+            sys::VFS_SETXATTR,
+            op::XATTR_SET,
+            kp_arg(&ctx, 1) as Ptr,
+            kp_arg(&ctx, 2) as Ptr,
+            kp_arg(&ctx, 5) & 0xffff_ffff,
+        )
+    };
+    0
+}
+kretprobe_finish!(vfs_setxattr_kretprobe, false);
+
+/// `vfs_removexattr(dentry, name)`.
+#[fentry(function = "vfs_removexattr")]
+pub fn vfs_removexattr_fentry_v1(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_xattr(
+            tier::FENTRY,
+            sys::VFS_REMOVEXATTR,
+            op::XATTR_REMOVED,
+            btf_arg(&ctx, 0) as Ptr,
+            btf_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_removexattr_fexit_v1, "vfs_removexattr", 2, false);
+/// `vfs_removexattr(userns | idmap, dentry, name)`.
+#[fentry(function = "vfs_removexattr")]
+pub fn vfs_removexattr_fentry_v2(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_xattr(
+            tier::FENTRY,
+            sys::VFS_REMOVEXATTR,
+            op::XATTR_REMOVED,
+            btf_arg(&ctx, 1) as Ptr,
+            btf_arg(&ctx, 2) as Ptr,
+            0,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_removexattr_fexit_v2, "vfs_removexattr", 3, false);
+#[kprobe]
+pub fn vfs_removexattr_kprobe_v1(ctx: ProbeContext) -> u32 {
+    unsafe {
+        on_xattr(
+            tier::KPROBE,
+            sys::VFS_REMOVEXATTR,
+            op::XATTR_REMOVED,
+            kp_arg(&ctx, 0) as Ptr,
+            kp_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+#[kprobe]
+pub fn vfs_removexattr_kprobe_v2(ctx: ProbeContext) -> u32 {
+    unsafe {
+        on_xattr(
+            tier::KPROBE,
+            sys::VFS_REMOVEXATTR,
+            op::XATTR_REMOVED,
+            kp_arg(&ctx, 1) as Ptr,
+            kp_arg(&ctx, 2) as Ptr,
+            0,
+        )
+    };
+    0
+}
+kretprobe_finish!(vfs_removexattr_kretprobe, false);
+
+/// `vfs_fallocate(file, mode, offset, len)`: unchanged since 3.x.
+#[fentry(function = "vfs_fallocate")]
+pub fn vfs_fallocate_fentry(ctx: FEntryContext) -> i32 {
+    unsafe { on_fallocate(tier::FENTRY, btf_arg(&ctx, 0) as Ptr, btf_arg(&ctx, 1)) };
+    0
+}
+fexit_finish!(vfs_fallocate_fexit, "vfs_fallocate", 4, false);
+#[kprobe]
+pub fn vfs_fallocate_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe { on_fallocate(tier::KPROBE, kp_arg(&ctx, 0) as Ptr, kp_arg(&ctx, 1)) };
+    0
+}
+kretprobe_finish!(vfs_fallocate_kretprobe, false);
+
+/// `security_mmap_file(file, prot, flags)`: every mmap of a file passes it
+/// (mmap, shmat, remap_file_pages). fexit: only when the mapping was allowed.
+#[fexit(function = "security_mmap_file")]
+pub fn security_mmap_file_fexit(ctx: FExitContext) -> i32 {
+    unsafe {
+        if btf_arg(&ctx, 3) as i32 == 0 {
+            on_mmap(
+                tier::FENTRY,
+                sys::SECURITY_MMAP_FILE,
+                btf_arg(&ctx, 0) as Ptr,
+                btf_arg(&ctx, 1),
+                btf_arg(&ctx, 2),
+            );
+        }
+    }
+    0
+}
+#[kprobe]
+pub fn security_mmap_file_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe {
+        on_mmap(
+            tier::KPROBE,
+            sys::SECURITY_MMAP_FILE,
+            kp_arg(&ctx, 0) as Ptr,
+            kp_arg(&ctx, 1),
+            kp_arg(&ctx, 2),
+        )
+    };
+    0
+}
+
+/// `__fput(file)`: the last reference of an open file is gone.
+#[fentry(function = "__fput")]
+pub fn fput_fentry(ctx: FEntryContext) -> i32 {
+    unsafe { on_fput(tier::FENTRY, btf_arg(&ctx, 0) as Ptr) };
+    0
+}
+#[kprobe]
+pub fn fput_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe { on_fput(tier::KPROBE, kp_arg(&ctx, 0) as Ptr) };
     0
 }

@@ -50,6 +50,7 @@ const ACTIONS: &[&str] = &[
     "xattr_changed",
     "xattr_removed",
     "attributes_changed",
+    "mapped_writable",
     "start",
     "stop",
     "gap",

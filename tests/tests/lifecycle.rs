@@ -425,7 +425,7 @@ fn doctor_tiers_match_run_and_io_uring_follows_the_write_tier() {
     );
     let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hooks = doctor["hooks"].as_array().expect("hooks");
-    assert_eq!(hooks.len(), 4, "{doctor:#}");
+    assert_eq!(hooks.len(), 14, "{doctor:#}");
     assert_eq!(doctor["btf"], true);
     assert_eq!(doctor["ring_buffer"], true);
     let blind: Vec<&str> = doctor["blind_spots"]
@@ -472,6 +472,75 @@ fn doctor_tiers_match_run_and_io_uring_follows_the_write_tier() {
         let e = s.wait_for(|e| e["action"] == "modified" && e["path"] == path.as_str());
         assert_eq!(e["process"]["pid"], pid, "{e:#}");
         assert_eq!(e["source"]["tier"], write_tier.as_str());
+    }
+    s.stop();
+}
+
+/// Writes that make no write(2)-family call, and stores through a shared
+/// writable mapping, each as its tier reports them: sendfile, copy_file_range
+/// and splice into a watched file are `modified` events (their own syscall on
+/// the tracepoint tier, `rw_verify_area` on a VFS tier). The mapping is a
+/// `blind_spot` (mmap) event on the tracepoint tier; on a VFS tier a
+/// `mapped_writable` event whose release by munmap (`__fput`) gives the close
+/// marker, hashed after the stores.
+#[test]
+fn sendfile_copy_file_range_splice_and_shared_mmap_follow_their_tier() {
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    // Raw: the mapping and its close marker are two events.
+    let mut s = Sensor::start(&["--raw", "--watch", dir.path().to_str().unwrap()], None);
+    let start = s.events().into_iter().next().unwrap();
+    let tier = |g: &str| start["tiers"][g].as_str().unwrap().to_string();
+    let (write_tier, mmap_tier) = (tier("write"), tier("mmap"));
+    let p = |n: &str| dir.path().join(n).display().to_string();
+    for (op, args) in [
+        ("sendfile", ["sendfile", "src", "a"]),
+        ("copy_file_range", ["copy_file_range", "src", "b"]),
+        ("splice", ["splice", "c", ""]),
+    ] {
+        std::fs::write(dir.path().join("src"), b"source").unwrap();
+        let target = if op == "splice" { "c" } else { args[2] };
+        std::fs::write(dir.path().join(target), b"seed").unwrap();
+        let args: Vec<&str> = args.into_iter().filter(|a| !a.is_empty()).collect();
+        let pid = run_ok(dir.path(), &args);
+        let e = s.wait_for(|e| {
+            e["action"] == "modified"
+                && e["path"] == p(target).as_str()
+                && e["process"]["pid"] == pid
+        });
+        let want = if write_tier == "tracepoint" {
+            op
+        } else {
+            "rw_verify_area"
+        };
+        assert_eq!(e["source"]["syscall"], want, "{e:#}");
+        assert_eq!(e["source"]["tier"], write_tier.as_str(), "{e:#}");
+    }
+
+    std::fs::write(dir.path().join("m"), b"seed").unwrap();
+    let pid = run_ok(dir.path(), &["mmap-write", "m"]);
+    assert_eq!(std::fs::read(dir.path().join("m")).unwrap(), b"MMAP");
+    let sentinel = run_ok(dir.path(), &["mkdir", "sentinel"]);
+    s.wait_for(|e| e["process"]["pid"] == sentinel);
+    let mapped: Vec<_> = s
+        .events()
+        .into_iter()
+        .filter(|e| e["action"] == "mapped_writable" && e["path"] == p("m").as_str())
+        .collect();
+    if mmap_tier == "tracepoint" {
+        assert!(mapped.is_empty(), "{mapped:#?}");
+        let b = s.wait_for(|e| e["action"] == "blind_spot" && e["subject_pid"] == pid);
+        assert_eq!(b["blind_spot"], "mmap", "{b:#}");
+        assert!(b["message"].as_str().unwrap().contains(&p("m")), "{b:#}");
+    } else {
+        assert_eq!(mapped.len(), 1, "{mapped:#?}");
+        assert_eq!(mapped[0]["process"]["pid"], pid);
+        let c = s.wait_for(|e| {
+            e["action"] == "closed_after_write"
+                && e["path"] == p("m").as_str()
+                && e["process"]["pid"] == pid
+        });
+        let want = blake3::hash(b"MMAP").to_hex().to_string();
+        assert_eq!(c["after"]["hashes"]["blake3"], want.as_str(), "{c:#}");
     }
     s.stop();
 }

@@ -16,11 +16,16 @@ const RUNS: usize = 5;
 
 pub fn main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
+        Some("overhead") if args.get(1).map(String::as_str) == Some("--vm") => {
+            crate::vm::bench(&args[2..])
+        }
         Some("overhead") => overhead(),
         Some("hash") => crate::bench_hash::main(&args[1..]),
         Some("pipeline") => crate::bench_pipeline::main(&args[1..]),
         Some("scan") => crate::bench_scan::main(&args[1..]),
-        _ => bail!("usage: cargo xtask bench overhead | hash | pipeline | scan"),
+        _ => bail!(
+            "usage: cargo xtask bench overhead [--vm [--kernel SUITE]...] | hash | pipeline | scan"
+        ),
     }
 }
 

@@ -59,12 +59,32 @@ struct Boot {
     results: BTreeMap<(String, String), (bool, String)>,
     order: Vec<(String, String)>,
     hooks_failed: Vec<String>,
+    /// `VMBENCH` lines (bench mode): tier, baseline ms, with-vigil ms, ratio.
+    bench: Vec<Vec<String>>,
     secs: f64,
     problem: Option<String>,
     log: PathBuf,
 }
 
+/// What a boot runs: the scenario suite per tier, or the overhead benchmark.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Test,
+    Bench,
+}
+
 pub fn main(args: &[String]) -> Result<()> {
+    run_mode(args, Mode::Test)
+}
+
+/// `cargo xtask bench overhead --vm [--kernel K]...`: the churn workload with
+/// no sensor and with vigil on each tier, inside each kernel's VM (one CPU,
+/// TCG): only the ratios mean something.
+pub fn bench(args: &[String]) -> Result<()> {
+    run_mode(args, Mode::Bench)
+}
+
+fn run_mode(args: &[String], mode: Mode) -> Result<()> {
     let mut wanted: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -122,9 +142,11 @@ pub fn main(args: &[String]) -> Result<()> {
         "vigil-testop",
         "--bin",
         "vigil-vmcheck",
+        "--bin",
+        "vigil-churn",
     ])?;
     let bin_dir = workspace_root().join("target").join(MUSL).join("release");
-    let bins: Vec<PathBuf> = ["vigil", "vigil-testop", "vigil-vmcheck"]
+    let bins: Vec<PathBuf> = ["vigil", "vigil-testop", "vigil-vmcheck", "vigil-churn"]
         .iter()
         .map(|b| bin_dir.join(b))
         .collect();
@@ -145,7 +167,7 @@ pub fn main(args: &[String]) -> Result<()> {
             "booting Debian {} {} ({}) under qemu TCG",
             k.suite, k.line, k.version
         ));
-        let b = boot(&vm, k, &initrd)?;
+        let b = boot(&vm, k, &initrd, mode)?;
         eprintln!(
             "    {:.1} s{}",
             b.secs,
@@ -155,6 +177,9 @@ pub fn main(args: &[String]) -> Result<()> {
                 .unwrap_or_default()
         );
         boots.push(b);
+    }
+    if mode == Mode::Bench {
+        return bench_report(&boots);
     }
     let ok = report(&boots);
     eprintln!(
@@ -376,9 +401,13 @@ mount -t tmpfs tmpfs /u
 hostname vigil-vm
 echo "VMBOOT $(cat /proc/sys/kernel/osrelease) lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null)"
 rc=0
-for tier in @TIERS@; do
-    /vigil-vmcheck $tier || rc=$?
-done
+if grep -q vigil.bench /proc/cmdline; then
+    /vigil-vmcheck bench || rc=$?
+else
+    for tier in @TIERS@; do
+        /vigil-vmcheck $tier || rc=$?
+    done
+fi
 echo "VMDONE rc=$rc"
 printf "\\$(printf %03o $rc)" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
 poweroff -f
@@ -387,7 +416,7 @@ poweroff -f
 /// busybox + /init + the static binaries, as an uncompressed newc cpio (the
 /// kernel unpacks it faster than it would gunzip it under TCG).
 fn initramfs(vm: &Path, bins: &[PathBuf]) -> Result<PathBuf> {
-    step("packing the initramfs (busybox, /init, vigil, vigil-testop, vigil-vmcheck)");
+    step("packing the initramfs (busybox, /init, vigil, vigil-testop, vigil-vmcheck, vigil-churn)");
     let stage = vm.join("initramfs");
     let _ = std::fs::remove_dir_all(&stage);
     for d in ["bin", "dev", "proc", "sys", "etc", "w", "u"] {
@@ -419,10 +448,17 @@ fn initramfs(vm: &Path, bins: &[PathBuf]) -> Result<PathBuf> {
     Ok(out)
 }
 
-fn boot(vm: &Path, k: &Kernel, initrd: &Path) -> Result<Boot> {
+fn boot(vm: &Path, k: &Kernel, initrd: &Path, mode: Mode) -> Result<Boot> {
     let logs = vm.join("logs");
     std::fs::create_dir_all(&logs)?;
-    let log = logs.join(format!("{}-{}.log", k.suite, k.line));
+    let (log_suffix, append) = match mode {
+        Mode::Test => ("", "console=ttyS0 panic=-1 quiet loglevel=3"),
+        Mode::Bench => (
+            "-bench",
+            "console=ttyS0 panic=-1 quiet loglevel=3 vigil.bench",
+        ),
+    };
+    let log = logs.join(format!("{}-{}{log_suffix}.log", k.suite, k.line));
     let mut child = Command::new("qemu-system-x86_64")
         .args(["-accel", "tcg", "-cpu", "max", "-m", "512M", "-smp", "1"])
         .args(["-nodefaults", "-no-user-config", "-nographic"])
@@ -432,7 +468,7 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path) -> Result<Boot> {
         .arg(&k.vmlinux)
         .arg("-initrd")
         .arg(initrd)
-        .args(["-append", "console=ttyS0 panic=-1 quiet loglevel=3"])
+        .args(["-append", append])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -495,6 +531,7 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path) -> Result<Boot> {
         results: BTreeMap::new(),
         order: Vec::new(),
         hooks_failed: Vec::new(),
+        bench: Vec::new(),
         secs,
         problem,
         log,
@@ -511,6 +548,9 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path) -> Result<Boot> {
                 b.results
                     .insert(key, (f[4] == "PASS", f.get(5).unwrap_or(&"").to_string()));
             }
+        } else if let Some(i) = line.find("VMBENCH ") {
+            b.bench
+                .push(line[i..].split(' ').skip(2).map(String::from).collect());
         } else if let Some(i) = line.find("VMHOOK ") {
             let f: Vec<&str> = line[i..].splitn(4, ' ').collect();
             if let Some(h) = f.get(3) {
@@ -606,4 +646,40 @@ fn report(boots: &[Boot]) -> bool {
         }
     }
     ok
+}
+
+/// Prints the bench table: per kernel and tier, the churn's wall time without
+/// and with vigil, and the ratio.
+fn bench_report(boots: &[Boot]) -> Result<()> {
+    println!("\nchurn in the VM (1 vCPU, TCG), median of the runs; only the ratios compare");
+    println!(
+        "{:<16} {:<11} {:>12} {:>10} {:>7}",
+        "kernel", "tier", "baseline ms", "vigil ms", "ratio"
+    );
+    let mut ok = true;
+    for b in boots {
+        if let Some(p) = &b.problem {
+            ok = false;
+            println!("{}: {p} (log: {})", b.kernel, b.log.display());
+        }
+        if b.bench.is_empty() {
+            ok = false;
+            println!("{}: no VMBENCH lines (log: {})", b.kernel, b.log.display());
+        }
+        for f in &b.bench {
+            let g = |i: usize| f.get(i).map(String::as_str).unwrap_or("?");
+            println!(
+                "{:<16} {:<11} {:>12} {:>10} {:>6}x",
+                b.kernel,
+                g(0),
+                g(1),
+                g(2),
+                g(3)
+            );
+        }
+    }
+    if !ok {
+        bail!("bench overhead --vm: a boot failed");
+    }
+    Ok(())
 }

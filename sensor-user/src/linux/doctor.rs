@@ -88,8 +88,13 @@ fn gather(tier: Tier) -> Value {
             let r = loader::try_vfs_hook(&mut ebpf, &btf, hook, t, &params);
             if r.is_ok() {
                 // Probing only: drop the hook again.
+                let suffix = loader::layout(hook, &params).unwrap_or_default();
+                let names: Vec<String> = loader::programs(hook, t, suffix)
+                    .into_iter()
+                    .map(|(n, _)| n)
+                    .collect();
                 for (name, p) in ebpf.programs_mut() {
-                    if name.starts_with(hook.function) {
+                    if names.iter().any(|n| n == name) {
                         let _ = match p {
                             Program::FEntry(p) => p.unload(),
                             Program::FExit(p) => p.unload(),

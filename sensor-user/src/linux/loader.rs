@@ -26,8 +26,9 @@ pub struct Loaded {
     pub attached: Vec<String>,
     /// `hook: reason` for each hook that could not be loaded or attached.
     pub failed: Vec<String>,
-    /// Operation group (`write`, `unlink`, `rename`, `setattr`) -> the tier that
-    /// reports it (`fentry`, `kprobe`, `tracepoint`).
+    /// Operation group ([`VfsHook::group`]: `write`, `unlink`, `rename`,
+    /// `setattr`, `link`, ...) -> the tier that reports it (`fentry`, `kprobe`,
+    /// `tracepoint`).
     pub tiers: BTreeMap<String, String>,
 }
 
@@ -72,7 +73,7 @@ pub const VFS_HOOKS: &[VfsHook] = &[
             "pwritev2",
             "io_uring_setup",
         ],
-        blind: "writes that make no write syscall: io_uring (IORING_OP_WRITE*), aio, splice, sendfile and copy_file_range into a file, nfsd and other in-kernel writers",
+        blind: "writes that make no write-family syscall: io_uring (IORING_OP_WRITE*), aio, nfsd and other in-kernel writers (sendfile, copy_file_range and splice are hooked as syscalls)",
     },
     VfsHook {
         group: "unlink",
@@ -122,12 +123,137 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         ],
         blind: "attribute changes that make no syscall: nfsd setattr, io_uring ftruncate (6.9+)",
     },
+    VfsHook {
+        group: "link",
+        function: "vfs_link",
+        mask: vfs::LINK,
+        // 5.12 put the namespace second: (old_dentry, userns, dir, new_dentry, delegated).
+        layouts: &[(4, "_v1"), (5, "_v2")],
+        fentry: &[("vfs_link_fentry", false), ("vfs_link_fexit", true)],
+        kprobe: &[("vfs_link_kprobe", false), ("vfs_link_kretprobe", true)],
+        syscalls: &["link", "linkat"],
+        blind: "hard links that make no link syscall: io_uring (IORING_OP_LINKAT), nfsd",
+    },
+    VfsHook {
+        group: "symlink",
+        function: "vfs_symlink",
+        mask: vfs::SYMLINK,
+        layouts: &[(3, "_v1"), (4, "_v2")],
+        fentry: &[("vfs_symlink_fentry", false), ("vfs_symlink_fexit", true)],
+        kprobe: &[
+            ("vfs_symlink_kprobe", false),
+            ("vfs_symlink_kretprobe", true),
+        ],
+        syscalls: &["symlink", "symlinkat"],
+        blind: "symlinks that make no symlink syscall: io_uring (IORING_OP_SYMLINKAT), nfsd",
+    },
+    VfsHook {
+        group: "mkdir",
+        function: "vfs_mkdir",
+        mask: vfs::MKDIR,
+        layouts: &[(3, "_v1"), (4, "_v2")],
+        fentry: &[("vfs_mkdir_fentry", false), ("vfs_mkdir_fexit", true)],
+        kprobe: &[("vfs_mkdir_kprobe", false), ("vfs_mkdir_kretprobe", true)],
+        syscalls: &["mkdir", "mkdirat"],
+        blind: "directories made without a mkdir syscall: io_uring (IORING_OP_MKDIRAT), nfsd",
+    },
+    VfsHook {
+        group: "rmdir",
+        function: "vfs_rmdir",
+        mask: vfs::RMDIR,
+        layouts: &[(2, "_v1"), (3, "_v2")],
+        fentry: &[("vfs_rmdir_fentry", false), ("vfs_rmdir_fexit", true)],
+        kprobe: &[("vfs_rmdir_kprobe", false), ("vfs_rmdir_kretprobe", true)],
+        // unlinkat stays attached: it is also unlink (the kernel skips what this reports).
+        syscalls: &["rmdir"],
+        blind: "directories removed without a syscall: io_uring (IORING_OP_UNLINKAT with AT_REMOVEDIR), nfsd",
+    },
+    VfsHook {
+        group: "open",
+        function: "vfs_open",
+        mask: vfs::OPEN,
+        layouts: &[(2, "")],
+        fentry: &[("vfs_open_fentry", false), ("vfs_open_fexit", true)],
+        kprobe: &[("vfs_open_kprobe", false), ("vfs_open_kretprobe", true)],
+        syscalls: &["open", "openat", "openat2", "creat"],
+        blind: "files created or truncated by an open that makes no open syscall: io_uring (IORING_OP_OPENAT), nfsd",
+    },
+    VfsHook {
+        group: "setxattr",
+        function: "vfs_setxattr",
+        mask: vfs::SETXATTR,
+        layouts: &[(5, "_v1"), (6, "_v2")],
+        fentry: &[("vfs_setxattr_fentry", false), ("vfs_setxattr_fexit", true)],
+        kprobe: &[
+            ("vfs_setxattr_kprobe", false),
+            ("vfs_setxattr_kretprobe", true),
+        ],
+        // The xattr tracepoints stay attached for POSIX ACLs (vfs_set_acl since 6.2).
+        syscalls: &[],
+        blind: "extended attributes set without a syscall: io_uring (IORING_OP_SETXATTR), nfsd, overlayfs",
+    },
+    VfsHook {
+        group: "removexattr",
+        function: "vfs_removexattr",
+        mask: vfs::REMOVEXATTR,
+        layouts: &[(2, "_v1"), (3, "_v2")],
+        fentry: &[
+            ("vfs_removexattr_fentry", false),
+            ("vfs_removexattr_fexit", true),
+        ],
+        kprobe: &[
+            ("vfs_removexattr_kprobe", false),
+            ("vfs_removexattr_kretprobe", true),
+        ],
+        syscalls: &[],
+        blind: "extended attributes removed without a syscall: nfsd, overlayfs",
+    },
+    VfsHook {
+        group: "fallocate",
+        function: "vfs_fallocate",
+        mask: vfs::FALLOCATE,
+        layouts: &[(4, "")],
+        fentry: &[
+            ("vfs_fallocate_fentry", false),
+            ("vfs_fallocate_fexit", true),
+        ],
+        kprobe: &[
+            ("vfs_fallocate_kprobe", false),
+            ("vfs_fallocate_kretprobe", true),
+        ],
+        syscalls: &["fallocate"],
+        blind: "space (de)allocation without a fallocate syscall: io_uring (IORING_OP_FALLOCATE), nfsd, loop devices",
+    },
+    VfsHook {
+        group: "mmap",
+        function: "security_mmap_file",
+        mask: vfs::MMAP,
+        layouts: &[(3, "")],
+        fentry: &[("security_mmap_file_fexit", true)],
+        kprobe: &[("security_mmap_file_kprobe", false)],
+        // sys_enter_mmap is the tracepoint tier's blind-spot detector.
+        syscalls: &["mmap"],
+        blind: "shared writable mappings of watched files: reported as blind_spot (mmap), and the file is hashed only at the process's close or exit",
+    },
+    VfsHook {
+        group: "close",
+        function: "__fput",
+        mask: vfs::CLOSE,
+        layouts: &[(1, "")],
+        fentry: &[("fput_fentry", false)],
+        kprobe: &[("fput_kprobe", false)],
+        // close, dup2 and dup3 still give the marker of an explicit last close.
+        syscalls: &[],
+        blind: "last closes without close/dup2/dup3 (close_range, exec of O_CLOEXEC fds, munmap): the close marker and the hash wait for the process's exit",
+    },
 ];
 
-/// Blind spots of the tracepoint tier whatever the VFS hooks: no hook of any
-/// tier sees stores through a shared writable mapping.
-pub const ALWAYS_BLIND: &[&str] =
-    &["stores through a writable shared mmap (found by the verification scan)"];
+/// Blind spots whatever the tier: no hook sees the stores through a shared
+/// writable mapping themselves (the mmap group reports the mapping and hashes
+/// the file when it is released).
+pub const ALWAYS_BLIND: &[&str] = &[
+    "the individual stores through a shared writable mmap (the mapping is reported; the file is hashed at its release, and the verification scan is the backstop)",
+];
 
 /// The parameter counts of every VFS hook's function in the running kernel's BTF.
 pub fn param_counts() -> std::collections::HashMap<String, usize> {
@@ -163,7 +289,7 @@ pub fn layout(
 
 /// The programs of `hook` for `tier` (fentry or kprobe): (name, return probe).
 /// Return probes of the kprobe tier read no argument and have one layout.
-fn programs(hook: &VfsHook, tier: Tier, suffix: &str) -> Vec<(String, bool)> {
+pub fn programs(hook: &VfsHook, tier: Tier, suffix: &str) -> Vec<(String, bool)> {
     let list = if tier == Tier::Fentry {
         hook.fentry
     } else {
@@ -596,5 +722,28 @@ mod tests {
             programs(&VFS_HOOKS[0], Tier::Fentry, "")[0].0,
             "rw_verify_area_fexit"
         );
+    }
+
+    /// Every program a hook can ask for, in every layout and tier, is in the
+    /// embedded object (a typo would only show on a kernel that picks it).
+    #[test]
+    fn every_hook_program_is_in_the_object() {
+        // The ELF string tables: every NUL-terminated string of the object.
+        let strings: std::collections::HashSet<&[u8]> = OBJECT.split(|b| *b == 0).collect();
+        let has = |name: &str| strings.contains(name.as_bytes());
+        let mut masks = 0;
+        for hook in VFS_HOOKS {
+            assert_eq!(masks & hook.mask, 0, "{}: mask reused", hook.group);
+            masks |= hook.mask;
+            for (_, suffix) in hook.layouts {
+                for tier in [Tier::Fentry, Tier::Kprobe] {
+                    for (name, _) in programs(hook, tier, suffix) {
+                        assert!(has(&name), "{}: no program {name}", hook.group);
+                    }
+                }
+            }
+        }
+        let groups: std::collections::HashSet<_> = VFS_HOOKS.iter().map(|h| h.group).collect();
+        assert_eq!(groups.len(), VFS_HOOKS.len());
     }
 }

@@ -305,8 +305,8 @@ pub(super) struct Attributor {
     /// Open write sessions per process (the record that opened each): closed
     /// with a marker when the process exits, and cleared from the kernel map.
     sessions: HashMap<u32, Vec<FileRecord>>,
-    /// Processes (tgid, start time) already reported in a blind_spot event.
-    blind_reported: std::collections::HashSet<(u32, u64)>,
+    /// Blind spots already reported: (tgid, start time, what, inode or 0).
+    blind_reported: std::collections::HashSet<(u32, u64, &'static str, u64)>,
 }
 
 impl Attributor {
@@ -473,10 +473,12 @@ impl Attributor {
             }
             Record::BlindSpot(t) => {
                 // Once per process: a ring serves many writes.
-                if self
-                    .blind_reported
-                    .insert((t.process.tgid, t.process.start_boottime))
-                {
+                if self.blind_reported.insert((
+                    t.process.tgid,
+                    t.process.start_boottime,
+                    "io_uring",
+                    0,
+                )) {
                     let p = &t.process;
                     let message = format!(
                         "process {} ({}, uid {}) set up io_uring: file writes it submits \
@@ -498,6 +500,9 @@ impl Attributor {
                     )?;
                 }
             }
+            Record::File(f) if f.op == op::MAPPED_WRITABLE && f.sys == sys::MMAP => {
+                self.mmap_blind_spot(&f)?;
+            }
             Record::File(f) => {
                 if let Some(c) = self.file_event(&f) {
                     self.refresh_roots(&c.ev)?;
@@ -506,6 +511,43 @@ impl Attributor {
             }
         }
         Ok(())
+    }
+
+    /// The tracepoint tier's mmap detector: a shared writable mapping of a
+    /// watched file, whose stores make no syscall. Reported once per process
+    /// and file as a `blind_spot` event (the policy's ignore globs apply).
+    fn mmap_blind_spot(&mut self, f: &FileRecord) -> Result<()> {
+        let Some(c) = self.file_event(f) else {
+            return Ok(());
+        };
+        let Body::File(fc) = &c.ev.body else {
+            return Ok(());
+        };
+        let p = &f.process;
+        if !self
+            .blind_reported
+            .insert((p.tgid, p.start_boottime, "mmap", f.ino))
+        {
+            return Ok(());
+        }
+        let message = format!(
+            "process {} ({}, uid {}) mapped {} shared and writable: stores through the \
+             mapping make no syscall and are not seen on the tracepoint tier (vigil \
+             doctor lists the blind spots); the verification scan is the backstop",
+            p.tgid,
+            cstr(&p.comm),
+            p.uid,
+            fc.path
+        );
+        self.emit_sensor(
+            "blind_spot",
+            SensorInfo {
+                message: Some(message),
+                blind_spot: Some("mmap"),
+                subject_pid: Some(p.tgid),
+                ..Default::default()
+            },
+        )
     }
 
     /// Builds the event for a file record, or None when the policy (ignore
@@ -587,9 +629,10 @@ impl Attributor {
             op::TIMESTAMPS => "timestamps_changed",
             op::XATTR_SET => "xattr_changed",
             op::XATTR_REMOVED => "xattr_removed",
+            op::MAPPED_WRITABLE => "mapped_writable",
             _ => "changed",
         };
-        if matches!(f.sys, sys::FALLOCATE) {
+        if matches!(f.sys, sys::FALLOCATE | sys::VFS_FALLOCATE) {
             details.insert("fallocate_mode".into(), f.flags.into());
         }
         if matches!(f.sys, sys::TRUNCATE | sys::FTRUNCATE)
@@ -687,11 +730,15 @@ impl Attributor {
     fn track_session(&mut self, f: &FileRecord) -> bool {
         const WRITE_ACCESS: u64 = (libc::O_WRONLY | libc::O_RDWR) as u64;
         let opens = match f.op {
-            op::MODIFIED => !matches!(f.sys, sys::FALLOCATE),
+            op::MODIFIED => !matches!(f.sys, sys::FALLOCATE | sys::VFS_FALLOCATE),
             op::CREATED | op::TRUNCATED => {
-                matches!(f.sys, sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT)
-                    && f.flags & WRITE_ACCESS != 0
+                matches!(
+                    f.sys,
+                    sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT | sys::VFS_OPEN
+                ) && f.flags & WRITE_ACCESS != 0
             }
+            // The mapping is a write session: its release (or the exit) hashes the file.
+            op::MAPPED_WRITABLE => f.sys != sys::MMAP,
             _ => false,
         };
         let same = |o: &FileRecord| o.dev == f.dev && o.ino == f.ino;
@@ -926,6 +973,20 @@ pub fn syscall_name(s: u16) -> &'static str {
         sys::VFS_UNLINK => "vfs_unlink",
         sys::VFS_RENAME => "vfs_rename",
         sys::NOTIFY_CHANGE => "notify_change",
+        sys::VFS_LINK => "vfs_link",
+        sys::VFS_SYMLINK => "vfs_symlink",
+        sys::VFS_MKDIR => "vfs_mkdir",
+        sys::VFS_RMDIR => "vfs_rmdir",
+        sys::VFS_OPEN => "vfs_open",
+        sys::VFS_SETXATTR => "vfs_setxattr",
+        sys::VFS_REMOVEXATTR => "vfs_removexattr",
+        sys::VFS_FALLOCATE => "vfs_fallocate",
+        sys::SECURITY_MMAP_FILE => "security_mmap_file",
+        sys::FPUT => "__fput",
+        sys::SENDFILE => "sendfile",
+        sys::COPY_FILE_RANGE => "copy_file_range",
+        sys::SPLICE => "splice",
+        sys::MMAP => "mmap",
         _ => "unknown",
     }
 }

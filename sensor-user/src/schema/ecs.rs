@@ -47,7 +47,8 @@ pub fn file_type(action: &str) -> (&'static [&'static str], &'static [&'static s
         | "timestamps_changed"
         | "xattr_changed"
         | "xattr_removed"
-        | "attributes_changed" => &["change"],
+        | "attributes_changed"
+        | "mapped_writable" => &["change"],
         _ => &["info"],
     };
     (FILE, t)

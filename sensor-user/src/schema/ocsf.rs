@@ -51,7 +51,7 @@ pub const APPLICATION_ERROR: Class = Class {
 pub fn file_activity(action: &str) -> (u32, &'static str) {
     match action {
         "created" | "linked" | "symlinked" => (1, "Create"),
-        "modified" | "truncated" | "closed_after_write" => (3, "Update"),
+        "modified" | "truncated" | "closed_after_write" | "mapped_writable" => (3, "Update"),
         "deleted" => (4, "Delete"),
         "renamed" | "exchanged" => (5, "Rename"),
         "timestamps_changed" | "xattr_changed" | "xattr_removed" | "attributes_changed" => {
@@ -379,7 +379,7 @@ fn process(p: &Process) -> Value {
 mod tests {
     use super::*;
 
-    const FILE_ACTIONS: [&str; 15] = [
+    const FILE_ACTIONS: [&str; 16] = [
         "created",
         "modified",
         "truncated",
@@ -395,6 +395,7 @@ mod tests {
         "xattr_changed",
         "xattr_removed",
         "attributes_changed",
+        "mapped_writable",
     ];
 
     #[test]

@@ -277,6 +277,62 @@ fn main() {
                 4,
                 0,
             ),
+            // Writes without a write(2): SRC's first bytes into DST.
+            "sendfile" => libc::syscall(
+                libc::SYS_sendfile,
+                fd_of(a(2), libc::O_WRONLY),
+                fd_of(a(1), libc::O_RDONLY),
+                std::ptr::null::<i64>(),
+                3,
+            ),
+            "copy_file_range" => libc::syscall(
+                libc::SYS_copy_file_range,
+                fd_of(a(1), libc::O_RDONLY),
+                std::ptr::null::<i64>(),
+                fd_of(a(2), libc::O_WRONLY),
+                std::ptr::null::<i64>(),
+                3,
+                0,
+            ),
+            // Bytes from a pipe into FILE (the write(2) goes to the pipe).
+            "splice" => {
+                let mut p = [0i32; 2];
+                check(libc::syscall(libc::SYS_pipe2, p.as_mut_ptr(), 0), "pipe2");
+                check(
+                    libc::syscall(libc::SYS_write, p[1], buf.as_ptr(), 3),
+                    "write to the pipe",
+                );
+                libc::syscall(
+                    libc::SYS_splice,
+                    p[0],
+                    std::ptr::null::<i64>(),
+                    fd_of(a(1), libc::O_WRONLY),
+                    std::ptr::null::<i64>(),
+                    3,
+                    0,
+                )
+            }
+            // Stores "MMAP" through a shared writable mapping of FILE (at least 4
+            // bytes long). The fd is closed first, so the mapping holds the last
+            // reference and its munmap releases the file (__fput).
+            "mmap-write" => {
+                let fd = fd_of(a(1), libc::O_RDWR);
+                let p = libc::syscall(
+                    libc::SYS_mmap,
+                    0usize,
+                    4096usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    fd,
+                    0i64,
+                );
+                if p == -1 || (p as u64) > u64::MAX - 4096 {
+                    check(-1, "mmap");
+                }
+                check(libc::syscall(libc::SYS_close, fd), "close");
+                std::ptr::copy_nonoverlapping(b"MMAP".as_ptr(), p as *mut u8, 4);
+                libc::syscall(libc::SYS_munmap, p, 4096usize)
+            }
             "removexattr" => libc::syscall(libc::SYS_removexattr, c(a(1)).as_ptr(), xattr.as_ptr()),
             "lremovexattr" => {
                 libc::syscall(libc::SYS_lremovexattr, c(a(1)).as_ptr(), xattr.as_ptr())

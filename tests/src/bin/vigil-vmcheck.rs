@@ -46,6 +46,8 @@ enum Seed {
     Dir,
     OldAndNew,
     Old,
+    /// A file with the `XATTR` attribute set.
+    FileXattr,
 }
 
 /// One operation and the event it must produce.
@@ -91,18 +93,29 @@ const WRITE: Option<(&str, &str)> = Some(("write", "rw_verify_area"));
 const UNLINK: Option<(&str, &str)> = Some(("unlink", "vfs_unlink"));
 const RENAME: Option<(&str, &str)> = Some(("rename", "vfs_rename"));
 const SETATTR: Option<(&str, &str)> = Some(("setattr", "notify_change"));
+const OPEN: Option<(&str, &str)> = Some(("open", "vfs_open"));
+const LINK: Option<(&str, &str)> = Some(("link", "vfs_link"));
+const SYMLINK: Option<(&str, &str)> = Some(("symlink", "vfs_symlink"));
+const MKDIR: Option<(&str, &str)> = Some(("mkdir", "vfs_mkdir"));
+const RMDIR: Option<(&str, &str)> = Some(("rmdir", "vfs_rmdir"));
+const SETXATTR: Option<(&str, &str)> = Some(("setxattr", "vfs_setxattr"));
+const REMOVEXATTR: Option<(&str, &str)> = Some(("removexattr", "vfs_removexattr"));
+const FALLOCATE: Option<(&str, &str)> = Some(("fallocate", "vfs_fallocate"));
 
 fn scenarios() -> Vec<Scenario> {
     use Seed::*;
     vec![
-        s(
-            "create",
-            &["openat-creat", "f"],
-            Nothing,
-            "created",
-            "f",
-            "openat",
-        ),
+        Scenario {
+            vfs: OPEN,
+            ..s(
+                "create",
+                &["openat-creat", "f"],
+                Nothing,
+                "created",
+                "f",
+                "openat",
+            )
+        },
         Scenario {
             vfs: WRITE,
             ..s("write", &["write", "f"], File, "modified", "f", "write")
@@ -141,14 +154,17 @@ fn scenarios() -> Vec<Scenario> {
                 "ftruncate",
             )
         },
-        s(
-            "open-trunc",
-            &["openat-trunc", "f"],
-            File,
-            "truncated",
-            "f",
-            "openat",
-        ),
+        Scenario {
+            vfs: OPEN,
+            ..s(
+                "open-trunc",
+                &["openat-trunc", "f"],
+                File,
+                "truncated",
+                "f",
+                "openat",
+            )
+        },
         Scenario {
             target: Some("new"),
             vfs: RENAME,
@@ -179,11 +195,28 @@ fn scenarios() -> Vec<Scenario> {
         },
         Scenario {
             fields: &[("/file/type", "dir")],
+            vfs: RMDIR,
             ..s("rmdir", &["rmdir", "d"], Dir, "deleted", "d", "rmdir")
         },
-        s("mkdir", &["mkdir", "d"], Nothing, "created", "d", "mkdir"),
+        Scenario {
+            fields: &[("/file/type", "dir")],
+            vfs: RMDIR,
+            ..s(
+                "unlinkat-dir",
+                &["unlinkat-dir", "d"],
+                Dir,
+                "deleted",
+                "d",
+                "unlinkat",
+            )
+        },
+        Scenario {
+            vfs: MKDIR,
+            ..s("mkdir", &["mkdir", "d"], Nothing, "created", "d", "mkdir")
+        },
         Scenario {
             target: Some("new"),
+            vfs: LINK,
             ..s(
                 "link",
                 &["link", "old", "new"],
@@ -198,6 +231,7 @@ fn scenarios() -> Vec<Scenario> {
                 ("/details/link_target", "/etc/passwd"),
                 ("/file/type", "symlink"),
             ],
+            vfs: SYMLINK,
             ..s(
                 "symlink",
                 &["symlink", "/etc/passwd", "l"],
@@ -241,14 +275,67 @@ fn scenarios() -> Vec<Scenario> {
                 "utimensat",
             )
         },
-        s(
-            "setxattr",
-            &["setxattr", "f"],
-            File,
-            "xattr_changed",
-            "f",
-            "setxattr",
-        ),
+        Scenario {
+            vfs: SETXATTR,
+            ..s(
+                "setxattr",
+                &["setxattr", "f"],
+                File,
+                "xattr_changed",
+                "f",
+                "setxattr",
+            )
+        },
+        Scenario {
+            vfs: REMOVEXATTR,
+            ..s(
+                "removexattr",
+                &["removexattr", "f"],
+                FileXattr,
+                "xattr_removed",
+                "f",
+                "removexattr",
+            )
+        },
+        Scenario {
+            vfs: FALLOCATE,
+            ..s(
+                "fallocate",
+                &["fallocate", "f"],
+                File,
+                "modified",
+                "f",
+                "fallocate",
+            )
+        },
+        // Writes without write(2): the tracepoint tier hooks these syscalls
+        // too; a VFS tier sees them in rw_verify_area.
+        Scenario {
+            vfs: WRITE,
+            ..s(
+                "sendfile",
+                &["sendfile", "old", "new"],
+                OldAndNew,
+                "modified",
+                "new",
+                "sendfile",
+            )
+        },
+        Scenario {
+            vfs: WRITE,
+            ..s(
+                "copy_file_range",
+                &["copy_file_range", "old", "new"],
+                OldAndNew,
+                "modified",
+                "new",
+                "copy_file_range",
+            )
+        },
+        Scenario {
+            vfs: WRITE,
+            ..s("splice", &["splice", "f"], File, "modified", "f", "splice")
+        },
     ]
 }
 
@@ -259,6 +346,9 @@ fn main() {
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into());
+    if tier == "bench" {
+        std::process::exit(bench(&kernel));
+    }
     let report = |scenario: &str, ok: bool, detail: &str| {
         println!(
             "VMTEST {kernel} {tier} {scenario} {} {detail}",
@@ -275,7 +365,7 @@ fn main() {
         }
     }
     let tiers: serde_json::Map<String, Value>;
-    let sensor = match start_sensor(&tier) {
+    let sensor = match start_sensor(&tier, true) {
         Ok((child, start)) => {
             tiers = start["tiers"].as_object().cloned().unwrap_or_default();
             let failed: Vec<String> = start["hooks_failed"]
@@ -335,6 +425,13 @@ fn main() {
             report("io_uring-write", false, &d)
         }
     }
+    match mmap_write(&group_tier("mmap"), &group_tier("close")) {
+        Ok(d) => report("mmap-write", true, &d),
+        Err(d) => {
+            failures += 1;
+            report("mmap-write", false, &d)
+        }
+    }
     match unwatched_is_quiet() {
         Ok(d) => report("unwatched", true, &d),
         Err(d) => {
@@ -355,10 +452,13 @@ impl Drop for Sensor {
     }
 }
 
-/// Starts vigil and waits for its start event.
-fn start_sensor(tier: &str) -> Result<(Sensor, Value), String> {
+/// Starts vigil (`raw`: without coalescing) and waits for its start event.
+fn start_sensor(tier: &str, raw: bool) -> Result<(Sensor, Value), String> {
+    let _ = fs::remove_file(OUTPUT);
     let mut cmd = Command::new(VIGIL);
-    cmd.args(["run", "--raw", "--watch", WATCHED, "--output", OUTPUT])
+    cmd.arg("run")
+        .args(raw.then_some("--raw"))
+        .args(["--watch", WATCHED, "--output", OUTPUT])
         .args(["--tier", tier])
         .stdin(Stdio::null())
         .stdout(Stdio::null());
@@ -442,6 +542,18 @@ fn seed(dir: &Path, seed: Seed) -> std::io::Result<()> {
         Seed::OldAndNew => {
             fs::write(dir.join("old"), b"old")?;
             fs::write(dir.join("new"), b"new")
+        }
+        Seed::FileXattr => {
+            let f = dir.join("f");
+            fs::write(&f, b"seed")?;
+            let path = std::ffi::CString::new(f.as_os_str().as_encoded_bytes()).unwrap();
+            let name = std::ffi::CString::new(XATTR).unwrap();
+            let r =
+                unsafe { libc::setxattr(path.as_ptr(), name.as_ptr(), b"v".as_ptr().cast(), 1, 0) };
+            if r != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
         }
     }
 }
@@ -568,6 +680,99 @@ fn io_uring_write(write_tier: &str) -> Result<String, String> {
     }
 }
 
+/// Stores through a shared writable mapping (the fd closed first, so munmap
+/// releases the file). On a VFS tier: a `mapped_writable` event from
+/// security_mmap_file with the process, then the close marker from `__fput`
+/// (or the process exit when the close group is on the tracepoints) whose
+/// `after` hash is that of the stored content. On the tracepoint tier: a
+/// `blind_spot` (mmap) event and no mapped_writable event.
+fn mmap_write(mmap_tier: &str, close_tier: &str) -> Result<String, String> {
+    let dir = PathBuf::from(WATCHED).join("mmap");
+    fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    seed(&dir, Seed::File).map_err(|e| format!("seeding: {e}"))?;
+    let pid = testop(&dir, &["mmap-write", "f"])?;
+    let path = dir.join("f").display().to_string();
+    if mmap_tier == "tracepoint" {
+        let sentinel = testop(&dir, &["mkdir", "sentinel"])?;
+        wait_for(|e| e["process"]["pid"] == sentinel)
+            .ok_or_else(|| format!("no event for the sentinel mkdir (pid {sentinel})"))?;
+        if events()
+            .iter()
+            .any(|e| e["action"] == "mapped_writable" && e["path"] == path.as_str())
+        {
+            return Err("a mapped_writable event on the tracepoint tier".into());
+        }
+        let flagged = wait_for(|e| {
+            e["action"] == "blind_spot" && e["blind_spot"] == "mmap" && e["subject_pid"] == pid
+        });
+        return match flagged {
+            Some(_) => Ok(format!(
+                "ok pid={pid}: stores not seen on the tracepoint tier; the mapping flagged (sensor blind_spot mmap)"
+            )),
+            None => Err(format!("no blind_spot (mmap) event for pid {pid}")),
+        };
+    }
+    let mapped = wait_for(|e| e["action"] == "mapped_writable" && e["path"] == path.as_str())
+        .ok_or_else(|| format!("no mapped_writable event for {path} within {WAIT:?}"))?;
+    let mut wrong = Vec::new();
+    for (ptr, want) in [
+        ("/process/pid", pid.to_string()),
+        ("/source/tier", mmap_tier.to_string()),
+        ("/source/syscall", "security_mmap_file".to_string()),
+        ("/process/exe", TESTOP.to_string()),
+    ] {
+        let got = match mapped.pointer(ptr) {
+            Some(Value::String(s)) => s.clone(),
+            Some(v) => v.to_string(),
+            None => "null".into(),
+        };
+        if got != want {
+            wrong.push(format!("mapped_writable {ptr}={got:?} (want {want:?})"));
+        }
+    }
+    let marker = if close_tier == "tracepoint" {
+        "exit"
+    } else {
+        "__fput"
+    };
+    let closed = wait_for(|e| {
+        e["action"] == "closed_after_write"
+            && e["path"] == path.as_str()
+            && e["process"]["pid"] == pid
+    });
+    let content = fs::read(dir.join("f")).map_err(|e| e.to_string())?;
+    if content != b"MMAP" {
+        wrong.push(format!("the file holds {content:?}, not the stores"));
+    }
+    let want_hash = blake3::hash(&content).to_hex().to_string();
+    match closed {
+        None => wrong.push(format!(
+            "no closed_after_write event for {path} from pid {pid}"
+        )),
+        Some(c) => {
+            if c["source"]["syscall"] != marker {
+                wrong.push(format!(
+                    "closed_after_write from {} (want {marker})",
+                    c["source"]["syscall"]
+                ));
+            }
+            if c["after"]["hashes"]["blake3"] != want_hash.as_str() {
+                wrong.push(format!(
+                    "closed_after_write after.hashes.blake3={} (want {want_hash}, the stored content)",
+                    c["after"]["hashes"]["blake3"]
+                ));
+            }
+        }
+    }
+    if wrong.is_empty() {
+        Ok(format!(
+            "ok pid={pid} mapped_writable:security_mmap_file, closed_after_write:{marker} hashed after the stores"
+        ))
+    } else {
+        Err(wrong.join(" "))
+    }
+}
+
 /// Operations outside the watched tree produce nothing (the in-kernel filter
 /// walks the dentry parents through CO-RE reads): proven by a sentinel in the
 /// watched tree that comes after them.
@@ -594,4 +799,69 @@ fn unwatched_is_quiet() -> Result<String, String> {
             leaked.join(",")
         ))
     }
+}
+
+/// `vigil-vmcheck bench`: the overhead benchmark's churn (create, write, close,
+/// rename, unlink) in the watched tree, without a sensor and with vigil on each
+/// tier (coalescing on, as deployed). One line per tier:
+///   VMBENCH <kernel> <tier> <baseline ms> <with vigil ms> <ratio>
+/// The baseline is measured right before each tier. Under TCG with one vCPU
+/// the times are slow and the sensor's user space shares the CPU with the
+/// workload: only the ratios between tiers compare.
+fn bench(kernel: &str) -> i32 {
+    const CHURN: &str = "/vigil-churn";
+    const N: &str = "2000";
+    const RUNS: usize = 5;
+    let dir = PathBuf::from(WATCHED).join("bench");
+    let _ = fs::create_dir_all(&dir);
+    let median = || -> Result<f64, String> {
+        let mut ms = Vec::new();
+        for _ in 0..RUNS {
+            let out = Command::new(CHURN)
+                .arg(&dir)
+                .arg(N)
+                .output()
+                .map_err(|e| format!("{CHURN}: {e}"))?;
+            let ns: f64 = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .map_err(|e| format!("{CHURN} output: {e}"))?;
+            ms.push(ns / 1e6);
+        }
+        ms.sort_by(f64::total_cmp);
+        Ok(ms[RUNS / 2])
+    };
+    let mut rc = 0;
+    for tier in ["fentry", "kprobe", "tracepoint"] {
+        let result = (|| -> Result<(f64, f64, String), String> {
+            let base = median()?;
+            let (sensor, start) = start_sensor(tier, false)?;
+            let tiers: Vec<String> = start["tiers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, t)| *t != tier)
+                .map(|(g, t)| format!("{g}={}", t.as_str().unwrap_or("?")))
+                .collect();
+            let with = median()?;
+            drop(sensor);
+            Ok((base, with, tiers.join(",")))
+        })();
+        match result {
+            Ok((base, with, other)) => {
+                println!(
+                    "VMBENCH {kernel} {tier} {base:.1} {with:.1} {:.2}",
+                    with / base
+                );
+                if !other.is_empty() {
+                    println!("VMINFO bench {tier}: groups on another tier: {other}");
+                }
+            }
+            Err(e) => {
+                println!("VMINFO bench {tier} failed: {e}");
+                rc = 1;
+            }
+        }
+    }
+    rc
 }
