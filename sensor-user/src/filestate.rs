@@ -222,7 +222,6 @@ pub fn read_state(path: &Path) -> std::io::Result<FileState> {
 }
 
 /// A FILETIME-style count of 100 ns since 1601-01-01 as RFC 3339 UTC.
-#[cfg(any(windows, test))]
 pub fn filetime_rfc3339(t: i64) -> String {
     const EPOCH_DIFF_S: i64 = 11_644_473_600;
     let secs = t.div_euclid(10_000_000) - EPOCH_DIFF_S;
@@ -250,6 +249,38 @@ mod tests {
             filetime_rfc3339(133_485_408_001_234_567),
             "2024-01-01T00:00:00.123456700Z"
         );
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn windows_state_has_attributes_file_index_and_times() {
+        use std::os::windows::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.txt");
+        std::fs::write(&p, b"abc").unwrap();
+        let a = read_state(&p).unwrap();
+        assert_eq!((a.file_type, a.size, a.nlink), ("file", 3, 1));
+        let attrs = std::fs::metadata(&p).unwrap().file_attributes();
+        assert_eq!(a.mode, format!("0x{attrs:08x}"));
+        assert_ne!(a.inode, 0, "the file index identifies the file");
+        assert!(a.mtime.ends_with('Z') && a.ctime.ends_with('Z'), "{a:?}");
+        let mut perms = std::fs::metadata(&p).unwrap().permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&p, perms).unwrap();
+        let b = read_state(&p).unwrap();
+        assert!(
+            fields_changed(&a, &b).contains(&"mode".to_string()),
+            "{a:?} {b:?}"
+        );
+        assert_eq!(read_state(dir.path()).unwrap().file_type, "dir");
+        assert_eq!(
+            read_state(&dir.path().join("missing")).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+        let mut perms = std::fs::metadata(&p).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&p, perms).unwrap();
     }
 
     #[cfg(unix)]

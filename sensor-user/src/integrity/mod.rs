@@ -492,11 +492,13 @@ mod tests {
         assert!(split_chain(b"{\"a\":1}").is_none());
     }
 
+    #[cfg(unix)]
     fn mode(p: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
     }
 
+    #[cfg(unix)]
     #[test]
     fn key_is_created_0600_once_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
@@ -520,6 +522,7 @@ mod tests {
         assert_eq!(names, ["host.key"]);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_key_readable_by_others_is_refused_with_the_fix() {
         use std::os::unix::fs::PermissionsExt;
@@ -534,6 +537,7 @@ mod tests {
         HostKey::load(&path).unwrap();
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_symlink_or_garbage_is_not_a_key() {
         use std::os::unix::fs::PermissionsExt;
