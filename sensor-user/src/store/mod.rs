@@ -669,16 +669,7 @@ impl Store {
 
     /// Baseline paths equal to `root` or under it, in order.
     pub fn paths_under(&self, root: &Path, mut each: impl FnMut(String)) -> Result<()> {
-        let root = root.to_string_lossy();
-        let prefix = if root.ends_with('/') {
-            root.to_string()
-        } else {
-            format!("{root}/")
-        };
-        // Everything starting with "<root>/" sorts between it and "<root>0".
-        let mut end = prefix.clone();
-        end.pop();
-        end.push('0');
+        let (root, prefix, end) = subtree(root);
         let mut st = self
             .conn
             .prepare("SELECT path FROM files WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path")
@@ -1038,11 +1029,14 @@ impl Store {
 
 /// `root` and the bounds of the paths under it, for
 /// `path = ?1 OR (path >= ?2 AND path < ?3)`: an index range instead of a
-/// LIKE, which would also need escaping ('0' sorts right after '/').
+/// LIKE, which would also need escaping ('0' sorts right after '/', ']'
+/// right after Windows' '\').
 fn subtree(root: &Path) -> (String, String, String) {
+    const SEP: char = std::path::MAIN_SEPARATOR;
+    const AFTER_SEP: char = if SEP == '/' { '0' } else { ']' };
     let root = root.to_string_lossy().into_owned();
-    let prefix = format!("{}/", root.trim_end_matches('/'));
-    let end = format!("{}0", &prefix[..prefix.len() - 1]);
+    let prefix = format!("{}{SEP}", root.trim_end_matches(SEP));
+    let end = format!("{}{AFTER_SEP}", &prefix[..prefix.len() - 1]);
     (root, prefix, end)
 }
 
