@@ -11,13 +11,24 @@ use toml::Spanned;
 use crate::sink::SinkConfig;
 
 /// The policy Vigil ships with: the usual critical files of a Linux host.
+#[cfg(not(windows))]
 pub const DEFAULT_POLICY: &str = include_str!("../policy/default.toml");
 
+/// The policy Vigil ships with on Windows: `pci-windows` (sensor-windows).
+#[cfg(windows)]
+pub const DEFAULT_POLICY: &str = include_str!("../../sensor-windows/policy/pci-windows.toml");
+
 /// Built-in policies, by the name `--profile` takes.
+#[cfg(not(windows))]
 pub const PROFILES: &[(&str, &str)] = &[
     ("default", DEFAULT_POLICY),
     ("pci-linux", include_str!("../policy/pci-linux.toml")),
 ];
+
+/// Built-in policies, by the name `--profile` takes.
+#[cfg(windows)]
+pub const PROFILES: &[(&str, &str)] =
+    &[("default", DEFAULT_POLICY), ("pci-windows", DEFAULT_POLICY)];
 
 #[derive(Debug, thiserror::Error)]
 #[error("{origin}:{line}:{column}: {message}")]
@@ -57,6 +68,30 @@ struct RawConfig {
     append_only: Vec<Spanned<String>>,
     #[serde(default)]
     integrity: RawIntegrity,
+    /// Watched registry keys (Windows; accepted and checked everywhere).
+    #[serde(default)]
+    registry: Vec<RawRegistry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    key: Spanned<String>,
+    #[serde(default = "yes")]
+    recursive: bool,
+    #[serde(default)]
+    values: Vec<Spanned<String>>,
+}
+
+/// One watched registry key (`[[registry]]`), as written: sensor-windows
+/// matches it (case-insensitive; `HKCU` expands to every loaded user hive).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RegistryWatch {
+    /// `HKLM\...`, `HKCU\...`, `HKU\...`, `HKCR\...`.
+    pub key: String,
+    pub recursive: bool,
+    /// Value-name globs; empty watches every value.
+    pub values: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,6 +289,9 @@ struct RawWatch {
     recursive: bool,
     #[serde(default)]
     entries: Entries,
+    /// File-name globs (`*.exe`); empty admits every name.
+    #[serde(default)]
+    include: Vec<Spanned<String>>,
     #[serde(default)]
     ignore: Vec<Spanned<String>>,
 }
@@ -279,6 +317,12 @@ pub struct Watch {
     pub recursive: bool,
     pub entries: Entries,
     pub ignore: GlobSet,
+    /// File-name globs: only files whose name matches are watched
+    /// (directories are always walked). None admits every name.
+    pub include: Option<GlobSet>,
+    /// The `include` and `ignore` globs as written (for sensor-windows).
+    pub include_globs: Vec<String>,
+    pub ignore_globs: Vec<String>,
 }
 
 /// A validated policy.
@@ -298,7 +342,28 @@ pub struct Config {
     /// Files that may only grow: a change to what they held is an alert.
     pub append_only: GlobSet,
     pub integrity: IntegritySection,
+    /// `[[registry]]`: watched registry keys (used on Windows).
+    pub registry: Vec<RegistryWatch>,
+    /// The global `ignore` globs as written (for sensor-windows).
+    pub ignore_globs: Vec<String>,
 }
+
+/// Whether a policy path is absolute on this platform: `/...` on Unix;
+/// `C:\...` or `\\server\share\...` on Windows.
+pub fn is_absolute(p: &str) -> bool {
+    if cfg!(windows) {
+        Path::new(p).is_absolute()
+    } else {
+        p.starts_with('/')
+    }
+}
+
+/// How an absolute path looks here, for error messages.
+const ABSOLUTE_HINT: &str = if cfg!(windows) {
+    "like C:\\Windows"
+} else {
+    "start with /"
+};
 
 impl Config {
     /// Parses and validates policy text; `origin` names it in errors.
@@ -334,17 +399,25 @@ impl Config {
         let mut watches = Vec::new();
         for w in &raw.watch {
             let p = w.path.get_ref();
-            if !p.starts_with('/') {
+            if !is_absolute(p) {
                 return Err(err(
                     Some(w.path.span()),
-                    format!("watch path {p:?} must be absolute (start with /)"),
+                    format!("watch path {p:?} must be absolute ({ABSOLUTE_HINT})"),
                 ));
             }
+            let include = if w.include.is_empty() {
+                None
+            } else {
+                Some(globs_with("include", &w.include, &[])?)
+            };
             watches.push(Watch {
                 path: normalize(Path::new(p)),
                 recursive: w.recursive,
                 entries: w.entries,
                 ignore: globs(&w.ignore)?,
+                include,
+                include_globs: w.include.iter().map(|g| g.get_ref().clone()).collect(),
+                ignore_globs: w.ignore.iter().map(|g| g.get_ref().clone()).collect(),
             });
         }
         if let Some(mib) = raw.sensor.ring_buffer_mib {
@@ -366,7 +439,7 @@ impl Config {
             }
         }
         let integrity = match &raw.integrity.key {
-            Some(p) if !p.get_ref().starts_with('/') => {
+            Some(p) if !is_absolute(p.get_ref()) => {
                 return Err(err(
                     Some(p.span()),
                     format!("[integrity] key {:?} must be an absolute path", p.get_ref()),
@@ -378,7 +451,7 @@ impl Config {
         };
         let mut rules = Vec::new();
         for r in &raw.rules {
-            if !r.get_ref().starts_with('/') {
+            if !is_absolute(r.get_ref()) {
                 return Err(err(
                     Some(r.span()),
                     format!("rule file {:?} must be an absolute path", r.get_ref()),
@@ -387,7 +460,7 @@ impl Config {
             rules.push(PathBuf::from(r.get_ref()));
         }
         let store = match &raw.store.path {
-            Some(p) if !p.get_ref().starts_with('/') => {
+            Some(p) if !is_absolute(p.get_ref()) => {
                 return Err(err(
                     Some(p.span()),
                     format!("[store] path {:?} must be absolute", p.get_ref()),
@@ -418,7 +491,31 @@ impl Config {
             rescan_after_gap: raw.scan.rescan_after_gap,
             auto_baseline: raw.scan.auto_baseline,
         };
+        let mut registry = Vec::new();
+        for r in &raw.registry {
+            let key = r.key.get_ref();
+            let hive = key
+                .split('\\')
+                .next()
+                .unwrap_or_default()
+                .to_ascii_uppercase();
+            if !matches!(hive.as_str(), "HKLM" | "HKCU" | "HKU" | "HKCR") {
+                return Err(err(
+                    Some(r.key.span()),
+                    format!(
+                        "[[registry]] key {key:?} must start with HKLM\\, HKCU\\, HKU\\ or HKCR\\"
+                    ),
+                ));
+            }
+            registry.push(RegistryWatch {
+                key: key.clone(),
+                recursive: r.recursive,
+                values: r.values.iter().map(|v| v.get_ref().clone()).collect(),
+            });
+        }
         Ok(Config {
+            registry,
+            ignore_globs: raw.ignore.iter().map(|g| g.get_ref().clone()).collect(),
             outputs,
             store,
             scan,
@@ -491,6 +588,9 @@ impl Config {
                 recursive: true,
                 entries: Entries::All,
                 ignore: GlobSet::empty(),
+                include: None,
+                include_globs: Vec::new(),
+                ignore_globs: Vec::new(),
             });
         }
         let mut c = Config::parse("", "<command line>").expect("the empty policy is valid");
@@ -508,11 +608,16 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 /// Lexically normalizes an absolute path: drops `.` and empty components and
-/// applies `..` (never above `/`). Symlinks are not resolved.
+/// applies `..` (never above `/`, or `C:\` on Windows). Symlinks are not
+/// resolved.
 pub fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
+    let mut out = PathBuf::from(std::path::MAIN_SEPARATOR_STR);
     for c in p.components() {
         match c {
+            // Windows: the drive or share and its root start the path.
+            std::path::Component::Prefix(_) | std::path::Component::RootDir if cfg!(windows) => {
+                out.push(c.as_os_str())
+            }
             std::path::Component::Normal(s) => out.push(s),
             std::path::Component::ParentDir => {
                 out.pop();

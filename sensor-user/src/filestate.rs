@@ -1,8 +1,11 @@
 //! A file's state as the pipeline reports it in `before` and `after`.
 use crate::event::FileState;
 use std::collections::BTreeMap;
+#[cfg(unix)]
 use std::ffi::CString;
+#[cfg(unix)]
 use std::os::unix::ffi::OsStrExt;
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -11,6 +14,7 @@ pub const SECURITY_XATTRS: [&str; 3] = ["security.capability", "security.selinux
 
 /// Reads metadata, link target and security xattrs of `path` without following
 /// a final symlink. Hashes are filled in by the caller.
+#[cfg(unix)]
 pub fn read_state(path: &Path) -> std::io::Result<FileState> {
     let m = std::fs::symlink_metadata(path)?;
     let ft = m.file_type();
@@ -71,6 +75,7 @@ pub fn fields_changed(before: &FileState, after: &FileState) -> Vec<String> {
     out
 }
 
+#[cfg(unix)]
 fn security_xattrs(path: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     let Ok(cpath) = CString::new(path.as_os_str().as_bytes()) else {
@@ -115,6 +120,7 @@ fn security_xattrs(path: &Path) -> BTreeMap<String, String> {
 }
 
 /// The event schema's name for the file type in a `st_mode`.
+#[cfg(unix)]
 pub fn type_name(mode: u32) -> &'static str {
     match mode & libc::S_IFMT {
         libc::S_IFREG => "file",
@@ -128,6 +134,101 @@ pub fn type_name(mode: u32) -> &'static str {
     }
 }
 
+/// Windows: the same fields from the file's handle, opened for attributes
+/// only (no share conflict with writers) and without following a final
+/// reparse point:
+/// - `mode`: the `FILE_ATTRIBUTE_*` bits in hex (`0x00000020` = archive),
+///   so `fields_changed` names `mode` when read-only, hidden, system... change;
+/// - `uid`/`gid`: 0 (Windows owners are SIDs; not read);
+/// - `mtime`: LastWriteTime; `ctime`: ChangeTime (metadata or content
+///   changed; cannot be set through the Win32 API, the timestomping guard);
+/// - `inode`: the NTFS file index (volume-unique); `nlink`: hard links;
+/// - `type`: `dir`, `symlink` (any reparse point) or `file`;
+/// - `xattrs`: none.
+#[cfg(windows)]
+pub fn read_state(path: &Path) -> std::io::Result<FileState> {
+    use std::os::windows::ffi::OsStrExt;
+    use std::os::windows::io::{FromRawHandle, OwnedHandle};
+    use windows_sys::Win32::Storage::FileSystem::{
+        CreateFileW, FileBasicInfo, GetFileInformationByHandle, GetFileInformationByHandleEx,
+        BY_HANDLE_FILE_INFORMATION, FILE_ATTRIBUTE_DIRECTORY, FILE_ATTRIBUTE_REPARSE_POINT,
+        FILE_BASIC_INFO, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT,
+        FILE_READ_ATTRIBUTES, FILE_SHARE_DELETE, FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING,
+    };
+    let wide: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+    // SAFETY: a NUL-terminated path; the handle is owned (closed) below.
+    let h = unsafe {
+        CreateFileW(
+            wide.as_ptr(),
+            FILE_READ_ATTRIBUTES,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT,
+            std::ptr::null_mut(),
+        )
+    };
+    if h == windows_sys::Win32::Foundation::INVALID_HANDLE_VALUE {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a valid handle we own from here on.
+    let owned = unsafe { OwnedHandle::from_raw_handle(h) };
+    // SAFETY: out-structures of the sizes passed, on a valid handle.
+    let (info, basic) = unsafe {
+        let mut info: BY_HANDLE_FILE_INFORMATION = std::mem::zeroed();
+        if GetFileInformationByHandle(h, &mut info) == 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut basic: FILE_BASIC_INFO = std::mem::zeroed();
+        if GetFileInformationByHandleEx(
+            h,
+            FileBasicInfo,
+            (&mut basic as *mut FILE_BASIC_INFO).cast(),
+            std::mem::size_of::<FILE_BASIC_INFO>() as u32,
+        ) == 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        (info, basic)
+    };
+    drop(owned);
+    let attrs = info.dwFileAttributes;
+    let file_type = if attrs & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
+        "symlink"
+    } else if attrs & FILE_ATTRIBUTE_DIRECTORY != 0 {
+        "dir"
+    } else {
+        "file"
+    };
+    let link_target = (file_type == "symlink")
+        .then(|| std::fs::read_link(path).ok())
+        .flatten()
+        .map(|t| t.display().to_string());
+    Ok(FileState {
+        file_type,
+        size: (u64::from(info.nFileSizeHigh) << 32) | u64::from(info.nFileSizeLow),
+        mode: format!("0x{attrs:08x}"),
+        uid: 0,
+        gid: 0,
+        mtime: filetime_rfc3339(basic.LastWriteTime),
+        ctime: filetime_rfc3339(basic.ChangeTime),
+        inode: (u64::from(info.nFileIndexHigh) << 32) | u64::from(info.nFileIndexLow),
+        nlink: u64::from(info.nNumberOfLinks),
+        link_target,
+        xattrs: BTreeMap::new(),
+        hashes: BTreeMap::new(),
+        hash_note: None,
+    })
+}
+
+/// A FILETIME-style count of 100 ns since 1601-01-01 as RFC 3339 UTC.
+pub fn filetime_rfc3339(t: i64) -> String {
+    const EPOCH_DIFF_S: i64 = 11_644_473_600;
+    let secs = t.div_euclid(10_000_000) - EPOCH_DIFF_S;
+    let nsec = t.rem_euclid(10_000_000) * 100;
+    rfc3339(secs, nsec)
+}
+
 fn rfc3339(secs: i64, nsec: i64) -> String {
     chrono::DateTime::from_timestamp(secs, nsec as u32)
         .unwrap_or_default()
@@ -138,6 +239,51 @@ fn rfc3339(secs: i64, nsec: i64) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn filetimes_are_utc_since_1601() {
+        assert_eq!(
+            filetime_rfc3339(116_444_736_000_000_000),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+        assert_eq!(
+            filetime_rfc3339(133_485_408_001_234_567),
+            "2024-01-01T00:00:00.123456700Z"
+        );
+    }
+
+    #[cfg(windows)]
+    #[test]
+    fn windows_state_has_attributes_file_index_and_times() {
+        use std::os::windows::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.txt");
+        std::fs::write(&p, b"abc").unwrap();
+        let a = read_state(&p).unwrap();
+        assert_eq!((a.file_type, a.size, a.nlink), ("file", 3, 1));
+        let attrs = std::fs::metadata(&p).unwrap().file_attributes();
+        assert_eq!(a.mode, format!("0x{attrs:08x}"));
+        assert_ne!(a.inode, 0, "the file index identifies the file");
+        assert!(a.mtime.ends_with('Z') && a.ctime.ends_with('Z'), "{a:?}");
+        let mut perms = std::fs::metadata(&p).unwrap().permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&p, perms).unwrap();
+        let b = read_state(&p).unwrap();
+        assert!(
+            fields_changed(&a, &b).contains(&"mode".to_string()),
+            "{a:?} {b:?}"
+        );
+        assert_eq!(read_state(dir.path()).unwrap().file_type, "dir");
+        assert_eq!(
+            read_state(&dir.path().join("missing")).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+        let mut perms = std::fs::metadata(&p).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&p, perms).unwrap();
+    }
+
+    #[cfg(unix)]
     #[test]
     fn state_and_changed_fields_follow_the_file() {
         use std::os::unix::fs::PermissionsExt;
@@ -160,6 +306,7 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn file_capabilities_are_part_of_the_state() {
         let dir = tempfile::tempdir_in("/var/tmp").unwrap();

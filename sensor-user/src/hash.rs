@@ -221,9 +221,17 @@ fn digest(
 
 /// Owned by root, with no group or other write bit (an ACL granting write
 /// shows in the group bits, which then hold the ACL mask).
+#[cfg(unix)]
 fn only_root_can_write(m: &std::fs::Metadata) -> bool {
     use std::os::unix::fs::MetadataExt;
     m.uid() == 0 && m.mode() & 0o022 == 0
+}
+
+/// Windows: never map. A mapped view makes the writers' truncation fail
+/// (ERROR_USER_MAPPED_FILE); a monitor must not get in their way.
+#[cfg(not(unix))]
+fn only_root_can_write(_: &std::fs::Metadata) -> bool {
+    false
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -263,6 +271,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     #[test]
     fn large_files_others_can_write_are_read_not_mapped_and_hash_the_same() {
         use std::os::unix::fs::PermissionsExt;

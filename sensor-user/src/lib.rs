@@ -6,14 +6,17 @@ pub mod append_only;
 pub mod config;
 #[cfg(target_os = "linux")]
 pub mod daemon;
+pub mod etw_source;
 pub mod event;
 pub mod filestate;
 pub mod hash;
 pub mod integrity;
+pub mod os;
 pub mod pipeline;
 pub mod policy;
 pub mod process;
 pub mod query;
+pub mod registry;
 pub mod report;
 pub mod rules;
 pub mod scan;
@@ -26,3 +29,6 @@ pub mod store;
 
 #[cfg(target_os = "linux")]
 pub mod linux;
+
+#[cfg(windows)]
+pub mod windows;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use vigil::config::Config;
 
+#[cfg(target_os = "linux")]
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -135,6 +136,13 @@ enum Command {
         #[command(flatten)]
         args: vigil::report::Args,
     },
+    /// The Windows service: install (LocalSystem, automatic start, running
+    /// `vigil run` with the options given after --), uninstall, start, stop.
+    /// Windows only (on Linux, packaging/vigil.service is the systemd unit).
+    Service {
+        #[command(subcommand)]
+        command: ServiceCommand,
+    },
     /// Hash files with the sensor's own hasher (the code `vigil run` uses).
     ///
     /// Prints one `b3sum`-compatible line per file, `<blake3 hex>  <path>`
@@ -239,6 +247,32 @@ enum BaselineCommand {
         /// Why (a change ticket, for example).
         #[arg(long, required = true)]
         reason: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ServiceCommand {
+    /// Register the service; arguments after `--` go to `vigil run`
+    /// (e.g. `-- --config C:\ProgramData\Vigil\policy.toml`).
+    Install {
+        #[arg(last = true, value_name = "RUN-ARGS")]
+        run_args: Vec<std::ffi::OsString>,
+    },
+    /// Stop (if running) and delete the service.
+    Uninstall,
+    /// Start the installed service.
+    Start,
+    /// Stop the running service.
+    Stop,
+    /// What the service control manager starts (not for consoles).
+    #[command(hide = true)]
+    Run {
+        #[command(flatten)]
+        args: RunArgs,
+        #[arg(long)]
+        db: Option<PathBuf>,
+        #[arg(long, value_name = "PATH")]
+        key: Option<PathBuf>,
     },
 }
 
@@ -354,9 +388,8 @@ fn real_main(cli: Cli) -> Result<()> {
             let host = cfg.sensor.host.unwrap_or_else(vigil::report::local_host);
             vigil::report::run(&db, &host, &args)
         }
-        #[cfg(target_os = "linux")]
+        Command::Service { command } => service(command),
         Command::Baseline { command } => baseline(command),
-        #[cfg(target_os = "linux")]
         Command::Scan {
             store,
             paths,
@@ -369,10 +402,6 @@ fn real_main(cli: Cli) -> Result<()> {
                 std::process::exit(3);
             }
             Ok(())
-        }
-        #[cfg(not(target_os = "linux"))]
-        Command::Baseline { .. } | Command::Scan { .. } => {
-            anyhow::bail!("vigil baseline and vigil scan are only implemented on Linux so far")
         }
         #[cfg(target_os = "linux")]
         Command::Replay {
@@ -395,7 +424,7 @@ fn real_main(cli: Cli) -> Result<()> {
 }
 
 /// A policy made ready to run: what `run` and `replay` start from.
-#[cfg(target_os = "linux")]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Sensor {
     policy: vigil::policy::Policy,
     settings: vigil::pipeline::Settings,
@@ -404,7 +433,7 @@ struct Sensor {
 
 /// A sensor before its outputs are opened: `vigil run` attaches its hooks
 /// and drops privileges in between (no sink thread may start before that).
-#[cfg(target_os = "linux")]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 struct Plan {
     policy: vigil::policy::Policy,
     settings: vigil::pipeline::Settings,
@@ -415,7 +444,6 @@ struct Plan {
     tier: Option<vigil::config::Tier>,
 }
 
-#[cfg(target_os = "linux")]
 impl Plan {
     /// Opens the outputs.
     fn open(self) -> Result<Sensor> {
@@ -432,7 +460,6 @@ impl Plan {
     }
 }
 
-#[cfg(target_os = "linux")]
 impl Sensor {
     fn prepare(args: RunArgs) -> Result<Sensor> {
         Sensor::plan(args)?.open()
@@ -459,11 +486,7 @@ impl Sensor {
         if raw {
             cfg.coalesce.window_ms = 0;
         }
-        let host = cfg.sensor.host.clone().unwrap_or_else(|| {
-            nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        });
+        let host = cfg.sensor.host.clone().unwrap_or_else(vigil::os::host_name);
         let mut outputs = cfg.outputs.clone();
         if let Some(path) = output.or(cfg.sensor.output.clone()) {
             outputs.push(SinkConfig::file(path));
@@ -504,20 +527,17 @@ fn read_store(store: &StoreArgs) -> Result<(PathBuf, Config)> {
 }
 
 /// The store named by --db, else by the policy, else the default.
-#[cfg(target_os = "linux")]
 fn store_path(db: Option<PathBuf>, cfg: &Config) -> PathBuf {
     db.or_else(|| cfg.store.path.clone())
         .unwrap_or_else(|| PathBuf::from(vigil::store::DEFAULT_PATH))
 }
 
-#[cfg(target_os = "linux")]
 fn open_at(path: &std::path::Path) -> Result<vigil::store::Store> {
     Ok(vigil::store::Store::open(path)?)
 }
 
 /// Opens the store with its baseline rows sealed and checked under the host
 /// key (created on first use, as `vigil run` does).
-#[cfg(target_os = "linux")]
 fn open_store(db: Option<PathBuf>, cfg: &Config) -> Result<vigil::store::Store> {
     use vigil::integrity::{key_path, HostKey};
     let path = store_path(db, cfg);
@@ -534,7 +554,6 @@ fn open_store(db: Option<PathBuf>, cfg: &Config) -> Result<vigil::store::Store> 
     Ok(store.with_row_mac(key.bytes()))
 }
 
-#[cfg(target_os = "linux")]
 fn load_policy(store: &StoreArgs) -> Result<vigil::policy::Policy> {
     let cfg = match (&store.config, &store.profile) {
         (Some(p), _) => Config::load(p)?,
@@ -545,7 +564,6 @@ fn load_policy(store: &StoreArgs) -> Result<vigil::policy::Policy> {
 }
 
 /// Absolute, normalized `--paths`.
-#[cfg(target_os = "linux")]
 fn absolute(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     let cwd = std::env::current_dir()?;
     Ok(paths
@@ -554,7 +572,6 @@ fn absolute(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>> {
         .collect())
 }
 
-#[cfg(target_os = "linux")]
 fn baseline(command: BaselineCommand) -> Result<()> {
     use vigil::scan::{self, WalkOptions};
     match command {
@@ -577,7 +594,7 @@ fn baseline(command: BaselineCommand) -> Result<()> {
                 s.errors,
                 db.path().display()
             );
-            Ok(())
+            registry_baseline(&db, &policy)
         }
         BaselineCommand::Update { store, paths } => {
             let policy = load_policy(&store)?;
@@ -589,6 +606,9 @@ fn baseline(command: BaselineCommand) -> Result<()> {
                 "vigil: baseline update {}: {} files, {} rows changed, {} errors",
                 s.scan_id, s.files_seen, s.changes, s.errors
             );
+            if opts.only.is_empty() {
+                registry_baseline(&db, &policy)?;
+            }
             Ok(())
         }
         BaselineCommand::Verify { store } => {
@@ -713,7 +733,6 @@ fn baseline(command: BaselineCommand) -> Result<()> {
     }
 }
 
-#[cfg(target_os = "linux")]
 fn scan(
     store: StoreArgs,
     paths: Vec<PathBuf>,
@@ -739,14 +758,91 @@ fn scan(
         &opts,
         &vigil::scan::ScanRequest::baseline("scan"),
     );
+    let reg = match (&r, opts.only.is_empty()) {
+        (Ok(_), true) => registry_scan(&db, &s.policy, &mut s.emitter),
+        _ => Ok(0),
+    };
     let closed = s.emitter.close();
     let sum = r?;
+    let reg = reg?;
     closed?;
     eprintln!(
         "vigil: scan {}: {} files, {} changes ({} unattributed), {} errors",
         sum.scan_id, sum.files_seen, sum.changes, sum.unattributed, sum.errors
     );
-    Ok(sum.changes)
+    Ok(sum.changes + reg)
+}
+
+/// Records the policy's registry values (Windows); elsewhere says that
+/// `[[registry]]` watches are not read.
+fn registry_baseline(db: &vigil::store::Store, policy: &vigil::policy::Policy) -> Result<()> {
+    #[cfg(windows)]
+    {
+        let wpol = vigil::registry::windows_policy(&policy.config)?;
+        let n = vigil::registry::baseline(db, &wpol, &vigil::registry::WinTree)?;
+        eprintln!(
+            "vigil: registry baseline: {n} values recorded under {} keys",
+            wpol.registry.len()
+        );
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = db;
+        if !policy.config.registry.is_empty() {
+            eprintln!("vigil: [[registry]] watches are read on Windows only: ignored here");
+        }
+    }
+    Ok(())
+}
+
+/// Compares the registry values with their baseline (Windows); the number
+/// of findings.
+fn registry_scan(
+    db: &vigil::store::Store,
+    policy: &vigil::policy::Policy,
+    out: &mut dyn vigil::scan::Findings,
+) -> Result<u64> {
+    #[cfg(windows)]
+    {
+        let wpol = vigil::registry::windows_policy(&policy.config)?;
+        if wpol.registry.is_empty() {
+            return Ok(0);
+        }
+        let (id, s) =
+            vigil::registry::scan_recorded(db, &wpol, &vigil::registry::WinTree, out, "scan")?;
+        eprintln!(
+            "vigil: registry scan {id}: {} values, {} changes (unattributed)",
+            s.values_seen, s.changes
+        );
+        Ok(s.changes)
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = (db, policy, out);
+        Ok(0)
+    }
+}
+
+/// `vigil service ...`: the Windows service control manager.
+#[cfg(windows)]
+fn service(command: ServiceCommand) -> Result<()> {
+    use vigil::windows::service;
+    match command {
+        ServiceCommand::Install { run_args } => service::install(&run_args),
+        ServiceCommand::Uninstall => service::uninstall(),
+        ServiceCommand::Start => service::start(),
+        ServiceCommand::Stop => service::stop(),
+        ServiceCommand::Run { args, db, key } => {
+            service::dispatch(Box::new(move |stop| run_until(args, db, key, stop)))
+        }
+    }
+}
+
+#[cfg(not(windows))]
+fn service(_: ServiceCommand) -> Result<()> {
+    anyhow::bail!(
+        "vigil service is for Windows only; on Linux, install packaging/vigil.service (systemd) and use systemctl enable --now vigil"
+    )
 }
 
 /// `vigil hash`: `hash::hash_file`, exactly as the pipeline calls it, on each file.
@@ -857,7 +953,59 @@ fn run(
     )
 }
 
-#[cfg(not(target_os = "linux"))]
+/// `vigil run` on Windows: ETW through the shared pipeline, journal and
+/// chain as on Linux; no --record (eBPF records) and no --tier.
+#[cfg(windows)]
+fn run(
+    args: RunArgs,
+    record: Option<PathBuf>,
+    db: Option<PathBuf>,
+    key: Option<PathBuf>,
+    tier: Option<vigil::config::Tier>,
+) -> Result<()> {
+    if record.is_some() || tier.is_some() {
+        anyhow::bail!("--record and --tier are eBPF options: Linux only");
+    }
+    run_until(args, db, key, Default::default())
+}
+
+/// What `vigil run` and the service run on Windows, until `stop` is set
+/// (or Ctrl-C).
+#[cfg(windows)]
+fn run_until(
+    args: RunArgs,
+    db: Option<PathBuf>,
+    key: Option<PathBuf>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<()> {
+    use vigil::integrity::{key_path, HostKey};
+    let s = Sensor::prepare(args)?;
+    let key_file = key_path(key, &s.policy.config, db.as_deref());
+    let (key, created) = HostKey::load_or_create(&key_file)?;
+    if created {
+        eprintln!(
+            "vigil: created host key {} (key id {})",
+            key_file.display(),
+            key.id()
+        );
+    }
+    let heartbeat = s
+        .policy
+        .config
+        .sensor
+        .heartbeat_s
+        .unwrap_or(vigil::config::DEFAULT_HEARTBEAT_S);
+    let store = open_at(&store_path(db, &s.policy.config));
+    vigil::windows::run(vigil::windows::Options {
+        policy: s.policy,
+        emitter: s.emitter.with_journal(store).with_chain(key),
+        settings: s.settings,
+        heartbeat: std::time::Duration::from_secs(heartbeat),
+        stop,
+    })
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
 fn run(
     _: RunArgs,
     _: Option<PathBuf>,
@@ -865,7 +1013,7 @@ fn run(
     _: Option<PathBuf>,
     _: Option<vigil::config::Tier>,
 ) -> Result<()> {
-    anyhow::bail!("vigil run is only implemented on Linux so far")
+    anyhow::bail!("vigil run needs Linux (eBPF) or Windows (ETW)")
 }
 
 /// The key file named by --key, the policy, or the store's place.

@@ -3,7 +3,6 @@
 use crate::config::{Config, Entries, Watch};
 use sensor_common::{root_flags, InodeKey, LPM_DATA};
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// One watched root after glob expansion.
@@ -47,6 +46,7 @@ pub struct Policy {
 }
 
 /// The kernel's `s_dev` encoding (MKDEV: major << 20 | minor) of a stat st_dev.
+#[cfg(unix)]
 pub fn kernel_dev(st_dev: u64) -> u32 {
     let major = libc::major(st_dev);
     let minor = libc::minor(st_dev);
@@ -54,7 +54,9 @@ pub fn kernel_dev(st_dev: u64) -> u32 {
 }
 
 /// The key the kernel uses for a path's inode in the roots map.
+#[cfg(unix)]
 pub fn inode_key(path: &Path) -> std::io::Result<InodeKey> {
+    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path)?;
     Ok(InodeKey {
         dev: kernel_dev(m.dev()),
@@ -63,10 +65,35 @@ pub fn inode_key(path: &Path) -> std::io::Result<InodeKey> {
     })
 }
 
+/// Windows has no eBPF roots map: roots are matched by path only.
+#[cfg(not(unix))]
+pub fn inode_key(_: &Path) -> std::io::Result<InodeKey> {
+    Err(std::io::ErrorKind::Unsupported.into())
+}
+
+/// The part of `path` under `root`, if it is there. Windows paths compare
+/// case-insensitively (NTFS and the ETW names do not keep one case).
+fn under<'a>(path: &'a Path, root: &Path) -> Option<std::borrow::Cow<'a, Path>> {
+    if cfg!(windows) {
+        let (p, r) = (
+            path.to_string_lossy().to_lowercase(),
+            root.to_string_lossy().to_lowercase(),
+        );
+        let rest = Path::new(&p).strip_prefix(Path::new(&r)).ok()?;
+        Some(std::borrow::Cow::Owned(rest.to_path_buf()))
+    } else {
+        path.strip_prefix(root).ok().map(std::borrow::Cow::Borrowed)
+    }
+}
+
 /// Expands `*` components against the file system (`/home/*/.ssh`).
 fn expand(path: &Path) -> Vec<PathBuf> {
-    let mut out = vec![PathBuf::from("/")];
-    for comp in path.components().skip(1) {
+    if !path.to_string_lossy().contains('*') {
+        return vec![path.to_path_buf()];
+    }
+    // The first component is `/` here, the drive and then `\` on Windows.
+    let mut out = vec![PathBuf::new()];
+    for comp in path.components() {
         let comp = comp.as_os_str().to_string_lossy();
         if comp.contains('*') {
             let glob = match globset::Glob::new(&comp) {
@@ -151,7 +178,7 @@ impl Policy {
     pub fn root_for(&self, path: &Path, is_dir: Option<bool>) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None;
         for (i, r) in self.roots.iter().enumerate() {
-            let Ok(rest) = path.strip_prefix(&r.path) else {
+            let Some(rest) = under(path, &r.path) else {
                 continue;
             };
             let depth = rest.components().count();
@@ -178,6 +205,16 @@ impl Policy {
         };
         if path == r.path {
             return true;
+        }
+        let include = self
+            .config
+            .watches
+            .get(r.watch)
+            .and_then(|w| w.include.as_ref());
+        if let (Some(globs), Some(false)) = (include, is_dir) {
+            if !path.file_name().is_some_and(|n| globs.is_match(n)) {
+                return false;
+            }
         }
         match (r.entries, is_dir) {
             (Entries::All, _) | (_, None) => true,
@@ -268,6 +305,26 @@ mod tests {
             .any(|(b, _, f, _)| b == b"/\0" && f & root_flags::ANCESTOR != 0));
     }
 
+    #[test]
+    fn include_admits_files_by_name_only() {
+        let p = policy("[[watch]]\npath = \"/srv/bin\"\ninclude = [\"*.exe\", \"*.dll\"]\n");
+        assert_eq!(
+            p.root_for(Path::new("/srv/bin/a.exe"), Some(false)),
+            Some(0)
+        );
+        assert_eq!(
+            p.root_for(Path::new("/srv/bin/x/b.dll"), Some(false)),
+            Some(0)
+        );
+        assert_eq!(
+            p.root_for(Path::new("/srv/bin/notes.txt"), Some(false)),
+            None
+        );
+        // Directories are walked whatever their name.
+        assert_eq!(p.root_for(Path::new("/srv/bin/x"), Some(true)), Some(0));
+    }
+
+    #[cfg(unix)]
     #[test]
     fn kernel_dev_encoding() {
         assert_eq!(kernel_dev(libc::makedev(8, 1)), (8 << 20) | 1);

@@ -841,13 +841,7 @@ pub fn render_text(r: &Report) -> String {
 
 /// This host's name (what a report names when its journal has no events).
 pub fn local_host() -> String {
-    #[cfg(unix)]
-    let name = nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    #[cfg(not(unix))]
-    let name = std::env::var("COMPUTERNAME").unwrap_or_default();
-    name
+    crate::os::host_name()
 }
 
 /// `2026-11-26 08:54:11Z` from a stored time.

@@ -79,13 +79,7 @@ impl WalkOptions {
 
 /// Lowers the calling thread to idle CPU and I/O priority.
 pub fn lower_thread_priority() {
-    // SAFETY: plain syscalls on the calling thread's own id.
-    unsafe {
-        let tid = libc::gettid() as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 10);
-        // ioprio_set(IOPRIO_WHO_PROCESS, tid, IOPRIO_CLASS_IDLE << 13)
-        libc::syscall(libc::SYS_ioprio_set, 1, tid, 3 << 13);
-    }
+    crate::os::lower_thread_priority()
 }
 
 /// One entry the walk found.
@@ -764,7 +758,7 @@ pub fn scan(
     opts: &WalkOptions,
     req: &ScanRequest,
 ) -> Result<Summary> {
-    if store.file_count()? == 0 {
+    if store.file_count()? == 0 && store.registry_count()? == 0 {
         anyhow::bail!(
             "{}: holds no baseline yet: run `vigil baseline init` first",
             store.path().display()

@@ -4,6 +4,8 @@
 //! `fields_changed`, in events that match the native JSON Schema and are
 //! journaled; accepting (by path and by change id) silences a finding;
 //! `--metadata-only` still finds the chmod; bad stores are clear errors.
+// Linux: root, tmpfs, unix modes and rsyslogd; Windows is tested under Wine (xtask wine-test).
+#![cfg(target_os = "linux")]
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

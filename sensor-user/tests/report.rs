@@ -6,6 +6,8 @@
 //! coverage, gaps, downtime) and the HTML report rendered by headless
 //! Chromium, whose DOM must hold the alert rows, the charts, and a hostile
 //! file name as text only.
+// Linux: root, tmpfs, unix modes and rsyslogd; Windows is tested under Wine (xtask wine-test).
+#![cfg(target_os = "linux")]
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

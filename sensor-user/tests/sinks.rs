@@ -1,5 +1,7 @@
 //! The sinks against real receivers: files on a real (tiny) tmpfs, a real
 //! rsyslogd, and an HTTP/1.1 receiver on loopback. The tmpfs tests need root.
+// Linux: root, tmpfs, unix modes and rsyslogd; Windows is tested under Wine (xtask wine-test).
+#![cfg(target_os = "linux")]
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};

@@ -21,7 +21,8 @@
 //!   cargo xtask bench overhead   deps + the overhead benchmark (needs root)
 //!   cargo xtask bench hash|pipeline|scan  the hashing, pipeline and scan benchmarks
 //!                                (docs/benchmarks.md)
-//!   cargo xtask windows-lint     clippy of sensor-windows for x86_64-pc-windows-msvc
+//!   cargo xtask windows-lint     clippy of sensor-windows and sensor-user for
+//!                                x86_64-pc-windows-msvc
 //!   cargo xtask wine-test        sensor-windows' tests for x86_64-pc-windows-gnu
 //!                                under Wine (see xtask/src/wine.rs)
 //!   cargo xtask vm-test          the static vigil on Debian 5.10, 6.1 and 6.12
@@ -263,11 +264,10 @@ fn fuzz(args: &[String]) -> Result<()> {
         match a.as_str() {
             "--seconds" => {
                 let v = it.next().context("--seconds needs a number")?;
-                seconds = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .with_context(|| format!("--seconds {v:?}: a positive number of seconds"))?;
+                seconds =
+                    v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("--seconds {v:?}: a positive number of seconds")
+                    })?;
             }
             t if FUZZ_TARGETS.contains(&t) => targets.push(t),
             other => bail!(
@@ -350,13 +350,19 @@ fn soak(args: &[String]) -> Result<()> {
     )
 }
 
-/// The Windows crate must lint for Windows too: clippy type-checks it for
-/// the MSVC target (no MSVC linker needed). Only sensor-windows for now;
-/// sensor-user on Windows is future work (docs/windows.md).
+/// What the Windows lint needs besides rustup's target: a C compiler and a
+/// lib.exe-style archiver for the build scripts of C dependencies (bundled
+/// SQLite). mingw's gcc compiles their objects and llvm-lib archives them;
+/// clippy never links, so no MSVC toolchain is needed.
+const WINDOWS_LINT_PACKAGES: &[&str] = &["gcc-mingw-w64-x86-64", "llvm"];
+
+/// The Windows side must lint for Windows too: clippy type-checks
+/// sensor-windows and sensor-user (the `vigil` binary) for the MSVC target.
 fn windows_lint() -> Result<()> {
     const TARGET: &str = "x86_64-pc-windows-msvc";
+    deps(WINDOWS_LINT_PACKAGES)?;
     step(&format!(
-        "lints for Windows: cargo clippy -p sensor-windows --target {TARGET}"
+        "lints for Windows: cargo clippy -p sensor-windows -p sensor-user --target {TARGET}"
     ));
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
@@ -369,10 +375,14 @@ fn windows_lint() -> Result<()> {
     if !installed {
         run(Command::new("rustup").args(["target", "add", TARGET]))?;
     }
+    std::env::set_var("CC_x86_64_pc_windows_msvc", "x86_64-w64-mingw32-gcc");
+    std::env::set_var("AR_x86_64_pc_windows_msvc", "llvm-lib");
     cargo(&[
         "clippy",
         "-p",
         "sensor-windows",
+        "-p",
+        "sensor-user",
         "--target",
         TARGET,
         "--all-targets",

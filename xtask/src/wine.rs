@@ -1,6 +1,9 @@
 //! `cargo xtask wine-test`: sensor-windows' unit tests built for
 //! x86_64-pc-windows-gnu (mingw) and run under Wine, including the test that
-//! writes and reads the registry through the Win32 API (regread).
+//! writes and reads the registry through the Win32 API (regread); then the
+//! Windows `vigil.exe` itself under Wine ([`scenario`]): baseline and scan of
+//! a directory and of an HKCU key, a modified file and a new registry value
+//! checked in the scan's JSON, and `vigil run` failing clearly without ETW.
 //!
 //! Not part of `cargo xtask test`: the first run installs Wine and mingw and
 //! builds the `windows` crate for a second target (minutes), and Wine is not
@@ -11,8 +14,10 @@
 //! bcryptprimitives.dll shim into it (Wine 8 lacks the DLL Rust's std needs
 //! for random bytes), then `cargo test -p sensor-windows` with Wine as runner.
 use crate::{cargo, installed, run, step, workspace_root};
-use anyhow::Result;
-use std::process::Command;
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
 
 const PACKAGES: &[&str] = &["wine64", "gcc-mingw-w64-x86-64"];
 const TARGET: &str = "x86_64-pc-windows-gnu";
@@ -63,5 +68,209 @@ pub fn main(args: &[String]) -> Result<()> {
         a.push("--");
         a.extend(args.iter().map(String::as_str));
     }
-    cargo(&a)
+    cargo(&a)?;
+    step(&format!(
+        "cargo test -p sensor-user --lib --target {TARGET} under Wine: the Windows file state, registry scan, ETW mapping"
+    ));
+    cargo(&[
+        "test",
+        "-p",
+        "sensor-user",
+        "--lib",
+        "--target",
+        TARGET,
+        "--",
+        "filestate",
+        "registry",
+        "etw_source",
+        "os::",
+    ])?;
+    step(&format!(
+        "cargo build -p sensor-user --bin vigil --target {TARGET}"
+    ));
+    cargo(&[
+        "build",
+        "-p",
+        "sensor-user",
+        "--bin",
+        "vigil",
+        "--target",
+        TARGET,
+    ])?;
+    let exe = root.join(format!("target/{TARGET}/debug/vigil.exe"));
+    scenario(&prefix, &exe)
+}
+
+/// Runs `vigil.exe ARGS` under Wine.
+fn vigil(exe: &Path, args: &[&str]) -> Result<Output> {
+    let out = Command::new("wine")
+        .arg(exe)
+        .args(args)
+        .output()
+        .with_context(|| format!("running wine {} {args:?}", exe.display()))?;
+    eprintln!(
+        "    vigil {} -> {}\n{}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.starts_with("vigil"))
+            .map(|l| format!("      {l}\n"))
+            .collect::<String>()
+            .trim_end()
+    );
+    Ok(out)
+}
+
+/// `wine reg ARGS`, which must succeed.
+fn reg(args: &[&str]) -> Result<()> {
+    run(Command::new("wine").arg("reg").args(args))
+}
+
+fn events(out: &Output) -> Result<Vec<Value>> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).with_context(|| format!("not JSON: {l}")))
+        .collect()
+}
+
+fn find<'a>(evs: &'a [Value], path_end: &str) -> Result<&'a Value> {
+    evs.iter()
+        .find(|e| e["path"].as_str().is_some_and(|p| p.ends_with(path_end)))
+        .with_context(|| format!("no finding for ...{path_end} in {evs:#?}"))
+}
+
+/// The Windows `vigil.exe` on a directory of the prefix (`C:\vigiltest`)
+/// and on `HKCU\Software\VigilTest`:
+/// 1. `baseline init`, then `scan --exit-code`: nothing changed (exit 0);
+/// 2. `a.txt` rewritten and `reg add ... /v FIMTEST /d FIMTEST`: the scan
+///    exits 3 and reports `modified` with the old and new BLAKE3 and a
+///    `value_set` with an empty before and "FIMTEST" after;
+/// 3. `vigil run` fails with an error naming ETW (Wine has no ETW).
+fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
+    step("vigil.exe under Wine: baseline, scan, registry, run without ETW");
+    let drive = prefix.join("drive_c");
+    let dir = drive.join("vigiltest");
+    let state = drive.join("vigil-wine");
+    for d in [&dir, &state] {
+        if d.exists() {
+            std::fs::remove_dir_all(d)?;
+        }
+    }
+    std::fs::create_dir_all(dir.join("sub"))?;
+    std::fs::write(dir.join("a.txt"), "one\n")?;
+    std::fs::write(dir.join("sub/b.txt"), "unchanged\n")?;
+    std::fs::write(
+        drive.join("vigiltest-policy.toml"),
+        "[[watch]]\npath = 'C:\\vigiltest'\n\n[[registry]]\nkey = 'HKCU\\Software\\VigilTest'\n\n\
+         [store]\npath = 'C:\\vigil-wine\\vigil.db'\n",
+    )?;
+    let key = r"HKCU\Software\VigilTest";
+    let _ = Command::new("wine")
+        .args(["reg", "delete", key, "/f"])
+        .output();
+    reg(&[
+        "add", key, "/v", "Existing", "/t", "REG_SZ", "/d", "old", "/f",
+    ])?;
+    let cfg = r"C:\vigiltest-policy.toml";
+
+    let init = vigil(exe, &["baseline", "init", "--config", cfg])?;
+    if !init.status.success() {
+        bail!(
+            "vigil baseline init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+    }
+    let quiet = vigil(exe, &["scan", "--config", cfg, "--exit-code"])?;
+    let evs = events(&quiet)?;
+    if quiet.status.code() != Some(0) || !evs.is_empty() {
+        bail!(
+            "a scan right after the baseline found changes ({}): {evs:#?}",
+            quiet.status
+        );
+    }
+
+    std::fs::write(dir.join("a.txt"), "two\n")?;
+    reg(&[
+        "add", key, "/v", "FIMTEST", "/t", "REG_SZ", "/d", "FIMTEST", "/f",
+    ])?;
+    let found = vigil(exe, &["scan", "--config", cfg, "--exit-code"])?;
+    if found.status.code() != Some(3) {
+        bail!(
+            "the scan after the changes exited {} (3 expected): {}",
+            found.status,
+            String::from_utf8_lossy(&found.stderr)
+        );
+    }
+    let evs = events(&found)?;
+    let f = find(&evs, r"\vigiltest\a.txt")?;
+    let b3 = |s: &str| blake3::hash(s.as_bytes()).to_hex().to_string();
+    let checks = [
+        (f["action"] == "modified", "action modified"),
+        (
+            f["path"] == r"C:\vigiltest\a.txt",
+            "path C:\\vigiltest\\a.txt",
+        ),
+        (
+            f["before"]["hashes"]["blake3"] == b3("one\n").as_str(),
+            "before: BLAKE3 of the old content",
+        ),
+        (
+            f["after"]["hashes"]["blake3"] == b3("two\n").as_str(),
+            "after: BLAKE3 of the new content",
+        ),
+        (f["source"]["tier"] == "scan", "tier scan"),
+        (f["details"]["unattributed"] == true, "unattributed"),
+    ];
+    for (ok, what) in checks {
+        if !ok {
+            bail!("file finding: expected {what}: {f:#}");
+        }
+    }
+    if evs
+        .iter()
+        .any(|e| e["path"].as_str().is_some_and(|p| p.ends_with("b.txt")))
+    {
+        bail!("the unchanged file was reported: {evs:#?}");
+    }
+    let r = find(&evs, r"\Software\VigilTest\FIMTEST")?;
+    let reg_checks = [
+        (r["action"] == "value_set", "action value_set"),
+        (
+            r["file"]["type"] == "registry_value",
+            "file.type registry_value",
+        ),
+        (r["details"]["registry"]["before"].is_null(), "empty before"),
+        (
+            r["details"]["registry"]["after"]["data"] == "FIMTEST",
+            "after \"FIMTEST\"",
+        ),
+        (
+            r["details"]["registry"]["after"]["type"] == "REG_SZ",
+            "after type REG_SZ",
+        ),
+    ];
+    for (ok, what) in reg_checks {
+        if !ok {
+            bail!("registry finding: expected {what}: {r:#}");
+        }
+    }
+    if evs.len() != 2 {
+        bail!("expected exactly the two findings: {evs:#?}");
+    }
+
+    let run = vigil(exe, &["run", "--config", cfg])?;
+    let err = String::from_utf8_lossy(&run.stderr);
+    if run.status.success() || !err.contains("ETW") || !err.contains("elevated") {
+        bail!(
+            "vigil run under Wine (no ETW) should fail naming ETW and elevation; it exited {}: {err}",
+            run.status
+        );
+    }
+    let _ = Command::new("wine")
+        .args(["reg", "delete", key, "/f"])
+        .output();
+    step("Wine scenario: ok (file and registry findings checked, run refused without ETW)");
+    Ok(())
 }

@@ -20,7 +20,11 @@ use std::path::{Path, PathBuf};
 
 /// Where the host key lives unless the policy (`[integrity] key`) or the
 /// command line (`--key`) says otherwise: next to the default store.
+#[cfg(not(windows))]
 pub const DEFAULT_KEY_PATH: &str = "/var/lib/vigil/host.key";
+/// Where the host key lives by default on Windows: next to the default store.
+#[cfg(windows)]
+pub const DEFAULT_KEY_PATH: &str = r"C:\ProgramData\Vigil\host.key";
 
 /// What the first event of a run (its `start`) chains from.
 pub const GENESIS: [u8; 32] = [0; 32];
@@ -220,23 +224,107 @@ impl HostKey {
         }
     }
 
+    /// Windows: reads an existing key file; refuses one that is not a
+    /// regular file (a reparse point, a directory). Its ACL is not checked:
+    /// the key is as private as its directory (C:\ProgramData\Vigil must be
+    /// restricted to Administrators and SYSTEM; docs/windows.md).
     #[cfg(not(unix))]
     pub fn load(path: &Path) -> Result<HostKey> {
-        bail!(
-            "host key {}: key files are only supported on Unix so far",
-            path.display()
-        )
+        let m = std::fs::symlink_metadata(path)
+            .map_err(|e| anyhow::anyhow!("cannot read host key {}: {e}", path.display()))?;
+        if !m.is_file() {
+            bail!(
+                "host key {}: not a regular file (a link or a directory); point --key or [integrity] key at the file itself",
+                path.display()
+            );
+        }
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read host key {}: {e}", path.display()))?;
+        let key = parse_hex32(text.trim_end_matches(['\r', '\n'])).ok_or_else(|| {
+            anyhow::anyhow!(
+                "host key {}: not a Vigil host key (expected 64 hex digits and a newline); move it away and run `vigil key init` for a new one",
+                path.display()
+            )
+        })?;
+        Ok(HostKey::from_bytes(key, path))
     }
 
+    /// Windows: a new random key at `path`, written to a temporary file and
+    /// renamed to its name only if no key is there (the rename fails then).
     #[cfg(not(unix))]
     pub fn create(path: &Path) -> Result<HostKey> {
-        HostKey::load(path)
+        use std::io::Write;
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create {} for the host key", dir.display()))?;
+        let key = random_key()?;
+        let name = path
+            .file_name()
+            .with_context(|| format!("host key path {} has no file name", path.display()))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&tmp);
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .and_then(|mut f| {
+                f.write_all(format!("{}\n", hex(&key)).as_bytes())?;
+                f.sync_all()
+            });
+        // A hard link, as on Unix: fails when the name exists.
+        let linked = written.and_then(|_| std::fs::hard_link(&tmp, path));
+        let _ = std::fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => Ok(HostKey::from_bytes(key, path)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                bail!("host key {} already exists", path.display())
+            }
+            Err(e) => bail!("cannot write host key {}: {e}", path.display()),
+        }
     }
 
+    /// The key at `path`, created on first use. True when it was created.
     #[cfg(not(unix))]
     pub fn load_or_create(path: &Path) -> Result<(HostKey, bool)> {
-        HostKey::load(path).map(|k| (k, false))
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => Ok((HostKey::load(path)?, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match HostKey::create(path) {
+                Ok(k) => Ok((k, true)),
+                Err(_) if path.exists() => Ok((HostKey::load(path)?, false)),
+                Err(e) => Err(e),
+            },
+            Err(e) => bail!("cannot read host key {}: {e}", path.display()),
+        }
     }
+}
+
+/// 32 bytes from the system's CSPRNG (BCryptGenRandom).
+#[cfg(windows)]
+fn random_key() -> Result<[u8; 32]> {
+    use windows_sys::Win32::Security::Cryptography::{
+        BCryptGenRandom, BCRYPT_USE_SYSTEM_PREFERRED_RNG,
+    };
+    let mut key = [0u8; 32];
+    // SAFETY: fills exactly the buffer's length.
+    let status = unsafe {
+        BCryptGenRandom(
+            std::ptr::null_mut(),
+            key.as_mut_ptr(),
+            key.len() as u32,
+            BCRYPT_USE_SYSTEM_PREFERRED_RNG,
+        )
+    };
+    if status != 0 {
+        bail!("BCryptGenRandom failed: NTSTATUS {status:#x}");
+    }
+    Ok(key)
 }
 
 /// 32 bytes from the kernel's CSPRNG (getrandom(2), blocking until it is seeded).
@@ -404,11 +492,13 @@ mod tests {
         assert!(split_chain(b"{\"a\":1}").is_none());
     }
 
+    #[cfg(unix)]
     fn mode(p: &Path) -> u32 {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(p).unwrap().permissions().mode() & 0o777
     }
 
+    #[cfg(unix)]
     #[test]
     fn key_is_created_0600_once_and_reloaded() {
         let dir = tempfile::tempdir().unwrap();
@@ -432,6 +522,7 @@ mod tests {
         assert_eq!(names, ["host.key"]);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_key_readable_by_others_is_refused_with_the_fix() {
         use std::os::unix::fs::PermissionsExt;
@@ -446,6 +537,7 @@ mod tests {
         HostKey::load(&path).unwrap();
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_symlink_or_garbage_is_not_a_key() {
         use std::os::unix::fs::PermissionsExt;

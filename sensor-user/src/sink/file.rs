@@ -13,7 +13,6 @@ use anyhow::{anyhow, Result};
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -117,13 +116,14 @@ impl FileSink {
 
     fn open_current(&mut self) -> Result<(), String> {
         let path = &self.opts.path;
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .read(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| io_message("", path, &e).trim_start().to_string())?;
+        let f = crate::os::private_file(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .read(true),
+        )
+        .open(path)
+        .map_err(|e| io_message("", path, &e).trim_start().to_string())?;
         let meta = f.metadata().map_err(|e| io_message("stat", path, &e))?;
         self.size = meta.len();
         self.cut_tail = false;
@@ -134,7 +134,7 @@ impl FileSink {
         if self.size > 0 {
             // A crash may have left half a line: end it so ours start clean.
             let mut last = [0u8; 1];
-            if f.read_exact_at(&mut last, self.size - 1).is_ok() && last[0] != b'\n' {
+            if crate::os::read_exact_at(&f, &mut last, self.size - 1).is_ok() && last[0] != b'\n' {
                 (&f).write_all(b"\n")
                     .map_err(|e| io_message("writing", path, &e))?;
                 self.size += 1;
@@ -406,9 +406,12 @@ mod tests {
         assert_eq!(seqs(&rotated_name(&path, 1)), vec![7, 8]);
         assert_eq!(seqs(&rotated_name(&path, 2)), vec![5, 6]);
         assert!(!rotated_name(&path, 3).exists());
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::{lock, HealthNotes, HttpKind, Rendered, Sink, SinkConfig};
 use crate::schema::Format;
 use anyhow::{anyhow, bail, Result};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -143,7 +143,9 @@ impl Settings {
                 })
                 .collect();
             let kind = format!("{kind:?}").to_lowercase();
-            PathBuf::from(format!("/var/lib/vigil/spool/{kind}-{safe}"))
+            Path::new(crate::store::DEFAULT_PATH)
+                .with_file_name("spool")
+                .join(format!("{kind}-{safe}"))
         });
         Ok(Settings {
             url,
@@ -346,7 +348,15 @@ impl HttpSink {
             .map_err(|e| anyhow!("sink http: spool_dir {}: {e}", s.spool_dir.display()))?;
         let name = format!("http:{}", s.url);
         let health = Arc::new(Mutex::new(HealthNotes::new(&name)));
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let builder = ureq::Agent::config_builder();
+        // Windows builds carry the system's TLS (SChannel) instead of rustls.
+        #[cfg(windows)]
+        let builder = builder.tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::NativeTls)
+                .build(),
+        );
+        let agent: ureq::Agent = builder
             .timeout_global(Some(s.timeout))
             .http_status_as_error(false)
             // A redirect is a configuration matter (http to https...): the

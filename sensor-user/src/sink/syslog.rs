@@ -21,7 +21,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 use std::collections::VecDeque;
 use std::io::Write;
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+#[cfg(unix)]
 use std::os::fd::AsRawFd;
+#[cfg(unix)]
 use std::os::unix::net::{UnixDatagram, UnixStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -75,6 +77,9 @@ impl Target {
                 Err(bad("needs an absolute socket path"))
             }
         };
+        if cfg!(not(unix)) && scheme.starts_with("unix") {
+            bail!(bad("is a unix socket, which this platform does not have"));
+        }
         Ok(match scheme {
             "udp" => Target::Udp(host_port(rest)?),
             "tcp" => Target::Tcp(host_port(rest)?),
@@ -257,21 +262,31 @@ impl Sink for SyslogSink {
     }
 }
 
+/// "Message too long" from a datagram send (WSAEMSGSIZE on Windows).
+#[cfg(unix)]
+const EMSGSIZE: i32 = libc::EMSGSIZE;
+#[cfg(not(unix))]
+const EMSGSIZE: i32 = 10040;
+
 enum Conn {
     Udp(UdpSocket),
     Tcp(TcpStream),
+    #[cfg(unix)]
     UnixDgram(UnixDatagram),
+    #[cfg(unix)]
     UnixStream(UnixStream),
 }
 
 impl Conn {
     fn connect(target: &Target) -> std::io::Result<Conn> {
+        #[cfg(unix)]
         let dgram = |path: &PathBuf| -> std::io::Result<Conn> {
             let s = UnixDatagram::unbound()?;
             s.connect(path)?;
             s.set_write_timeout(Some(IO_TIMEOUT))?;
             Ok(Conn::UnixDgram(s))
         };
+        #[cfg(unix)]
         let stream = |path: &PathBuf| -> std::io::Result<Conn> {
             let s = UnixStream::connect(path)?;
             s.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -301,18 +316,27 @@ impl Conn {
                 }
                 Err(last)
             }
+            #[cfg(unix)]
             Target::UnixDgram(p) => dgram(p),
+            #[cfg(unix)]
             Target::UnixStream(p) => stream(p),
+            #[cfg(unix)]
             Target::Unix(p) => match dgram(p) {
                 Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE) => stream(p),
                 other => other,
             },
+            // Target::parse refuses these off Unix.
+            #[cfg(not(unix))]
+            Target::Unix(_) | Target::UnixDgram(_) | Target::UnixStream(_) => Err(
+                std::io::Error::new(std::io::ErrorKind::Unsupported, "no unix sockets here"),
+            ),
         }
     }
 
     /// A stream whose peer has closed reads as end-of-file. Checked before
     /// writing, because the first write to such a socket still "succeeds" and
     /// the message would be lost.
+    #[cfg(unix)]
     fn peer_closed(&self) -> bool {
         let fd = match self {
             Conn::Tcp(s) => s.as_raw_fd(),
@@ -333,15 +357,40 @@ impl Conn {
             || (n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock)
     }
 
+    /// As on Unix, with a non-blocking peek (Windows has no MSG_DONTWAIT).
+    #[cfg(not(unix))]
+    fn peer_closed(&self) -> bool {
+        let Conn::Tcp(s) = self else {
+            return false;
+        };
+        if s.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let mut b = [0u8; 1];
+        let closed = match s.peek(&mut b) {
+            Ok(n) => n == 0,
+            Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+        };
+        let _ = s.set_nonblocking(false);
+        closed
+    }
+
     fn is_datagram(&self) -> bool {
-        matches!(self, Conn::Udp(_) | Conn::UnixDgram(_))
+        match self {
+            Conn::Udp(_) => true,
+            #[cfg(unix)]
+            Conn::UnixDgram(_) => true,
+            _ => false,
+        }
     }
 
     fn send(&mut self, msg: &[u8]) -> std::io::Result<()> {
         let sent = match self {
             Conn::Udp(s) => s.send(msg)?,
+            #[cfg(unix)]
             Conn::UnixDgram(s) => s.send(msg)?,
             Conn::Tcp(s) => return s.write_all(&octet_frame(msg)),
+            #[cfg(unix)]
             Conn::UnixStream(s) => return s.write_all(&octet_frame(msg)),
         };
         if sent != msg.len() {
@@ -445,7 +494,7 @@ impl Worker {
             match conn.send(m) {
                 Ok(()) => {}
                 // Too large for this socket, now or ever: drop it, count it.
-                Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) && conn.is_datagram() => {
+                Err(e) if e.raw_os_error() == Some(EMSGSIZE) && conn.is_datagram() => {
                     lock(&self.health).lost(
                         1,
                         format!("{}: message too large for the socket, not sent", self.name),
@@ -547,10 +596,16 @@ mod tests {
             Target::parse("tcp://[::1]:6514").unwrap(),
             Target::Tcp("[::1]:6514".into())
         );
+        #[cfg(unix)]
         assert_eq!(
             Target::parse("unix:///dev/log").unwrap(),
             Target::Unix("/dev/log".into())
         );
+        #[cfg(not(unix))]
+        assert!(Target::parse("unix:///dev/log")
+            .unwrap_err()
+            .to_string()
+            .contains("unix socket"));
         for bad in [
             "127.0.0.1:514",
             "udp://host",

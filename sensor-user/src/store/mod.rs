@@ -15,7 +15,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the store lives unless `[store] path` or `--db` says otherwise.
+#[cfg(not(windows))]
 pub const DEFAULT_PATH: &str = "/var/lib/vigil/vigil.db";
+/// Where the store lives unless `[store] path` or `--db` says otherwise
+/// (pci-windows excludes this directory from the watch on Vigil's install).
+#[cfg(windows)]
+pub const DEFAULT_PATH: &str = r"C:\ProgramData\Vigil\vigil.db";
 
 /// `PRAGMA application_id`: "Vigl".
 pub const APPLICATION_ID: i32 = 0x5669_676c;
@@ -103,6 +108,19 @@ BEGIN SELECT RAISE(ABORT, 'accepts are append-only'); END;
     // of the host key. NULL in rows written before this migration.
     r#"
 ALTER TABLE files ADD COLUMN mac TEXT;
+"#,
+    // 3: the registry baseline (Windows): one row per watched value, its
+    // state as JSON ({"type","data"|"blake3","size"}; see registry.rs).
+    r#"
+CREATE TABLE registry (
+    key         TEXT NOT NULL,
+    value       TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    watch       TEXT,
+    verified_at TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (key, value)
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -196,6 +214,20 @@ pub struct ScanRow {
     pub message: Option<String>,
 }
 
+/// A registry value's baseline row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryRow {
+    /// `HKLM\...` or `HKU\<SID>\...`, as the registry spells it.
+    pub key: String,
+    /// The value name; empty for the key's default value.
+    pub value: String,
+    /// `{"type":"REG_SZ","data":"...","size":N}` (see `registry::state`).
+    pub state: serde_json::Value,
+    pub watch: Option<String>,
+    pub verified_at: String,
+    pub updated_at: String,
+}
+
 /// Who accepted a change.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Who {
@@ -208,22 +240,27 @@ pub struct Who {
 impl Who {
     /// The person behind this process: `sudo` and `su` keep the login uid.
     pub fn current() -> Who {
-        let uid = nix::unistd::getuid().as_raw();
+        let uid = crate::os::current_uid();
         let login_uid = std::fs::read_to_string("/proc/self/loginuid")
             .ok()
             .and_then(|s| s.trim().parse::<u32>().ok())
             .filter(|&u| u != u32::MAX);
-        let user_name = |u: u32| {
-            nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(u))
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-        };
+        let user_name = crate::os::user_name;
         let name = std::env::var("SUDO_USER")
             .ok()
             .filter(|s| !s.is_empty() && uid == 0)
             .or_else(|| login_uid.and_then(user_name))
             .or_else(|| user_name(uid))
+            // Windows: the account name (Windows users have SIDs, not uids).
+            .or_else(|| {
+                std::env::var("USERNAME")
+                    .ok()
+                    .filter(|_| cfg!(windows))
+                    .map(|u| match std::env::var("USERDOMAIN") {
+                        Ok(d) if !d.is_empty() => format!("{d}\\{u}"),
+                        _ => u,
+                    })
+            })
             .unwrap_or_else(|| format!("uid {uid}"));
         Who {
             name,
@@ -471,6 +508,86 @@ impl Store {
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
 
+    // -- registry -----------------------------------------------------------
+
+    /// Inserts or replaces a registry value's baseline row.
+    pub fn put_registry(&self, row: &RegistryRow) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO registry (key, value, state, watch, verified_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    row.key,
+                    row.value,
+                    row.state.to_string(),
+                    row.watch,
+                    row.verified_at,
+                    row.updated_at
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn delete_registry(&self, key: &str, value: &str) -> Result<bool> {
+        self.conn
+            .prepare_cached("DELETE FROM registry WHERE key = ?1 AND value = ?2")
+            .and_then(|mut st| st.execute([key, value]))
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every registry baseline row, by key and value. A row whose state is
+    /// not JSON is an error naming it (the store was edited by hand).
+    pub fn registry_rows(&self) -> Result<Vec<RegistryRow>> {
+        let rows = self
+            .conn
+            .prepare_cached(
+                "SELECT key, value, state, watch, verified_at, updated_at FROM registry ORDER BY key, value",
+            )
+            .and_then(|mut st| {
+                st.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, String>(4)?,
+                        r.get::<_, String>(5)?,
+                    ))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            })
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|(key, value, state, watch, verified_at, updated_at)| {
+                let state = serde_json::from_str(&state).map_err(|e| StoreError {
+                    path: self.path.clone(),
+                    message: format!(
+                        "registry row {key}\\{value}: state is not JSON ({e}): run `vigil baseline update` to re-record it"
+                    ),
+                })?;
+                Ok(RegistryRow {
+                    key,
+                    value,
+                    state,
+                    watch,
+                    verified_at,
+                    updated_at,
+                })
+            })
+            .collect()
+    }
+
+    pub fn registry_count(&self) -> Result<u64> {
+        self.conn
+            .query_row("SELECT count(*) FROM registry", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
     // -- files --------------------------------------------------------------
 
     /// Inserts or replaces a path's baseline row.
@@ -552,16 +669,7 @@ impl Store {
 
     /// Baseline paths equal to `root` or under it, in order.
     pub fn paths_under(&self, root: &Path, mut each: impl FnMut(String)) -> Result<()> {
-        let root = root.to_string_lossy();
-        let prefix = if root.ends_with('/') {
-            root.to_string()
-        } else {
-            format!("{root}/")
-        };
-        // Everything starting with "<root>/" sorts between it and "<root>0".
-        let mut end = prefix.clone();
-        end.pop();
-        end.push('0');
+        let (root, prefix, end) = subtree(root);
         let mut st = self
             .conn
             .prepare("SELECT path FROM files WHERE path = ?1 OR (path >= ?2 AND path < ?3) ORDER BY path")
@@ -921,11 +1029,14 @@ impl Store {
 
 /// `root` and the bounds of the paths under it, for
 /// `path = ?1 OR (path >= ?2 AND path < ?3)`: an index range instead of a
-/// LIKE, which would also need escaping ('0' sorts right after '/').
+/// LIKE, which would also need escaping ('0' sorts right after '/', ']'
+/// right after Windows' '\').
 fn subtree(root: &Path) -> (String, String, String) {
+    const SEP: char = std::path::MAIN_SEPARATOR;
+    const AFTER_SEP: char = if SEP == '/' { '0' } else { ']' };
     let root = root.to_string_lossy().into_owned();
-    let prefix = format!("{}/", root.trim_end_matches('/'));
-    let end = format!("{}0", &prefix[..prefix.len() - 1]);
+    let prefix = format!("{}{SEP}", root.trim_end_matches(SEP));
+    let end = format!("{}{AFTER_SEP}", &prefix[..prefix.len() - 1]);
     (root, prefix, end)
 }
 

@@ -16,8 +16,6 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,19 +76,11 @@ fn other(msg: String) -> std::io::Error {
 impl Spool {
     /// Opens (creating) the spool in `dir`, bounded to `max` bytes on disk.
     pub fn open(dir: &Path, max: u64) -> std::io::Result<Spool> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(dir.join("lock"))?;
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-            let e = std::io::Error::last_os_error();
+        crate::os::private_dir(std::fs::DirBuilder::new().recursive(true)).create(dir)?;
+        let lock =
+            crate::os::private_file(OpenOptions::new().create(true).truncate(false).write(true))
+                .open(dir.join("lock"))?;
+        if let Err(e) = crate::os::try_lock_exclusive(&lock) {
             return Err(if e.kind() == std::io::ErrorKind::WouldBlock {
                 other(
                     "in use by another sink or process (each http sink needs its own spool_dir)"
@@ -172,7 +162,7 @@ impl Spool {
             .write(true)
             .open(self.seg_path(n))?;
         let mut last = [0u8; 1];
-        f.read_exact_at(&mut last, len - 1)?;
+        crate::os::read_exact_at(&f, &mut last, len - 1)?;
         if last[0] == b'\n' {
             return Ok(());
         }
@@ -261,12 +251,9 @@ impl Spool {
             }
         }
         let n = self.next_seg;
-        let f = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .mode(0o600)
+        let f = crate::os::private_file(OpenOptions::new().create_new(true).append(true))
             .open(self.seg_path(n))?;
-        File::open(&self.dir)?.sync_all()?;
+        crate::os::sync_dir(&self.dir)?;
         self.next_seg = n + 1;
         self.segs.insert(n, 0);
         self.writer = Some((n, f));
@@ -366,12 +353,9 @@ impl Spool {
 
     fn write_cursor(&self) -> std::io::Result<()> {
         let tmp = self.dir.join("cursor.tmp");
-        let mut f = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
+        let mut f =
+            crate::os::private_file(OpenOptions::new().create(true).write(true).truncate(true))
+                .open(&tmp)?;
         f.write_all(format!("{} {}\n", self.head.seg, self.head.off).as_bytes())?;
         f.sync_data()?;
         std::fs::rename(&tmp, self.dir.join("cursor"))

@@ -1,0 +1,173 @@
+//! `vigil run` on Windows: the ETW session (sensor-windows) → the
+//! interpreter → the shared pipeline (coalesce, hash, rules, sinks, journal).
+//!
+//! The ETW callbacks hand parsed records over a bounded channel to this
+//! thread, which owns the interpreter. Registry values are read into the
+//! interpreter's baseline at start (so a `value_set` has its `before`).
+//! ETW's own loss counters become `sensor`/`gap` events (etw_source).
+pub mod service;
+
+use crate::etw_source;
+use crate::pipeline::emit::{sensor_event, Emitter};
+use crate::pipeline::{Input, Pipeline, Settings};
+use crate::policy::Policy;
+use anyhow::{anyhow, Result};
+use sensor_windows::etw;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Options {
+    pub policy: Policy,
+    pub emitter: Emitter,
+    pub settings: Settings,
+    /// A `heartbeat` event this often.
+    pub heartbeat: Duration,
+    /// Set to stop (the service control handler); Ctrl-C and Ctrl-Break
+    /// on the console stop the sensor too.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Set by the console control handler; the console event is kept for the
+/// stop event's reason.
+static CONSOLE_STOP: AtomicBool = AtomicBool::new(false);
+static CONSOLE_EVENT: AtomicU32 = AtomicU32::new(0);
+
+unsafe extern "system" fn on_console(ctrl: u32) -> windows_sys::Win32::Foundation::BOOL {
+    CONSOLE_EVENT.store(ctrl, Ordering::Relaxed);
+    CONSOLE_STOP.store(true, Ordering::Relaxed);
+    1
+}
+
+/// How many inputs travel to the pipeline in one hand-off.
+const BATCH: usize = 256;
+
+pub fn run(opts: Options) -> Result<()> {
+    let wpol = crate::registry::windows_policy(&opts.policy.config)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
+    // First, so that a host (or Wine) without ETW, or a process that is not
+    // elevated, fails before anything is emitted.
+    let session = etw::start(tx).map_err(|e| {
+        anyhow!("{e}: vigil run on Windows takes its events from ETW kernel providers; run it elevated (an Administrator console, or the service: `vigil service install`)")
+    })?;
+    let mut baseline = sensor_windows::RegistryBaseline::new();
+    let seeded = sensor_windows::regread::seed_policy(&mut baseline, &wpol);
+    tracing::info!("registry baseline: {seeded} values read");
+    let watches: Vec<String> = wpol
+        .files
+        .iter()
+        .map(|w| w.path.clone())
+        .chain(wpol.registry.iter().map(|w| w.key.clone()))
+        .collect();
+    let mut interp = sensor_windows::Interpreter::new(
+        wpol,
+        etw::volume_map(),
+        Box::new(sensor_windows::regread::WinRegReader),
+        baseline,
+    );
+    let host = opts.emitter.host().to_string();
+    let pipeline = Pipeline::start(opts.settings, opts.emitter)?;
+    pipeline.send(vec![Input::Sensor(sensor_event(
+        &host,
+        "start",
+        crate::event::SensorInfo {
+            version: env!("CARGO_PKG_VERSION"),
+            pid: Some(std::process::id()),
+            watches,
+            heartbeat_s: Some(opts.heartbeat.as_secs()),
+            ..Default::default()
+        },
+    ))])?;
+    // SAFETY: registers a handler that only stores to atomics.
+    unsafe {
+        windows_sys::Win32::System::Console::SetConsoleCtrlHandler(Some(on_console), 1);
+    }
+    let mut beat = Instant::now();
+    let mut malformed_logged = 0u32;
+    let (reason, message) = loop {
+        let mut batch = Vec::new();
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(first) => {
+                // Drain what is there, up to a batch.
+                for input in std::iter::once(first).chain(rx.try_iter().take(BATCH)) {
+                    match input {
+                        etw::Input::Record(h, rec) => batch.extend(
+                            interp
+                                .push(&h, rec)
+                                .iter()
+                                .map(|c| etw_source::input(&host, c)),
+                        ),
+                        etw::Input::Malformed(e) => {
+                            // Counted in the stop event's statistics; the first
+                            // few are named so that a new Windows build's
+                            // manifest change is visible.
+                            interp.count_malformed();
+                            if malformed_logged < 20 {
+                                malformed_logged += 1;
+                                tracing::warn!("ETW record skipped: {e}");
+                            }
+                        }
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                break ("error", Some("the ETW session ended".to_string()));
+            }
+        }
+        if beat.elapsed() >= opts.heartbeat {
+            beat = Instant::now();
+            batch.push(Input::Sensor(sensor_event(
+                &host,
+                "heartbeat",
+                Default::default(),
+            )));
+        }
+        if !batch.is_empty() {
+            pipeline.send(batch)?;
+        }
+        if opts.stop.load(Ordering::Relaxed) {
+            break ("service stop", None);
+        }
+        if CONSOLE_STOP.load(Ordering::Relaxed) {
+            let why = match CONSOLE_EVENT.load(Ordering::Relaxed) {
+                0 => "Ctrl-C",
+                1 => "Ctrl-Break",
+                2 => "console closed",
+                5 | 6 => "logoff or shutdown",
+                _ => "console event",
+            };
+            break (why, None);
+        }
+    };
+    session.stop();
+    let s = interp.stats();
+    let stats = format!(
+        "{} records, {} changes, {} malformed, {} unknown file objects, {} unresolved keys, {} evicted sessions, {} events and {} buffers lost",
+        s.records,
+        s.changes,
+        s.malformed,
+        s.unknown_file_objects,
+        s.unresolved_keys,
+        s.evicted,
+        s.lost_events,
+        s.lost_buffers
+    );
+    tracing::info!("ETW: {stats}");
+    let message = Some(match message {
+        Some(m) => format!("{m}; {stats}"),
+        None => stats,
+    });
+    pipeline.send(vec![Input::Stop(sensor_event(
+        &host,
+        "stop",
+        crate::event::SensorInfo {
+            pid: Some(std::process::id()),
+            reason: Some(reason.to_string()),
+            message,
+            ..Default::default()
+        },
+    ))])?;
+    pipeline.join()
+}
