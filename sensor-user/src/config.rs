@@ -57,6 +57,47 @@ struct RawConfig {
     append_only: Vec<Spanned<String>>,
     #[serde(default)]
     integrity: RawIntegrity,
+    #[serde(default)]
+    inventory: RawInventory,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawInventory {
+    enabled: bool,
+    dpkg_status: Spanned<String>,
+    package_managers: Option<Vec<Spanned<String>>>,
+    checksum: bool,
+    daemons: bool,
+}
+
+impl Default for RawInventory {
+    fn default() -> Self {
+        RawInventory {
+            enabled: true,
+            dpkg_status: Spanned::new(0..0, crate::inventory::dpkg::DEFAULT_STATUS.into()),
+            package_managers: None,
+            checksum: true,
+            daemons: true,
+        }
+    }
+}
+
+/// `[inventory]`: software inventory, package-owned changes, daemons
+/// (docs/inventory.md).
+#[derive(Debug, Clone)]
+pub struct InventorySection {
+    /// Track the dpkg inventory (when the status file is watched) and label
+    /// changes made by package operations.
+    pub enabled: bool,
+    pub dpkg_status: PathBuf,
+    /// Process names (exe base name or comm) that are package managers.
+    pub package_managers: Vec<String>,
+    /// `details.package_checksum` on changes of packaged files made outside
+    /// package operations.
+    pub checksum: bool,
+    /// Report at start whether systemd unit states can be watched.
+    pub daemons: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -298,6 +339,7 @@ pub struct Config {
     /// Files that may only grow: a change to what they held is an alert.
     pub append_only: GlobSet,
     pub integrity: IntegritySection,
+    pub inventory: InventorySection,
 }
 
 impl Config {
@@ -418,7 +460,47 @@ impl Config {
             rescan_after_gap: raw.scan.rescan_after_gap,
             auto_baseline: raw.scan.auto_baseline,
         };
+        let inv = &raw.inventory;
+        if !inv.dpkg_status.get_ref().starts_with('/') {
+            return Err(err(
+                Some(inv.dpkg_status.span()),
+                format!(
+                    "[inventory] dpkg_status {:?} must be an absolute path",
+                    inv.dpkg_status.get_ref()
+                ),
+            ));
+        }
+        let mut package_managers = Vec::new();
+        match &inv.package_managers {
+            None => package_managers.extend(
+                crate::inventory::DEFAULT_MANAGERS
+                    .iter()
+                    .map(|s| s.to_string()),
+            ),
+            Some(list) => {
+                for m in list {
+                    if m.get_ref().is_empty() || m.get_ref().contains('/') {
+                        return Err(err(
+                            Some(m.span()),
+                            format!(
+                                "[inventory] package_managers: {:?} is not a program name (no path, e.g. \"dpkg\")",
+                                m.get_ref()
+                            ),
+                        ));
+                    }
+                    package_managers.push(m.get_ref().clone());
+                }
+            }
+        }
+        let inventory = InventorySection {
+            enabled: inv.enabled,
+            dpkg_status: PathBuf::from(inv.dpkg_status.get_ref()),
+            package_managers,
+            checksum: inv.checksum,
+            daemons: inv.daemons,
+        };
         Ok(Config {
+            inventory,
             outputs,
             store,
             scan,

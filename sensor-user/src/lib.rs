@@ -10,6 +10,7 @@ pub mod event;
 pub mod filestate;
 pub mod hash;
 pub mod integrity;
+pub mod inventory;
 pub mod pipeline;
 pub mod policy;
 pub mod process;
