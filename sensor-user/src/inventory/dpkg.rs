@@ -257,7 +257,14 @@ pub struct Owners {
     dir_mtime: Option<SystemTime>,
     /// The merged-/usr directories on this system (`/bin` → `/usr/bin`...).
     merged: Vec<(&'static str, &'static str)>,
+    /// What the lists of removed packages said, kept for
+    /// [`REMOVED_KEEP`]: dpkg deletes a package's list right after its
+    /// files, often before their deletion events are labelled.
+    removed: HashMap<String, (String, String, std::time::Instant)>,
 }
+
+/// How long the paths of a removed package's list still name their owner.
+const REMOVED_KEEP: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Directories that merged /usr turns into symlinks into /usr.
 const USRMERGE: &[(&str, &str)] = &[
@@ -291,6 +298,7 @@ impl Owners {
             lists: HashMap::new(),
             owner: HashMap::new(),
             dir_mtime: None,
+            removed: HashMap::new(),
             merged: USRMERGE
                 .iter()
                 .filter(|(short, _)| {
@@ -314,7 +322,12 @@ impl Owners {
     /// for `/usr/bin/ls` under merged /usr: dpkg's checksums use that name).
     pub fn listed(&mut self, path: &str) -> Option<(String, String)> {
         self.refresh();
-        self.owner.get(path).cloned()
+        self.owner.get(path).cloned().or_else(|| {
+            self.removed
+                .get(path)
+                .filter(|(_, _, t)| t.elapsed() < REMOVED_KEEP)
+                .map(|(pkg, listed, _)| (pkg.clone(), listed.clone()))
+        })
     }
 
     /// Re-reads every list unconditionally when `force`.
@@ -372,7 +385,18 @@ impl Owners {
             .filter(|k| !seen.contains(*k))
             .cloned()
             .collect();
+        self.removed
+            .retain(|_, (_, _, t)| t.elapsed() < REMOVED_KEEP);
+        let now = std::time::Instant::now();
         for pkg in gone {
+            if let Some((_, keys)) = self.lists.get(&pkg) {
+                for k in keys {
+                    if let Some((o, listed)) = self.owner.get(k).filter(|(o, _)| *o == pkg) {
+                        self.removed
+                            .insert(k.clone(), (o.clone(), listed.clone(), now));
+                    }
+                }
+            }
             self.forget(&pkg);
         }
     }
@@ -670,7 +694,10 @@ Version: 2:1.0~rc1
         std::fs::remove_file(info.join("a.list")).unwrap();
         assert_eq!(o.owner("/opt/y").as_deref(), Some("b:amd64"));
         assert_eq!(base_name("b:amd64"), "b");
-        assert_eq!(o.owner("/opt/x"), None, "a's list is gone");
+        // A removed package's paths still name it for a while: dpkg deletes
+        // the list right after the files, before their events are labelled.
+        assert_eq!(o.owner("/opt/x").as_deref(), Some("a"));
+        assert!(!o.owner.contains_key("/opt/x"), "a's list is gone");
     }
 
     #[test]
