@@ -1665,7 +1665,59 @@ action = ["modified"]
                     f.details.insert("append_only".into(), "replaced".into());
                 }),
             ),
+            (
+                "package-managed-change",
+                with(ev("modified", "/opt/app/bin/x"), |f| {
+                    f.package = Some(crate::event::PackageRef {
+                        manager: "dpkg",
+                        managed: true,
+                        ..Default::default()
+                    });
+                }),
+            ),
+            (
+                "packaged-file-mismatch",
+                with(ev("modified", "/opt/app/bin/x"), |f| {
+                    f.package = Some(crate::event::PackageRef {
+                        manager: "dpkg",
+                        name: Some("app".into()),
+                        ..Default::default()
+                    });
+                    f.details
+                        .insert("package_checksum".into(), "mismatch".into());
+                }),
+            ),
+            ("package-installed", pkg_ev("package_installed")),
+            ("package-upgraded", pkg_ev("package_upgraded")),
+            ("package-removed", pkg_ev("package_removed")),
+            ("package-downgraded", pkg_ev("package_downgraded")),
+            ("package-state-changed", pkg_ev("package_changed")),
+            (
+                "daemon-watch-unavailable",
+                sensor_ev("daemon_watch_unavailable"),
+            ),
         ]
+    }
+
+    fn pkg_ev(action: &str) -> Event {
+        let mut e = sensor_ev(action);
+        e.kind = "package";
+        e.body = Body::Package(Box::new(crate::event::PackageChange {
+            package: crate::event::PackageInfo {
+                manager: "dpkg",
+                name: "app".into(),
+                ..Default::default()
+            },
+            path: "/var/lib/dpkg/status".into(),
+            process: None,
+            source: crate::event::Source {
+                tier: "scan",
+                syscall: "inventory",
+                decided_by: "database",
+            },
+            details: Default::default(),
+        }));
+        e
     }
 
     trait TapTarget {
@@ -1723,7 +1775,16 @@ action = ["modified"]
                 "{action} {path}: expected rule {id}, got {:?}",
                 e.rules
             );
-            assert!(e.severity > Severity::Info || id == "log-archive-removed");
+            // Upgrades are routine; the package cap sets no severity of its own.
+            assert!(
+                e.severity > Severity::Info
+                    || matches!(
+                        id,
+                        "log-archive-removed" | "package-upgraded" | "package-managed-change"
+                    ),
+                "{id}: {:?}",
+                e.severity
+            );
         }
     }
 
