@@ -261,7 +261,12 @@ pub struct Owners {
     /// [`REMOVED_KEEP`]: dpkg deletes a package's list right after its
     /// files, often before their deletion events are labelled.
     removed: HashMap<String, (String, String, std::time::Instant)>,
+    /// When the directory was last read.
+    scanned: Option<std::time::Instant>,
 }
+
+/// How often a directory that changed in the last second is read again.
+const RECENT_RESCAN: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// How long the paths of a removed package's list still name their owner.
 const REMOVED_KEEP: std::time::Duration = std::time::Duration::from_secs(60);
@@ -299,6 +304,7 @@ impl Owners {
             owner: HashMap::new(),
             dir_mtime: None,
             removed: HashMap::new(),
+            scanned: None,
             merged: USRMERGE
                 .iter()
                 .filter(|(short, _)| {
@@ -330,15 +336,23 @@ impl Owners {
         })
     }
 
-    /// Re-reads every list unconditionally when `force`.
+    /// Re-reads the lists that changed, when the directory changed.
     pub fn refresh(&mut self) {
         let mtime = std::fs::metadata(&self.info)
             .and_then(|m| m.modified())
             .ok();
-        if mtime.is_some() && mtime == self.dir_mtime {
+        // Two changes within one tick of the file system's clock leave the
+        // same mtime: a directory changed in the last second is read again,
+        // at most every RECENT_RESCAN (a large upgrade labels many events).
+        let recent = mtime
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age < std::time::Duration::from_secs(1));
+        let due = self.scanned.is_none_or(|t| t.elapsed() >= RECENT_RESCAN);
+        if mtime.is_some() && mtime == self.dir_mtime && !(recent && due) {
             return;
         }
         self.dir_mtime = mtime;
+        self.scanned = Some(std::time::Instant::now());
         let Ok(rd) = std::fs::read_dir(&self.info) else {
             return;
         };
@@ -387,26 +401,25 @@ impl Owners {
             .collect();
         self.removed
             .retain(|_, (_, _, t)| t.elapsed() < REMOVED_KEEP);
-        let now = std::time::Instant::now();
         for pkg in gone {
-            if let Some((_, keys)) = self.lists.get(&pkg) {
-                for k in keys {
-                    if let Some((o, listed)) = self.owner.get(k).filter(|(o, _)| *o == pkg) {
-                        self.removed
-                            .insert(k.clone(), (o.clone(), listed.clone(), now));
-                    }
-                }
-            }
             self.forget(&pkg);
         }
     }
 
-    /// Drops what `pkg`'s list said (another package may own a path now).
+    /// Drops what `pkg`'s list said (another package may own a path now, or
+    /// its new list names fewer paths). The dropped paths still name `pkg`
+    /// for [`REMOVED_KEEP`]: on removal dpkg rewrites the list with only the
+    /// leftovers, then deletes it, right after deleting the files.
     fn forget(&mut self, pkg: &str) {
+        let now = std::time::Instant::now();
         if let Some((_, old)) = self.lists.remove(pkg) {
             for p in old {
-                if self.owner.get(&p).is_some_and(|(o, _)| o == pkg) {
-                    self.owner.remove(&p);
+                if let Some(entry) = self.owner.remove(&p) {
+                    if entry.0 == pkg {
+                        self.removed.insert(p, (entry.0, entry.1, now));
+                    } else {
+                        self.owner.insert(p, entry);
+                    }
                 }
             }
         }
@@ -694,6 +707,13 @@ Version: 2:1.0~rc1
         std::fs::remove_file(info.join("a.list")).unwrap();
         assert_eq!(o.owner("/opt/y").as_deref(), Some("b:amd64"));
         assert_eq!(base_name("b:amd64"), "b");
+        // dpkg -r rewrites the list with the leftovers first: /opt/y is no
+        // longer listed, yet still names b for a while.
+        std::thread::sleep(std::time::Duration::from_millis(120));
+        std::fs::write(info.join("b:amd64.list-new"), "/opt\n").unwrap();
+        std::fs::rename(info.join("b:amd64.list-new"), info.join("b:amd64.list")).unwrap();
+        assert_eq!(o.owner("/opt/y").as_deref(), Some("b:amd64"));
+        assert!(!o.owner.contains_key("/opt/y"));
         // A removed package's paths still name it for a while: dpkg deletes
         // the list right after the files, before their events are labelled.
         assert_eq!(o.owner("/opt/x").as_deref(), Some("a"));

@@ -146,6 +146,10 @@ pub struct Stage {
     /// The inventory as last reported; None until [`Stage::start`].
     current: Option<Inventory>,
     owners: Option<dpkg::Owners>,
+    /// The first index, read on its own thread from the start: reading every
+    /// file list takes a noticeable moment, which would otherwise stall the
+    /// first labelled event (and every event behind it).
+    owners_rx: Option<crossbeam_channel::Receiver<dpkg::Owners>>,
 }
 
 /// What [`Stage::start`] and [`Stage::db_changed`] produce: events to emit
@@ -160,11 +164,24 @@ pub struct Derived {
 
 impl Stage {
     pub fn new(s: Settings, host: String) -> Stage {
+        let owners_rx = s.label.then(|| {
+            let (tx, rx) = crossbeam_channel::bounded(1);
+            let mut o = dpkg::Owners::new(s.dpkg_status.with_file_name("info"), s.scope.clone());
+            let spawned = std::thread::Builder::new()
+                .name("vigil-owners".into())
+                .spawn(move || {
+                    o.refresh();
+                    let _ = tx.send(o);
+                });
+            // Without the thread, the index is read at the first label.
+            spawned.ok().map(|_| rx)
+        });
         Stage {
             s,
             host,
             current: None,
             owners: None,
+            owners_rx: owners_rx.flatten(),
         }
     }
 
@@ -361,6 +378,9 @@ impl Stage {
             _ => f.path.clone(),
         };
         let info = self.info_dir();
+        if self.owners.is_none() {
+            self.owners = self.owners_rx.take().and_then(|rx| rx.recv().ok());
+        }
         let owners = self
             .owners
             .get_or_insert_with(|| dpkg::Owners::new(info.clone(), self.s.scope.clone()));
