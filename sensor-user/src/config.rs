@@ -68,6 +68,8 @@ struct RawConfig {
     append_only: Vec<Spanned<String>>,
     #[serde(default)]
     integrity: RawIntegrity,
+    #[serde(default)]
+    inventory: RawInventory,
     /// Watched registry keys (Windows; accepted and checked everywhere).
     #[serde(default)]
     registry: Vec<RawRegistry>,
@@ -92,6 +94,45 @@ pub struct RegistryWatch {
     pub recursive: bool,
     /// Value-name globs; empty watches every value.
     pub values: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawInventory {
+    enabled: bool,
+    dpkg_status: Spanned<String>,
+    package_managers: Option<Vec<Spanned<String>>>,
+    checksum: bool,
+    daemons: bool,
+}
+
+impl Default for RawInventory {
+    fn default() -> Self {
+        RawInventory {
+            enabled: true,
+            dpkg_status: Spanned::new(0..0, crate::inventory::dpkg::DEFAULT_STATUS.into()),
+            package_managers: None,
+            checksum: true,
+            daemons: true,
+        }
+    }
+}
+
+/// `[inventory]`: software inventory, package-owned changes, daemons
+/// (docs/inventory.md).
+#[derive(Debug, Clone)]
+pub struct InventorySection {
+    /// Track the dpkg inventory (when the status file is watched) and label
+    /// changes made by package operations.
+    pub enabled: bool,
+    pub dpkg_status: PathBuf,
+    /// Process names (exe base name or comm) that are package managers.
+    pub package_managers: Vec<String>,
+    /// `details.package_checksum` on changes of packaged files made outside
+    /// package operations.
+    pub checksum: bool,
+    /// Report at start whether systemd unit states can be watched.
+    pub daemons: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -346,6 +387,7 @@ pub struct Config {
     pub registry: Vec<RegistryWatch>,
     /// The global `ignore` globs as written (for sensor-windows).
     pub ignore_globs: Vec<String>,
+    pub inventory: InventorySection,
 }
 
 /// Whether a policy path is absolute on this platform: `/...` on Unix;
@@ -513,7 +555,47 @@ impl Config {
                 values: r.values.iter().map(|v| v.get_ref().clone()).collect(),
             });
         }
+        let inv = &raw.inventory;
+        if !inv.dpkg_status.get_ref().starts_with('/') {
+            return Err(err(
+                Some(inv.dpkg_status.span()),
+                format!(
+                    "[inventory] dpkg_status {:?} must be an absolute path",
+                    inv.dpkg_status.get_ref()
+                ),
+            ));
+        }
+        let mut package_managers = Vec::new();
+        match &inv.package_managers {
+            None => package_managers.extend(
+                crate::inventory::DEFAULT_MANAGERS
+                    .iter()
+                    .map(|s| s.to_string()),
+            ),
+            Some(list) => {
+                for m in list {
+                    if m.get_ref().is_empty() || m.get_ref().contains('/') {
+                        return Err(err(
+                            Some(m.span()),
+                            format!(
+                                "[inventory] package_managers: {:?} is not a program name (no path, e.g. \"dpkg\")",
+                                m.get_ref()
+                            ),
+                        ));
+                    }
+                    package_managers.push(m.get_ref().clone());
+                }
+            }
+        }
+        let inventory = InventorySection {
+            enabled: inv.enabled,
+            dpkg_status: PathBuf::from(inv.dpkg_status.get_ref()),
+            package_managers,
+            checksum: inv.checksum,
+            daemons: inv.daemons,
+        };
         Ok(Config {
+            inventory,
             registry,
             ignore_globs: raw.ignore.iter().map(|g| g.get_ref().clone()).collect(),
             outputs,

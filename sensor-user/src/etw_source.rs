@@ -152,6 +152,7 @@ pub fn input(host: &str, c: &Change) -> Input {
             },
             details: details(c),
             related: Vec::new(),
+            package: None,
         })),
     };
     Input::Change(RawChange {

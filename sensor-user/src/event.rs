@@ -18,7 +18,7 @@ pub struct Event {
     /// folded change for a coalesced event).
     pub time: String,
     pub host: String,
-    /// `file` or `sensor`.
+    /// `file`, `package` or `sensor`.
     pub kind: &'static str,
     pub action: String,
     /// `info`, `low`, `medium`, `high` or `critical`; set by the rules.
@@ -71,7 +71,74 @@ impl Severity {
 #[serde(untagged)]
 pub enum Body {
     File(Box<FileChange>),
+    /// A software package installed, removed, upgraded or downgraded
+    /// (`kind: package`), derived from the package database changing.
+    Package(Box<PackageChange>),
     Sensor(SensorInfo),
+}
+
+/// A package as the package manager records it, before and after a change.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct PackageInfo {
+    /// `dpkg` (later `rpm`, `msi`...).
+    pub manager: &'static str,
+    pub name: String,
+    /// The version installed after the change; absent once removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The version installed before the change; absent for a new install.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    /// `amd64`, `all`, ...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The package manager's state after the change (dpkg: `installed`,
+    /// `unpacked`, `half-configured`, ...); absent once removed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_status: Option<String>,
+}
+
+/// A change of the software inventory.
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageChange {
+    pub package: PackageInfo,
+    /// The package database file whose change revealed it
+    /// (`/var/lib/dpkg/status`).
+    pub path: String,
+    /// The process that wrote the database (dpkg); null when the change was
+    /// found by the start-up comparison with the stored inventory.
+    pub process: Option<std::sync::Arc<Process>>,
+    /// `tier`: the hook tier of the database's file event, or `scan`;
+    /// `syscall`: `inventory`; `decided_by`: `database`.
+    pub source: Source,
+    /// `db_seq`: the `seq` of the database's file event; `unattributed`:
+    /// found at start-up, the writer is unknown.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// On a file event: the package that owns the file (dpkg's file lists) and
+/// whether a package operation made the change.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct PackageRef {
+    pub manager: &'static str,
+    /// The owning package; null when unknown (a file a maintainer script
+    /// wrote, or a new package's file before its list is written).
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The writer or one of its ancestors is a package manager (dpkg, apt,
+    /// unattended-upgrades, rpm...): a package operation made the change.
+    pub managed: bool,
+    /// The package manager process in the writer's ancestry (itself included).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_pid: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manager_exe: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -95,6 +162,11 @@ pub struct FileChange {
     pub diff: Option<String>,
     /// The watched root that covers the path.
     pub watch: Option<String>,
+    /// The package that owns the file and whether a package operation made
+    /// the change (see docs/inventory.md); absent for unpackaged files
+    /// changed outside package operations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<PackageRef>,
     /// Shared by the events of one process (built once, not per event).
     pub process: std::sync::Arc<Process>,
     pub source: Source,
@@ -264,6 +336,12 @@ pub struct SensorInfo {
     /// downtime: when the sensor was not watching, found at start-up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub downtime: Option<Box<Downtime>>,
+    /// inventory_recorded: how many packages the first inventory holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<u64>,
+    /// daemon_watch_unavailable: which watcher (`systemd`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watcher: Option<&'static str>,
 }
 
 /// A verification scan the daemon ran (`scan_started`, `scan_finished`).
@@ -312,13 +390,30 @@ impl Event {
     pub fn file(&self) -> Option<&FileChange> {
         match &self.body {
             Body::File(f) => Some(f),
-            Body::Sensor(_) => None,
+            _ => None,
         }
     }
 
     pub fn file_mut(&mut self) -> Option<&mut FileChange> {
         match &mut self.body {
             Body::File(f) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// The package change, for `kind: package` events.
+    pub fn package(&self) -> Option<&PackageChange> {
+        match &self.body {
+            Body::Package(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The process behind a file or package event, when known.
+    pub fn process(&self) -> Option<&Process> {
+        match &self.body {
+            Body::File(f) => Some(&f.process),
+            Body::Package(p) => p.process.as_deref(),
             Body::Sensor(_) => None,
         }
     }

@@ -11,6 +11,7 @@ pub mod event;
 pub mod filestate;
 pub mod hash;
 pub mod integrity;
+pub mod inventory;
 pub mod os;
 pub mod pipeline;
 pub mod policy;

@@ -150,6 +150,12 @@ enum Command {
     /// column: `<blake3 hex>  <sha256 hex>  <path>`. Only regular files are
     /// hashed; on errors (which name the file) the other files are still
     /// hashed and the exit status is 1.
+    /// The software inventory (dpkg): list it, or check packaged files
+    /// against the checksums dpkg recorded (docs/inventory.md).
+    Package {
+        #[command(subcommand)]
+        command: PackageCommand,
+    },
     Hash {
         /// Also compute SHA-256, in the same pass (second column).
         #[arg(long)]
@@ -186,6 +192,28 @@ struct KeyArgs {
     /// The store the key sits next to.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum PackageCommand {
+    /// Print the installed packages: name, version, architecture, state.
+    List {
+        /// dpkg's status file.
+        #[arg(long, value_name = "PATH", default_value = vigil::inventory::dpkg::DEFAULT_STATUS)]
+        status: PathBuf,
+    },
+    /// Check files against the md5 their package recorded (info/PKG.md5sums,
+    /// or the Conffiles field). One line per file: verdict (match, mismatch,
+    /// missing, no_checksum, not_packaged), package, path. Without PATH,
+    /// every file of every package, printing only those that do not match.
+    /// Exit status 1 when a file is mismatched or missing.
+    Verify {
+        /// dpkg's status file (info/ is next to it).
+        #[arg(long, value_name = "PATH", default_value = vigil::inventory::dpkg::DEFAULT_STATUS)]
+        status: PathBuf,
+        #[arg(value_name = "PATH")]
+        paths: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -379,6 +407,20 @@ fn real_main(cli: Cli) -> Result<()> {
         Command::Verify { file, key } => verify(&file, key),
         Command::Key { command } => key_command(command),
         Command::Hash { sha256, files } => hash(sha256, &files),
+        Command::Package {
+            command: PackageCommand::List { status },
+        } => vigil::inventory::list(&status, &mut std::io::stdout().lock()),
+        Command::Package {
+            command: PackageCommand::Verify { status, paths },
+        } => {
+            let bad =
+                vigil::inventory::verify_files(&status, &paths, &mut std::io::stdout().lock())?;
+            if bad > 0 {
+                eprintln!("vigil: {bad} packaged files do not match their recorded checksum or are missing");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Query { store, args } => {
             let (db, _) = read_store(&store)?;
             vigil::query::run(&db, &args, &mut std::io::stdout().lock())

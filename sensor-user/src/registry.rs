@@ -436,6 +436,7 @@ pub fn event(
             },
             details,
             related: Vec::new(),
+            package: None,
         })),
     }
 }

@@ -61,10 +61,17 @@ const ACTIONS: &[&str] = &[
     "scan_finished",
     "scan_failed",
     "baseline_tampered",
+    "package_installed",
+    "package_removed",
+    "package_upgraded",
+    "package_downgraded",
+    "package_changed",
+    "inventory_recorded",
+    "daemon_watch_unavailable",
 ];
 
 /// Event kinds.
-const KINDS: &[&str] = &["file", "sensor"];
+const KINDS: &[&str] = &["file", "package", "sensor"];
 
 /// Verdicts on append-only files (`details.append_only`).
 const APPEND_ONLY: &[&str] = &[
@@ -73,6 +80,15 @@ const APPEND_ONLY: &[&str] = &[
     "rewritten",
     "replaced",
     "unverified",
+];
+
+/// Verdicts of the packaged-file check (`details.package_checksum`).
+const PACKAGE_CHECKSUM: &[&str] = &[
+    "match",
+    "mismatch",
+    "no_checksum",
+    "not_packaged",
+    "missing",
 ];
 
 /// Names that can appear in `fields_changed` (the `FileState` fields).
@@ -123,6 +139,10 @@ struct RawRule {
     pci: Vec<Spanned<String>>,
     #[serde(default)]
     tags: Vec<Spanned<String>>,
+    /// Caps the severity of the events it matches and clears their alert
+    /// (a suppression rule, e.g. for changes made by package operations).
+    #[serde(default)]
+    max_severity: Option<Spanned<String>>,
     #[serde(rename = "match")]
     when: RawMatch,
 }
@@ -164,6 +184,16 @@ struct RawMatch {
     parent_exe: List,
     #[serde(default)]
     parent_comm: List,
+    /// Package names (globs): the package of a `package` event, or the
+    /// owning package of a file event (`package.name`).
+    #[serde(default)]
+    package: List,
+    /// Whether a package operation made the change (`package.managed`).
+    #[serde(default)]
+    package_managed: Option<bool>,
+    /// `details.package_checksum` verdicts.
+    #[serde(default)]
+    package_checksum: List,
 }
 
 // ---------------------------------------------------------------------------
@@ -183,8 +213,10 @@ struct Rule {
     origin: String,
     line: usize,
     column: usize,
+    /// See [`RawRule::max_severity`].
+    max_severity: Option<Severity>,
     kinds: u32,
-    actions: u32,
+    actions: u64,
     file_types: u32,
     fields: u32,
     mode_bits: u32,
@@ -200,6 +232,9 @@ struct Rule {
     login_user: Option<GlobSet>,
     parent_exe: Option<GlobSet>,
     parent_comm: Option<GlobSet>,
+    package: Option<GlobSet>,
+    package_managed: Option<bool>,
+    package_checksum: u32,
 }
 
 impl Rule {
@@ -380,6 +415,7 @@ impl RuleSet {
             return;
         }
         let facts = Facts::of(ev);
+        let mut cap: Option<Severity> = None;
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             self.match_paths(ev, &mut scratch);
@@ -399,8 +435,15 @@ impl RuleSet {
                 union(&mut ev.mitre, &rule.mitre);
                 union(&mut ev.pci, &rule.pci);
                 union(&mut ev.tags, &rule.tags);
+                if let Some(m) = rule.max_severity {
+                    cap = Some(cap.map_or(m, |c| c.min(m)));
+                }
             }
         });
+        if let Some(c) = cap {
+            ev.severity = ev.severity.min(c);
+            ev.alert = false;
+        }
     }
 
     /// Fills `scratch.path_ok`: for each rule, whether one of the event's paths
@@ -447,29 +490,31 @@ fn union(into: &mut Vec<String>, from: &[String]) {
 /// What the mask conditions look at, computed once per event.
 struct Facts {
     kind: u32,
-    action: u32,
+    action: u64,
     file_type: u32,
     fields: u32,
     mode: u32,
     append_only: u32,
+    package_checksum: u32,
 }
 
 impl Facts {
     fn of(ev: &Event) -> Facts {
         let mut f = Facts {
-            kind: bit(KINDS, ev.kind),
+            kind: bit(KINDS, ev.kind) as u32,
             action: bit(ACTIONS, &ev.action),
             file_type: 0,
             fields: 0,
             mode: 0,
             append_only: 0,
+            package_checksum: 0,
         };
         if let Some(fc) = ev.file() {
             let ty = match &fc.after {
                 Some(a) if !a.file_type.is_empty() => a.file_type,
                 _ => fc.file.file_type,
             };
-            f.file_type = bit(FILE_TYPES, ty);
+            f.file_type = bit(FILE_TYPES, ty) as u32;
             // A coalesced event stands for every raw change folded into it:
             // `action` conditions see those too (a truncating open inside a
             // write session, a utimensat before the close...).
@@ -482,10 +527,13 @@ impl Facts {
             f.fields = fc
                 .fields_changed
                 .iter()
-                .fold(0, |m, name| m | bit(FIELDS, name));
+                .fold(0, |m, name| m | bit(FIELDS, name) as u32);
             f.mode = event_mode(fc);
             if let Some(v) = fc.details.get("append_only").and_then(|v| v.as_str()) {
-                f.append_only = bit(APPEND_ONLY, v);
+                f.append_only = bit(APPEND_ONLY, v) as u32;
+            }
+            if let Some(v) = fc.details.get("package_checksum").and_then(|v| v.as_str()) {
+                f.package_checksum = bit(PACKAGE_CHECKSUM, v) as u32;
             }
         }
         f
@@ -495,13 +543,34 @@ impl Facts {
     fn matches(&self, r: &Rule, ev: &Event) -> bool {
         let any = |want: u32, have: u32| want == 0 || want & have != 0;
         if !(any(r.kinds, self.kind)
-            && any(r.actions, self.action)
+            && (r.actions == 0 || r.actions & self.action != 0)
             && any(r.file_types, self.file_type)
             && any(r.fields, self.fields)
             && any(r.mode_bits, self.mode)
-            && any(r.append_only, self.append_only))
+            && any(r.append_only, self.append_only)
+            && any(r.package_checksum, self.package_checksum))
         {
             return false;
+        }
+        let package = match ev.package() {
+            Some(p) => Some((Some(p.package.name.as_str()), false)),
+            None => ev
+                .file()
+                .and_then(|f| f.package.as_ref())
+                .map(|p| (p.name.as_deref(), p.managed)),
+        };
+        if let Some(want) = r.package_managed {
+            if package.is_some_and(|(_, m)| m) != want {
+                return false;
+            }
+        }
+        if let Some(set) = &r.package {
+            if !package
+                .and_then(|(n, _)| n)
+                .is_some_and(|n| set.is_match(n))
+            {
+                return false;
+            }
         }
         match &r.xattr {
             None => true,
@@ -510,7 +579,7 @@ impl Facts {
     }
 }
 
-fn bit(list: &[&str], name: &str) -> u32 {
+fn bit(list: &[&str], name: &str) -> u64 {
     list.iter().position(|n| *n == name).map_or(0, |i| 1 << i)
 }
 
@@ -550,7 +619,7 @@ fn xattr_matches(set: &GlobSet, fc: &FileChange) -> bool {
 /// The process conditions. A positive condition on an unknown value (no exe,
 /// no user name, no parent) fails; a negative one (`not_exe`) holds.
 fn process_matches(r: &Rule, ev: &Event) -> bool {
-    let proc_ = ev.file().map(|fc| &fc.process);
+    let proc_ = ev.process();
     let want = |set: &Option<GlobSet>, value: Option<&str>| match set {
         None => true,
         Some(s) => value.is_some_and(|v| s.is_match(v)),
@@ -622,22 +691,22 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
     }
     let bad =
         |s: &Spanned<String>, what: String| src.err(Some(s.span()), format!("rule {id:?}: {what}"));
+    let parse_severity = |s: &Spanned<String>| match s.get_ref().as_str() {
+        "info" => Ok(Severity::Info),
+        "low" => Ok(Severity::Low),
+        "medium" => Ok(Severity::Medium),
+        "high" => Ok(Severity::High),
+        "critical" => Ok(Severity::Critical),
+        other => Err(bad(
+            s,
+            format!("unknown severity {other:?} (use info, low, medium, high or critical)"),
+        )),
+    };
     let severity = match &r.severity {
         None => Severity::Info,
-        Some(s) => match s.get_ref().as_str() {
-            "info" => Severity::Info,
-            "low" => Severity::Low,
-            "medium" => Severity::Medium,
-            "high" => Severity::High,
-            "critical" => Severity::Critical,
-            other => {
-                return Err(bad(
-                    s,
-                    format!("unknown severity {other:?} (use info, low, medium, high or critical)"),
-                ))
-            }
-        },
+        Some(s) => parse_severity(s)?,
     };
+    let max_severity = r.max_severity.as_ref().map(parse_severity).transpose()?;
     let mut mitre = Vec::new();
     for m in &r.mitre {
         if !valid_technique(m.get_ref()) {
@@ -673,7 +742,7 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
     }
 
     let m = &r.when;
-    let mask = |list: &List, names: &[&str], key: &str| -> Result<u32, ConfigError> {
+    let mask = |list: &List, names: &[&str], key: &str| -> Result<u64, ConfigError> {
         let mut mask = 0;
         for s in list {
             match names.iter().position(|n| n == s.get_ref()) {
@@ -751,12 +820,13 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
         origin: src.origin.to_string(),
         line: 0,
         column: 0,
-        kinds: mask(&m.kind, KINDS, "kind")?,
+        max_severity,
+        kinds: mask(&m.kind, KINDS, "kind")? as u32,
         actions: mask(&m.action, ACTIONS, "action")?,
-        file_types: mask(&m.file_type, FILE_TYPES, "file_type")?,
-        fields: mask(&m.fields_changed, FIELDS, "fields_changed field")?,
+        file_types: mask(&m.file_type, FILE_TYPES, "file_type")? as u32,
+        fields: mask(&m.fields_changed, FIELDS, "fields_changed field")? as u32,
         mode_bits,
-        append_only: mask(&m.append_only, APPEND_ONLY, "append_only verdict")?,
+        append_only: mask(&m.append_only, APPEND_ONLY, "append_only verdict")? as u32,
         path: globs(&m.path, GlobKind::Path, "path")?,
         not_path: globs(&m.not_path, GlobKind::Path, "not_path")?,
         xattr: set(&m.xattr, GlobKind::Name, "xattr")?,
@@ -767,6 +837,13 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
         login_user: set(&m.login_user, GlobKind::Name, "login_user")?,
         parent_exe: set(&m.parent_exe, GlobKind::Path, "parent_exe")?,
         parent_comm: set(&m.parent_comm, GlobKind::Name, "parent_comm")?,
+        package: set(&m.package, GlobKind::Name, "package")?,
+        package_managed: m.package_managed,
+        package_checksum: mask(
+            &m.package_checksum,
+            PACKAGE_CHECKSUM,
+            "package_checksum verdict",
+        )? as u32,
         id: id.clone(),
     };
     let (line, column) = line_col(src.text, r.id.span().start);
@@ -776,6 +853,7 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
         || rule.fields != 0
         || rule.mode_bits != 0
         || rule.append_only != 0
+        || rule.package_checksum != 0
         || rule.has_path_condition()
         || [
             &rule.xattr,
@@ -786,9 +864,11 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
             &rule.login_user,
             &rule.parent_exe,
             &rule.parent_comm,
+            &rule.package,
         ]
         .iter()
-        .any(|s| s.is_some());
+        .any(|s| s.is_some())
+        || rule.package_managed.is_some();
     if !has_condition {
         return Err(src.err(
             Some(r.id.span()),
@@ -860,6 +940,7 @@ mod tests {
                 fields_changed: Vec::new(),
                 diff: None,
                 watch: None,
+                package: None,
                 process: Process {
                     pid: 100,
                     exe: Some("/usr/bin/vim.basic".into()),
@@ -1585,7 +1666,59 @@ action = ["modified"]
                     f.details.insert("append_only".into(), "replaced".into());
                 }),
             ),
+            (
+                "package-managed-change",
+                with(ev("modified", "/opt/app/bin/x"), |f| {
+                    f.package = Some(crate::event::PackageRef {
+                        manager: "dpkg",
+                        managed: true,
+                        ..Default::default()
+                    });
+                }),
+            ),
+            (
+                "packaged-file-mismatch",
+                with(ev("modified", "/opt/app/bin/x"), |f| {
+                    f.package = Some(crate::event::PackageRef {
+                        manager: "dpkg",
+                        name: Some("app".into()),
+                        ..Default::default()
+                    });
+                    f.details
+                        .insert("package_checksum".into(), "mismatch".into());
+                }),
+            ),
+            ("package-installed", pkg_ev("package_installed")),
+            ("package-upgraded", pkg_ev("package_upgraded")),
+            ("package-removed", pkg_ev("package_removed")),
+            ("package-downgraded", pkg_ev("package_downgraded")),
+            ("package-state-changed", pkg_ev("package_changed")),
+            (
+                "daemon-watch-unavailable",
+                sensor_ev("daemon_watch_unavailable"),
+            ),
         ]
+    }
+
+    fn pkg_ev(action: &str) -> Event {
+        let mut e = sensor_ev(action);
+        e.kind = "package";
+        e.body = Body::Package(Box::new(crate::event::PackageChange {
+            package: crate::event::PackageInfo {
+                manager: "dpkg",
+                name: "app".into(),
+                ..Default::default()
+            },
+            path: "/var/lib/dpkg/status".into(),
+            process: None,
+            source: crate::event::Source {
+                tier: "scan",
+                syscall: "inventory",
+                decided_by: "database",
+            },
+            details: Default::default(),
+        }));
+        e
     }
 
     trait TapTarget {
@@ -1643,7 +1776,16 @@ action = ["modified"]
                 "{action} {path}: expected rule {id}, got {:?}",
                 e.rules
             );
-            assert!(e.severity > Severity::Info || id == "log-archive-removed");
+            // Upgrades are routine; the package cap sets no severity of its own.
+            assert!(
+                e.severity > Severity::Info
+                    || matches!(
+                        id,
+                        "log-archive-removed" | "package-upgraded" | "package-managed-change"
+                    ),
+                "{id}: {:?}",
+                e.severity
+            );
         }
     }
 
@@ -1746,5 +1888,138 @@ action = ["modified"]
                 "docs/rules.md has no table row for built-in rule {id:?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod package_tests {
+    use super::*;
+    use crate::event::*;
+
+    fn file_ev(path: &str, package: Option<PackageRef>, checksum: Option<&str>) -> Event {
+        let mut details = serde_json::Map::new();
+        if let Some(c) = checksum {
+            details.insert("package_checksum".into(), c.into());
+        }
+        Event {
+            schema: SCHEMA,
+            seq: 0,
+            time: "t".into(),
+            host: "h".into(),
+            kind: "file",
+            action: "modified".into(),
+            severity: Severity::Info,
+            alert: false,
+            rules: vec![],
+            mitre: vec![],
+            pci: vec![],
+            tags: vec![],
+            body: Body::File(Box::new(FileChange {
+                path: path.into(),
+                target_path: None,
+                file: FileInfo::default(),
+                before: None,
+                after: None,
+                fields_changed: vec![],
+                diff: None,
+                watch: None,
+                package,
+                process: Process::default().into(),
+                source: Source {
+                    tier: "tracepoint",
+                    syscall: "write",
+                    decided_by: "inode",
+                },
+                details,
+                related: vec![],
+            })),
+        }
+    }
+
+    fn owned(managed: bool) -> Option<PackageRef> {
+        Some(PackageRef {
+            manager: "dpkg",
+            name: Some("openssh-server".into()),
+            managed,
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn a_package_operation_caps_severity_and_clears_the_alert() {
+        let set = RuleSet::builtin();
+        let mut by_dpkg = file_ev("/etc/ssh/sshd_config", owned(true), None);
+        set.evaluate(&mut by_dpkg);
+        assert_eq!(by_dpkg.severity, Severity::Low, "{:?}", by_dpkg.rules);
+        assert!(!by_dpkg.alert);
+        assert!(by_dpkg.rules.contains(&"ssh-server-config".to_string()));
+        assert!(by_dpkg
+            .rules
+            .contains(&"package-managed-change".to_string()));
+        let mut by_hand = file_ev("/etc/ssh/sshd_config", owned(false), Some("mismatch"));
+        set.evaluate(&mut by_hand);
+        assert_eq!(by_hand.severity, Severity::High);
+        assert!(by_hand.alert);
+        // Configuration files are edited by hand: /etc is not a mismatch alert.
+        assert!(!by_hand
+            .rules
+            .contains(&"packaged-file-mismatch".to_string()));
+        let mut binary = file_ev("/usr/sbin/sshd", owned(false), Some("mismatch"));
+        set.evaluate(&mut binary);
+        assert!(binary.rules.contains(&"packaged-file-mismatch".to_string()));
+        assert_eq!(binary.severity, Severity::High);
+        let mut fine = file_ev("/usr/sbin/sshd", owned(false), Some("match"));
+        set.evaluate(&mut fine);
+        assert!(!fine.rules.contains(&"packaged-file-mismatch".to_string()));
+    }
+
+    #[test]
+    fn package_conditions_match_package_and_file_events() {
+        let set = RuleSet::parse(
+            "[[rule]]\nid = \"ssh-pkg\"\nseverity = \"high\"\n[rule.match]\npackage = [\"openssh-*\"]\n\n[[rule]]\nid = \"cap\"\nmax_severity = \"medium\"\n[rule.match]\nkind = [\"package\"]\naction = [\"package_removed\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let mut f = file_ev("/x", owned(false), None);
+        set.evaluate(&mut f);
+        assert_eq!(f.rules, ["ssh-pkg"]);
+        let mut unowned = file_ev("/x", None, None);
+        set.evaluate(&mut unowned);
+        assert!(unowned.rules.is_empty());
+        let mut p = Event {
+            kind: "package",
+            action: "package_removed".into(),
+            body: Body::Package(Box::new(PackageChange {
+                package: PackageInfo {
+                    manager: "dpkg",
+                    name: "openssh-server".into(),
+                    ..Default::default()
+                },
+                path: "/var/lib/dpkg/status".into(),
+                process: None,
+                source: Source {
+                    tier: "scan",
+                    syscall: "inventory",
+                    decided_by: "database",
+                },
+                details: Default::default(),
+            })),
+            ..file_ev("/x", None, None)
+        };
+        set.evaluate(&mut p);
+        assert_eq!(p.rules, ["ssh-pkg", "cap"]);
+        assert_eq!(p.severity, Severity::Medium);
+        let e = RuleSet::parse(
+            "[[rule]]\nid = \"x\"\nmax_severity = \"lowest\"\n[rule.match]\nkind = [\"file\"]\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = RuleSet::parse(
+            "[[rule]]\nid = \"x\"\n[rule.match]\npackage_checksum = [\"bad\"]\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("package_checksum verdict"), "{e}");
     }
 }

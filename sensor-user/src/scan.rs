@@ -407,6 +407,7 @@ pub fn finding_event(
             fields_changed: finding.fields_changed,
             diff: None,
             watch,
+            package: None,
             process,
             source: Source {
                 tier: "scan",

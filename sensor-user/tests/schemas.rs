@@ -13,8 +13,8 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use vigil::event::{
-    Body, Event, FileChange, FileInfo, FileState, ParentProcess, Process, Related, SensorInfo,
-    Severity, Source, SCHEMA,
+    Body, Event, FileChange, FileInfo, FileState, PackageChange, PackageInfo, PackageRef,
+    ParentProcess, Process, Related, SensorInfo, Severity, Source, SCHEMA,
 };
 use vigil::schema::{ecs, ocsf, render, Format};
 
@@ -120,6 +120,7 @@ fn file_event(seq: u64, action: &str, path: &str, change: impl FnOnce(&mut FileC
         fields_changed: Vec::new(),
         diff: None,
         watch: Some("/etc".into()),
+        package: None,
         process: process().into(),
         source: Source {
             tier: "tracepoint",
@@ -165,7 +166,130 @@ fn sensor_event(seq: u64, action: &str, info: SensorInfo) -> Event {
     }
 }
 
+fn package_event(seq: u64, action: &str, package: PackageInfo, attributed: bool) -> Event {
+    let mut details = Map::new();
+    if attributed {
+        details.insert("db_seq".into(), json!(seq - 1));
+    } else {
+        details.insert("unattributed".into(), json!(true));
+    }
+    Event {
+        schema: SCHEMA,
+        seq,
+        time: T0.into(),
+        host: "web-1".into(),
+        kind: "package",
+        action: action.into(),
+        severity: Severity::Low,
+        alert: false,
+        rules: vec!["package-installed".into()],
+        mitre: Vec::new(),
+        pci: vec!["12.5.1".into()],
+        tags: vec!["inventory".into()],
+        body: Body::Package(Box::new(PackageChange {
+            package,
+            path: "/var/lib/dpkg/status".into(),
+            process: attributed.then(|| {
+                Process {
+                    exe: Some("/usr/bin/dpkg".into()),
+                    comm: "dpkg".into(),
+                    ..process()
+                }
+                .into()
+            }),
+            source: Source {
+                tier: if attributed { "tracepoint" } else { "scan" },
+                syscall: "inventory",
+                decided_by: "database",
+            },
+            details,
+        })),
+    }
+}
+
 fn samples() -> Vec<(&'static str, Event)> {
+    let installed = package_event(
+        21,
+        "package_installed",
+        PackageInfo {
+            manager: "dpkg",
+            name: "nginx".into(),
+            version: Some("1.22.1-9".into()),
+            architecture: Some("amd64".into()),
+            status: Some("installed".into()),
+            ..Default::default()
+        },
+        true,
+    );
+    let removed = package_event(
+        22,
+        "package_removed",
+        PackageInfo {
+            manager: "dpkg",
+            name: "auditd".into(),
+            previous_version: Some("1:3.0.9-1".into()),
+            architecture: Some("amd64".into()),
+            previous_status: Some("installed".into()),
+            ..Default::default()
+        },
+        false,
+    );
+    let upgraded = package_event(
+        23,
+        "package_upgraded",
+        PackageInfo {
+            manager: "dpkg",
+            name: "openssl".into(),
+            version: Some("3.0.15-1~deb12u1".into()),
+            previous_version: Some("3.0.14-1~deb12u2".into()),
+            architecture: Some("amd64".into()),
+            status: Some("installed".into()),
+            previous_status: Some("installed".into()),
+        },
+        true,
+    );
+    let packaged = file_event(24, "modified", "/usr/sbin/nginx", |f| {
+        f.package = Some(PackageRef {
+            manager: "dpkg",
+            name: Some("nginx".into()),
+            version: Some("1.22.1-9".into()),
+            architecture: Some("amd64".into()),
+            managed: true,
+            manager_pid: Some(4242),
+            manager_exe: Some("/usr/bin/dpkg".into()),
+        });
+        f.after = Some(state(1200, "0755", BLAKE3_NEW, None));
+    });
+    let mismatch = file_event(25, "modified", "/usr/bin/ls", |f| {
+        f.package = Some(PackageRef {
+            manager: "dpkg",
+            name: Some("coreutils".into()),
+            version: Some("9.1-1".into()),
+            architecture: Some("amd64".into()),
+            managed: false,
+            ..Default::default()
+        });
+        f.details
+            .insert("package_checksum".into(), json!("mismatch"));
+        f.after = Some(state(1200, "0755", BLAKE3_NEW, None));
+    });
+    let unavailable = sensor_event(
+        26,
+        "daemon_watch_unavailable",
+        SensorInfo {
+            watcher: Some("systemd"),
+            message: Some("systemd is not the init system".into()),
+            ..Default::default()
+        },
+    );
+    let recorded = sensor_event(
+        27,
+        "inventory_recorded",
+        SensorInfo {
+            packages: Some(1432),
+            ..Default::default()
+        },
+    );
     let created = file_event(2, "created", "/etc/cron.d/backup", |f| {
         f.source.syscall = "openat";
         f.after = Some(state(120, "0644", BLAKE3_NEW, Some(SHA256_NEW)));
@@ -316,6 +440,13 @@ fn samples() -> Vec<(&'static str, Event)> {
         ("health", health),
         ("stop", stop),
         ("heartbeat", heartbeat),
+        ("package_installed", installed),
+        ("package_removed", removed),
+        ("package_upgraded", upgraded),
+        ("package_managed_file", packaged),
+        ("package_mismatch_file", mismatch),
+        ("daemon_watch_unavailable", unavailable),
+        ("inventory_recorded", recorded),
     ]
 }
 
@@ -1086,4 +1217,54 @@ fn ecs_event_content() {
         "record too short: 12 bytes"
     );
     assert_eq!(all["health"]["event"]["kind"], "state");
+}
+
+#[test]
+fn package_events_map_to_software_inventory_and_package_fields() {
+    let o: BTreeMap<&str, Value> = ocsf_samples().into_iter().map(|(n, _, v)| (n, v)).collect();
+    let inst = &o["package_installed"];
+    assert_eq!(inst["class_uid"], 5020, "{inst:#}");
+    assert_eq!(inst["type_uid"], 502001, "{inst:#}");
+    assert_eq!(inst["metadata"]["event_code"], "package_installed");
+    assert_eq!(inst["package"]["name"], "nginx");
+    assert_eq!(inst["package"]["version"], "1.22.1-9");
+    assert_eq!(
+        inst["actor"]["process"]["file"]["path"], "/usr/bin/dpkg",
+        "{inst:#}"
+    );
+    // A removed package is described as it was (version is required).
+    let rm = &o["package_removed"];
+    assert_eq!(rm["package"]["version"], "1:3.0.9-1", "{rm:#}");
+    assert!(rm.get("actor").is_none(), "{rm:#}");
+    assert_eq!(rm["unmapped"]["details"]["unattributed"], true, "{rm:#}");
+    let up = &o["package_upgraded"];
+    assert_eq!(
+        up["unmapped"]["package"]["previous_version"],
+        "3.0.14-1~deb12u2"
+    );
+    assert_eq!(
+        o["package_managed_file"]["unmapped"]["package"]["managed"],
+        true
+    );
+
+    let e = ecs_samples();
+    let inst = &e["package_installed"];
+    assert_eq!(inst["event"]["category"], json!(["package"]), "{inst:#}");
+    assert_eq!(inst["event"]["type"], json!(["installation"]));
+    assert_eq!(inst["event"]["dataset"], "vigil.package");
+    assert_eq!(inst["package"]["name"], "nginx");
+    assert_eq!(inst["process"]["executable"], "/usr/bin/dpkg");
+    assert_eq!(e["package_removed"]["event"]["type"], json!(["deletion"]));
+    assert_eq!(e["package_upgraded"]["event"]["type"], json!(["change"]));
+    assert_eq!(
+        e["package_upgraded"]["vigil"]["package"]["previous_version"],
+        "3.0.14-1~deb12u2"
+    );
+    let f = &e["package_mismatch_file"];
+    assert_eq!(f["package"]["name"], "coreutils", "{f:#}");
+    assert_eq!(f["vigil"]["package"]["managed"], false, "{f:#}");
+    assert_eq!(
+        f["vigil"]["details"]["package_checksum"], "mismatch",
+        "{f:#}"
+    );
 }

@@ -669,6 +669,7 @@ impl Attributor {
                 fields_changed: Vec::new(),
                 diff: None,
                 watch,
+                package: None,
                 process,
                 source: Source {
                     tier: tier_name(f.tier),

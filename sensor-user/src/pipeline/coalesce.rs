@@ -259,6 +259,7 @@ mod tests {
                 fields_changed: vec![],
                 diff: None,
                 watch: None,
+                package: None,
                 process: Process {
                     pid,
                     ..Default::default()

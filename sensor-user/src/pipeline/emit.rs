@@ -121,6 +121,18 @@ impl Emitter {
         &self.host
     }
 
+    /// The journal's store connection, for stages that keep state in the
+    /// store in step with the events they emit (the software inventory).
+    /// Writes join the journal's open transaction.
+    pub fn store(&self) -> Option<&crate::store::Store> {
+        self.journal.as_ref().map(|j| &j.store)
+    }
+
+    /// The `seq` of the last event emitted.
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Applies the rules, numbers the event and hands it to every sink. A sink
     /// that fails is reported in a `health` event; the event still reaches the others.
     pub fn emit(&mut self, ev: Event) -> Result<()> {

@@ -40,6 +40,8 @@ pub struct Settings {
     pub seed_roots: Vec<(PathBuf, bool)>,
     /// Files that may only grow (`details.append_only` on their changes).
     pub append_only: GlobSet,
+    /// The software inventory and package labelling stage; None: off.
+    pub inventory: Option<crate::inventory::Settings>,
 }
 
 impl Settings {
@@ -65,6 +67,20 @@ impl Settings {
                 .map(|r| (r.path.clone(), r.recursive))
                 .collect(),
             append_only: c.append_only.clone(),
+            inventory: c.inventory.enabled.then(|| {
+                let status = &c.inventory.dpkg_status;
+                crate::inventory::Settings {
+                    // Only a watched database is seen changing.
+                    inventory: p.root_for(status, Some(false)).is_some(),
+                    label: true,
+                    checksum: c.inventory.checksum,
+                    daemons: c.inventory.daemons,
+                    dpkg_status: status.clone(),
+                    managers: c.inventory.package_managers.clone(),
+                    scope: p.roots.iter().map(|r| r.path.clone()).collect(),
+                    max_size: c.hash.max_size,
+                }
+            }),
         }
     }
 }
@@ -117,6 +133,10 @@ impl Pipeline {
             .name("vigil-settle".into())
             .spawn(move || {
                 let mut s = Settle::new(settings, emitter, jobs);
+                s.inventory =
+                    s.s.inventory
+                        .clone()
+                        .map(|i| crate::inventory::Stage::new(i, s.emitter.host().to_string()));
                 let r = s.run(rx, done_rx, seed_rx);
                 drop(s);
                 for w in workers {
@@ -184,6 +204,8 @@ struct Settle {
     /// Findings dropped as superseded, per scan id, until the scan's
     /// `scan_finished` passes and carries the count.
     superseded: HashMap<i64, u64>,
+    /// The derived stage: package labels, inventory events.
+    inventory: Option<crate::inventory::Stage>,
 }
 
 /// How long a realtime event can supersede a scan finding: far longer than
@@ -213,6 +235,7 @@ impl Settle {
             changed_at: HashMap::new(),
             last_prune: Instant::now(),
             superseded: HashMap::new(),
+            inventory: None,
         }
     }
 
@@ -437,7 +460,67 @@ impl Settle {
             let p = self.queue.pop_front().expect("front exists");
             self.first_id += 1;
             let ev = self.finish(p);
-            self.emitter.emit(ev)?;
+            self.emit(ev)?;
+        }
+        Ok(())
+    }
+
+    /// Emits one event, with the inventory stage around it: the package
+    /// label before the rules see it; after it, the events it derives (the
+    /// inventory compared at `start`, the package changes after a change of
+    /// the package database), in order right behind it.
+    fn emit(&mut self, mut ev: Event) -> Result<()> {
+        let Some(stage) = self.inventory.as_mut() else {
+            return self.emitter.emit(ev);
+        };
+        stage.label(&mut ev);
+        let db = stage
+            .is_db_change(&ev)
+            .then(|| ev.file().map(|f| (f.process.clone(), f.source.tier)))
+            .flatten();
+        let start = ev.kind == "sensor" && ev.action == "start";
+        self.emitter.emit(ev)?;
+        let mut trouble = Vec::new();
+        let derived = if start {
+            let stored = match self.emitter.store().map(|s| s.inventory("dpkg")) {
+                Some(Ok(inv)) => inv,
+                Some(Err(e)) => {
+                    trouble.push(format!("cannot read the stored software inventory, so changes made while the sensor was down are not reported: {e}"));
+                    None
+                }
+                None => None,
+            };
+            stage.start(stored, self.emitter.store().is_some())
+        } else if let Some((process, tier)) = db {
+            stage.db_changed(self.emitter.last_seq(), process, tier)
+        } else {
+            return Ok(());
+        };
+        for e in derived.events {
+            self.emitter.emit(e)?;
+        }
+        if let Some(store) = self.emitter.store() {
+            let r = match &derived.recorded {
+                Some(inv) => store.record_inventory("dpkg", inv),
+                None if !derived.changes.is_empty() => {
+                    store.update_inventory("dpkg", &derived.changes)
+                }
+                None => Ok(()),
+            };
+            if let Err(e) = r {
+                trouble.push(format!("the software inventory could not be stored; the next start may report these changes again: {e}"));
+            }
+        }
+        for message in trouble {
+            let host = self.emitter.host().to_string();
+            self.emitter.emit(emit::sensor_event(
+                &host,
+                "error",
+                crate::event::SensorInfo {
+                    message: Some(message),
+                    ..Default::default()
+                },
+            ))?;
         }
         Ok(())
     }
@@ -568,6 +651,7 @@ mod tests {
             secret: GlobSet::empty(),
             seed_roots: Vec::new(),
             append_only: GlobSet::empty(),
+            inventory: None,
         }
     }
 
@@ -598,6 +682,7 @@ mod tests {
                 fields_changed: vec![],
                 diff: None,
                 watch: None,
+                package: None,
                 process: Process::default().into(),
                 source: Source {
                     tier,

@@ -13,7 +13,9 @@
 //! absent value is `None`/null and is pruned), or under `vigil` when ECS has no
 //! field for it.
 use super::{attack_ids, extension, file_name, parent_dir, prune};
-use crate::event::{Body, Event, FileChange, FileState, Process, SensorInfo, Severity};
+use crate::event::{
+    Body, Event, FileChange, FileState, PackageChange, Process, SensorInfo, Severity,
+};
 use serde_json::{json, Value};
 
 /// The ECS version written to `ecs.version`.
@@ -54,6 +56,18 @@ pub fn file_type(action: &str) -> (&'static [&'static str], &'static [&'static s
     (FILE, t)
 }
 
+/// `event.category` and `event.type` for a native package action.
+pub fn package_type(action: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    const PACKAGE: &[&str] = &["package"];
+    let t: &'static [&'static str] = match action {
+        "package_installed" => &["installation"],
+        "package_removed" => &["deletion"],
+        "package_upgraded" | "package_downgraded" | "package_changed" => &["change"],
+        _ => &["info"],
+    };
+    (PACKAGE, t)
+}
+
 /// `event.category` and `event.type` for a native sensor action.
 pub fn sensor_type(action: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match action {
@@ -82,10 +96,12 @@ const ECS_HASHES: [&str; 6] = ["md5", "sha1", "sha256", "sha384", "sha512", "ssd
 pub fn map(ev: &Event) -> Value {
     let (category, types) = match &ev.body {
         Body::File(_) => file_type(&ev.action),
+        Body::Package(_) => package_type(&ev.action),
         Body::Sensor(_) => sensor_type(&ev.action),
     };
     let dataset = match &ev.body {
         Body::File(_) => "vigil.file",
+        Body::Package(_) => "vigil.package",
         Body::Sensor(_) => "vigil.sensor",
     };
     let (techniques, subtechniques) = attack_ids(&ev.mitre);
@@ -121,6 +137,7 @@ pub fn map(ev: &Event) -> Value {
     let obj = out.as_object_mut().expect("object");
     match &ev.body {
         Body::File(f) => file_change(&ev.action, f, obj),
+        Body::Package(p) => package_change(p, obj),
         Body::Sensor(s) => sensor(s, obj),
     }
     prune(out)
@@ -180,17 +197,14 @@ fn file_change(action: &str, f: &FileChange, out: &mut serde_json::Map<String, V
         }),
     );
     let p = &f.process;
-    out.insert("process".into(), process(p));
-    out.insert(
-        "user".into(),
-        json!({
-            "id": p.uid.to_string(),
-            "name": p.user,
-            "group": { "id": p.gid.to_string(), "name": p.group },
-            "effective": { "id": p.euid.to_string(), "group": { "id": p.egid.to_string() } },
-        }),
-    );
-    out.insert("container".into(), json!({ "id": p.container_id }));
+    process_and_user(p, out);
+    // The package that owns the file (ECS package.*: an installed package).
+    if let Some(pk) = &f.package {
+        out.insert(
+            "package".into(),
+            json!({ "name": pk.name, "version": pk.version, "architecture": pk.architecture }),
+        );
+    }
     let v = out["vigil"].as_object_mut().expect("object");
     if f.target_path.is_some() {
         v.insert("path".into(), json!(f.path));
@@ -214,6 +228,15 @@ fn file_change(action: &str, f: &FileChange, out: &mut serde_json::Map<String, V
     v.insert("details".into(), json!(f.details));
     v.insert("related".into(), json!(f.related));
     v.insert(
+        "package".into(),
+        json!(f.package.as_ref().map(|pk| json!({
+            "manager": pk.manager,
+            "managed": pk.managed,
+            "manager_pid": pk.manager_pid,
+            "manager_exe": pk.manager_exe,
+        }))),
+    );
+    v.insert(
         "process".into(),
         json!({
             "login_uid": p.login_uid,
@@ -224,6 +247,64 @@ fn file_change(action: &str, f: &FileChange, out: &mut serde_json::Map<String, V
             "ancestry": p.ancestry,
         }),
     );
+}
+
+fn process_and_user(p: &Process, out: &mut serde_json::Map<String, Value>) {
+    out.insert("process".into(), process(p));
+    out.insert(
+        "user".into(),
+        json!({
+            "id": p.uid.to_string(),
+            "name": p.user,
+            "group": { "id": p.gid.to_string(), "name": p.group },
+            "effective": { "id": p.euid.to_string(), "group": { "id": p.egid.to_string() } },
+        }),
+    );
+    out.insert("container".into(), json!({ "id": p.container_id }));
+}
+
+fn package_change(c: &PackageChange, out: &mut serde_json::Map<String, Value>) {
+    out["event"]["outcome"] = json!("success");
+    let pk = &c.package;
+    out.insert(
+        "package".into(),
+        json!({
+            "name": pk.name,
+            // ECS describes the package as it is now; a removed one as it was.
+            "version": pk.version.as_ref().or(pk.previous_version.as_ref()),
+            "architecture": pk.architecture,
+        }),
+    );
+    if let Some(p) = &c.process {
+        process_and_user(p, out);
+    }
+    let v = out["vigil"].as_object_mut().expect("object");
+    v.insert(
+        "package".into(),
+        json!({
+            "manager": pk.manager,
+            "version": pk.version,
+            "previous_version": pk.previous_version,
+            "status": pk.status,
+            "previous_status": pk.previous_status,
+        }),
+    );
+    v.insert("path".into(), json!(c.path));
+    v.insert("source".into(), json!(c.source));
+    v.insert("details".into(), json!(c.details));
+    if let Some(p) = &c.process {
+        v.insert(
+            "process".into(),
+            json!({
+                "login_uid": p.login_uid,
+                "login_user": p.login_user,
+                "session_id": p.session_id,
+                "cgroup_id": p.cgroup_id,
+                "mnt_ns": p.mnt_ns,
+                "ancestry": p.ancestry,
+            }),
+        );
+    }
 }
 
 fn native_state(s: &FileState) -> Value {
@@ -284,6 +365,8 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>) {
     }
     v.insert("blind_spot".into(), json!(s.blind_spot));
     v.insert("subject_pid".into(), json!(s.subject_pid));
+    v.insert("packages".into(), json!(s.packages));
+    v.insert("watcher".into(), json!(s.watcher));
 }
 
 #[cfg(test)]

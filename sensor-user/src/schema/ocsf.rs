@@ -1,6 +1,8 @@
 //! OCSF 1.4.0 mapping.
 //!
-//! File events become File System Activity (class 1001, System Activity).
+//! File events become File System Activity (class 1001, System Activity);
+//! package events Software Inventory Info (5020, Discovery) with activity
+//! Log and the native action in `metadata.event_code`.
 //! Sensor events become Application Lifecycle (6002: start, stop, health) or
 //! Application Error (6008: gap, error). Native fields without an OCSF
 //! attribute go to `unmapped`, in their native shape and names. See the "OCSF
@@ -11,7 +13,9 @@
 //! absent value is `None`/null and is pruned), or to `unmapped` when OCSF has
 //! no attribute for it.
 use super::{epoch_ms, extension, file_name, parent_dir, prune};
-use crate::event::{Body, Event, FileChange, FileState, Process, SensorInfo, Severity};
+use crate::event::{
+    Body, Event, FileChange, FileState, PackageChange, Process, SensorInfo, Severity,
+};
 use serde_json::{json, Value};
 
 /// The OCSF version written to `metadata.version`.
@@ -45,6 +49,12 @@ pub const APPLICATION_ERROR: Class = Class {
     name: "Application Error",
     category_uid: 6,
     category_name: "Application Activity",
+};
+pub const SOFTWARE_INVENTORY: Class = Class {
+    uid: 5020,
+    name: "Software Inventory Info",
+    category_uid: 5,
+    category_name: "Discovery",
 };
 
 /// `activity_id` and its caption for a native file action.
@@ -114,6 +124,9 @@ pub fn map(ev: &Event) -> Value {
             let (id, caption) = file_activity(&ev.action);
             (FILE_ACTIVITY, id, caption)
         }
+        // OCSF has no install/remove activities: Log, with the native action
+        // in metadata.event_code.
+        Body::Package(_) => (SOFTWARE_INVENTORY, 1, "Log"),
         Body::Sensor(_) => sensor_activity(&ev.action),
     };
     // For Other, activity_name carries the source's own name for the activity.
@@ -164,7 +177,7 @@ pub fn map(ev: &Event) -> Value {
     let obj = out.as_object_mut().expect("object");
     // The security_control profile carries the rule verdict: on every file
     // event (the rules saw it), on a sensor event only when a rule set it.
-    if matches!(ev.body, Body::File(_)) || ev.alert || !attacks.is_empty() {
+    if !matches!(ev.body, Body::Sensor(_)) || ev.alert || !attacks.is_empty() {
         profiles.push("security_control");
         let sc = json!({
             "is_alert": ev.alert,
@@ -181,6 +194,12 @@ pub fn map(ev: &Event) -> Value {
         Body::File(f) => {
             file_change(f, obj, &mut unmapped);
             if f.process.container_id.is_some() {
+                profiles.push("container");
+            }
+        }
+        Body::Package(p) => {
+            package_change(p, obj, &mut unmapped);
+            if p.process.as_ref().is_some_and(|p| p.container_id.is_some()) {
                 profiles.push("container");
             }
         }
@@ -248,6 +267,7 @@ fn file_change(f: &FileChange, out: &mut serde_json::Map<String, Value>, unmappe
     u.insert("source".into(), json!(f.source));
     u.insert("details".into(), json!(f.details));
     u.insert("related".into(), json!(f.related));
+    u.insert("package".into(), json!(f.package));
     u.insert(
         "process".into(),
         json!({
@@ -262,6 +282,61 @@ fn file_change(f: &FileChange, out: &mut serde_json::Map<String, Value>, unmappe
             "mnt_ns": p.mnt_ns,
         }),
     );
+}
+
+fn package_change(
+    c: &PackageChange,
+    out: &mut serde_json::Map<String, Value>,
+    unmapped: &mut Value,
+) {
+    let p = &c.package;
+    out.insert(
+        "package".into(),
+        json!({
+            "name": p.name,
+            // Required: the version installed, or the one removed.
+            "version": p.version.as_ref().or(p.previous_version.as_ref()),
+            "architecture": p.architecture,
+        }),
+    );
+    if let Some(proc_) = &c.process {
+        out.insert(
+            "actor".into(),
+            json!({ "process": process(proc_), "user": user(proc_.uid, &proc_.user) }),
+        );
+    }
+    out.insert("status_id".into(), json!(1));
+    out.insert("status".into(), json!("Success"));
+    let u = unmapped.as_object_mut().expect("object");
+    u.insert(
+        "package".into(),
+        json!({
+            "manager": p.manager,
+            "version": p.version,
+            "previous_version": p.previous_version,
+            "status": p.status,
+            "previous_status": p.previous_status,
+        }),
+    );
+    u.insert("path".into(), json!(c.path));
+    u.insert("source".into(), json!(c.source));
+    u.insert("details".into(), json!(c.details));
+    if let Some(p) = &c.process {
+        u.insert(
+            "process".into(),
+            json!({
+                "gid": p.gid,
+                "group": p.group,
+                "euid": p.euid,
+                "egid": p.egid,
+                "login_uid": p.login_uid,
+                "login_user": p.login_user,
+                "session_id": p.session_id,
+                "cgroup_id": p.cgroup_id,
+                "mnt_ns": p.mnt_ns,
+            }),
+        );
+    }
 }
 
 fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>, unmapped: &mut Value) {
@@ -292,6 +367,8 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>, unmapped: &m
     }
     u.insert("blind_spot".into(), json!(s.blind_spot));
     u.insert("subject_pid".into(), json!(s.subject_pid));
+    u.insert("packages".into(), json!(s.packages));
+    u.insert("watcher".into(), json!(s.watcher));
 }
 
 /// An OCSF `file` object for `path` with what is known of its state.

@@ -122,6 +122,24 @@ CREATE TABLE registry (
     PRIMARY KEY (key, value)
 ) WITHOUT ROWID;
 "#,
+    // 4: the software inventory as last reported (docs/inventory.md): what
+    // the next start compares the package database with.
+    r#"
+CREATE TABLE packages (
+    manager     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    arch        TEXT NOT NULL,
+    version     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (manager, name, arch)
+) WITHOUT ROWID;
+CREATE TABLE inventories (
+    manager     TEXT PRIMARY KEY,
+    recorded_at TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The context of the baseline row MAC's subkey (`blake3::derive_key`).
@@ -782,6 +800,116 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    // -- software inventory -----------------------------------------------
+
+    /// The inventory of `manager` as last reported, or None if none was
+    /// ever recorded.
+    pub fn inventory(&self, manager: &str) -> Result<Option<crate::inventory::Inventory>> {
+        let recorded: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT recorded_at FROM inventories WHERE manager = ?1",
+                [manager],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if recorded.is_none() {
+            return Ok(None);
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name, arch, version, status FROM packages WHERE manager = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([manager], |r| {
+                Ok((
+                    crate::inventory::Key {
+                        name: r.get(0)?,
+                        arch: r.get(1)?,
+                    },
+                    crate::inventory::Pkg {
+                        version: r.get(2)?,
+                        status: r.get(3)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = crate::inventory::Inventory::new();
+        for row in rows {
+            let (k, p) = row.map_err(|e| self.err(e))?;
+            out.insert(k, p);
+        }
+        Ok(Some(out))
+    }
+
+    /// Records a whole inventory (the first one), replacing any other.
+    pub fn record_inventory(&self, manager: &str, inv: &crate::inventory::Inventory) -> Result<()> {
+        let at = now();
+        self.conn
+            .execute("DELETE FROM packages WHERE manager = ?1", [manager])
+            .map_err(|e| self.err(e))?;
+        for (k, p) in inv {
+            self.put_package(manager, k, Some(p), &at)?;
+        }
+        self.conn
+            .execute(
+                "INSERT INTO inventories (manager, recorded_at, updated_at) VALUES (?1, ?2, ?2)
+                 ON CONFLICT(manager) DO UPDATE SET recorded_at = ?2, updated_at = ?2",
+                params![manager, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Applies reported changes to the stored inventory.
+    pub fn update_inventory(
+        &self,
+        manager: &str,
+        changes: &[crate::inventory::Change],
+    ) -> Result<()> {
+        let at = now();
+        for c in changes {
+            self.put_package(manager, &c.key, c.after.as_ref(), &at)?;
+        }
+        self.conn
+            .execute(
+                "UPDATE inventories SET updated_at = ?2 WHERE manager = ?1",
+                params![manager, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn put_package(
+        &self,
+        manager: &str,
+        k: &crate::inventory::Key,
+        p: Option<&crate::inventory::Pkg>,
+        at: &str,
+    ) -> Result<()> {
+        let r = match p {
+            Some(p) => self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO packages (manager, name, arch, version, status, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT(manager, name, arch) DO UPDATE
+                     SET version = ?4, status = ?5, updated_at = ?6",
+                )
+                .and_then(|mut st| {
+                    st.execute(params![manager, k.name, k.arch, p.version, p.status, at])
+                }),
+            None => self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM packages WHERE manager = ?1 AND name = ?2 AND arch = ?3",
+                )
+                .and_then(|mut st| st.execute(params![manager, k.name, k.arch])),
+        };
+        r.map(|_| ()).map_err(|e| self.err(e))
+    }
+
     // -- journal ------------------------------------------------------------
 
     /// Appends an emitted event; returns its journal sequence number.
@@ -808,7 +936,8 @@ impl Store {
                     ev.time,
                     ev.kind,
                     ev.action,
-                    f.map(|f| f.source.tier),
+                    f.map(|f| f.source.tier)
+                        .or(ev.package().map(|p| p.source.tier)),
                     f.map(|f| f.path.as_str()),
                     f.and_then(|f| f.target_path.as_deref()),
                     ev.severity.as_str(),

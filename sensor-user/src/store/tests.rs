@@ -44,6 +44,7 @@ fn event(path: &str, tier: &'static str) -> Event {
             fields_changed: vec![],
             diff: None,
             watch: None,
+            package: None,
             process: std::sync::Arc::new(Process::default()),
             source: Source {
                 tier,

@@ -15,7 +15,8 @@ import yaml
 
 FIELD_SETS = {
     "@timestamp", "agent", "container", "ecs", "error", "event", "file",
-    "group", "host", "labels", "message", "process", "rule", "tags", "user",
+    "group", "host", "labels", "message", "package", "process", "rule", "tags",
+    "user",
 }
 # threat.* is large (indicator and enrichments); keep the ATT&CK parts.
 PREFIXES = ("threat.framework", "threat.tactic.", "threat.technique.")

@@ -14,10 +14,10 @@ import json
 import os
 import sys
 
-CLASSES = ["file_activity", "application_lifecycle", "application_error"]
+CLASSES = ["file_activity", "application_lifecycle", "application_error", "software_info"]
 OBJECTS = [
     "actor", "attack", "container", "device", "file", "fingerprint", "group",
-    "metadata", "object", "process", "process_entity", "product", "sub_technique", "tactic",
+    "metadata", "object", "package", "process", "process_entity", "product", "sub_technique", "tactic",
     "technique", "user",
 ]
 
