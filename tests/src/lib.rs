@@ -9,6 +9,11 @@ use std::time::{Duration, Instant};
 /// How long to wait for an event before failing a test.
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// How long to wait for the start event: loading and verifying ~100 eBPF
+/// programs takes 4-5 s on an idle 2-core machine, several times that while
+/// four tests start sensors at once.
+pub const START_WAIT: Duration = Duration::from_secs(90);
+
 /// The `vigil` binary next to this test executable (built by `cargo xtask test`),
 /// or `$VIGIL_BIN`.
 pub fn vigil_bin() -> PathBuf {
@@ -80,7 +85,10 @@ impl Sensor {
             if let Ok(Some(status)) = s.child.try_wait() {
                 panic!("vigil {args:?} exited before its start event: {status}");
             }
-            assert!(start.elapsed() < WAIT, "no start event within {WAIT:?}");
+            assert!(
+                start.elapsed() < START_WAIT,
+                "no start event within {START_WAIT:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         s
@@ -106,14 +114,19 @@ impl Sensor {
 
     /// Waits until an event matches, and returns it.
     pub fn wait_for(&self, pred: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_within(WAIT, pred)
+    }
+
+    /// [`Sensor::wait_for`] with its own limit (e.g. [`START_WAIT`]).
+    pub fn wait_for_within(&self, limit: Duration, pred: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
         loop {
             if let Some(e) = self.events().into_iter().find(|e| pred(e)) {
                 return e;
             }
             assert!(
-                start.elapsed() < WAIT,
-                "no matching event within {WAIT:?}; events: {:#?}",
+                start.elapsed() < limit,
+                "no matching event within {limit:?}; events: {:#?}",
                 self.events()
             );
             std::thread::sleep(Duration::from_millis(50));

@@ -1,7 +1,7 @@
 //! The sensor as a process: start and stop events, its own output, errors.
 use std::os::unix::process::CommandExt;
 use std::process::Command;
-use vigil_tests::{vigil_bin, Sensor};
+use vigil_tests::{vigil_bin, Sensor, START_WAIT};
 
 const TESTOP: &str = env!("CARGO_BIN_EXE_vigil-testop");
 
@@ -383,7 +383,7 @@ fn a_killed_run_is_named_by_verify_and_the_restart_chains_anew() {
     let mut second = Sensor::start(&args, Some(feed.clone()));
     // The harness found the first run's start; wait for this one's.
     let me = second.child.id();
-    second.wait_for(|e| e["action"] == "start" && e["pid"] == me);
+    second.wait_for_within(START_WAIT, |e| e["action"] == "start" && e["pid"] == me);
     assert!(second.stop().success());
     let out = Command::new(vigil_bin())
         .arg("verify")
