@@ -263,11 +263,10 @@ fn fuzz(args: &[String]) -> Result<()> {
         match a.as_str() {
             "--seconds" => {
                 let v = it.next().context("--seconds needs a number")?;
-                seconds = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .with_context(|| format!("--seconds {v:?}: a positive number of seconds"))?;
+                seconds =
+                    v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("--seconds {v:?}: a positive number of seconds")
+                    })?;
             }
             t if FUZZ_TARGETS.contains(&t) => targets.push(t),
             other => bail!(
