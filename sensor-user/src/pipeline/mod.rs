@@ -200,6 +200,12 @@ struct Settle {
     /// at or after that moment). Pruned of entries older than
     /// [`CHANGED_AT_KEEP`].
     changed_at: HashMap<String, Instant>,
+    /// Paths mapped shared and writable whose write session has not closed:
+    /// their digests are never reused. Stores through a mapping need not move
+    /// mtime or ctime (tmpfs never does; other file systems only at the first
+    /// write fault after writeback), so "same metadata" does not mean "same
+    /// content" there (vm-test found a stale hash on tmpfs).
+    mapped: std::collections::HashSet<String>,
     last_prune: Instant,
     /// Findings dropped as superseded, per scan id, until the scan's
     /// `scan_finished` passes and carries the count.
@@ -233,6 +239,7 @@ impl Settle {
             states: HashMap::new(),
             contents: HashMap::new(),
             changed_at: HashMap::new(),
+            mapped: Default::default(),
             last_prune: Instant::now(),
             superseded: HashMap::new(),
             inventory: None,
@@ -353,6 +360,32 @@ impl Settle {
         self.emitter.close()
     }
 
+    /// Whether `ev` (on `path`) belongs to a shared writable mapping's session,
+    /// keeping [`Settle::mapped`] in step: a `mapped_writable` change opens it,
+    /// the session's close (or the file's deletion) ends it.
+    fn mapped_session(&mut self, ev: &Event, path: &str) -> bool {
+        let Some(f) = ev.file() else {
+            return false;
+        };
+        let actions =
+            std::iter::once(ev.action.as_str()).chain(f.related.iter().map(|r| r.action.as_str()));
+        let (mut opened, mut closed) = (false, false);
+        for a in actions {
+            match a {
+                "mapped_writable" => opened = true,
+                "closed_after_write" | "deleted" => closed = true,
+                _ => {}
+            }
+        }
+        let was = self.mapped.contains(path);
+        if closed {
+            self.mapped.remove(path);
+        } else if opened {
+            self.mapped.insert(path.to_string());
+        }
+        was || opened
+    }
+
     /// Queues an event; file events first get their `after` state read.
     fn enqueue(&mut self, ev: Event) -> Result<()> {
         let id = self.first_id + self.queue.len() as u64;
@@ -384,8 +417,12 @@ impl Settle {
             let diffable = self.s.diff.is_match(&path) && !self.s.secret.is_match(&path);
             let sha256 = self.s.sha256.is_match(&path);
             let keep_content = if diffable { self.s.diff_max_bytes } else { 0 };
+            let mapped = self.mapped_session(&pending.ev, &path);
             let path = PathBuf::from(path);
-            let hint = self.states.get(path.to_str().unwrap_or_default());
+            let hint = self
+                .states
+                .get(path.to_str().unwrap_or_default())
+                .filter(|_| !mapped);
             // Judged against the state known now: an earlier event on the
             // path may still change `states` before this one is finished.
             pending.append_ref = hint
@@ -871,5 +908,44 @@ mod tests {
         assert_eq!(evs[2]["scan"]["superseded"], 1, "{:#}", evs[2]);
         // The realtime event read the file.
         assert!(evs[0]["after"]["hashes"]["blake3"].is_string());
+    }
+
+    /// A shared writable mapping's session never reuses digests, from its
+    /// `mapped_writable` to its close: stores through the mapping need not move
+    /// mtime or ctime (tmpfs on 6.1 keeps both: vm-test saw the close marker
+    /// carry the pre-store hash). Outside such a session digests are reused.
+    #[test]
+    fn a_mapped_session_never_reuses_digests() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::new(
+            vec![Probe::recording(&lines)],
+            RuleSet::builtin(),
+            "h".into(),
+        );
+        let (jobs, _rx) = crossbeam_channel::bounded(1);
+        let mut s = Settle::new(settings(), emitter, jobs);
+        let mut check =
+            |action: &str, path: &str| s.mapped_session(&file_event(action, path, "fentry"), path);
+        assert!(!check("modified", "/w/f"));
+        assert!(check("mapped_writable", "/w/f"));
+        assert!(check("modified", "/w/f"));
+        assert!(!check("modified", "/w/g"));
+        assert!(check("closed_after_write", "/w/f"));
+        assert!(!check("modified", "/w/f"));
+        // A coalesced event that holds the mapping and its close: no reuse, and
+        // the session is over.
+        let mut ev = file_event("mapped_writable", "/w/h", "fentry");
+        if let Body::File(f) = &mut ev.body {
+            f.related.push(crate::event::Related {
+                action: "closed_after_write".into(),
+                path: "/w/h".into(),
+                target_path: None,
+                time: "t".into(),
+                syscall: "__fput",
+                details: Default::default(),
+            });
+        }
+        assert!(s.mapped_session(&ev, "/w/h"));
+        assert!(!s.mapped_session(&file_event("modified", "/w/h", "fentry"), "/w/h"));
     }
 }
