@@ -386,6 +386,45 @@ pub struct Downtime {
 }
 
 impl Event {
+    /// A bare file event for unit tests: `action` on `path`, seen by `tier`
+    /// (syscall `write`, decided by inode), no process, no states.
+    #[cfg(test)]
+    pub fn test_file(action: &str, path: &str, tier: &'static str) -> Event {
+        Event {
+            schema: SCHEMA,
+            seq: 0,
+            time: "t".into(),
+            host: "h".into(),
+            kind: "file",
+            action: action.into(),
+            severity: Severity::Info,
+            alert: false,
+            rules: vec![],
+            mitre: vec![],
+            pci: vec![],
+            tags: vec![],
+            body: Body::File(Box::new(FileChange {
+                path: path.into(),
+                target_path: None,
+                file: FileInfo::default(),
+                before: None,
+                after: None,
+                fields_changed: vec![],
+                diff: None,
+                watch: None,
+                package: None,
+                process: Process::default().into(),
+                source: Source {
+                    tier,
+                    syscall: "write",
+                    decided_by: "inode",
+                },
+                details: Default::default(),
+                related: vec![],
+            })),
+        }
+    }
+
     /// The file change, for `kind: file` events.
     pub fn file(&self) -> Option<&FileChange> {
         match &self.body {

@@ -1897,43 +1897,13 @@ mod package_tests {
     use crate::event::*;
 
     fn file_ev(path: &str, package: Option<PackageRef>, checksum: Option<&str>) -> Event {
-        let mut details = serde_json::Map::new();
+        let mut ev = Event::test_file("modified", path, "tracepoint");
+        let f = ev.file_mut().unwrap();
+        f.package = package;
         if let Some(c) = checksum {
-            details.insert("package_checksum".into(), c.into());
+            f.details.insert("package_checksum".into(), c.into());
         }
-        Event {
-            schema: SCHEMA,
-            seq: 0,
-            time: "t".into(),
-            host: "h".into(),
-            kind: "file",
-            action: "modified".into(),
-            severity: Severity::Info,
-            alert: false,
-            rules: vec![],
-            mitre: vec![],
-            pci: vec![],
-            tags: vec![],
-            body: Body::File(Box::new(FileChange {
-                path: path.into(),
-                target_path: None,
-                file: FileInfo::default(),
-                before: None,
-                after: None,
-                fields_changed: vec![],
-                diff: None,
-                watch: None,
-                package,
-                process: Process::default().into(),
-                source: Source {
-                    tier: "tracepoint",
-                    syscall: "write",
-                    decided_by: "inode",
-                },
-                details,
-                related: vec![],
-            })),
-        }
+        ev
     }
 
     fn owned(managed: bool) -> Option<PackageRef> {

@@ -693,43 +693,14 @@ mod tests {
     }
 
     fn file_event(action: &str, path: &str, tier: &'static str) -> Event {
-        let mut details = serde_json::Map::new();
+        let mut ev = Event::test_file(action, path, tier);
         if tier == "scan" {
-            details.insert("scan_id".into(), 7.into());
+            ev.file_mut()
+                .unwrap()
+                .details
+                .insert("scan_id".into(), 7.into());
         }
-        Event {
-            schema: SCHEMA,
-            seq: 0,
-            time: "t".into(),
-            host: "h".into(),
-            kind: "file",
-            action: action.into(),
-            severity: Severity::Info,
-            alert: false,
-            rules: vec![],
-            mitre: vec![],
-            pci: vec![],
-            tags: vec![],
-            body: Body::File(Box::new(FileChange {
-                path: path.into(),
-                target_path: None,
-                file: FileInfo::default(),
-                before: None,
-                after: None,
-                fields_changed: vec![],
-                diff: None,
-                watch: None,
-                package: None,
-                process: Process::default().into(),
-                source: Source {
-                    tier,
-                    syscall: "x",
-                    decided_by: "inode",
-                },
-                details,
-                related: vec![],
-            })),
-        }
+        ev
     }
 
     #[test]

@@ -1,5 +1,5 @@
 use super::*;
-use crate::event::{Body, FileChange, FileInfo, Process, Severity, Source, SCHEMA};
+use crate::event::Event;
 
 fn state(size: u64) -> FileState {
     let mut hashes = BTreeMap::new();
@@ -22,39 +22,11 @@ fn state(size: u64) -> FileState {
 }
 
 fn event(path: &str, tier: &'static str) -> Event {
-    Event {
-        schema: SCHEMA,
-        seq: 1,
-        time: now(),
-        host: "h".into(),
-        kind: "file",
-        action: "modified".into(),
-        severity: Severity::Info,
-        alert: false,
-        rules: vec![],
-        mitre: vec![],
-        pci: vec![],
-        tags: vec![],
-        body: Body::File(Box::new(FileChange {
-            path: path.into(),
-            target_path: None,
-            file: FileInfo::default(),
-            before: None,
-            after: None,
-            fields_changed: vec![],
-            diff: None,
-            watch: None,
-            package: None,
-            process: std::sync::Arc::new(Process::default()),
-            source: Source {
-                tier,
-                syscall: "write",
-                decided_by: "path",
-            },
-            details: Default::default(),
-            related: vec![],
-        })),
-    }
+    let mut ev = Event::test_file("modified", path, tier);
+    ev.seq = 1;
+    ev.time = now();
+    ev.file_mut().unwrap().source.decided_by = "path";
+    ev
 }
 
 #[test]
