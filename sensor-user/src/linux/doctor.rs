@@ -165,7 +165,7 @@ fn tracepoints(ebpf: &mut aya::Ebpf, btf: &aya::Btf, hooks: &[HookReport]) -> (u
         .collect();
     let (mut ok, mut failed) = (0, Vec::new());
     for (name, prog) in ebpf.programs_mut() {
-        if skip.iter().any(|s| s == name) {
+        if name == super::loader::NOOP || skip.iter().any(|s| s == name) {
             continue;
         }
         let r = match prog {

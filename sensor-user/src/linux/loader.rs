@@ -519,7 +519,7 @@ pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
         .programs()
         .filter(|(_, p)| matches!(p, Program::TracePoint(_) | Program::BtfTracePoint(_)))
         .map(|(n, _)| n.to_string())
-        .filter(|n| !skip.contains(n))
+        .filter(|n| n != NOOP && !skip.contains(n))
         .collect();
     for name in names {
         let prog = ebpf.program_mut(&name).expect("listed program");
@@ -557,6 +557,39 @@ pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
         failed,
         tiers,
     })
+}
+
+/// The program [`attach_floor`] uses.
+pub const NOOP: &str = "noop";
+
+/// Attaches a program that does nothing to each syscall tracepoint the sensor
+/// uses (`vigil floor`): the cost of the tracepoint tier's machinery alone,
+/// the floor under `cargo xtask bench overhead`'s vigil row. Returns the object
+/// (detached when dropped) and the number of tracepoints.
+pub fn attach_floor() -> Result<(Ebpf, usize)> {
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries("EVENTS", 4096 * 16)
+        .load(OBJECT)
+        .context("loading the eBPF object (maps) failed")?;
+    mount_tracefs()?;
+    let names: Vec<String> = ebpf
+        .programs()
+        .filter(|(n, p)| n.starts_with("sys_") && matches!(p, Program::TracePoint(_)))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let Some(Program::TracePoint(noop)) = ebpf.program_mut(NOOP) else {
+        bail!("the eBPF object has no {NOOP} tracepoint program");
+    };
+    noop.load().context("loading the no-op program")?;
+    let mut attached = 0;
+    for name in names {
+        match noop.attach("syscalls", &name) {
+            Ok(_) => attached += 1,
+            // Tracepoints this kernel lacks (fchmodat2 before 6.6).
+            Err(e) => tracing::info!(hook = %name, "not attached: {}", describe(e)),
+        }
+    }
+    Ok((ebpf, attached))
 }
 
 /// Loads the eBPF object with minimal maps, for probing (`vigil doctor`).
