@@ -738,6 +738,17 @@ unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
         sys::MKDIR | sys::MKDIRAT => vfs::MKDIR,
         sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT => vfs::OPEN,
         sys::FALLOCATE => vfs::FALLOCATE,
+        // A regular file made by mknod goes through vfs_create, not vfs_mknod.
+        sys::MKNOD
+            if arg(ctx, 1) as u32 & S_IFMT != S_IFREG && arg(ctx, 1) as u32 & S_IFMT != 0 =>
+        {
+            vfs::MKNOD
+        }
+        sys::MKNODAT
+            if arg(ctx, 2) as u32 & S_IFMT != S_IFREG && arg(ctx, 2) as u32 & S_IFMT != 0 =>
+        {
+            vfs::MKNOD
+        }
         sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR
             if mask & vfs::SETXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
         {
@@ -1445,32 +1456,30 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
-/// io_uring writes make no write syscall: on the tracepoint tier say so when a
-/// process sets a ring up (user space reports it once per process). Not attached
-/// when a VFS hook reports writes (see the loader's `VFS_HOOKS`).
+/// io_uring operations make no file syscall: when a group io_uring can reach is
+/// on the tracepoint tier, say so when a process sets a ring up (user space
+/// reports it once per process). Not attached when VFS hooks report every such
+/// group (the loader's `DETECTORS`).
 #[tracepoint]
 pub fn sys_exit_io_uring_setup(ctx: TracePointContext) -> u32 {
     unsafe {
         let ret: i64 = ctx.read_at::<i64>(16).unwrap_or(-1);
-        if ret >= 0 && config().vfs & vfs::WRITE == 0 && !is_self() {
+        if ret >= 0 && vfs_tier::io_uring_blind() && !is_self() {
             task_record(kind::BLIND_SPOT, current_task(), 0, blind::IO_URING_SETUP);
         }
     }
     0
 }
 
-/// mmap(addr, len, prot, flags, fd, off) with PROT_WRITE and MAP_SHARED of a
-/// watched file: the tracepoint tier cannot see the stores that follow, so it
-/// says so (user space turns the record into a `blind_spot` event). Not
-/// attached when the VFS mmap hook (security_mmap_file) is on.
+/// mmap(addr, len, prot, flags, fd, off) MAP_SHARED of a watched file open for
+/// writing (PROT_WRITE now, or later through mprotect): the tracepoint tier
+/// cannot see the stores, so it says so (user space turns the record into a
+/// `blind_spot` event). Not attached when the VFS mmap and mprotect hooks are
+/// both on (the loader's `DETECTORS`).
 #[tracepoint]
 pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
     unsafe {
-        let (prot, flags, fd) = (arg(&ctx, 2), arg(&ctx, 3), arg(&ctx, 4));
-        if prot & 2 != 0 && flags & 0x0f != 0 && (fd as i64) >= 0 {
-            let file = shim_task_fd_file(current_task(), fd as u32);
-            vfs_tier::on_mmap(tier::TRACEPOINT, sys::MMAP, file, prot, flags);
-        }
+        vfs_tier::mmap_detector(arg(&ctx, 2), arg(&ctx, 3), arg(&ctx, 4));
     }
     0
 }

@@ -55,10 +55,12 @@ struct Kernel {
 
 struct Boot {
     kernel: String,
-    /// scenario -> (PASS/FAIL, detail), per tier
-    results: BTreeMap<(String, String), (bool, String)>,
+    /// (tier, scenario) -> (PASS, SKIP or FAIL; detail)
+    results: BTreeMap<(String, String), (String, String)>,
     order: Vec<(String, String)>,
     hooks_failed: Vec<String>,
+    /// The guest's `VMBOOT` line: kernel release, lockdown modes, LSM list.
+    boot_line: Option<String>,
     /// `VMBENCH` lines (bench mode): tier, baseline ms, with-vigil ms, ratio.
     bench: Vec<Vec<String>>,
     secs: f64,
@@ -399,7 +401,7 @@ mkdir -p /w /u
 mount -t tmpfs tmpfs /w
 mount -t tmpfs tmpfs /u
 hostname vigil-vm
-echo "VMBOOT $(cat /proc/sys/kernel/osrelease) lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null)"
+echo "VMBOOT $(cat /proc/sys/kernel/osrelease) lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null) lsm=$(cat /sys/kernel/security/lsm 2>/dev/null)"
 rc=0
 if grep -q vigil.bench /proc/cmdline; then
     /vigil-vmcheck bench || rc=$?
@@ -531,6 +533,7 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path, mode: Mode) -> Result<Boot> {
         results: BTreeMap::new(),
         order: Vec::new(),
         hooks_failed: Vec::new(),
+        boot_line: None,
         bench: Vec::new(),
         secs,
         problem,
@@ -546,8 +549,10 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path, mode: Mode) -> Result<Boot> {
                     b.order.push(key.clone());
                 }
                 b.results
-                    .insert(key, (f[4] == "PASS", f.get(5).unwrap_or(&"").to_string()));
+                    .insert(key, (f[4].to_string(), f.get(5).unwrap_or(&"").to_string()));
             }
+        } else if let Some(i) = line.find("VMBOOT ") {
+            b.boot_line = Some(line[i + 7..].to_string());
         } else if let Some(i) = line.find("VMBENCH ") {
             b.bench
                 .push(line[i..].split(' ').skip(2).map(String::from).collect());
@@ -606,9 +611,10 @@ fn report(boots: &[Boot]) -> bool {
         for b in boots {
             let cell = match b.results.get(&(tier.clone(), sc.clone())) {
                 // The tier each operation group got: the tier column of the table.
-                Some((true, d)) if sc == "tiers" => &tier_cell(d),
-                Some((true, _)) => "PASS",
-                Some((false, _)) => {
+                Some((st, d)) if st == "PASS" && sc == "tiers" => &tier_cell(d),
+                // A skip says the kernel lacks the operation (its reason is listed below).
+                Some((st, _)) if st == "PASS" || st == "SKIP" => st,
+                Some(_) => {
                     ok = false;
                     "FAIL"
                 }
@@ -636,13 +642,18 @@ fn report(boots: &[Boot]) -> bool {
             ok = false;
             println!("{}: no VMTEST lines (log: {})", b.kernel, b.log.display());
         }
-        for ((tier, sc), (pass, detail)) in &b.results {
-            if !pass {
-                println!("{} {tier}/{sc} FAIL: {detail}", b.kernel);
+        for ((tier, sc), (status, detail)) in &b.results {
+            match status.as_str() {
+                "PASS" => {}
+                "SKIP" => println!("{} {tier}/{sc} SKIP: {detail}", b.kernel),
+                _ => println!("{} {tier}/{sc} FAIL: {detail}", b.kernel),
             }
         }
         for h in &b.hooks_failed {
             println!("{}: hook not attached: {h}", b.kernel);
+        }
+        if let Some(l) = &b.boot_line {
+            println!("{}: {l}", b.kernel);
         }
     }
     ok

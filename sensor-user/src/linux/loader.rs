@@ -68,16 +68,8 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         layouts: &[(4, "")],
         fentry: &[("rw_verify_area_fexit", true)],
         kprobe: &[("rw_verify_area_kprobe", false)],
-        // io_uring_setup: the tracepoint tier's blind-spot detector, moot here.
         refused: &[],
-        syscalls: &[
-            "write",
-            "pwrite64",
-            "writev",
-            "pwritev",
-            "pwritev2",
-            "io_uring_setup",
-        ],
+        syscalls: &["write", "pwrite64", "writev", "pwritev", "pwritev2"],
         blind: "writes that make no write-family syscall: io_uring (IORING_OP_WRITE*), aio, nfsd and other in-kernel writers (sendfile, copy_file_range and splice are hooked as syscalls)",
     },
     VfsHook {
@@ -249,10 +241,34 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         layouts: &[(3, "")],
         fentry: &[("security_mmap_file_fexit", true)],
         kprobe: &[("security_mmap_file_kprobe", false)],
-        // sys_enter_mmap is the tracepoint tier's blind-spot detector.
+        // sys_enter_mmap, the tracepoint tier's blind-spot detector: see DETECTORS.
         refused: &[],
-        syscalls: &["mmap"],
+        syscalls: &[],
         blind: "shared writable mappings of watched files: reported as blind_spot (mmap), and the file is hashed only at the process's close or exit",
+    },
+    VfsHook {
+        group: "mprotect",
+        function: "security_file_mprotect",
+        mask: vfs::MPROTECT,
+        layouts: &[(3, "")],
+        fentry: &[("security_file_mprotect_fexit", true)],
+        kprobe: &[("security_file_mprotect_kprobe", false)],
+        refused: &[],
+        syscalls: &[],
+        blind: "mprotect adding PROT_WRITE to a shared mapping of a watched file: the mmap tracepoint reports every shared mapping of a watched file open for writing as blind_spot (mmap) instead",
+    },
+    VfsHook {
+        group: "mknod",
+        function: "vfs_mknod",
+        mask: vfs::MKNOD,
+        layouts: &[(4, "_v1"), (5, "_v2")],
+        fentry: &[("vfs_mknod_fentry", false), ("vfs_mknod_fexit", true)],
+        kprobe: &[("vfs_mknod_kprobe", false), ("vfs_mknod_kretprobe", true)],
+        refused: &[],
+        // mknod of a regular file calls vfs_create: the tracepoints stay
+        // attached and skip, in the kernel, the other types.
+        syscalls: &[],
+        blind: "FIFOs, sockets and device nodes made without a mknod syscall: bind(2) of a unix socket, nfsd",
     },
     VfsHook {
         group: "close",
@@ -267,6 +283,23 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         blind: "last closes without close/dup2/dup3 (close_range, exec of O_CLOEXEC fds, munmap): the close marker and the hash wait for the process's exit",
     },
 ];
+
+/// The tracepoint tier's blind-spot detectors: each is left unattached while
+/// VFS hooks report every group in its mask (nothing left to flag).
+pub const DETECTORS: &[(&str, u32)] = &[
+    // io_uring reaches writes, opens, unlinks, renames... without a syscall.
+    ("sys_exit_io_uring_setup", vfs::IO_URING),
+    // A writable shared mapping (mmap group) or one made writable (mprotect group).
+    ("sys_enter_mmap", vfs::MMAP | vfs::MPROTECT),
+];
+
+/// The detectors of [`DETECTORS`] left out when the VFS groups in `mask` are on.
+pub fn idle_detectors(mask: u32) -> impl Iterator<Item = String> {
+    DETECTORS
+        .iter()
+        .filter(move |(_, need)| mask & need == *need)
+        .map(|(name, _)| name.to_string())
+}
 
 /// Blind spots whatever the tier: no hook sees the stores through a shared
 /// writable mapping themselves (the mmap group reports the mapping and hashes
@@ -514,6 +547,7 @@ pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
             }
         }
     }
+    skip.extend(idle_detectors(mask));
     set_vfs_mask(&mut ebpf, mask)?;
     let names: Vec<String> = ebpf
         .programs()
