@@ -123,6 +123,10 @@ pub mod sys {
     /// `security_file_mprotect`: mprotect adding PROT_WRITE to a shared
     /// mapping of a file.
     pub const SECURITY_FILE_MPROTECT: u16 = 68;
+    /// `vfs_set_acl`, `vfs_remove_acl` (6.2+): POSIX ACLs set or removed by
+    /// any caller (setxattr(2) of `system.posix_acl_*`, nfsd, io_uring).
+    pub const VFS_SET_ACL: u16 = 69;
+    pub const VFS_REMOVE_ACL: u16 = 70;
 }
 
 /// Which hook tier produced a file record ([`FileRecord::tier`]).
@@ -168,6 +172,10 @@ pub mod vfs {
     pub const MKNOD: u32 = 16384;
     /// mprotect adding PROT_WRITE to a shared file mapping (security_file_mprotect).
     pub const MPROTECT: u32 = 32768;
+    /// POSIX ACLs set (vfs_set_acl, 6.2+); the xattr syscalls then skip ACL names too.
+    pub const SETACL: u32 = 65536;
+    /// POSIX ACLs removed (vfs_remove_acl, 6.2+).
+    pub const REMOVEACL: u32 = 131072;
     /// The groups io_uring (or another in-kernel caller) can reach without a
     /// syscall the tracepoints see: while any of them is on the tracepoint
     /// tier, `io_uring_setup` is reported as a blind spot.

@@ -712,8 +712,9 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
 /// True when a VFS-tier hook of the running set reports this call, so its
 /// tracepoint stays quiet (one event per operation). The loader does not even
 /// attach the tracepoints of wholly covered syscalls; this catches the rest:
-/// unlinkat (vfs_unlink without AT_REMOVEDIR, vfs_rmdir with it) and the xattr
-/// calls, whose POSIX ACL names stay here (6.2 moved ACLs out of vfs_setxattr).
+/// unlinkat (vfs_unlink without AT_REMOVEDIR, vfs_rmdir with it), mknod (a
+/// regular file is vfs_create's) and the xattr calls, whose POSIX ACL names
+/// belong to the ACL groups (6.2 moved ACLs out of vfs_setxattr into vfs_set_acl).
 #[inline(always)]
 unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
     let mask = config().vfs;
@@ -749,15 +750,20 @@ unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
         {
             vfs::MKNOD
         }
-        sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR
-            if mask & vfs::SETXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
-        {
-            vfs::SETXATTR
+        // POSIX ACLs: the ACL groups (vfs_set_acl, vfs_remove_acl, 6.2+) or nobody.
+        sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR => {
+            if vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) {
+                vfs::SETACL
+            } else {
+                vfs::SETXATTR
+            }
         }
-        sys::REMOVEXATTR | sys::LREMOVEXATTR | sys::FREMOVEXATTR
-            if mask & vfs::REMOVEXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
-        {
-            vfs::REMOVEXATTR
+        sys::REMOVEXATTR | sys::LREMOVEXATTR | sys::FREMOVEXATTR => {
+            if vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) {
+                vfs::REMOVEACL
+            } else {
+                vfs::REMOVEXATTR
+            }
         }
         sys::CHMOD
         | sys::FCHMOD

@@ -178,7 +178,8 @@ unsafe fn new_entry_verdict(dentry: Ptr, mnt: Ptr) -> Verdict {
 
 /// `system.posix_acl_access` / `_default`: since 6.2 setting or removing them
 /// goes through vfs_set_acl/vfs_remove_acl, not the xattr functions, so ACLs
-/// stay with the xattr syscall tracepoints on every kernel (one source, one event).
+/// are the ACL groups' where the kernel has those, else the xattr syscall
+/// tracepoints' (one source, one event).
 #[inline(always)]
 pub(crate) unsafe fn is_acl_name(name: Ptr, user: bool) -> bool {
     let mut w = [0u64; 2];
@@ -551,10 +552,20 @@ unsafe fn on_rmdir(tier: u8, dentry: Ptr) {
     stage(tier, &c, &t, None);
 }
 
-/// vfs_setxattr / vfs_removexattr on a watched inode (POSIX ACLs excepted).
+/// vfs_setxattr / vfs_removexattr on a watched inode (POSIX ACLs excepted:
+/// the ACL groups' or the tracepoints').
 #[inline(always)]
 unsafe fn on_xattr(tier: u8, sys_: u16, op_: u16, dentry: Ptr, name: Ptr, flags: u64) {
-    if dentry.is_null() || is_self() || is_acl_name(name, false) {
+    if is_acl_name(name, false) {
+        return;
+    }
+    xattr_change(tier, sys_, op_, dentry, flags);
+}
+
+/// An attribute change of a watched inode, reported at the function's exit.
+#[inline(always)]
+unsafe fn xattr_change(tier: u8, sys_: u16, op_: u16, dentry: Ptr, flags: u64) {
+    if dentry.is_null() || is_self() {
         return;
     }
     let t = dentry_target(dentry, guess_mnt(dentry));
@@ -1314,3 +1325,64 @@ pub fn security_file_mprotect_kprobe(ctx: ProbeContext) -> u32 {
     unsafe { on_mprotect(tier::KPROBE, kp_arg(&ctx, 0) as Ptr, kp_arg(&ctx, 1)) };
     0
 }
+
+/// `vfs_set_acl(idmap, dentry, acl_name, kacl)` (6.2+): a POSIX ACL set by any
+/// caller; `kacl` NULL removes it (setxattr with an empty value).
+#[fentry(function = "vfs_set_acl")]
+pub fn vfs_set_acl_fentry(ctx: FEntryContext) -> i32 {
+    unsafe {
+        xattr_change(
+            tier::FENTRY,
+            sys::VFS_SET_ACL,
+            op::XATTR_SET,
+            btf_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_set_acl_fexit, "vfs_set_acl", 4, false);
+#[kprobe]
+pub fn vfs_set_acl_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe {
+        xattr_change(
+            tier::KPROBE,
+            sys::VFS_SET_ACL,
+            op::XATTR_SET,
+            kp_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+kretprobe_finish!(vfs_set_acl_kretprobe, false);
+
+/// `vfs_remove_acl(idmap, dentry, acl_name)` (6.2+).
+#[fentry(function = "vfs_remove_acl")]
+pub fn vfs_remove_acl_fentry(ctx: FEntryContext) -> i32 {
+    unsafe {
+        xattr_change(
+            tier::FENTRY,
+            sys::VFS_REMOVE_ACL,
+            op::XATTR_REMOVED,
+            btf_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_remove_acl_fexit, "vfs_remove_acl", 3, false);
+#[kprobe]
+pub fn vfs_remove_acl_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe {
+        xattr_change(
+            tier::KPROBE,
+            sys::VFS_REMOVE_ACL,
+            op::XATTR_REMOVED,
+            kp_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+kretprobe_finish!(vfs_remove_acl_kretprobe, false);

@@ -425,7 +425,7 @@ fn doctor_tiers_match_run_and_io_uring_follows_the_write_tier() {
     );
     let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hooks = doctor["hooks"].as_array().expect("hooks");
-    assert_eq!(hooks.len(), 16, "{doctor:#}");
+    assert_eq!(hooks.len(), 18, "{doctor:#}");
     assert_eq!(doctor["btf"], true);
     assert_eq!(doctor["ring_buffer"], true);
     let blind: Vec<&str> = doctor["blind_spots"]

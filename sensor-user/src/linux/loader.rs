@@ -218,6 +218,36 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         blind: "extended attributes removed without a syscall: nfsd, overlayfs",
     },
     VfsHook {
+        group: "setacl",
+        function: "vfs_set_acl",
+        mask: vfs::SETACL,
+        // 6.2+ (idmap, dentry, acl_name, kacl); before, ACLs are xattrs and
+        // stay with the xattr syscall tracepoints.
+        layouts: &[(4, "")],
+        fentry: &[("vfs_set_acl_fentry", false), ("vfs_set_acl_fexit", true)],
+        kprobe: &[("vfs_set_acl_kprobe", false), ("vfs_set_acl_kretprobe", true)],
+        refused: &[],
+        syscalls: &[],
+        blind: "POSIX ACLs set without a syscall: nfsd SETACL, io_uring (IORING_OP_SETXATTR of system.posix_acl_*)",
+    },
+    VfsHook {
+        group: "removeacl",
+        function: "vfs_remove_acl",
+        mask: vfs::REMOVEACL,
+        layouts: &[(3, "")],
+        fentry: &[
+            ("vfs_remove_acl_fentry", false),
+            ("vfs_remove_acl_fexit", true),
+        ],
+        kprobe: &[
+            ("vfs_remove_acl_kprobe", false),
+            ("vfs_remove_acl_kretprobe", true),
+        ],
+        refused: &[],
+        syscalls: &[],
+        blind: "POSIX ACLs removed without a syscall: nfsd, overlayfs",
+    },
+    VfsHook {
         group: "fallocate",
         function: "vfs_fallocate",
         mask: vfs::FALLOCATE,

@@ -1009,6 +1009,8 @@ pub fn syscall_name(s: u16) -> &'static str {
         sys::SECURITY_MMAP_FILE => "security_mmap_file",
         sys::VFS_MKNOD => "vfs_mknod",
         sys::SECURITY_FILE_MPROTECT => "security_file_mprotect",
+        sys::VFS_SET_ACL => "vfs_set_acl",
+        sys::VFS_REMOVE_ACL => "vfs_remove_acl",
         sys::FPUT => "__fput",
         sys::SENDFILE => "sendfile",
         sys::COPY_FILE_RANGE => "copy_file_range",

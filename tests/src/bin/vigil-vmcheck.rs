@@ -360,9 +360,11 @@ fn scenarios() -> Vec<Scenario> {
                 "mknod",
             )
         },
-        // setfacl: POSIX ACLs stay with the xattr syscall tracepoints on every
-        // tier (6.2 moved them from vfs_setxattr to vfs_set_acl).
+        // setfacl: 6.2 moved POSIX ACLs from vfs_setxattr to vfs_set_acl;
+        // where the kernel has no vfs_set_acl they stay with the xattr
+        // syscall tracepoints on every tier.
         Scenario {
+            vfs: Some(("setacl", "vfs_set_acl")),
             ..s(
                 "setfacl",
                 &["setxattr-acl", "f"],
