@@ -566,24 +566,33 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path, mode: Mode) -> Result<Boot> {
     Ok(b)
 }
 
-/// Prints the kernel x scenario table and every failure; true when all passed.
-/// "write=fentry,unlink=fentry,..." -> "fentry" when all agree, else
-/// "w:fentry u:kprobe ..." (first letter of each group).
+/// "write=fentry,unlink=fentry,..." -> "fentry" when all agree, else the most
+/// common tier and the groups on another: "fentry; tracepoint: rmdir,setacl".
 fn tier_cell(detail: &str) -> String {
     let pairs: Vec<(&str, &str)> = detail
         .split(',')
         .filter_map(|p| p.split_once('='))
         .collect();
-    match pairs.first() {
-        Some((_, t)) if pairs.iter().all(|(_, u)| u == t) => t.to_string(),
-        _ => pairs
-            .iter()
-            .map(|(g, t)| format!("{}:{t}", &g[..1]))
-            .collect::<Vec<_>>()
-            .join(" "),
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, t) in &pairs {
+        *count.entry(t).or_default() += 1;
     }
+    let Some((main, _)) = count.iter().max_by_key(|(_, n)| **n) else {
+        return String::new();
+    };
+    let mut cell = main.to_string();
+    for t in count.keys().filter(|t| *t != main) {
+        let groups: Vec<&str> = pairs
+            .iter()
+            .filter(|(_, u)| u == t)
+            .map(|(g, _)| *g)
+            .collect();
+        cell.push_str(&format!("; {t}: {}", groups.join(",")));
+    }
+    cell
 }
 
+/// Prints the kernel x scenario table and every failure; true when all passed.
 fn report(boots: &[Boot]) -> bool {
     let mut rows: Vec<(String, String)> = Vec::new();
     for b in boots {
