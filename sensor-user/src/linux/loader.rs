@@ -816,6 +816,23 @@ mod tests {
         );
     }
 
+    /// A blind-spot detector stays attached while any group it flags is on the
+    /// tracepoints (5.10 under auto: rmdir), and each names a real program.
+    #[test]
+    fn detectors_idle_only_when_every_group_they_flag_is_on_a_vfs_tier() {
+        let all = VFS_HOOKS.iter().fold(0, |m, h| m | h.mask);
+        assert_eq!(idle_detectors(all).count(), DETECTORS.len());
+        assert_eq!(idle_detectors(0).count(), 0);
+        let no_rmdir: Vec<String> = idle_detectors(all & !vfs::RMDIR).collect();
+        assert_eq!(no_rmdir, ["sys_enter_mmap"]);
+        let no_mprotect: Vec<String> = idle_detectors(all & !vfs::MPROTECT).collect();
+        assert_eq!(no_mprotect, ["sys_exit_io_uring_setup"]);
+        let strings: std::collections::HashSet<&[u8]> = OBJECT.split(|b| *b == 0).collect();
+        for (name, _) in DETECTORS {
+            assert!(strings.contains(name.as_bytes()), "no program {name}");
+        }
+    }
+
     /// Every program a hook can ask for, in every layout and tier, is in the
     /// embedded object (a typo would only show on a kernel that picks it).
     #[test]
