@@ -722,8 +722,9 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
 /// True when a VFS-tier hook of the running set reports this call, so its
 /// tracepoint stays quiet (one event per operation). The loader does not even
 /// attach the tracepoints of wholly covered syscalls; this catches the rest:
-/// unlinkat (vfs_unlink without AT_REMOVEDIR, vfs_rmdir with it) and the xattr
-/// calls, whose POSIX ACL names stay here (6.2 moved ACLs out of vfs_setxattr).
+/// unlinkat (vfs_unlink without AT_REMOVEDIR, vfs_rmdir with it), mknod (a
+/// regular file is vfs_create's) and the xattr calls, whose POSIX ACL names
+/// belong to the ACL groups (6.2 moved ACLs out of vfs_setxattr into vfs_set_acl).
 #[inline(always)]
 unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
     let mask = config().vfs;
@@ -748,15 +749,31 @@ unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
         sys::MKDIR | sys::MKDIRAT => vfs::MKDIR,
         sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT => vfs::OPEN,
         sys::FALLOCATE => vfs::FALLOCATE,
-        sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR
-            if mask & vfs::SETXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
+        // A regular file made by mknod goes through vfs_create, not vfs_mknod.
+        sys::MKNOD
+            if arg(ctx, 1) as u32 & S_IFMT != S_IFREG && arg(ctx, 1) as u32 & S_IFMT != 0 =>
         {
-            vfs::SETXATTR
+            vfs::MKNOD
         }
-        sys::REMOVEXATTR | sys::LREMOVEXATTR | sys::FREMOVEXATTR
-            if mask & vfs::REMOVEXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
+        sys::MKNODAT
+            if arg(ctx, 2) as u32 & S_IFMT != S_IFREG && arg(ctx, 2) as u32 & S_IFMT != 0 =>
         {
-            vfs::REMOVEXATTR
+            vfs::MKNOD
+        }
+        // POSIX ACLs: the ACL groups (vfs_set_acl, vfs_remove_acl, 6.2+) or nobody.
+        sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR => {
+            if vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) {
+                vfs::SETACL
+            } else {
+                vfs::SETXATTR
+            }
+        }
+        sys::REMOVEXATTR | sys::LREMOVEXATTR | sys::FREMOVEXATTR => {
+            if vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) {
+                vfs::REMOVEACL
+            } else {
+                vfs::REMOVEXATTR
+            }
         }
         sys::CHMOD
         | sys::FCHMOD
@@ -1517,32 +1534,30 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
-/// io_uring writes make no write syscall: on the tracepoint tier say so when a
-/// process sets a ring up (user space reports it once per process). Not attached
-/// when a VFS hook reports writes (see the loader's `VFS_HOOKS`).
+/// io_uring operations make no file syscall: when a group io_uring can reach is
+/// on the tracepoint tier, say so when a process sets a ring up (user space
+/// reports it once per process). Not attached when VFS hooks report every such
+/// group (the loader's `DETECTORS`).
 #[tracepoint]
 pub fn sys_exit_io_uring_setup(ctx: TracePointContext) -> u32 {
     unsafe {
         let ret = arg(&ctx, 0) as i64;
-        if ret >= 0 && config().vfs & vfs::WRITE == 0 && !is_self() {
+        if ret >= 0 && vfs_tier::io_uring_blind() && !is_self() {
             task_record(kind::BLIND_SPOT, current_task(), 0, blind::IO_URING_SETUP);
         }
     }
     0
 }
 
-/// mmap(addr, len, prot, flags, fd, off) with PROT_WRITE and MAP_SHARED of a
-/// watched file: the tracepoint tier cannot see the stores that follow, so it
-/// says so (user space turns the record into a `blind_spot` event). Not
-/// attached when the VFS mmap hook (security_mmap_file) is on.
+/// mmap(addr, len, prot, flags, fd, off) MAP_SHARED of a watched file open for
+/// writing (PROT_WRITE now, or later through mprotect): the tracepoint tier
+/// cannot see the stores, so it says so (user space turns the record into a
+/// `blind_spot` event). Not attached when the VFS mmap and mprotect hooks are
+/// both on (the loader's `DETECTORS`).
 #[tracepoint]
 pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
     unsafe {
-        let (prot, flags, fd) = (arg(&ctx, 2), arg(&ctx, 3), arg(&ctx, 4));
-        if prot & 2 != 0 && flags & 0x0f != 0 && (fd as i64) >= 0 {
-            let file = shim_task_fd_file(current_task(), fd as u32);
-            vfs_tier::on_mmap(tier::TRACEPOINT, sys::MMAP, file, prot, flags);
-        }
+        vfs_tier::mmap_detector(arg(&ctx, 2), arg(&ctx, 3), arg(&ctx, 4));
     }
     0
 }
