@@ -30,6 +30,9 @@ pub struct Emitter {
 /// behind the feed, which is what a `kill -9` can take from it).
 struct Journal {
     store: crate::store::Store,
+    /// Checkpoints off the pipeline's thread; None if it could not start
+    /// (SQLite then checkpoints in commits, as by default).
+    _checkpointer: Option<crate::store::Checkpointer>,
     in_tx: usize,
     /// When the open transaction began.
     opened: std::time::Instant,
@@ -41,7 +44,12 @@ pub const JOURNAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(
 
 impl Journal {
     fn new(store: crate::store::Store, max_age: std::time::Duration) -> Journal {
+        let checkpointer = store
+            .checkpoint_in_background(std::time::Duration::from_secs(1))
+            .map_err(|e| tracing::warn!("{e:#}"))
+            .ok();
         Journal {
+            _checkpointer: checkpointer,
             store,
             in_tx: 0,
             opened: std::time::Instant::now(),

@@ -317,6 +317,22 @@ pub struct Store {
     tampered: std::cell::RefCell<Vec<Tampered>>,
 }
 
+/// The thread of [`Store::checkpoint_in_background`]; dropping it runs a
+/// last checkpoint and joins the thread.
+pub struct Checkpointer {
+    stop: Option<crossbeam_channel::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Now, RFC 3339 UTC with nanoseconds (the format of every time in the store).
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -514,6 +530,56 @@ impl Store {
     /// The underlying connection, for read-only queries (reports, tests).
     pub fn conn(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Moves WAL checkpoints off this connection to a thread of their own.
+    ///
+    /// A checkpoint writes the WAL back into the database and fsyncs both;
+    /// on a busy disk that took up to 100 ms, and SQLite runs it in whichever
+    /// commit crosses the WAL's size mark: for the journal, the pipeline's
+    /// thread, which then holds every event behind it. Commits themselves do
+    /// not fsync (`synchronous = NORMAL` in WAL mode). The thread checkpoints
+    /// every `every` without blocking writers (PASSIVE) and once more when the
+    /// returned handle is dropped; a failure is logged once and retried (the
+    /// WAL keeps every row meanwhile, it only grows).
+    pub fn checkpoint_in_background(&self, every: Duration) -> Result<Checkpointer> {
+        self.conn
+            .execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(|e| self.err(e))?;
+        let conn = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .map_err(|e| self.err(e))?;
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let path = self.path.clone();
+        let thread = std::thread::Builder::new()
+            .name("vigil-checkpoint".into())
+            .spawn(move || {
+                let mut warned = false;
+                loop {
+                    // Anything but a timeout: the handle was dropped.
+                    let last = !matches!(
+                        stopped.recv_timeout(every),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    );
+                    let r = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    if let Err(e) = r {
+                        if !warned {
+                            tracing::warn!("{}: WAL checkpoint failed (retrying; the WAL grows meanwhile): {e}", path.display());
+                            warned = true;
+                        }
+                    }
+                    if last {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| StoreError {
+                path: self.path.clone(),
+                message: format!("cannot start the checkpoint thread: {e}"),
+            })?;
+        Ok(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
     }
 
     pub fn begin(&self) -> Result<()> {
