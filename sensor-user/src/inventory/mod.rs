@@ -18,11 +18,16 @@
 //!   file outside a package operation carries the owner and
 //!   `details.package_checksum`: whether the file still matches the md5
 //!   dpkg recorded for it.
-//! - **Daemons.** systemd unit state needs systemd's D-Bus API; where it is
-//!   not available a `daemon_watch_unavailable` event says why.
+//! - **Daemons.** systemd unit states from systemd's D-Bus API
+//!   ([`systemd`]: the state machine; `systemd_bus`: the watcher thread,
+//!   Linux); where it is not available a `daemon_watch_unavailable` event
+//!   says why.
 //!
 //! See docs/inventory.md.
 pub mod dpkg;
+pub mod systemd;
+#[cfg(target_os = "linux")]
+pub mod systemd_bus;
 
 use crate::event::{
     Body, Event, PackageChange, PackageInfo, PackageRef, Process, SensorInfo, Severity, Source,
@@ -113,7 +118,8 @@ pub struct Settings {
     pub label: bool,
     /// Check changes of packaged files against dpkg's recorded md5.
     pub checksum: bool,
-    /// Report the systemd watcher's availability at start.
+    /// Report at start that systemd unit states are not watched (where the
+    /// D-Bus watcher is not built: not Linux).
     pub daemons: bool,
     pub dpkg_status: PathBuf,
     /// Process names (exe base name or comm) of package managers.

@@ -74,7 +74,8 @@ impl Settings {
                     inventory: p.root_for(status, Some(false)).is_some(),
                     label: true,
                     checksum: c.inventory.checksum,
-                    daemons: c.inventory.daemons,
+                    // On Linux the D-Bus watcher reports for itself.
+                    daemons: c.inventory.daemons && !cfg!(target_os = "linux"),
                     dpkg_status: status.clone(),
                     managers: c.inventory.package_managers.clone(),
                     scope: p.roots.iter().map(|r| r.path.clone()).collect(),
@@ -507,6 +508,9 @@ impl Settle {
     /// inventory compared at `start`, the package changes after a change of
     /// the package database), in order right behind it.
     fn emit(&mut self, mut ev: Event) -> Result<()> {
+        if ev.kind == "service" {
+            return self.emit_service(ev);
+        }
         let Some(stage) = self.inventory.as_mut() else {
             return self.emitter.emit(ev);
         };
@@ -555,6 +559,40 @@ impl Settle {
                 "error",
                 crate::event::SensorInfo {
                     message: Some(message),
+                    ..Default::default()
+                },
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Emits a service event and stores the unit's new state with it (in
+    /// the journal's transaction): the next start compares with it.
+    fn emit_service(&mut self, ev: Event) -> Result<()> {
+        let state = ev.service().map(|s| {
+            let i = &s.service;
+            (
+                i.bus.clone(),
+                i.unit.clone(),
+                crate::inventory::systemd::UnitState {
+                    active: i.state.clone(),
+                    sub: i.sub_state.clone(),
+                    file_state: i.file_state.clone(),
+                    unit_file: i.unit_file.clone(),
+                },
+            )
+        });
+        self.emitter.emit(ev)?;
+        let (Some(store), Some((bus, unit, st))) = (self.emitter.store(), state) else {
+            return Ok(());
+        };
+        if let Err(e) = store.put_unit(&bus, &unit, &st) {
+            let host = self.emitter.host().to_string();
+            self.emitter.emit(emit::sensor_event(
+                &host,
+                "error",
+                crate::event::SensorInfo {
+                    message: Some(format!("the state of {unit} could not be stored; the next start may report this change again: {e}")),
                     ..Default::default()
                 },
             ))?;
