@@ -9,7 +9,7 @@
 use crate::event::{Body, Event, Process, ServiceChange, ServiceInfo, Severity, Source, SCHEMA};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 
 /// What is known of one unit.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -447,7 +447,8 @@ const CHANGING_VERBS: &[&str] = &[
 /// A run of a service control program.
 #[derive(Debug, Clone)]
 pub struct Invocation {
-    pub at: Instant,
+    /// When it was exec'd (the kernel's timestamp, as wall-clock time).
+    pub at: SystemTime,
     /// argv.
     pub args: Vec<String>,
     pub process: Arc<Process>,
@@ -470,24 +471,27 @@ impl Invocations {
     pub fn record(&self, inv: Invocation) {
         let mut q = self.0.lock().expect("invocations lock");
         while q.len() >= MAX_INVOCATIONS
-            || q.front()
-                .is_some_and(|f| inv.at.duration_since(f.at) > CORRELATION_WINDOW)
+            || q.front().is_some_and(|f| {
+                inv.at.duration_since(f.at).unwrap_or_default() > CORRELATION_WINDOW
+            })
         {
             q.pop_front();
         }
         q.push_back(inv);
     }
 
-    /// The most recent run within [`CORRELATION_WINDOW`] before `now` that
-    /// names `unit` with a verb that changes units, and how long before
-    /// `now` it started.
-    pub fn find(&self, unit: &str, now: Instant) -> Option<(Arc<Process>, Duration)> {
+    /// The most recent run started within [`CORRELATION_WINDOW`] before
+    /// `at` (when the change was seen) that names `unit` with a verb that
+    /// changes units, and how long before `at` it started. A run started
+    /// after the change cannot have caused it.
+    pub fn find(&self, unit: &str, at: SystemTime) -> Option<(Arc<Process>, Duration)> {
         let q = self.0.lock().expect("invocations lock");
         q.iter()
             .rev()
-            .filter(|i| now.saturating_duration_since(i.at) <= CORRELATION_WINDOW)
-            .find(|i| names_unit(&i.args, unit))
-            .map(|i| (i.process.clone(), now.saturating_duration_since(i.at)))
+            .filter_map(|i| Some((i, at.duration_since(i.at).ok()?)))
+            .filter(|(_, age)| *age <= CORRELATION_WINDOW)
+            .find(|(i, _)| names_unit(&i.args, unit))
+            .map(|(i, age)| (i.process.clone(), age))
     }
 }
 
@@ -906,7 +910,7 @@ mod tests {
     #[test]
     fn the_most_recent_matching_run_within_the_window_is_taken() {
         let inv = Invocations::default();
-        let t0 = Instant::now();
+        let t0 = SystemTime::now();
         let p = |pid| {
             Arc::new(Process {
                 pid,

@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use crossbeam_channel::{select, Receiver, Sender};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use zbus::blocking::Connection;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue, Value};
 
@@ -97,8 +97,10 @@ struct Run {
     tracker: Tracker,
     conn: Option<Connection>,
     signals: Receiver<Signal>,
-    /// Transitions waiting for their attribution delay.
-    pending: VecDeque<(Instant, Transition, &'static str)>,
+    /// Transitions waiting for their attribution delay, with when they
+    /// were seen (monotonic, for the delay; wall clock, to compare with
+    /// exec times).
+    pending: VecDeque<(Instant, SystemTime, Transition, &'static str)>,
     /// Whether the last attempt failed (reported once per outage).
     unavailable: bool,
     /// Whether the states of a previous connection (or run) are known.
@@ -172,8 +174,8 @@ impl Run {
             if !all && now < *at + ATTRIBUTION_DELAY {
                 break;
             }
-            let (_, t, signal) = self.pending.pop_front().expect("front exists");
-            let process = self.o.invocations.find(&t.unit, Instant::now());
+            let (_, seen, t, signal) = self.pending.pop_front().expect("front exists");
+            let process = self.o.invocations.find(&t.unit, seen);
             let ev = service_event(
                 &self.o.host,
                 &self.o.bus,
@@ -399,6 +401,7 @@ impl Run {
             .unwrap_or_default();
         let path = h.path().map(|p| p.as_str().to_string()).unwrap_or_default();
         let now = Instant::now();
+        let seen = SystemTime::now();
         match member.as_str() {
             "PropertiesChanged" => {
                 let Some(unit) = super::systemd::unit_from_path(&path) else {
@@ -422,7 +425,7 @@ impl Run {
                     _ => None,
                 };
                 if let Some(t) = t {
-                    self.pending.push_back((now, t, "PropertiesChanged"));
+                    self.pending.push_back((now, seen, t, "PropertiesChanged"));
                 }
             }
             "UnitNew" => {
@@ -446,7 +449,7 @@ impl Run {
                     "UnitFilesChanged"
                 };
                 for t in self.tracker.unit_files(&files) {
-                    self.pending.push_back((now, t, signal));
+                    self.pending.push_back((now, seen, t, signal));
                 }
             }
             _ => {}

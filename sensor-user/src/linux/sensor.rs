@@ -838,11 +838,9 @@ impl Attributor {
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         let process = self.process(&e.process);
-        inv.record(crate::inventory::systemd::Invocation {
-            at: std::time::Instant::now(),
-            args,
-            process,
-        });
+        let ns = self.boot_offset_ns + e.ts_boot_ns as i128;
+        let at = std::time::UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64);
+        inv.record(crate::inventory::systemd::Invocation { at, args, process });
     }
 
     /// The process record of an event: built once per process and shared until
