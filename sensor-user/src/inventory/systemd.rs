@@ -403,10 +403,16 @@ pub fn unit_from_path(path: &str) -> Option<String> {
 // ---------------------------------------------------------------------------
 // Attribution: the systemctl run behind a change.
 
-/// How long after a `systemctl` run a change of a unit it names is
-/// attributed to it. systemctl waits for its job, and a service may take
-/// long to start or stop; a longer window risks naming an older run.
-pub const CORRELATION_WINDOW: Duration = Duration::from_secs(30);
+/// How long after a `systemctl` run started a change of a unit it names
+/// can be attributed to it: systemctl waits for its job, and a service may
+/// take long to start or stop (systemd's default timeout is 90 s).
+pub const CORRELATION_WINDOW: Duration = Duration::from_secs(90);
+
+/// How long after a `systemctl` run exited a change can still be its own:
+/// systemctl returns once its job is done or, for enable/disable/mask, once
+/// systemd answered (after it sent UnitFilesChanged), so only `--no-block`
+/// jobs finish later.
+pub const EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// The most runs remembered.
 const MAX_INVOCATIONS: usize = 256;
@@ -444,6 +450,72 @@ const CHANGING_VERBS: &[&str] = &[
     "set-property",
 ];
 
+/// Verbs that start a unit.
+const START_VERBS: &[&str] = &[
+    "start",
+    "restart",
+    "try-restart",
+    "condrestart",
+    "reload-or-restart",
+    "try-reload-or-restart",
+    "reload-or-try-restart",
+    "force-reload",
+    "isolate",
+    "enable",
+    "reenable",
+    "thaw",
+];
+/// Verbs that stop a unit.
+const STOP_VERBS: &[&str] = &[
+    "stop",
+    "restart",
+    "try-restart",
+    "condrestart",
+    "reload-or-restart",
+    "try-reload-or-restart",
+    "reload-or-try-restart",
+    "force-reload",
+    "kill",
+    "isolate",
+    "disable",
+    "mask",
+    "freeze",
+    "clean",
+];
+/// Verbs that change unit files.
+const FILE_VERBS: &[&str] = &[
+    "enable",
+    "disable",
+    "reenable",
+    "preset",
+    "mask",
+    "unmask",
+    "link",
+    "revert",
+    "edit",
+    "add-wants",
+    "add-requires",
+    "set-property",
+];
+
+/// Whether `verb` can have caused a change `action`: a service that stops
+/// on its own right after a `systemctl start` is not the start's doing.
+pub fn verb_fits(verb: &str, action: &str) -> bool {
+    let any = |l: &[&str]| l.contains(&verb);
+    match action {
+        "service_started" | "service_restarted" => any(START_VERBS),
+        "service_stopped" => any(STOP_VERBS),
+        // A failure at start, or while stopping.
+        "service_failed" => any(START_VERBS) || any(STOP_VERBS),
+        "service_reloaded" => verb.contains("reload"),
+        "service_reset" => verb == "reset-failed" || any(STOP_VERBS) || any(START_VERBS),
+        "service_enabled" | "service_disabled" | "service_masked" | "service_unmasked" => {
+            any(FILE_VERBS)
+        }
+        _ => CHANGING_VERBS.contains(&verb),
+    }
+}
+
 /// A run of a service control program.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -452,6 +524,8 @@ pub struct Invocation {
     /// argv.
     pub args: Vec<String>,
     pub process: Arc<Process>,
+    /// When it exited, once it has.
+    pub exited: Option<SystemTime>,
 }
 
 /// Recent `systemctl` and `service` runs, filled by the process table
@@ -480,17 +554,33 @@ impl Invocations {
         q.push_back(inv);
     }
 
+    /// A run's process exited at `at`.
+    pub fn exited(&self, pid: u32, at: SystemTime) {
+        let mut q = self.0.lock().expect("invocations lock");
+        if let Some(i) = q.iter_mut().rev().find(|i| i.process.pid == pid) {
+            i.exited.get_or_insert(at);
+        }
+    }
+
     /// The most recent run started within [`CORRELATION_WINDOW`] before
     /// `at` (when the change was seen) that names `unit` with a verb that
     /// changes units, and how long before `at` it started. A run started
-    /// after the change cannot have caused it.
-    pub fn find(&self, unit: &str, at: SystemTime) -> Option<(Arc<Process>, Duration)> {
+    /// after the change, or ended more than [`EXIT_GRACE`] before it, did
+    /// not cause it.
+    pub fn find(
+        &self,
+        unit: &str,
+        action: &str,
+        at: SystemTime,
+    ) -> Option<(Arc<Process>, Duration)> {
         let q = self.0.lock().expect("invocations lock");
         q.iter()
             .rev()
             .filter_map(|i| Some((i, at.duration_since(i.at).ok()?)))
             .filter(|(_, age)| *age <= CORRELATION_WINDOW)
-            .find(|(i, _)| names_unit(&i.args, unit))
+            // A run that had ended well before the change did not cause it.
+            .filter(|(i, _)| i.exited.is_none_or(|x| at <= x + EXIT_GRACE))
+            .find(|(i, _)| verb_of(&i.args, unit).is_some_and(|v| verb_fits(v, action)))
             .map(|(i, age)| (i.process.clone(), age))
     }
 }
@@ -499,9 +589,12 @@ impl Invocations {
 /// UNIT...` (a name without a type means `.service`), or `service NAME
 /// ACTION`.
 pub fn names_unit(args: &[String], unit: &str) -> bool {
-    let Some(prog) = args.first().map(|a| a.rsplit('/').next().unwrap_or(a)) else {
-        return false;
-    };
+    verb_of(args, unit).is_some()
+}
+
+/// The verb of a command line that changes `unit` (see [`names_unit`]).
+pub fn verb_of<'a>(args: &'a [String], unit: &str) -> Option<&'a str> {
+    let prog = args.first().map(|a| a.rsplit('/').next().unwrap_or(a))?;
     let same = |a: &str| a == unit || format!("{a}.service") == unit;
     let words: Vec<&str> = args[1..]
         .iter()
@@ -509,12 +602,11 @@ pub fn names_unit(args: &[String], unit: &str) -> bool {
         .filter(|a| !a.starts_with('-'))
         .collect();
     if prog == "service" {
-        return words.len() >= 2 && same(words[0]) && CHANGING_VERBS.contains(&words[1]);
+        return (words.len() >= 2 && same(words[0]) && CHANGING_VERBS.contains(&words[1]))
+            .then_some(words[1]);
     }
-    match words.split_first() {
-        Some((verb, units)) => CHANGING_VERBS.contains(verb) && units.iter().any(|u| same(u)),
-        None => false,
-    }
+    let (verb, units) = words.split_first()?;
+    (CHANGING_VERBS.contains(verb) && units.iter().any(|u| same(u))).then_some(*verb)
 }
 
 // ---------------------------------------------------------------------------
@@ -921,27 +1013,39 @@ mod tests {
             at: t0,
             args: argv("systemctl stop a"),
             process: p(1),
+            exited: None,
         });
         inv.record(Invocation {
             at: t0 + Duration::from_millis(5),
             args: argv("systemctl status a"),
             process: p(2),
+            exited: None,
         });
         inv.record(Invocation {
             at: t0 + Duration::from_millis(10),
             args: argv("systemctl stop a"),
             process: p(3),
+            exited: None,
         });
         let (got, age) = inv
-            .find("a.service", t0 + Duration::from_millis(40))
+            .find(
+                "a.service",
+                "service_stopped",
+                t0 + Duration::from_millis(40),
+            )
             .unwrap();
         assert_eq!((got.pid, age), (3, Duration::from_millis(30)));
         assert!(inv
-            .find("b.service", t0 + Duration::from_millis(40))
+            .find(
+                "b.service",
+                "service_stopped",
+                t0 + Duration::from_millis(40)
+            )
             .is_none());
         assert!(inv
             .find(
                 "a.service",
+                "service_stopped",
                 t0 + CORRELATION_WINDOW + Duration::from_secs(1)
             )
             .is_none());

@@ -175,7 +175,7 @@ impl Run {
                 break;
             }
             let (_, seen, t, signal) = self.pending.pop_front().expect("front exists");
-            let process = self.o.invocations.find(&t.unit, seen);
+            let process = self.o.invocations.find(&t.unit, t.action, seen);
             let ev = service_event(
                 &self.o.host,
                 &self.o.bus,
@@ -409,7 +409,7 @@ impl Run {
                 };
                 let (iface, changed, _): (String, HashMap<String, OwnedValue>, Vec<String>) =
                     m.body().deserialize()?;
-                let get = |k: &str| changed.get(k).and_then(|v| string(v));
+                let get = |k: &str| changed.get(k).and_then(string);
                 let t = match iface.as_str() {
                     "org.freedesktop.systemd1.Unit" => self.tracker.properties(
                         &unit,

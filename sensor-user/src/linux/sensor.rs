@@ -497,6 +497,19 @@ impl Attributor {
                         }
                     }
                 }
+                if let Some(inv) = &self.invocations {
+                    let control = self.procs.get(t.process.tgid).is_some_and(|p| {
+                        crate::inventory::systemd::Invocations::is_control_program(
+                            p.exe.as_deref(),
+                            &p.comm,
+                        )
+                    });
+                    if control {
+                        let ns = self.boot_offset_ns + t.ts_boot_ns as i128;
+                        let at = std::time::UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64);
+                        inv.exited(t.process.tgid, at);
+                    }
+                }
                 self.procs.exit(t.process.tgid);
             }
             Record::BlindSpot(t) => {
@@ -840,7 +853,12 @@ impl Attributor {
         let process = self.process(&e.process);
         let ns = self.boot_offset_ns + e.ts_boot_ns as i128;
         let at = std::time::UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64);
-        inv.record(crate::inventory::systemd::Invocation { at, args, process });
+        inv.record(crate::inventory::systemd::Invocation {
+            at,
+            args,
+            process,
+            exited: None,
+        });
     }
 
     /// The process record of an event: built once per process and shared until
