@@ -1719,7 +1719,69 @@ action = ["modified"]
                 "daemon-watch-unavailable",
                 sensor_ev("daemon_watch_unavailable"),
             ),
+            ("service-stopped", svc_ev("service_stopped", "cron.service")),
+            ("service-stopped", svc_ev("service_failed", "cron.service")),
+            (
+                "security-service-stopped",
+                svc_ev("service_stopped", "auditd.service"),
+            ),
+            (
+                "security-service-stopped",
+                svc_ev("service_masked", "ssh.service"),
+            ),
+            (
+                "service-disabled",
+                svc_ev("service_disabled", "cron.service"),
+            ),
+            ("service-enabled", svc_ev("service_enabled", "evil.service")),
         ]
+    }
+
+    fn svc_ev(action: &str, unit: &str) -> Event {
+        let mut e = sensor_ev(action);
+        e.kind = "service";
+        e.body = Body::Service(Box::new(crate::event::ServiceChange {
+            service: crate::event::ServiceInfo {
+                manager: "systemd",
+                bus: "system".into(),
+                unit: unit.into(),
+                unit_type: "service".into(),
+                ..Default::default()
+            },
+            process: None,
+            source: crate::event::Source {
+                tier: "dbus",
+                syscall: "PropertiesChanged",
+                decided_by: "dbus",
+            },
+            details: Default::default(),
+        }));
+        e
+    }
+
+    #[test]
+    fn service_rules_rate_security_services_higher_and_match_units() {
+        let e = evaluated(svc_ev("service_stopped", "sshd.service"));
+        assert_eq!(e.severity, Severity::High);
+        assert!(e.alert);
+        assert!(e.pci.contains(&"10.2.1".to_string()), "{:?}", e.pci);
+        let e = evaluated(svc_ev("service_stopped", "cron.service"));
+        assert_eq!(e.severity, Severity::Medium);
+        assert!(!e.alert);
+        let e = evaluated(svc_ev("service_started", "sshd.service"));
+        assert_eq!(e.severity, Severity::Info);
+        // A `unit` condition never matches other kinds of events.
+        let set = RuleSet::parse(
+            "[[rule]]\nid = \"u\"\nseverity = \"high\"\n[rule.match]\nunit = [\"*.timer\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let mut e = svc_ev("service_started", "backup.timer");
+        set.evaluate(&mut e);
+        assert_eq!(e.rules, ["u"]);
+        let mut f = ev("modified", "/etc/backup.timer");
+        set.evaluate(&mut f);
+        assert!(f.rules.is_empty());
     }
 
     fn pkg_ev(action: &str) -> Event {
