@@ -106,6 +106,7 @@ struct RawInventory {
     daemons: bool,
     systemd_bus: Spanned<String>,
     systemd_unit_types: Option<Vec<Spanned<String>>>,
+    rpm_dbpath: Spanned<String>,
 }
 
 impl Default for RawInventory {
@@ -118,6 +119,7 @@ impl Default for RawInventory {
             daemons: true,
             systemd_bus: Spanned::new(0..0, "system".into()),
             systemd_unit_types: None,
+            rpm_dbpath: Spanned::new(0..0, crate::inventory::rpm::DEFAULT_DBPATH.into()),
         }
     }
 }
@@ -145,6 +147,9 @@ pub struct InventorySection {
     pub systemd_bus: String,
     /// Unit types reported (`service`, `socket`, `timer`, `path`...).
     pub systemd_unit_types: Vec<String>,
+    /// rpm's database directory (`rpm --dbpath`); must be watched for rpm
+    /// inventory events.
+    pub rpm_dbpath: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -599,6 +604,15 @@ impl Config {
                 }
             }
         }
+        if !inv.rpm_dbpath.get_ref().starts_with('/') {
+            return Err(err(
+                Some(inv.rpm_dbpath.span()),
+                format!(
+                    "[inventory] rpm_dbpath {:?} must be an absolute path",
+                    inv.rpm_dbpath.get_ref()
+                ),
+            ));
+        }
         let bus = inv.systemd_bus.get_ref();
         if !(bus == "system" || bus == "user" || bus.contains(':')) {
             return Err(err(
@@ -648,6 +662,7 @@ impl Config {
             daemons: inv.daemons,
             systemd_bus: bus.clone(),
             systemd_unit_types,
+            rpm_dbpath: PathBuf::from(inv.rpm_dbpath.get_ref()),
         };
         Ok(Config {
             inventory,

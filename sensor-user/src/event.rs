@@ -142,7 +142,7 @@ pub struct ServiceChange {
 /// A package as the package manager records it, before and after a change.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct PackageInfo {
-    /// `dpkg` (later `rpm`, `msi`...).
+    /// `dpkg` or `rpm` (later `msi`...).
     pub manager: &'static str,
     pub name: String,
     /// The version installed after the change; absent once removed.
@@ -167,7 +167,7 @@ pub struct PackageInfo {
 pub struct PackageChange {
     pub package: PackageInfo,
     /// The package database file whose change revealed it
-    /// (`/var/lib/dpkg/status`).
+    /// (`/var/lib/dpkg/status`), or rpm's database directory.
     pub path: String,
     /// The process that wrote the database (dpkg); null when the change was
     /// found by the start-up comparison with the stored inventory.

@@ -80,6 +80,9 @@ impl Settings {
                     managers: c.inventory.package_managers.clone(),
                     scope: p.roots.iter().map(|r| r.path.clone()).collect(),
                     max_size: c.hash.max_size,
+                    // Only a watched database is seen changing.
+                    rpm_dbpath: Some(c.inventory.rpm_dbpath.clone())
+                        .filter(|d| p.root_for(&d.join("rpmdb.sqlite"), Some(false)).is_some()),
                 }
             }),
         }
@@ -516,24 +519,28 @@ impl Settle {
         };
         stage.label(&mut ev);
         let db = stage
-            .is_db_change(&ev)
-            .then(|| ev.file().map(|f| (f.process.clone(), f.source.tier)))
-            .flatten();
+            .db_change(&ev)
+            .and_then(|m| ev.file().map(|f| (m, f.process.clone(), f.source.tier)));
         let start = ev.kind == "sensor" && ev.action == "start";
         self.emitter.emit(ev)?;
         let mut trouble = Vec::new();
         let derived = if start {
-            let stored = match self.emitter.store().map(|s| s.inventory("dpkg")) {
+            let mut stored = |manager: &str| match self
+                .emitter
+                .store()
+                .map(|s| s.inventory(manager))
+            {
                 Some(Ok(inv)) => inv,
                 Some(Err(e)) => {
-                    trouble.push(format!("cannot read the stored software inventory, so changes made while the sensor was down are not reported: {e}"));
+                    trouble.push(format!("cannot read the stored {manager} inventory, so changes made while the sensor was down are not reported: {e}"));
                     None
                 }
                 None => None,
             };
-            stage.start(stored, self.emitter.store().is_some())
-        } else if let Some((process, tier)) = db {
-            stage.db_changed(self.emitter.last_seq(), process, tier)
+            let (dpkg, rpm) = (stored("dpkg"), stored("rpm"));
+            stage.start(dpkg, rpm, self.emitter.store().is_some())
+        } else if let Some((manager, process, tier)) = db {
+            stage.db_changed(manager, self.emitter.last_seq(), process, tier)
         } else {
             return Ok(());
         };
@@ -541,13 +548,13 @@ impl Settle {
             self.emitter.emit(e)?;
         }
         if let Some(store) = self.emitter.store() {
-            let r = match &derived.recorded {
-                Some(inv) => store.record_inventory("dpkg", inv),
-                None if !derived.changes.is_empty() => {
-                    store.update_inventory("dpkg", &derived.changes)
-                }
+            let update = |manager: &str, recorded: &Option<_>, changes: &[_]| match recorded {
+                Some(inv) => store.record_inventory(manager, inv),
+                None if !changes.is_empty() => store.update_inventory(manager, changes),
                 None => Ok(()),
             };
+            let r = update("dpkg", &derived.recorded, &derived.changes)
+                .and_then(|_| update("rpm", &derived.rpm_recorded, &derived.rpm_changes));
             if let Err(e) = r {
                 trouble.push(format!("the software inventory could not be stored; the next start may report these changes again: {e}"));
             }
