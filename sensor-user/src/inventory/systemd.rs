@@ -516,6 +516,21 @@ pub fn verb_fits(verb: &str, action: &str) -> bool {
     }
 }
 
+/// Whether a command line can have caused `action` on `unit`: it names the
+/// unit with a verb that fits, and `enable`, `reenable`, `disable` and
+/// `mask` start or stop units only with `--now`.
+pub fn run_fits(args: &[String], unit: &str, action: &str) -> bool {
+    let Some(verb) = verb_of(args, unit) else {
+        return false;
+    };
+    let file_change = matches!(
+        action,
+        "service_enabled" | "service_disabled" | "service_masked" | "service_unmasked"
+    );
+    let needs_now = !file_change && matches!(verb, "enable" | "reenable" | "disable" | "mask");
+    verb_fits(verb, action) && (!needs_now || args.iter().any(|a| a == "--now"))
+}
+
 /// A run of a service control program.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -580,7 +595,7 @@ impl Invocations {
             .filter(|(_, age)| *age <= CORRELATION_WINDOW)
             // A run that had ended well before the change did not cause it.
             .filter(|(i, _)| i.exited.is_none_or(|x| at <= x + EXIT_GRACE))
-            .find(|(i, _)| verb_of(&i.args, unit).is_some_and(|v| verb_fits(v, action)))
+            .find(|(i, _)| run_fits(&i.args, unit, action))
             .map(|(i, age)| (i.process.clone(), age))
     }
 }
@@ -1060,6 +1075,40 @@ mod tests {
         assert!(!Invocations::is_control_program(
             Some("/usr/bin/systemd"),
             "systemd"
+        ));
+    }
+
+    #[test]
+    fn the_verb_must_fit_the_change() {
+        assert!(verb_fits("start", "service_failed"));
+        assert!(!verb_fits("start", "service_stopped"));
+        assert!(verb_fits("enable", "service_enabled"));
+        assert!(!verb_fits("status", "service_stopped"));
+        // disable and mask stop a unit only with --now.
+        assert!(!run_fits(
+            &argv("systemctl disable a"),
+            "a.service",
+            "service_stopped"
+        ));
+        assert!(run_fits(
+            &argv("systemctl disable --now a"),
+            "a.service",
+            "service_stopped"
+        ));
+        assert!(run_fits(
+            &argv("systemctl disable a"),
+            "a.service",
+            "service_disabled"
+        ));
+        assert!(!run_fits(
+            &argv("systemctl start a"),
+            "a.service",
+            "service_stopped"
+        ));
+        assert!(run_fits(
+            &argv("service a restart"),
+            "a.service",
+            "service_started"
         ));
     }
 }
