@@ -117,6 +117,16 @@ pub mod sys {
     pub const SPLICE: u16 = 65;
     /// mmap(2) with PROT_WRITE and MAP_SHARED (the tracepoint tier's detector).
     pub const MMAP: u16 = 66;
+    /// `vfs_mknod`: FIFOs, sockets and device nodes (any caller: mknod(2),
+    /// bind(2) of a unix socket, nfsd).
+    pub const VFS_MKNOD: u16 = 67;
+    /// `security_file_mprotect`: mprotect adding PROT_WRITE to a shared
+    /// mapping of a file.
+    pub const SECURITY_FILE_MPROTECT: u16 = 68;
+    /// `vfs_set_acl`, `vfs_remove_acl` (6.2+): POSIX ACLs set or removed by
+    /// any caller (setxattr(2) of `system.posix_acl_*`, nfsd, io_uring).
+    pub const VFS_SET_ACL: u16 = 69;
+    pub const VFS_REMOVE_ACL: u16 = 70;
 }
 
 /// Which hook tier produced a file record ([`FileRecord::tier`]).
@@ -157,6 +167,29 @@ pub mod vfs {
     pub const MMAP: u32 = 4096;
     /// implicit last closes (__fput): the close marker without a close syscall.
     pub const CLOSE: u32 = 8192;
+    /// mknod, mknodat of FIFOs, sockets and devices (vfs_mknod; a regular file
+    /// made by mknod goes through vfs_create and stays with the tracepoints).
+    pub const MKNOD: u32 = 16384;
+    /// mprotect adding PROT_WRITE to a shared file mapping (security_file_mprotect).
+    pub const MPROTECT: u32 = 32768;
+    /// POSIX ACLs set (vfs_set_acl, 6.2+); the xattr syscalls then skip ACL names too.
+    pub const SETACL: u32 = 65536;
+    /// POSIX ACLs removed (vfs_remove_acl, 6.2+).
+    pub const REMOVEACL: u32 = 131072;
+    /// The groups io_uring (or another in-kernel caller) can reach without a
+    /// syscall the tracepoints see: while any of them is on the tracepoint
+    /// tier, `io_uring_setup` is reported as a blind spot.
+    pub const IO_URING: u32 = WRITE
+        | UNLINK
+        | RENAME
+        | SETATTR
+        | LINK
+        | SYMLINK
+        | MKDIR
+        | RMDIR
+        | OPEN
+        | SETXATTR
+        | FALLOCATE;
 }
 
 /// What happened to the file, as the kernel saw it.
@@ -366,7 +399,8 @@ pub struct FileRecord {
     pub ret: i64,
     /// Syscall flags: open flags, rename flags, `AT_*` flags, fallocate mode.
     pub flags: u64,
-    /// Mode argument (chmod, open, mkdir, mknod).
+    /// Mode argument (chmod, open, mkdir, mknod); the mapping's `prot` for
+    /// `MAPPED_WRITABLE`.
     pub mode: u32,
     /// Owner arguments (chown family); `u32::MAX` means unchanged.
     pub arg_uid: u32,

@@ -113,6 +113,8 @@ SHIM u32 shim_iattr_mode(struct iattr *a) { return BPF_CORE_READ(a, ia_mode); }
 SHIM u32 shim_iattr_uid(struct iattr *a) { return BPF_CORE_READ(a, ia_uid.val); }
 SHIM u32 shim_iattr_gid(struct iattr *a) { return BPF_CORE_READ(a, ia_gid.val); }
 SHIM s64 shim_iattr_size(struct iattr *a) { return BPF_CORE_READ(a, ia_size); }
+SHIM u64 shim_vma_flags(struct vm_area_struct *v) { return BPF_CORE_READ(v, vm_flags); }
+SHIM struct file *shim_vma_file(struct vm_area_struct *v) { return BPF_CORE_READ(v, vm_file); }
 
 /* struct mount embeds struct vfsmount; container_of with a relocated offset. */
 static inline struct mount *real_mount(struct vfsmount *m)

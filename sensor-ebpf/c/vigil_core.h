@@ -111,6 +111,13 @@ struct iattr {
 	s64 ia_size;
 };
 
+/* A mapping. Since 6.3 vm_flags is a const member of an anonymous union (with
+ * __vm_flags): CO-RE matches it by name. */
+struct vm_area_struct {
+	unsigned long vm_flags;
+	struct file *vm_file;
+};
+
 #pragma clang attribute pop
 
 #endif

@@ -19,6 +19,7 @@ use aya_ebpf::{
     macros::{btf_tracepoint, map, tracepoint},
     maps::{lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
     programs::{BtfTracePointContext, TracePointContext},
+    EbpfContext,
 };
 use core::ffi::c_void;
 use sensor_common::*;
@@ -37,9 +38,12 @@ static PREFIXES: LpmTrie<[u8; LPM_DATA], PrefixValue> = LpmTrie::with_max_entrie
 static DECISIONS: LruHashMap<InodeKey, Decision> = LruHashMap::with_max_entries(65536, 0);
 #[map]
 static CONFIG: Array<SensorConfig> = Array::with_max_entries(1, 0);
-/// Syscall arguments stashed at enter, by pid_tgid.
+/// Syscall arguments stashed at enter, by pid_tgid. A plain (preallocated)
+/// hash: an LRU insert costs several times more, and entries cannot pile up:
+/// exit removes them, and so does `sched_process_exit` for a thread that dies
+/// inside a syscall.
 #[map]
-static INFLIGHT: LruHashMap<u64, Args> = LruHashMap::with_max_entries(16384, 0);
+static INFLIGHT: HashMap<u64, Args> = HashMap::with_max_entries(16384, 0);
 /// Open files written to: one "modified" per (process, open file).
 #[map]
 static SESSIONS: LruHashMap<SessionKey, Session> = LruHashMap::with_max_entries(65536, 0);
@@ -137,9 +141,13 @@ fn wakeup_flags() -> u64 {
     }
 }
 
+/// Syscall argument `n` of a `sys_enter_*` record, or the return value
+/// (`n == 0`) of a `sys_exit_*` one. A direct load instead of a helper call;
+/// `n` must exist for that syscall: the kernel refuses to attach a program
+/// whose loads reach past the end of its tracepoint's record (EACCES).
 #[inline(always)]
 unsafe fn arg(ctx: &TracePointContext, n: usize) -> u64 {
-    ctx.read_at::<u64>(16 + 8 * n).unwrap_or(0)
+    *(ctx.as_ptr() as *const u64).add(2 + n)
 }
 
 #[inline(always)]
@@ -668,11 +676,13 @@ unsafe fn stash(ctx: &TracePointContext, sys: u16) {
         _pad: [0; 3],
         args: [0; 6],
     };
-    let mut i = 0;
-    while i < 6 {
-        a.args[i] = arg(ctx, i);
-        i += 1;
-    }
+    // One copy of all six slots. Not `arg()`: direct loads past the end of a
+    // shorter syscall's record make the kernel refuse to attach the program.
+    let _ = bpf_probe_read_kernel(
+        a.args.as_mut_ptr() as *mut c_void,
+        core::mem::size_of::<[u64; 6]>() as u32,
+        (ctx.as_ptr() as *const u64).add(2) as *const c_void,
+    );
     if INFLIGHT.insert(&bpf_get_current_pid_tgid(), &a, 0).is_err() {
         count_lost(lost::ARGS);
     }
@@ -712,8 +722,9 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
 /// True when a VFS-tier hook of the running set reports this call, so its
 /// tracepoint stays quiet (one event per operation). The loader does not even
 /// attach the tracepoints of wholly covered syscalls; this catches the rest:
-/// unlinkat (vfs_unlink without AT_REMOVEDIR, vfs_rmdir with it) and the xattr
-/// calls, whose POSIX ACL names stay here (6.2 moved ACLs out of vfs_setxattr).
+/// unlinkat (vfs_unlink without AT_REMOVEDIR, vfs_rmdir with it), mknod (a
+/// regular file is vfs_create's) and the xattr calls, whose POSIX ACL names
+/// belong to the ACL groups (6.2 moved ACLs out of vfs_setxattr into vfs_set_acl).
 #[inline(always)]
 unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
     let mask = config().vfs;
@@ -738,15 +749,31 @@ unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
         sys::MKDIR | sys::MKDIRAT => vfs::MKDIR,
         sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT => vfs::OPEN,
         sys::FALLOCATE => vfs::FALLOCATE,
-        sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR
-            if mask & vfs::SETXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
+        // A regular file made by mknod goes through vfs_create, not vfs_mknod.
+        sys::MKNOD
+            if arg(ctx, 1) as u32 & S_IFMT != S_IFREG && arg(ctx, 1) as u32 & S_IFMT != 0 =>
         {
-            vfs::SETXATTR
+            vfs::MKNOD
         }
-        sys::REMOVEXATTR | sys::LREMOVEXATTR | sys::FREMOVEXATTR
-            if mask & vfs::REMOVEXATTR != 0 && !vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) =>
+        sys::MKNODAT
+            if arg(ctx, 2) as u32 & S_IFMT != S_IFREG && arg(ctx, 2) as u32 & S_IFMT != 0 =>
         {
-            vfs::REMOVEXATTR
+            vfs::MKNOD
+        }
+        // POSIX ACLs: the ACL groups (vfs_set_acl, vfs_remove_acl, 6.2+) or nobody.
+        sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR => {
+            if vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) {
+                vfs::SETACL
+            } else {
+                vfs::SETXATTR
+            }
+        }
+        sys::REMOVEXATTR | sys::LREMOVEXATTR | sys::FREMOVEXATTR => {
+            if vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) {
+                vfs::REMOVEACL
+            } else {
+                vfs::REMOVEXATTR
+            }
         }
         sys::CHMOD
         | sys::FCHMOD
@@ -823,7 +850,7 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
     if a.sys != sys {
         return;
     }
-    let ret: i64 = ctx.read_at::<i64>(16).unwrap_or(-1);
+    let ret = arg(ctx, 0) as i64;
     if ret < 0 {
         return;
     }
@@ -1161,6 +1188,54 @@ unsafe fn path_change(
     emit(&c, &t, None, sc);
 }
 
+/// Whether a rename or link's two names (scratch slots 0 and 1, `len0` and
+/// `len1` bytes) are entries of one directory: the same anchor (both absolute,
+/// or the same dfd) and byte-equal directory parts (up to the last `/`). Such a
+/// call changes no inode's ancestry, so cached decisions stay valid; any other
+/// rename or link invalidates them all (`bump_generation`).
+///
+/// A BPF global function, and every test is inside it: the verifier walks the
+/// loops once, and the callers' (large) programs see an unknown return value
+/// instead of branches that refine the name lengths and split their states.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn vigil_same_directory(olddfd: u64, newdfd: u64, len0: u32, len1: u32) -> u32 {
+    // A name that filled its slot may have been cut: its directory part is unknown.
+    let cut = LPM_DATA as u32 - 1;
+    if len0 == 0 || len1 == 0 || len0 >= cut || len1 >= cut {
+        return 0;
+    }
+    let Some(sc) = scratch() else { return 0 };
+    let (a, b) = unsafe { (&(*sc).names[0].data, &(*sc).names[1].data) };
+    let absolute = a[0] == b'/' && b[0] == b'/';
+    if !absolute && olddfd as i32 != newdfd as i32 {
+        return 0;
+    }
+    // One pass in lockstep to each name's NUL: the directory parts are equal
+    // when no '/' follows the first differing byte in either name. Only three
+    // flags vary between the paths the verifier explores, so each iteration
+    // has at most eight states (a last-'/' search per name, then a compare,
+    // makes the states multiply and exceeds the instruction budget).
+    const M: usize = LPM_DATA - 1;
+    let (mut diverged, mut end_a, mut end_b) = (false, false, false);
+    let mut i = 0usize;
+    while i < LPM_DATA {
+        let ca = if end_a { 0 } else { a[i & M] };
+        let cb = if end_b { 0 } else { b[i & M] };
+        end_a |= ca == 0;
+        end_b |= cb == 0;
+        diverged |= ca != cb;
+        if diverged && (ca == b'/' || cb == b'/') {
+            return 0;
+        }
+        if end_a && end_b {
+            return 1;
+        }
+        i += 1;
+    }
+    0
+}
+
 /// rename/link: reported when either side is watched (moves in and out count).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
@@ -1174,13 +1249,18 @@ unsafe fn two_path_change(
     flags: u64,
     sc: *mut Scratch,
 ) {
-    bump_generation();
     let Some(old) = named_target(olddfd, oldname, 0, sc) else {
+        bump_generation();
         return;
     };
     let Some(new) = named_target(newdfd, newname, 1, sc) else {
+        bump_generation();
         return;
     };
+    // Before deciding: the anchors' own cached decisions may be stale.
+    if vigil_same_directory(olddfd as u64, newdfd as u64, old.name_len, new.name_len) == 0 {
+        bump_generation();
+    }
     let v = decide_named(&old, sc).or(decide_named(&new, sc));
     if !v.hit() {
         return;
@@ -1347,6 +1427,14 @@ syscall!(
     sys::FREMOVEXATTR
 );
 
+/// Does nothing. `vigil floor` attaches it to every syscall tracepoint the
+/// sensor uses, so that `cargo xtask bench overhead` can tell what the
+/// tracepoint machinery costs by itself from what Vigil's programs add.
+#[tracepoint]
+pub fn noop(_ctx: TracePointContext) -> u32 {
+    0
+}
+
 #[tracepoint]
 pub fn sys_enter_close(ctx: TracePointContext) -> u32 {
     unsafe { close_enter(arg(&ctx, 0), sys::CLOSE) };
@@ -1437,6 +1525,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 #[tracepoint]
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     unsafe {
+        let _ = INFLIGHT.remove(&bpf_get_current_pid_tgid());
         let task = current_task();
         if shim_task_pid(task) == shim_task_tgid(task) {
             task_record(kind::EXIT, task, 0, shim_task_exit_code(task));
@@ -1445,32 +1534,30 @@ pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     0
 }
 
-/// io_uring writes make no write syscall: on the tracepoint tier say so when a
-/// process sets a ring up (user space reports it once per process). Not attached
-/// when a VFS hook reports writes (see the loader's `VFS_HOOKS`).
+/// io_uring operations make no file syscall: when a group io_uring can reach is
+/// on the tracepoint tier, say so when a process sets a ring up (user space
+/// reports it once per process). Not attached when VFS hooks report every such
+/// group (the loader's `DETECTORS`).
 #[tracepoint]
 pub fn sys_exit_io_uring_setup(ctx: TracePointContext) -> u32 {
     unsafe {
-        let ret: i64 = ctx.read_at::<i64>(16).unwrap_or(-1);
-        if ret >= 0 && config().vfs & vfs::WRITE == 0 && !is_self() {
+        let ret = arg(&ctx, 0) as i64;
+        if ret >= 0 && vfs_tier::io_uring_blind() && !is_self() {
             task_record(kind::BLIND_SPOT, current_task(), 0, blind::IO_URING_SETUP);
         }
     }
     0
 }
 
-/// mmap(addr, len, prot, flags, fd, off) with PROT_WRITE and MAP_SHARED of a
-/// watched file: the tracepoint tier cannot see the stores that follow, so it
-/// says so (user space turns the record into a `blind_spot` event). Not
-/// attached when the VFS mmap hook (security_mmap_file) is on.
+/// mmap(addr, len, prot, flags, fd, off) MAP_SHARED of a watched file open for
+/// writing (PROT_WRITE now, or later through mprotect): the tracepoint tier
+/// cannot see the stores, so it says so (user space turns the record into a
+/// `blind_spot` event). Not attached when the VFS mmap and mprotect hooks are
+/// both on (the loader's `DETECTORS`).
 #[tracepoint]
 pub fn sys_enter_mmap(ctx: TracePointContext) -> u32 {
     unsafe {
-        let (prot, flags, fd) = (arg(&ctx, 2), arg(&ctx, 3), arg(&ctx, 4));
-        if prot & 2 != 0 && flags & 0x0f != 0 && (fd as i64) >= 0 {
-            let file = shim_task_fd_file(current_task(), fd as u32);
-            vfs_tier::on_mmap(tier::TRACEPOINT, sys::MMAP, file, prot, flags);
-        }
+        vfs_tier::mmap_detector(arg(&ctx, 2), arg(&ctx, 3), arg(&ctx, 4));
     }
     0
 }

@@ -62,6 +62,8 @@ unsafe extern "C" {
     pub fn shim_iattr_uid(attr: Ptr) -> u32;
     pub fn shim_iattr_gid(attr: Ptr) -> u32;
     pub fn shim_iattr_size(attr: Ptr) -> i64;
+    pub fn shim_vma_flags(vma: Ptr) -> u64;
+    pub fn shim_vma_file(vma: Ptr) -> Ptr;
 
     pub fn shim_open_how_flags(how: Ptr) -> u64;
     pub fn shim_atomic_add(p: *mut u64, v: u64);

@@ -178,7 +178,8 @@ unsafe fn new_entry_verdict(dentry: Ptr, mnt: Ptr) -> Verdict {
 
 /// `system.posix_acl_access` / `_default`: since 6.2 setting or removing them
 /// goes through vfs_set_acl/vfs_remove_acl, not the xattr functions, so ACLs
-/// stay with the xattr syscall tracepoints on every kernel (one source, one event).
+/// are the ACL groups' where the kernel has those, else the xattr syscall
+/// tracepoints' (one source, one event).
 #[inline(always)]
 pub(crate) unsafe fn is_acl_name(name: Ptr, user: bool) -> bool {
     let mut w = [0u64; 2];
@@ -198,16 +199,21 @@ const MAP_SHARED_VALIDATE: u64 = 3;
 const PF_EXITING: u32 = 4;
 
 /// A shared writable mapping of a watched regular file, seen by `sys_`
-/// (security_mmap_file, or the mmap syscall on the tracepoint tier). On a VFS
-/// tier the mapping opens a write session, so `__fput` (the release of the
-/// mapping's file) or the process exit gives the close marker and the hash.
+/// (security_mmap_file, security_file_mprotect, or the mmap syscall on the
+/// tracepoint tier). On a VFS tier the mapping opens a write session, so
+/// `__fput` (the release of the mapping's file) or the process exit gives the
+/// close marker and the hash. The tracepoint tier's detector also reports a
+/// read-only shared mapping of a file open for writing: mprotect can make it
+/// writable later, and that tier cannot see the mprotect's target (an address).
 #[inline(always)]
 pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u64) {
     let shared = matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE);
-    if prot & PROT_WRITE == 0 || !shared || file.is_null() || is_self() {
+    let detector = tier == tier::TRACEPOINT;
+    if (prot & PROT_WRITE == 0 && !detector) || !shared || file.is_null() || is_self() {
         return;
     }
-    // Without FMODE_WRITE the kernel refuses the mapping (EACCES).
+    // Without FMODE_WRITE the kernel refuses a writable mapping (EACCES) and
+    // never lets mprotect add PROT_WRITE (no VM_MAYWRITE).
     if shim_file_mode(file) & FMODE_WRITE == 0 {
         return;
     }
@@ -220,7 +226,7 @@ pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u
         _pad: 0,
         file: file as u64,
     };
-    let session = tier != tier::TRACEPOINT;
+    let session = !detector;
     if session && SESSIONS.get(&key).is_some() {
         // Written through already: that session's marker hashes it.
         return;
@@ -238,8 +244,86 @@ pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u
         let _ = SESSIONS.insert(&key, &s, 0);
     }
     let Some(sc) = scratch() else { return };
-    let c = change(sys_, op::MAPPED_WRITABLE, watched(d.root_id), flags, inode);
+    let mut c = change(sys_, op::MAPPED_WRITABLE, watched(d.root_id), flags, inode);
+    c.mode = prot as u32;
     emit_as(tier, &c, &t, None, sc);
+}
+
+const VM_WRITE: u64 = 0x2;
+const VM_SHARED: u64 = 0x8;
+
+/// `security_file_mprotect(vma, reqprot, prot)`: mprotect adding PROT_WRITE to
+/// a shared mapping of a file is a writable mapping made after the fact (the
+/// vma's flags do not have VM_WRITE yet: mprotect_fixup runs after the check).
+#[inline(always)]
+unsafe fn on_mprotect(tier: u8, vma: Ptr, reqprot: u64) {
+    if vma.is_null() || reqprot & PROT_WRITE == 0 {
+        return;
+    }
+    let vm_flags = shim_vma_flags(vma);
+    if vm_flags & VM_SHARED == 0 || vm_flags & VM_WRITE != 0 {
+        return;
+    }
+    on_mmap(
+        tier,
+        sys::SECURITY_FILE_MPROTECT,
+        shim_vma_file(vma),
+        reqprot,
+        MAP_SHARED,
+    );
+}
+
+/// The tracepoint tier's mmap detector (`sys_enter_mmap`): a shared mapping of
+/// a watched file open for writing, unless a VFS hook of the running set
+/// reports it (the mmap group a writable mapping, the mprotect group a
+/// read-only one made writable later).
+#[inline(always)]
+pub(crate) unsafe fn mmap_detector(prot: u64, flags: u64, fd: u64) {
+    let mask = config().vfs;
+    let covered = if prot & PROT_WRITE != 0 {
+        vfs::MMAP
+    } else {
+        vfs::MPROTECT
+    };
+    if mask & covered != 0 || (fd as i64) < 0 {
+        return;
+    }
+    if !matches!(flags & MAP_TYPE, MAP_SHARED | MAP_SHARED_VALIDATE) {
+        return;
+    }
+    let file = shim_task_fd_file(current_task(), fd as u32);
+    on_mmap(tier::TRACEPOINT, sys::MMAP, file, prot, flags);
+}
+
+/// Whether an io_uring set up now can reach a group no VFS hook of the running
+/// set reports (`sys_exit_io_uring_setup` then reports a blind spot).
+#[inline(always)]
+pub(crate) fn io_uring_blind() -> bool {
+    config().vfs & vfs::IO_URING != vfs::IO_URING
+}
+
+/// `vfs_mknod(..., dentry, mode, dev)`: FIFOs, sockets (bind of a unix
+/// socket) and device nodes. mknod of a regular file calls vfs_create
+/// instead, which the mknod tracepoints report.
+#[inline(always)]
+unsafe fn on_mknod(tier: u8, dentry: Ptr, mode: u64, dev: u64) {
+    if dentry.is_null() || is_self() {
+        return;
+    }
+    let mnt = guess_mnt(dentry);
+    let v = new_entry_verdict(dentry, mnt);
+    if !v.hit() {
+        return;
+    }
+    let mut c = change(
+        sys::VFS_MKNOD,
+        op::MKNOD,
+        v,
+        dev & 0xffff_ffff,
+        core::ptr::null(),
+    );
+    c.mode = mode as u32 & 0xffff;
+    stage(tier, &c, &dentry_target(dentry, mnt), None);
 }
 // ---------------------------------------------------------------------------
 // Handlers, shared by both tiers
@@ -468,10 +552,20 @@ unsafe fn on_rmdir(tier: u8, dentry: Ptr) {
     stage(tier, &c, &t, None);
 }
 
-/// vfs_setxattr / vfs_removexattr on a watched inode (POSIX ACLs excepted).
+/// vfs_setxattr / vfs_removexattr on a watched inode (POSIX ACLs excepted:
+/// the ACL groups' or the tracepoints').
 #[inline(always)]
 unsafe fn on_xattr(tier: u8, sys_: u16, op_: u16, dentry: Ptr, name: Ptr, flags: u64) {
-    if dentry.is_null() || is_self() || is_acl_name(name, false) {
+    if is_acl_name(name, false) {
+        return;
+    }
+    xattr_change(tier, sys_, op_, dentry, flags);
+}
+
+/// An attribute change of a watched inode, reported at the function's exit.
+#[inline(always)]
+unsafe fn xattr_change(tier: u8, sys_: u16, op_: u16, dentry: Ptr, flags: u64) {
+    if dentry.is_null() || is_self() {
         return;
     }
     let t = dentry_target(dentry, guess_mnt(dentry));
@@ -1160,3 +1254,135 @@ pub fn fput_kprobe(ctx: ProbeContext) -> u32 {
     unsafe { on_fput(tier::KPROBE, kp_arg(&ctx, 0) as Ptr) };
     0
 }
+
+/// `vfs_mknod(dir, dentry, mode, dev)`.
+#[fentry(function = "vfs_mknod")]
+pub fn vfs_mknod_fentry_v1(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_mknod(
+            tier::FENTRY,
+            btf_arg(&ctx, 1) as Ptr,
+            btf_arg(&ctx, 2),
+            btf_arg(&ctx, 3),
+        )
+    };
+    0
+}
+fexit_finish!(vfs_mknod_fexit_v1, "vfs_mknod", 4, true);
+/// `vfs_mknod(userns | idmap, dir, dentry, mode, dev)`.
+#[fentry(function = "vfs_mknod")]
+pub fn vfs_mknod_fentry_v2(ctx: FEntryContext) -> i32 {
+    unsafe {
+        on_mknod(
+            tier::FENTRY,
+            btf_arg(&ctx, 2) as Ptr,
+            btf_arg(&ctx, 3),
+            btf_arg(&ctx, 4),
+        )
+    };
+    0
+}
+fexit_finish!(vfs_mknod_fexit_v2, "vfs_mknod", 5, true);
+#[kprobe]
+pub fn vfs_mknod_kprobe_v1(ctx: ProbeContext) -> u32 {
+    unsafe {
+        on_mknod(
+            tier::KPROBE,
+            kp_arg(&ctx, 1) as Ptr,
+            kp_arg(&ctx, 2),
+            kp_arg(&ctx, 3),
+        )
+    };
+    0
+}
+#[kprobe]
+pub fn vfs_mknod_kprobe_v2(ctx: ProbeContext) -> u32 {
+    unsafe {
+        on_mknod(
+            tier::KPROBE,
+            kp_arg(&ctx, 2) as Ptr,
+            kp_arg(&ctx, 3),
+            kp_arg(&ctx, 4),
+        )
+    };
+    0
+}
+kretprobe_finish!(vfs_mknod_kretprobe, true);
+
+/// `security_file_mprotect(vma, reqprot, prot)`: unchanged since 2.6. fexit:
+/// only when the change was allowed.
+#[fexit(function = "security_file_mprotect")]
+pub fn security_file_mprotect_fexit(ctx: FExitContext) -> i32 {
+    unsafe {
+        if btf_arg(&ctx, 3) as i32 == 0 {
+            on_mprotect(tier::FENTRY, btf_arg(&ctx, 0) as Ptr, btf_arg(&ctx, 1));
+        }
+    }
+    0
+}
+#[kprobe]
+pub fn security_file_mprotect_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe { on_mprotect(tier::KPROBE, kp_arg(&ctx, 0) as Ptr, kp_arg(&ctx, 1)) };
+    0
+}
+
+/// `vfs_set_acl(idmap, dentry, acl_name, kacl)` (6.2+): a POSIX ACL set by any
+/// caller; `kacl` NULL removes it (setxattr with an empty value).
+#[fentry(function = "vfs_set_acl")]
+pub fn vfs_set_acl_fentry(ctx: FEntryContext) -> i32 {
+    unsafe {
+        xattr_change(
+            tier::FENTRY,
+            sys::VFS_SET_ACL,
+            op::XATTR_SET,
+            btf_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_set_acl_fexit, "vfs_set_acl", 4, false);
+#[kprobe]
+pub fn vfs_set_acl_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe {
+        xattr_change(
+            tier::KPROBE,
+            sys::VFS_SET_ACL,
+            op::XATTR_SET,
+            kp_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+kretprobe_finish!(vfs_set_acl_kretprobe, false);
+
+/// `vfs_remove_acl(idmap, dentry, acl_name)` (6.2+).
+#[fentry(function = "vfs_remove_acl")]
+pub fn vfs_remove_acl_fentry(ctx: FEntryContext) -> i32 {
+    unsafe {
+        xattr_change(
+            tier::FENTRY,
+            sys::VFS_REMOVE_ACL,
+            op::XATTR_REMOVED,
+            btf_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+fexit_finish!(vfs_remove_acl_fexit, "vfs_remove_acl", 3, false);
+#[kprobe]
+pub fn vfs_remove_acl_kprobe(ctx: ProbeContext) -> u32 {
+    unsafe {
+        xattr_change(
+            tier::KPROBE,
+            sys::VFS_REMOVE_ACL,
+            op::XATTR_REMOVED,
+            kp_arg(&ctx, 1) as Ptr,
+            0,
+        )
+    };
+    0
+}
+kretprobe_finish!(vfs_remove_acl_kretprobe, false);

@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Attach a no-op program to each syscall tracepoint `vigil run` uses, say
+    /// `ready` and wait for SIGINT/SIGTERM: the tracepoint tier's floor for
+    /// `cargo xtask bench overhead`.
+    #[command(hide = true)]
+    Floor,
     /// Feed records saved by `vigil run --record` through the pipeline (no
     /// kernel needed) and print what it measured as JSON.
     #[command(hide = true)]
@@ -445,6 +450,14 @@ fn real_main(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        #[cfg(target_os = "linux")]
+        Command::Floor => {
+            let (_ebpf, n) = vigil::linux::loader::attach_floor()?;
+            println!("ready: a no-op program on {n} syscall tracepoints");
+            wait_for_termination()
+        }
+        #[cfg(not(target_os = "linux"))]
+        Command::Floor => anyhow::bail!("vigil floor is only implemented on Linux"),
         #[cfg(target_os = "linux")]
         Command::Replay {
             args,
@@ -1118,5 +1131,17 @@ fn key_command(command: KeyCommand) -> Result<()> {
             println!("{}: key id {}", path.display(), k.id());
         }
     }
+    Ok(())
+}
+
+/// Blocks until SIGINT or SIGTERM.
+#[cfg(target_os = "linux")]
+fn wait_for_termination() -> Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    set.thread_block()?;
+    set.wait()?;
     Ok(())
 }

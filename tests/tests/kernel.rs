@@ -345,6 +345,59 @@ fn rename_into_and_out_of_the_watched_tree() {
     expect(pid, "renamed", &u.join("second"), "renameat");
 }
 
+/// The in-kernel decision cache: a rename within one directory keeps every
+/// cached answer (no inode changes ancestry); a move to another directory
+/// must not leave a file, or the files under a moved directory, with the
+/// answer of their old place.
+#[test]
+fn cached_decisions_follow_moves_between_directories() {
+    let w = test_dir("cache", true);
+    let u = test_dir("cache", false);
+    std::fs::create_dir_all(u.join("dir")).unwrap();
+    touch(&u.join("f"));
+    touch(&u.join("dir/g"));
+    // Writes decide (and cache) both files as unwatched. No sentinel until the
+    // end: its mkdir would invalidate the cache and hide a stale answer.
+    let mut quiet = Vec::new();
+    for f in ["f", "dir/g"] {
+        let (pid, ok) = run_op(&u, &["write", f]);
+        assert!(ok);
+        quiet.push(pid);
+    }
+    // Same directory: still unwatched.
+    let (_, ok) = run_op(&u, &["rename", "f", "f2"]);
+    assert!(ok);
+    let (pid, ok) = run_op(&u, &["write", "f2"]);
+    assert!(ok);
+    quiet.push(pid);
+    // Into the watched tree: the file, and a moved directory's file.
+    for name in ["f2", "dir"] {
+        let (_, ok) = run_op(
+            Path::new("/"),
+            &[
+                "rename",
+                u.join(name).to_str().unwrap(),
+                w.join(name).to_str().unwrap(),
+            ],
+        );
+        assert!(ok);
+    }
+    for f in ["f2", "dir/g"] {
+        let (pid, ok) = run_op(&w, &["write", f]);
+        assert!(ok);
+        expect(pid, "modified", &w.join(f), "write");
+    }
+    // A rename inside the watched directory keeps it watched.
+    let (_, ok) = run_op(&w, &["rename", "f2", "f3"]);
+    assert!(ok);
+    let (pid, ok) = run_op(&w, &["write", "f3"]);
+    assert!(ok);
+    expect(pid, "modified", &w.join("f3"), "write");
+    for pid in quiet {
+        assert_no_events(pid);
+    }
+}
+
 #[test]
 fn unwatched_directory_produces_nothing() {
     let u = test_dir("quiet", false);

@@ -425,7 +425,7 @@ fn doctor_tiers_match_run_and_io_uring_follows_the_write_tier() {
     );
     let doctor: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let hooks = doctor["hooks"].as_array().expect("hooks");
-    assert_eq!(hooks.len(), 14, "{doctor:#}");
+    assert_eq!(hooks.len(), 18, "{doctor:#}");
     assert_eq!(doctor["btf"], true);
     assert_eq!(doctor["ring_buffer"], true);
     let blind: Vec<&str> = doctor["blind_spots"]
@@ -468,6 +468,7 @@ fn doctor_tiers_match_run_and_io_uring_follows_the_write_tier() {
         let b = s.wait_for(|e| e["action"] == "blind_spot" && e["subject_pid"] == pid);
         assert_eq!(b["kind"], "sensor");
         assert_eq!(b["blind_spot"], "io_uring");
+        assert!(b["message"].as_str().unwrap().contains("unlink"), "{b:#}");
     } else {
         let e = s.wait_for(|e| e["action"] == "modified" && e["path"] == path.as_str());
         assert_eq!(e["process"]["pid"], pid, "{e:#}");
@@ -541,6 +542,26 @@ fn sendfile_copy_file_range_splice_and_shared_mmap_follow_their_tier() {
         });
         let want = blake3::hash(b"MMAP").to_hex().to_string();
         assert_eq!(c["after"]["hashes"]["blake3"], want.as_str(), "{c:#}");
+    }
+
+    // Mapped read-only, made writable by mprotect: on the tracepoint tier the
+    // read-only shared mapping of a file open for writing is the blind spot
+    // (mprotect names an address, not a file); on a VFS tier
+    // security_file_mprotect gives mapped_writable.
+    std::fs::write(dir.path().join("mp"), b"seed").unwrap();
+    let pid = run_ok(dir.path(), &["mprotect-write", "mp"]);
+    assert_eq!(std::fs::read(dir.path().join("mp")).unwrap(), b"MMAP");
+    let sentinel = run_ok(dir.path(), &["mkdir", "sentinel2"]);
+    s.wait_for(|e| e["process"]["pid"] == sentinel);
+    if tier("mprotect") == "tracepoint" {
+        let b = s.wait_for(|e| e["action"] == "blind_spot" && e["subject_pid"] == pid);
+        assert_eq!(b["blind_spot"], "mmap", "{b:#}");
+        let m = b["message"].as_str().unwrap();
+        assert!(m.contains(&p("mp")) && m.contains("mprotect"), "{b:#}");
+    } else {
+        let e = s.wait_for(|e| e["action"] == "mapped_writable" && e["path"] == p("mp").as_str());
+        assert_eq!(e["source"]["syscall"], "security_file_mprotect", "{e:#}");
+        assert_eq!(e["process"]["pid"], pid, "{e:#}");
     }
     s.stop();
 }

@@ -3,7 +3,8 @@
 //!
 //! The workload (tests/src/bin/vigil-churn.rs) runs in a watched directory and in
 //! an unwatched one, with no monitor, with vigil, with auditd (`-w DIR -p wa`)
-//! and with `inotifywait -m -r`. Each cell is the median of several runs; the
+//! and with `inotifywait -m -r`; and under a no-op program on each of vigil's
+//! syscall tracepoints, the floor of the tracepoint tier. Each cell is the median of several runs; the
 //! ratio is to a no-monitor baseline in the same directory, measured just before.
 use super::{cargo, step, workspace_root};
 use anyhow::{bail, Context, Result};
@@ -31,6 +32,9 @@ pub fn main(args: &[String]) -> Result<()> {
 
 #[derive(Clone, Copy, PartialEq)]
 enum Monitor {
+    /// A no-op program on each syscall tracepoint vigil uses (`vigil floor`):
+    /// what the tracepoint tier costs before any of vigil's work.
+    Floor,
     Vigil,
     Auditd,
     Inotify,
@@ -39,6 +43,7 @@ enum Monitor {
 impl Monitor {
     fn name(self) -> &'static str {
         match self {
+            Monitor::Floor => "no-op tracepoints",
             Monitor::Vigil => "vigil",
             Monitor::Auditd => "auditd -w DIR -p wa",
             Monitor::Inotify => "inotifywait -m -r",
@@ -68,7 +73,12 @@ fn overhead() -> Result<()> {
     // it: this VM drifts by tens of percent over minutes, so one baseline for
     // the whole run would mostly measure the drift.
     let mut rows = Vec::new();
-    for m in [Monitor::Vigil, Monitor::Auditd, Monitor::Inotify] {
+    for m in [
+        Monitor::Floor,
+        Monitor::Vigil,
+        Monitor::Auditd,
+        Monitor::Inotify,
+    ] {
         step(&format!("baseline, then monitor: {}", m.name()));
         let baseline = [median(&churn, &unwatched)?, median(&churn, &watched)?];
         let guard = start(m, &root, &base, &watched)?;
@@ -161,6 +171,23 @@ fn time_churn(churn: &Path, dir: &Path) -> Result<f64> {
 
 fn start(m: Monitor, root: &Path, base: &Path, watched: &Path) -> Result<Option<Child>> {
     match m {
+        Monitor::Floor => {
+            let mut child = Command::new(root.join("target/release/vigil"))
+                .arg("floor")
+                .stdout(Stdio::piped())
+                .spawn()?;
+            // It prints one line once every program is attached.
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.take().context("floor stdout")?),
+                &mut line,
+            )?;
+            if !line.starts_with("ready") {
+                bail!("vigil floor did not start: {line:?}");
+            }
+            step(line.trim());
+            Ok(Some(child))
+        }
         Monitor::Vigil => {
             let out = base.join("vigil.ndjson");
             let child = Command::new(root.join("target/release/vigil"))

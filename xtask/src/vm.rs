@@ -55,10 +55,12 @@ struct Kernel {
 
 struct Boot {
     kernel: String,
-    /// scenario -> (PASS/FAIL, detail), per tier
-    results: BTreeMap<(String, String), (bool, String)>,
+    /// (tier, scenario) -> (PASS, SKIP or FAIL; detail)
+    results: BTreeMap<(String, String), (String, String)>,
     order: Vec<(String, String)>,
     hooks_failed: Vec<String>,
+    /// The guest's `VMBOOT` line: kernel release, lockdown modes, LSM list.
+    boot_line: Option<String>,
     /// `VMBENCH` lines (bench mode): tier, baseline ms, with-vigil ms, ratio.
     bench: Vec<Vec<String>>,
     secs: f64,
@@ -399,7 +401,7 @@ mkdir -p /w /u
 mount -t tmpfs tmpfs /w
 mount -t tmpfs tmpfs /u
 hostname vigil-vm
-echo "VMBOOT $(cat /proc/sys/kernel/osrelease) lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null)"
+echo "VMBOOT $(cat /proc/sys/kernel/osrelease) lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null) lsm=$(cat /sys/kernel/security/lsm 2>/dev/null)"
 rc=0
 if grep -q vigil.bench /proc/cmdline; then
     /vigil-vmcheck bench || rc=$?
@@ -531,6 +533,7 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path, mode: Mode) -> Result<Boot> {
         results: BTreeMap::new(),
         order: Vec::new(),
         hooks_failed: Vec::new(),
+        boot_line: None,
         bench: Vec::new(),
         secs,
         problem,
@@ -546,8 +549,10 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path, mode: Mode) -> Result<Boot> {
                     b.order.push(key.clone());
                 }
                 b.results
-                    .insert(key, (f[4] == "PASS", f.get(5).unwrap_or(&"").to_string()));
+                    .insert(key, (f[4].to_string(), f.get(5).unwrap_or(&"").to_string()));
             }
+        } else if let Some(i) = line.find("VMBOOT ") {
+            b.boot_line = Some(line[i + 7..].to_string());
         } else if let Some(i) = line.find("VMBENCH ") {
             b.bench
                 .push(line[i..].split(' ').skip(2).map(String::from).collect());
@@ -561,24 +566,33 @@ fn boot(vm: &Path, k: &Kernel, initrd: &Path, mode: Mode) -> Result<Boot> {
     Ok(b)
 }
 
-/// Prints the kernel x scenario table and every failure; true when all passed.
-/// "write=fentry,unlink=fentry,..." -> "fentry" when all agree, else
-/// "w:fentry u:kprobe ..." (first letter of each group).
+/// "write=fentry,unlink=fentry,..." -> "fentry" when all agree, else the most
+/// common tier and the groups on another: "fentry; tracepoint: rmdir,setacl".
 fn tier_cell(detail: &str) -> String {
     let pairs: Vec<(&str, &str)> = detail
         .split(',')
         .filter_map(|p| p.split_once('='))
         .collect();
-    match pairs.first() {
-        Some((_, t)) if pairs.iter().all(|(_, u)| u == t) => t.to_string(),
-        _ => pairs
-            .iter()
-            .map(|(g, t)| format!("{}:{t}", &g[..1]))
-            .collect::<Vec<_>>()
-            .join(" "),
+    let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, t) in &pairs {
+        *count.entry(t).or_default() += 1;
     }
+    let Some((main, _)) = count.iter().max_by_key(|(_, n)| **n) else {
+        return String::new();
+    };
+    let mut cell = main.to_string();
+    for t in count.keys().filter(|t| *t != main) {
+        let groups: Vec<&str> = pairs
+            .iter()
+            .filter(|(_, u)| u == t)
+            .map(|(g, _)| *g)
+            .collect();
+        cell.push_str(&format!("; {t}: {}", groups.join(",")));
+    }
+    cell
 }
 
+/// Prints the kernel x scenario table and every failure; true when all passed.
 fn report(boots: &[Boot]) -> bool {
     let mut rows: Vec<(String, String)> = Vec::new();
     for b in boots {
@@ -606,9 +620,10 @@ fn report(boots: &[Boot]) -> bool {
         for b in boots {
             let cell = match b.results.get(&(tier.clone(), sc.clone())) {
                 // The tier each operation group got: the tier column of the table.
-                Some((true, d)) if sc == "tiers" => &tier_cell(d),
-                Some((true, _)) => "PASS",
-                Some((false, _)) => {
+                Some((st, d)) if st == "PASS" && sc == "tiers" => &tier_cell(d),
+                // A skip says the kernel lacks the operation (its reason is listed below).
+                Some((st, _)) if st == "PASS" || st == "SKIP" => st,
+                Some(_) => {
                     ok = false;
                     "FAIL"
                 }
@@ -636,13 +651,18 @@ fn report(boots: &[Boot]) -> bool {
             ok = false;
             println!("{}: no VMTEST lines (log: {})", b.kernel, b.log.display());
         }
-        for ((tier, sc), (pass, detail)) in &b.results {
-            if !pass {
-                println!("{} {tier}/{sc} FAIL: {detail}", b.kernel);
+        for ((tier, sc), (status, detail)) in &b.results {
+            match status.as_str() {
+                "PASS" => {}
+                "SKIP" => println!("{} {tier}/{sc} SKIP: {detail}", b.kernel),
+                _ => println!("{} {tier}/{sc} FAIL: {detail}", b.kernel),
             }
         }
         for h in &b.hooks_failed {
             println!("{}: hook not attached: {h}", b.kernel);
+        }
+        if let Some(l) = &b.boot_line {
+            println!("{}: {l}", b.kernel);
         }
     }
     ok

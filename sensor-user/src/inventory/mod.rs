@@ -544,6 +544,10 @@ impl Stage {
         let owners = self
             .owners
             .get_or_insert_with(|| dpkg::Owners::new(info.clone(), self.s.scope.clone()));
+        if managed.is_some() {
+            // A package operation in progress rewrites the lists now.
+            owners.refresh();
+        }
         let listed = owners.listed(&path);
         let mut owner = listed.as_ref().map(|(o, _)| o.clone());
         let mut version = None;

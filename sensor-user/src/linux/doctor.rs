@@ -157,15 +157,16 @@ fn gather(tier: Tier) -> Value {
 /// Attaches the tracepoints `vigil run` would (those no chosen VFS hook makes
 /// redundant): (how many attached, `name: reason` for each refused).
 fn tracepoints(ebpf: &mut aya::Ebpf, btf: &aya::Btf, hooks: &[HookReport]) -> (usize, Vec<String>) {
-    let skip: Vec<String> = hooks
-        .iter()
-        .filter(|h| h.chosen != "tracepoint")
+    let on_vfs = || hooks.iter().filter(|h| h.chosen != "tracepoint");
+    let mask = on_vfs().fold(0, |m, h| m | h.hook.mask);
+    let skip: Vec<String> = on_vfs()
         .flat_map(|h| h.hook.syscalls.iter())
         .flat_map(|s| [format!("sys_enter_{s}"), format!("sys_exit_{s}")])
+        .chain(loader::idle_detectors(mask))
         .collect();
     let (mut ok, mut failed) = (0, Vec::new());
     for (name, prog) in ebpf.programs_mut() {
-        if skip.iter().any(|s| s == name) {
+        if name == super::loader::NOOP || skip.iter().any(|s| s == name) {
             continue;
         }
         let r = match prog {

@@ -68,16 +68,8 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         layouts: &[(4, "")],
         fentry: &[("rw_verify_area_fexit", true)],
         kprobe: &[("rw_verify_area_kprobe", false)],
-        // io_uring_setup: the tracepoint tier's blind-spot detector, moot here.
         refused: &[],
-        syscalls: &[
-            "write",
-            "pwrite64",
-            "writev",
-            "pwritev",
-            "pwritev2",
-            "io_uring_setup",
-        ],
+        syscalls: &["write", "pwrite64", "writev", "pwritev", "pwritev2"],
         blind: "writes that make no write-family syscall: io_uring (IORING_OP_WRITE*), aio, nfsd and other in-kernel writers (sendfile, copy_file_range and splice are hooked as syscalls)",
     },
     VfsHook {
@@ -226,6 +218,36 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         blind: "extended attributes removed without a syscall: nfsd, overlayfs",
     },
     VfsHook {
+        group: "setacl",
+        function: "vfs_set_acl",
+        mask: vfs::SETACL,
+        // 6.2+ (idmap, dentry, acl_name, kacl); before, ACLs are xattrs and
+        // stay with the xattr syscall tracepoints.
+        layouts: &[(4, "")],
+        fentry: &[("vfs_set_acl_fentry", false), ("vfs_set_acl_fexit", true)],
+        kprobe: &[("vfs_set_acl_kprobe", false), ("vfs_set_acl_kretprobe", true)],
+        refused: &[],
+        syscalls: &[],
+        blind: "POSIX ACLs set without a syscall: nfsd SETACL, io_uring (IORING_OP_SETXATTR of system.posix_acl_*)",
+    },
+    VfsHook {
+        group: "removeacl",
+        function: "vfs_remove_acl",
+        mask: vfs::REMOVEACL,
+        layouts: &[(3, "")],
+        fentry: &[
+            ("vfs_remove_acl_fentry", false),
+            ("vfs_remove_acl_fexit", true),
+        ],
+        kprobe: &[
+            ("vfs_remove_acl_kprobe", false),
+            ("vfs_remove_acl_kretprobe", true),
+        ],
+        refused: &[],
+        syscalls: &[],
+        blind: "POSIX ACLs removed without a syscall: nfsd, overlayfs",
+    },
+    VfsHook {
         group: "fallocate",
         function: "vfs_fallocate",
         mask: vfs::FALLOCATE,
@@ -249,10 +271,34 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         layouts: &[(3, "")],
         fentry: &[("security_mmap_file_fexit", true)],
         kprobe: &[("security_mmap_file_kprobe", false)],
-        // sys_enter_mmap is the tracepoint tier's blind-spot detector.
+        // sys_enter_mmap, the tracepoint tier's blind-spot detector: see DETECTORS.
         refused: &[],
-        syscalls: &["mmap"],
+        syscalls: &[],
         blind: "shared writable mappings of watched files: reported as blind_spot (mmap), and the file is hashed only at the process's close or exit",
+    },
+    VfsHook {
+        group: "mprotect",
+        function: "security_file_mprotect",
+        mask: vfs::MPROTECT,
+        layouts: &[(3, "")],
+        fentry: &[("security_file_mprotect_fexit", true)],
+        kprobe: &[("security_file_mprotect_kprobe", false)],
+        refused: &[],
+        syscalls: &[],
+        blind: "mprotect adding PROT_WRITE to a shared mapping of a watched file: the mmap tracepoint reports every shared mapping of a watched file open for writing as blind_spot (mmap) instead",
+    },
+    VfsHook {
+        group: "mknod",
+        function: "vfs_mknod",
+        mask: vfs::MKNOD,
+        layouts: &[(4, "_v1"), (5, "_v2")],
+        fentry: &[("vfs_mknod_fentry", false), ("vfs_mknod_fexit", true)],
+        kprobe: &[("vfs_mknod_kprobe", false), ("vfs_mknod_kretprobe", true)],
+        refused: &[],
+        // mknod of a regular file calls vfs_create: the tracepoints stay
+        // attached and skip, in the kernel, the other types.
+        syscalls: &[],
+        blind: "FIFOs, sockets and device nodes made without a mknod syscall: bind(2) of a unix socket, nfsd",
     },
     VfsHook {
         group: "close",
@@ -267,6 +313,23 @@ pub const VFS_HOOKS: &[VfsHook] = &[
         blind: "last closes without close/dup2/dup3 (close_range, exec of O_CLOEXEC fds, munmap): the close marker and the hash wait for the process's exit",
     },
 ];
+
+/// The tracepoint tier's blind-spot detectors: each is left unattached while
+/// VFS hooks report every group in its mask (nothing left to flag).
+pub const DETECTORS: &[(&str, u32)] = &[
+    // io_uring reaches writes, opens, unlinks, renames... without a syscall.
+    ("sys_exit_io_uring_setup", vfs::IO_URING),
+    // A writable shared mapping (mmap group) or one made writable (mprotect group).
+    ("sys_enter_mmap", vfs::MMAP | vfs::MPROTECT),
+];
+
+/// The detectors of [`DETECTORS`] left out when the VFS groups in `mask` are on.
+pub fn idle_detectors(mask: u32) -> impl Iterator<Item = String> {
+    DETECTORS
+        .iter()
+        .filter(move |(_, need)| mask & need == *need)
+        .map(|(name, _)| name.to_string())
+}
 
 /// Blind spots whatever the tier: no hook sees the stores through a shared
 /// writable mapping themselves (the mmap group reports the mapping and hashes
@@ -514,12 +577,13 @@ pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
             }
         }
     }
+    skip.extend(idle_detectors(mask));
     set_vfs_mask(&mut ebpf, mask)?;
     let names: Vec<String> = ebpf
         .programs()
         .filter(|(_, p)| matches!(p, Program::TracePoint(_) | Program::BtfTracePoint(_)))
         .map(|(n, _)| n.to_string())
-        .filter(|n| !skip.contains(n))
+        .filter(|n| n != NOOP && !skip.contains(n))
         .collect();
     for name in names {
         let prog = ebpf.program_mut(&name).expect("listed program");
@@ -557,6 +621,39 @@ pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
         failed,
         tiers,
     })
+}
+
+/// The program [`attach_floor`] uses.
+pub const NOOP: &str = "noop";
+
+/// Attaches a program that does nothing to each syscall tracepoint the sensor
+/// uses (`vigil floor`): the cost of the tracepoint tier's machinery alone,
+/// the floor under `cargo xtask bench overhead`'s vigil row. Returns the object
+/// (detached when dropped) and the number of tracepoints.
+pub fn attach_floor() -> Result<(Ebpf, usize)> {
+    let mut ebpf = EbpfLoader::new()
+        .map_max_entries("EVENTS", 4096 * 16)
+        .load(OBJECT)
+        .context("loading the eBPF object (maps) failed")?;
+    mount_tracefs()?;
+    let names: Vec<String> = ebpf
+        .programs()
+        .filter(|(n, p)| n.starts_with("sys_") && matches!(p, Program::TracePoint(_)))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let Some(Program::TracePoint(noop)) = ebpf.program_mut(NOOP) else {
+        bail!("the eBPF object has no {NOOP} tracepoint program");
+    };
+    noop.load().context("loading the no-op program")?;
+    let mut attached = 0;
+    for name in names {
+        match noop.attach("syscalls", &name) {
+            Ok(_) => attached += 1,
+            // Tracepoints this kernel lacks (fchmodat2 before 6.6).
+            Err(e) => tracing::info!(hook = %name, "not attached: {}", describe(e)),
+        }
+    }
+    Ok((ebpf, attached))
 }
 
 /// Loads the eBPF object with minimal maps, for probing (`vigil doctor`).
@@ -750,6 +847,23 @@ mod tests {
             programs(&VFS_HOOKS[0], Tier::Fentry, "")[0].0,
             "rw_verify_area_fexit"
         );
+    }
+
+    /// A blind-spot detector stays attached while any group it flags is on the
+    /// tracepoints (5.10 under auto: rmdir), and each names a real program.
+    #[test]
+    fn detectors_idle_only_when_every_group_they_flag_is_on_a_vfs_tier() {
+        let all = VFS_HOOKS.iter().fold(0, |m, h| m | h.mask);
+        assert_eq!(idle_detectors(all).count(), DETECTORS.len());
+        assert_eq!(idle_detectors(0).count(), 0);
+        let no_rmdir: Vec<String> = idle_detectors(all & !vfs::RMDIR).collect();
+        assert_eq!(no_rmdir, ["sys_enter_mmap"]);
+        let no_mprotect: Vec<String> = idle_detectors(all & !vfs::MPROTECT).collect();
+        assert_eq!(no_mprotect, ["sys_exit_io_uring_setup"]);
+        let strings: std::collections::HashSet<&[u8]> = OBJECT.split(|b| *b == 0).collect();
+        for (name, _) in DETECTORS {
+            assert!(strings.contains(name.as_bytes()), "no program {name}");
+        }
     }
 
     /// Every program a hook can ask for, in every layout and tier, is in the

@@ -107,6 +107,13 @@ pub fn run(attached: Attached, opts: Options) -> Result<()> {
     let service_input = shared.sender();
     let mut pipeline = Attributor::new(opts.policy, Some(shared), host, procs, Some(ebpf.clone()));
     pipeline.invocations = opts.services.as_ref().map(|s| s.invocations.clone());
+    pipeline.uring_blind = super::loader::VFS_HOOKS
+        .iter()
+        .filter(|h| h.mask & sensor_common::vfs::IO_URING != 0)
+        .filter(|h| loaded.tiers.get(h.group).is_none_or(|t| t == "tracepoint"))
+        .map(|h| h.group)
+        .collect::<Vec<_>>()
+        .join(", ");
     let watched = pipeline.policy.roots.len();
     pipeline.emit_sensor(
         "start",
@@ -333,6 +340,9 @@ pub(super) struct Attributor {
     blind_reported: std::collections::HashSet<(u32, u64, &'static str, u64)>,
     /// `systemctl` and `service` runs, for the systemd watcher's attribution.
     pub(super) invocations: Option<crate::inventory::systemd::Invocations>,
+    /// The operation groups io_uring can reach that are on the tracepoint
+    /// tier (named in its `blind_spot` events).
+    uring_blind: String,
 }
 
 impl Attributor {
@@ -355,6 +365,7 @@ impl Attributor {
             boot_offset_ns: boot_offset_ns(),
             sessions: HashMap::new(),
             blind_reported: Default::default(),
+            uring_blind: String::new(),
             process_cache: HashMap::new(),
             invocations: None,
         }
@@ -522,13 +533,18 @@ impl Attributor {
                 )) {
                     let p = &t.process;
                     let message = format!(
-                        "process {} ({}, uid {}) set up io_uring: file writes it submits \
-                         through io_uring make no write syscall and are not seen on the \
-                         tracepoint tier (vigil doctor lists the blind spots); the \
-                         verification scan is the backstop",
+                        "process {} ({}, uid {}) set up io_uring: the file operations it \
+                         submits through io_uring make no syscall, and those of the groups \
+                         on the tracepoint tier ({}) are not seen (vigil doctor lists the \
+                         blind spots); the verification scan is the backstop",
                         p.tgid,
                         cstr(&p.comm),
-                        p.uid
+                        p.uid,
+                        if self.uring_blind.is_empty() {
+                            "all"
+                        } else {
+                            &self.uring_blind
+                        }
                     );
                     self.emit_sensor(
                         "blind_spot",
@@ -571,8 +587,16 @@ impl Attributor {
         {
             return Ok(());
         }
+        // f.mode: the mapping's prot. A read-only shared mapping of a file
+        // open for writing can be made writable by mprotect, which names an
+        // address, not a file: the tracepoint tier flags it here.
+        let how = if f.mode & libc::PROT_WRITE as u32 != 0 {
+            "shared and writable"
+        } else {
+            "shared and read-only from a descriptor open for writing (mprotect can make it writable)"
+        };
         let message = format!(
-            "process {} ({}, uid {}) mapped {} shared and writable: stores through the \
+            "process {} ({}, uid {}) mapped {} {how}: stores through the \
              mapping make no syscall and are not seen on the tracepoint tier (vigil \
              doctor lists the blind spots); the verification scan is the backstop",
             p.tgid,
@@ -1054,6 +1078,10 @@ pub fn syscall_name(s: u16) -> &'static str {
         sys::VFS_REMOVEXATTR => "vfs_removexattr",
         sys::VFS_FALLOCATE => "vfs_fallocate",
         sys::SECURITY_MMAP_FILE => "security_mmap_file",
+        sys::VFS_MKNOD => "vfs_mknod",
+        sys::SECURITY_FILE_MPROTECT => "security_file_mprotect",
+        sys::VFS_SET_ACL => "vfs_set_acl",
+        sys::VFS_REMOVE_ACL => "vfs_remove_acl",
         sys::FPUT => "__fput",
         sys::SENDFILE => "sendfile",
         sys::COPY_FILE_RANGE => "copy_file_range",

@@ -120,6 +120,59 @@ fn main() {
             "io_uring-write-async" => {
                 uring::write(fd_of(a(1), libc::O_WRONLY), &buf[..16], uring::IOSQE_ASYNC)
             }
+            // One io_uring operation each, no file syscall. Exit code 3 when the
+            // kernel lacks the opcode (IORING_REGISTER_PROBE), so the caller can
+            // report a skip rather than a pass.
+            "io_uring-openat-creat" => uring::op(uring::Req {
+                opcode: uring::IORING_OP_OPENAT,
+                fd: libc::AT_FDCWD,
+                addr: c(a(1)).as_ptr() as u64,
+                len: 0o644,
+                op_flags: (libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC) as u32,
+                ..Default::default()
+            }),
+            "io_uring-unlinkat" | "io_uring-unlinkat-dir" => uring::op(uring::Req {
+                opcode: uring::IORING_OP_UNLINKAT,
+                fd: libc::AT_FDCWD,
+                addr: c(a(1)).as_ptr() as u64,
+                op_flags: if op.ends_with("-dir") {
+                    libc::AT_REMOVEDIR as u32
+                } else {
+                    0
+                },
+                ..Default::default()
+            }),
+            "io_uring-renameat" => uring::op(uring::Req {
+                opcode: uring::IORING_OP_RENAMEAT,
+                fd: libc::AT_FDCWD,
+                addr: c(a(1)).as_ptr() as u64,
+                len: libc::AT_FDCWD as u32,
+                addr2: c(a(2)).as_ptr() as u64,
+                ..Default::default()
+            }),
+            "io_uring-mkdirat" => uring::op(uring::Req {
+                opcode: uring::IORING_OP_MKDIRAT,
+                fd: libc::AT_FDCWD,
+                addr: c(a(1)).as_ptr() as u64,
+                len: 0o755,
+                ..Default::default()
+            }),
+            // io_uring-symlinkat TARGET LINKPATH
+            "io_uring-symlinkat" => uring::op(uring::Req {
+                opcode: uring::IORING_OP_SYMLINKAT,
+                fd: libc::AT_FDCWD,
+                addr: c(a(1)).as_ptr() as u64,
+                addr2: c(a(2)).as_ptr() as u64,
+                ..Default::default()
+            }),
+            "io_uring-linkat" => uring::op(uring::Req {
+                opcode: uring::IORING_OP_LINKAT,
+                fd: libc::AT_FDCWD,
+                addr: c(a(1)).as_ptr() as u64,
+                len: libc::AT_FDCWD as u32,
+                addr2: c(a(2)).as_ptr() as u64,
+                ..Default::default()
+            }),
             "openat-trunc" => open(a(1), libc::O_TRUNC | libc::O_WRONLY),
             "openat2-creat" => {
                 // struct open_how { u64 flags, mode, resolve; }
@@ -195,6 +248,10 @@ fn main() {
             "mkdir" => libc::syscall(libc::SYS_mkdir, c(a(1)).as_ptr(), 0o755),
             "mkdirat" => libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, c(a(1)).as_ptr(), 0o755),
             "mknod" => libc::syscall(libc::SYS_mknod, c(a(1)).as_ptr(), libc::S_IFIFO | 0o600, 0),
+            // A regular file made by mknod (the kernel calls vfs_create, not vfs_mknod).
+            "mknod-reg" => {
+                libc::syscall(libc::SYS_mknod, c(a(1)).as_ptr(), libc::S_IFREG | 0o600, 0)
+            }
             "mknodat" => libc::syscall(
                 libc::SYS_mknodat,
                 libc::AT_FDCWD,
@@ -333,6 +390,62 @@ fn main() {
                 std::ptr::copy_nonoverlapping(b"MMAP".as_ptr(), p as *mut u8, 4);
                 libc::syscall(libc::SYS_munmap, p, 4096usize)
             }
+            // Stores "MMAP" through a shared mapping of FILE made writable
+            // after the fact: mmap read-only, close the fd, mprotect RW, store,
+            // munmap (the release of the file).
+            "mprotect-write" => {
+                let fd = fd_of(a(1), libc::O_RDWR);
+                let p = libc::syscall(
+                    libc::SYS_mmap,
+                    0usize,
+                    4096usize,
+                    libc::PROT_READ,
+                    libc::MAP_SHARED,
+                    fd,
+                    0i64,
+                );
+                if p == -1 || (p as u64) > u64::MAX - 4096 {
+                    check(-1, "mmap");
+                }
+                check(libc::syscall(libc::SYS_close, fd), "close");
+                check(
+                    libc::syscall(
+                        libc::SYS_mprotect,
+                        p,
+                        4096usize,
+                        libc::PROT_READ | libc::PROT_WRITE,
+                    ),
+                    "mprotect",
+                );
+                std::ptr::copy_nonoverlapping(b"MMAP".as_ptr(), p as *mut u8, 4);
+                libc::syscall(libc::SYS_munmap, p, 4096usize)
+            }
+            // What setfacl -m u:1:rw FILE does: setxattr(2) of
+            // system.posix_acl_access with the kernel's ACL encoding (version
+            // 2; entries tag, perm, id; sorted by tag): user::rw- user:1:rw-
+            // group::r-- mask::rw- other::r--.
+            "setxattr-acl" => {
+                let mut acl: Vec<u8> = 2u32.to_le_bytes().to_vec();
+                for (tag, perm, id) in [
+                    (0x01u16, 6u16, u32::MAX),
+                    (0x02, 6, 1),
+                    (0x04, 4, u32::MAX),
+                    (0x10, 6, u32::MAX),
+                    (0x20, 4, u32::MAX),
+                ] {
+                    acl.extend(tag.to_le_bytes());
+                    acl.extend(perm.to_le_bytes());
+                    acl.extend(id.to_le_bytes());
+                }
+                libc::syscall(
+                    libc::SYS_setxattr,
+                    c(a(1)).as_ptr(),
+                    c("system.posix_acl_access").as_ptr(),
+                    acl.as_ptr(),
+                    acl.len(),
+                    0,
+                )
+            }
             "removexattr" => libc::syscall(libc::SYS_removexattr, c(a(1)).as_ptr(), xattr.as_ptr()),
             "lremovexattr" => {
                 libc::syscall(libc::SYS_lremovexattr, c(a(1)).as_ptr(), xattr.as_ptr())
@@ -358,6 +471,14 @@ mod uring {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     const IORING_OP_WRITE: u8 = 23;
+    pub const IORING_OP_OPENAT: u8 = 18;
+    pub const IORING_OP_RENAMEAT: u8 = 35;
+    pub const IORING_OP_UNLINKAT: u8 = 36;
+    pub const IORING_OP_MKDIRAT: u8 = 37;
+    pub const IORING_OP_SYMLINKAT: u8 = 38;
+    pub const IORING_OP_LINKAT: u8 = 39;
+    const IORING_REGISTER_PROBE: u32 = 8;
+    const IO_URING_OP_SUPPORTED: u16 = 1;
     pub const IOSQE_ASYNC: u8 = 1 << 4;
     const IORING_ENTER_GETEVENTS: u32 = 1;
     const OFF_SQ_RING: i64 = 0;
@@ -447,9 +568,71 @@ mod uring {
         p as *mut u8
     }
 
+    /// One submission: the SQE fields the file operations use (liburing's
+    /// `io_uring_prep_*` layout: `addr2` is the second path, `len` a mode or
+    /// the second directory fd, `op_flags` the open/unlink/rename flags).
+    #[derive(Default)]
+    pub struct Req {
+        pub opcode: u8,
+        pub flags: u8,
+        pub fd: i32,
+        pub addr: u64,
+        pub addr2: u64,
+        pub len: u32,
+        pub op_flags: u32,
+    }
+
     /// Writes `data` at offset 0 of `fd` with one IORING_OP_WRITE; returns the
     /// completion's result (bytes written or -errno), or -1 with errno set.
     pub fn write(fd: i32, data: &[u8], sqe_flags: u8) -> i64 {
+        submit(Req {
+            opcode: IORING_OP_WRITE,
+            flags: sqe_flags,
+            fd,
+            addr: data.as_ptr() as u64,
+            len: data.len() as u32,
+            ..Default::default()
+        })
+    }
+
+    /// Submits `req` if the kernel has its opcode; else exits 3 with the reason
+    /// (the kernel's io_uring probe) on stderr.
+    pub fn op(req: Req) -> i64 {
+        unsafe {
+            let mut p = Params::default();
+            let ring = libc::syscall(libc::SYS_io_uring_setup, 1u32, &mut p as *mut Params);
+            if ring < 0 {
+                return ring;
+            }
+            // struct io_uring_probe: last_op, ops_len, resv, resv2[3], then
+            // 256 × { op, resv, flags, resv2 } (8 bytes each).
+            let mut probe = vec![0u8; 16 + 256 * 8];
+            let r = libc::syscall(
+                libc::SYS_io_uring_register,
+                ring as i32,
+                IORING_REGISTER_PROBE,
+                probe.as_mut_ptr(),
+                256u32,
+            );
+            libc::close(ring as i32);
+            if r < 0 {
+                return r;
+            }
+            let last = probe[0];
+            let at = 16 + req.opcode as usize * 8;
+            let flags = u16::from_le_bytes([probe[at + 2], probe[at + 3]]);
+            if req.opcode > last || flags & IO_URING_OP_SUPPORTED == 0 {
+                eprintln!(
+                    "unsupported: this kernel's io_uring lacks opcode {} (probe: last op {last})",
+                    req.opcode
+                );
+                std::process::exit(3);
+            }
+        }
+        submit(req)
+    }
+
+    fn submit(req: Req) -> i64 {
         unsafe {
             let mut p = Params::default();
             let ring = libc::syscall(libc::SYS_io_uring_setup, 1u32, &mut p as *mut Params);
@@ -468,14 +651,14 @@ mod uring {
                 OFF_SQES,
             ) as *mut Sqe;
             sqes.write(Sqe {
-                opcode: IORING_OP_WRITE,
-                flags: sqe_flags,
+                opcode: req.opcode,
+                flags: req.flags,
                 ioprio: 0,
-                fd,
-                off: 0,
-                addr: data.as_ptr() as u64,
-                len: data.len() as u32,
-                rw_flags: 0,
+                fd: req.fd,
+                off: req.addr2,
+                addr: req.addr,
+                len: req.len,
+                rw_flags: req.op_flags,
                 user_data: 7,
                 pad: [0; 3],
             });
