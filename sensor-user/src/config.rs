@@ -104,6 +104,9 @@ struct RawInventory {
     package_managers: Option<Vec<Spanned<String>>>,
     checksum: bool,
     daemons: bool,
+    systemd_bus: Spanned<String>,
+    systemd_unit_types: Option<Vec<Spanned<String>>>,
+    rpm_dbpath: Spanned<String>,
 }
 
 impl Default for RawInventory {
@@ -114,9 +117,15 @@ impl Default for RawInventory {
             package_managers: None,
             checksum: true,
             daemons: true,
+            systemd_bus: Spanned::new(0..0, "system".into()),
+            systemd_unit_types: None,
+            rpm_dbpath: Spanned::new(0..0, crate::inventory::rpm::DEFAULT_DBPATH.into()),
         }
     }
 }
+
+/// The unit types the systemd watcher reports by default.
+pub const DEFAULT_UNIT_TYPES: &[&str] = &["service", "socket", "timer", "path"];
 
 /// `[inventory]`: software inventory, package-owned changes, daemons
 /// (docs/inventory.md).
@@ -131,8 +140,16 @@ pub struct InventorySection {
     /// `details.package_checksum` on changes of packaged files made outside
     /// package operations.
     pub checksum: bool,
-    /// Report at start whether systemd unit states can be watched.
+    /// Watch systemd unit states (Linux), or report why they cannot be.
     pub daemons: bool,
+    /// The D-Bus bus of the systemd manager watched: `system`, `user`, or a
+    /// D-Bus address (`unix:path=/run/user/1000/bus`).
+    pub systemd_bus: String,
+    /// Unit types reported (`service`, `socket`, `timer`, `path`...).
+    pub systemd_unit_types: Vec<String>,
+    /// rpm's database directory (`rpm --dbpath`); must be watched for rpm
+    /// inventory events.
+    pub rpm_dbpath: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -587,12 +604,65 @@ impl Config {
                 }
             }
         }
+        if !inv.rpm_dbpath.get_ref().starts_with('/') {
+            return Err(err(
+                Some(inv.rpm_dbpath.span()),
+                format!(
+                    "[inventory] rpm_dbpath {:?} must be an absolute path",
+                    inv.rpm_dbpath.get_ref()
+                ),
+            ));
+        }
+        let bus = inv.systemd_bus.get_ref();
+        if !(bus == "system" || bus == "user" || bus.contains(':')) {
+            return Err(err(
+                Some(inv.systemd_bus.span()),
+                format!(
+                    "[inventory] systemd_bus {bus:?}: use \"system\", \"user\" or a D-Bus address such as \"unix:path=/run/user/1000/bus\""
+                ),
+            ));
+        }
+        const UNIT_TYPES: &[&str] = &[
+            "service",
+            "socket",
+            "timer",
+            "path",
+            "target",
+            "mount",
+            "automount",
+            "swap",
+            "device",
+            "slice",
+            "scope",
+        ];
+        let mut systemd_unit_types = Vec::new();
+        match &inv.systemd_unit_types {
+            None => systemd_unit_types.extend(DEFAULT_UNIT_TYPES.iter().map(|s| s.to_string())),
+            Some(list) => {
+                for t in list {
+                    if !UNIT_TYPES.contains(&t.get_ref().as_str()) {
+                        return Err(err(
+                            Some(t.span()),
+                            format!(
+                                "[inventory] systemd_unit_types: {:?} is not a systemd unit type (one of {})",
+                                t.get_ref(),
+                                UNIT_TYPES.join(", ")
+                            ),
+                        ));
+                    }
+                    systemd_unit_types.push(t.get_ref().clone());
+                }
+            }
+        }
         let inventory = InventorySection {
             enabled: inv.enabled,
             dpkg_status: PathBuf::from(inv.dpkg_status.get_ref()),
             package_managers,
             checksum: inv.checksum,
             daemons: inv.daemons,
+            systemd_bus: bus.clone(),
+            systemd_unit_types,
+            rpm_dbpath: PathBuf::from(inv.rpm_dbpath.get_ref()),
         };
         Ok(Config {
             inventory,

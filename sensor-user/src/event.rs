@@ -18,7 +18,7 @@ pub struct Event {
     /// folded change for a coalesced event).
     pub time: String,
     pub host: String,
-    /// `file`, `package` or `sensor`.
+    /// `file`, `package`, `service` or `sensor`.
     pub kind: &'static str,
     pub action: String,
     /// `info`, `low`, `medium`, `high` or `critical`; set by the rules.
@@ -74,13 +74,75 @@ pub enum Body {
     /// A software package installed, removed, upgraded or downgraded
     /// (`kind: package`), derived from the package database changing.
     Package(Box<PackageChange>),
+    /// A systemd unit started, stopped, failed, enabled, disabled or masked
+    /// (`kind: service`), from systemd's D-Bus signals.
+    Service(Box<ServiceChange>),
     Sensor(SensorInfo),
+}
+
+/// A systemd unit as the service manager reports it, before and after a
+/// change (docs/inventory.md).
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct ServiceInfo {
+    /// `systemd`.
+    pub manager: &'static str,
+    /// Which manager: `system`, `user`, or the D-Bus address configured in
+    /// `[inventory] systemd_bus`.
+    pub bus: String,
+    /// The unit name, e.g. `ssh.service`.
+    pub unit: String,
+    /// The unit type: `service`, `socket`, `timer`, `path`...
+    #[serde(rename = "type")]
+    pub unit_type: String,
+    /// ActiveState after the change: `active`, `inactive`, `failed`,
+    /// `activating`, `deactivating`, `reloading`.
+    pub state: String,
+    /// ActiveState before the change; absent when unknown (first seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<String>,
+    /// SubState after the change (`running`, `dead`, `exited`, `failed`...).
+    pub sub_state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_sub_state: Option<String>,
+    /// UnitFileState after the change (`enabled`, `disabled`, `static`,
+    /// `masked`...); absent for a unit without a unit file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_file_state: Option<String>,
+    /// The unit file (FragmentPath, or the file ListUnitFiles names).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit_file: Option<String>,
+    /// service_failed: the service's Result (`exit-code`, `signal`,
+    /// `timeout`, `core-dump`...), when systemd sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+/// A change of a systemd unit's state.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceChange {
+    pub service: ServiceInfo,
+    /// The `systemctl` (or `service`) process whose command line names the
+    /// unit, run shortly before the change: a correlation, not a proof
+    /// (`details.attribution`); null when there is none, or when the change
+    /// was found at start-up.
+    pub process: Option<std::sync::Arc<Process>>,
+    /// `tier`: `dbus` (realtime) or `scan` (found at start-up); `syscall`:
+    /// the D-Bus signal (`PropertiesChanged`, `UnitFilesChanged`) or
+    /// `startup`; `decided_by`: `dbus`.
+    pub source: Source,
+    /// `attribution`: `systemctl_exec` when `process` is set;
+    /// `invocation_ms`: how long before the change that process was
+    /// started; `unattributed`: found at start-up.
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A package as the package manager records it, before and after a change.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct PackageInfo {
-    /// `dpkg` (later `rpm`, `msi`...).
+    /// `dpkg` or `rpm` (later `msi`...).
     pub manager: &'static str,
     pub name: String,
     /// The version installed after the change; absent once removed.
@@ -105,7 +167,7 @@ pub struct PackageInfo {
 pub struct PackageChange {
     pub package: PackageInfo,
     /// The package database file whose change revealed it
-    /// (`/var/lib/dpkg/status`).
+    /// (`/var/lib/dpkg/status`), or rpm's database directory.
     pub path: String,
     /// The process that wrote the database (dpkg); null when the change was
     /// found by the start-up comparison with the stored inventory.
@@ -339,9 +401,16 @@ pub struct SensorInfo {
     /// inventory_recorded: how many packages the first inventory holds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub packages: Option<u64>,
-    /// daemon_watch_unavailable: which watcher (`systemd`).
+    /// daemon_watch_unavailable, daemon_watch_started: which watcher
+    /// (`systemd`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub watcher: Option<&'static str>,
+    /// daemon_watch_started: the D-Bus bus watched (`system`, `user`, an
+    /// address) and how many units it tracks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bus: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub units: Option<u64>,
 }
 
 /// A verification scan the daemon ran (`scan_started`, `scan_finished`).
@@ -448,11 +517,20 @@ impl Event {
         }
     }
 
-    /// The process behind a file or package event, when known.
+    /// The service change, for `kind: service` events.
+    pub fn service(&self) -> Option<&ServiceChange> {
+        match &self.body {
+            Body::Service(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The process behind a file, package or service event, when known.
     pub fn process(&self) -> Option<&Process> {
         match &self.body {
             Body::File(f) => Some(&f.process),
             Body::Package(p) => p.process.as_deref(),
+            Body::Service(s) => s.process.as_deref(),
             Body::Sensor(_) => None,
         }
     }

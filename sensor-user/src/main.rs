@@ -983,6 +983,14 @@ fn run(
         }),
         Err(_) => None,
     };
+    let inv = &plan.policy.config.inventory;
+    let services = (inv.enabled && inv.daemons).then(|| vigil::inventory::systemd_bus::Options {
+        bus: inv.systemd_bus.clone(),
+        types: inv.systemd_unit_types.clone(),
+        host: plan.host.clone(),
+        store: store.is_ok().then(|| db_path.clone()),
+        invocations: Default::default(),
+    });
     let scans = store.is_ok().then(|| vigil::daemon::Options {
         policy: plan.policy.clone(),
         store: db_path,
@@ -1003,6 +1011,7 @@ fn run(
             settings: s.settings,
             record,
             scans,
+            services,
             heartbeat: std::time::Duration::from_secs(heartbeat),
         },
     )

@@ -68,10 +68,21 @@ const ACTIONS: &[&str] = &[
     "package_changed",
     "inventory_recorded",
     "daemon_watch_unavailable",
+    "daemon_watch_started",
+    "service_started",
+    "service_stopped",
+    "service_failed",
+    "service_restarted",
+    "service_reloaded",
+    "service_reset",
+    "service_enabled",
+    "service_disabled",
+    "service_masked",
+    "service_unmasked",
 ];
 
 /// Event kinds.
-const KINDS: &[&str] = &["file", "package", "sensor"];
+const KINDS: &[&str] = &["file", "package", "service", "sensor"];
 
 /// Verdicts on append-only files (`details.append_only`).
 const APPEND_ONLY: &[&str] = &[
@@ -194,6 +205,9 @@ struct RawMatch {
     /// `details.package_checksum` verdicts.
     #[serde(default)]
     package_checksum: List,
+    /// systemd unit names (globs) of `service` events (`service.unit`).
+    #[serde(default)]
+    unit: List,
 }
 
 // ---------------------------------------------------------------------------
@@ -235,6 +249,7 @@ struct Rule {
     package: Option<GlobSet>,
     package_managed: Option<bool>,
     package_checksum: u32,
+    unit: Option<GlobSet>,
 }
 
 impl Rule {
@@ -572,6 +587,11 @@ impl Facts {
                 return false;
             }
         }
+        if let Some(set) = &r.unit {
+            if !ev.service().is_some_and(|s| set.is_match(&s.service.unit)) {
+                return false;
+            }
+        }
         match &r.xattr {
             None => true,
             Some(set) => ev.file().is_some_and(|fc| xattr_matches(set, fc)),
@@ -844,6 +864,7 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
             PACKAGE_CHECKSUM,
             "package_checksum verdict",
         )? as u32,
+        unit: set(&m.unit, GlobKind::Name, "unit")?,
         id: id.clone(),
     };
     let (line, column) = line_col(src.text, r.id.span().start);
@@ -865,6 +886,7 @@ fn compile_rule(src: &Src, r: RawRule) -> Result<Rule, ConfigError> {
             &rule.parent_exe,
             &rule.parent_comm,
             &rule.package,
+            &rule.unit,
         ]
         .iter()
         .any(|s| s.is_some())
@@ -1697,7 +1719,69 @@ action = ["modified"]
                 "daemon-watch-unavailable",
                 sensor_ev("daemon_watch_unavailable"),
             ),
+            ("service-stopped", svc_ev("service_stopped", "cron.service")),
+            ("service-stopped", svc_ev("service_failed", "cron.service")),
+            (
+                "security-service-stopped",
+                svc_ev("service_stopped", "auditd.service"),
+            ),
+            (
+                "security-service-stopped",
+                svc_ev("service_masked", "ssh.service"),
+            ),
+            (
+                "service-disabled",
+                svc_ev("service_disabled", "cron.service"),
+            ),
+            ("service-enabled", svc_ev("service_enabled", "evil.service")),
         ]
+    }
+
+    fn svc_ev(action: &str, unit: &str) -> Event {
+        let mut e = sensor_ev(action);
+        e.kind = "service";
+        e.body = Body::Service(Box::new(crate::event::ServiceChange {
+            service: crate::event::ServiceInfo {
+                manager: "systemd",
+                bus: "system".into(),
+                unit: unit.into(),
+                unit_type: "service".into(),
+                ..Default::default()
+            },
+            process: None,
+            source: crate::event::Source {
+                tier: "dbus",
+                syscall: "PropertiesChanged",
+                decided_by: "dbus",
+            },
+            details: Default::default(),
+        }));
+        e
+    }
+
+    #[test]
+    fn service_rules_rate_security_services_higher_and_match_units() {
+        let e = evaluated(svc_ev("service_stopped", "sshd.service"));
+        assert_eq!(e.severity, Severity::High);
+        assert!(e.alert);
+        assert!(e.pci.contains(&"10.2.1".to_string()), "{:?}", e.pci);
+        let e = evaluated(svc_ev("service_stopped", "cron.service"));
+        assert_eq!(e.severity, Severity::Medium);
+        assert!(!e.alert);
+        let e = evaluated(svc_ev("service_started", "sshd.service"));
+        assert_eq!(e.severity, Severity::Info);
+        // A `unit` condition never matches other kinds of events.
+        let set = RuleSet::parse(
+            "[[rule]]\nid = \"u\"\nseverity = \"high\"\n[rule.match]\nunit = [\"*.timer\"]\n",
+            "t.toml",
+        )
+        .unwrap();
+        let mut e = svc_ev("service_started", "backup.timer");
+        set.evaluate(&mut e);
+        assert_eq!(e.rules, ["u"]);
+        let mut f = ev("modified", "/etc/backup.timer");
+        set.evaluate(&mut f);
+        assert!(f.rules.is_empty());
     }
 
     fn pkg_ev(action: &str) -> Event {

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use vigil::event::{
     Body, Event, FileChange, FileInfo, FileState, PackageChange, PackageInfo, PackageRef,
-    ParentProcess, Process, Related, SensorInfo, Severity, Source, SCHEMA,
+    ParentProcess, Process, Related, SensorInfo, ServiceChange, ServiceInfo, Severity, Source,
+    SCHEMA,
 };
 use vigil::schema::{ecs, ocsf, render, Format};
 
@@ -207,7 +208,102 @@ fn package_event(seq: u64, action: &str, package: PackageInfo, attributed: bool)
     }
 }
 
+/// A service event: `attributed` by a systemctl run, or found at start-up.
+fn service_event(seq: u64, action: &str, service: ServiceInfo, attributed: bool) -> Event {
+    let mut details = Map::new();
+    if attributed {
+        details.insert("attribution".into(), json!("systemctl_exec"));
+        details.insert("invocation_ms".into(), json!(41));
+    } else {
+        details.insert("unattributed".into(), json!(true));
+    }
+    Event {
+        schema: SCHEMA,
+        seq,
+        time: T0.into(),
+        host: "web-1".into(),
+        kind: "service",
+        action: action.into(),
+        severity: Severity::High,
+        alert: true,
+        rules: vec!["security-service-stopped".into()],
+        mitre: vec!["T1562.001".into()],
+        pci: vec!["10.2.1".into()],
+        tags: vec!["service".into()],
+        body: Body::Service(Box::new(ServiceChange {
+            service,
+            process: attributed.then(|| {
+                Process {
+                    exe: Some("/usr/bin/systemctl".into()),
+                    comm: "systemctl".into(),
+                    cmdline: Some("systemctl stop ssh".into()),
+                    ..process()
+                }
+                .into()
+            }),
+            source: Source {
+                tier: if attributed { "dbus" } else { "scan" },
+                syscall: if attributed {
+                    "PropertiesChanged"
+                } else {
+                    "startup"
+                },
+                decided_by: "dbus",
+            },
+            details,
+        })),
+    }
+}
+
+fn ssh(state: &str, previous: &str) -> ServiceInfo {
+    ServiceInfo {
+        manager: "systemd",
+        bus: "system".into(),
+        unit: "ssh.service".into(),
+        unit_type: "service".into(),
+        state: state.into(),
+        previous_state: Some(previous.into()),
+        sub_state: "dead".into(),
+        previous_sub_state: Some("running".into()),
+        file_state: Some("enabled".into()),
+        previous_file_state: Some("enabled".into()),
+        unit_file: Some("/lib/systemd/system/ssh.service".into()),
+        result: None,
+    }
+}
+
 fn samples() -> Vec<(&'static str, Event)> {
+    let svc_stopped = service_event(30, "service_stopped", ssh("inactive", "active"), true);
+    let svc_failed = service_event(
+        31,
+        "service_failed",
+        ServiceInfo {
+            sub_state: "failed".into(),
+            result: Some("exit-code".into()),
+            ..ssh("failed", "active")
+        },
+        true,
+    );
+    let svc_disabled = service_event(
+        32,
+        "service_disabled",
+        ServiceInfo {
+            file_state: Some("disabled".into()),
+            ..ssh("inactive", "inactive")
+        },
+        false,
+    );
+    let watch_started = sensor_event(
+        33,
+        "daemon_watch_started",
+        SensorInfo {
+            watcher: Some("systemd"),
+            bus: Some("system".into()),
+            units: Some(212),
+            message: Some("watching 212 units".into()),
+            ..Default::default()
+        },
+    );
     let installed = package_event(
         21,
         "package_installed",
@@ -447,6 +543,10 @@ fn samples() -> Vec<(&'static str, Event)> {
         ("package_mismatch_file", mismatch),
         ("daemon_watch_unavailable", unavailable),
         ("inventory_recorded", recorded),
+        ("service_stopped", svc_stopped),
+        ("service_failed", svc_failed),
+        ("service_disabled", svc_disabled),
+        ("daemon_watch_started", watch_started),
     ]
 }
 
@@ -1267,4 +1367,48 @@ fn package_events_map_to_software_inventory_and_package_fields() {
         f["vigil"]["details"]["package_checksum"], "mismatch",
         "{f:#}"
     );
+}
+
+#[test]
+fn service_events_map_to_application_lifecycle_and_service_fields() {
+    let o: BTreeMap<&str, Value> = ocsf_samples().into_iter().map(|(n, _, v)| (n, v)).collect();
+    let stop = &o["service_stopped"];
+    assert_eq!(stop["class_uid"], 6002, "{stop:#}");
+    assert_eq!(stop["activity_id"], 4, "{stop:#}");
+    assert_eq!(stop["type_uid"], 600204, "{stop:#}");
+    assert_eq!(stop["app"]["name"], "ssh.service", "{stop:#}");
+    assert_eq!(stop["app"]["path"], "/lib/systemd/system/ssh.service");
+    assert_eq!(
+        stop["actor"]["process"]["file"]["path"], "/usr/bin/systemctl",
+        "{stop:#}"
+    );
+    assert_eq!(stop["unmapped"]["service"]["previous_state"], "active");
+    assert_eq!(stop["metadata"]["event_code"], "service_stopped");
+    let failed = &o["service_failed"];
+    assert_eq!(failed["activity_id"], 99, "{failed:#}");
+    assert_eq!(failed["activity_name"], "service_failed", "{failed:#}");
+    assert_eq!(failed["status_id"], 2, "{failed:#}");
+    assert_eq!(failed["status_detail"], "exit-code", "{failed:#}");
+    let dis = &o["service_disabled"];
+    assert_eq!(dis["activity_id"], 7, "{dis:#}");
+    assert!(dis.get("actor").is_none(), "{dis:#}");
+
+    let e = ecs_samples();
+    let stop = &e["service_stopped"];
+    assert_eq!(stop["event"]["category"], json!(["process"]), "{stop:#}");
+    assert_eq!(stop["event"]["type"], json!(["end"]));
+    assert_eq!(stop["event"]["dataset"], "vigil.service");
+    assert_eq!(stop["service"]["name"], "ssh.service");
+    assert_eq!(stop["service"]["type"], "systemd");
+    assert_eq!(stop["service"]["state"], "inactive");
+    assert_eq!(stop["process"]["executable"], "/usr/bin/systemctl");
+    assert_eq!(stop["vigil"]["service"]["previous_state"], "active");
+    assert_eq!(e["service_failed"]["event"]["outcome"], "failure");
+    let dis = &e["service_disabled"];
+    assert_eq!(
+        dis["event"]["category"],
+        json!(["configuration"]),
+        "{dis:#}"
+    );
+    assert_eq!(dis["vigil"]["details"]["unattributed"], true, "{dis:#}");
 }

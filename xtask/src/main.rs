@@ -37,8 +37,18 @@ const BUILD_PACKAGES: &[&str] = &["clang", "libbpf-dev", "libc6-dev"];
 /// The peers `cargo xtask bench` compares against.
 const BENCH_PACKAGES: &[&str] = &["auditd", "inotify-tools"];
 /// What the host tests run for real: rsyslogd for the syslog sink, headless
-/// Chromium to render the HTML report (sensor-user/tests/report.rs).
-const TEST_PACKAGES: &[&str] = &["rsyslog", "chromium"];
+/// Chromium to render the HTML report (sensor-user/tests/report.rs), a
+/// systemd user manager on a dbus-daemon session bus for the service
+/// events (tests/tests/services.rs; nsenter and unshare are util-linux), rpm
+/// and rpmbuild for the rpm inventory (tests/tests/inventory.rs).
+const TEST_PACKAGES: &[&str] = &[
+    "rsyslog",
+    "chromium",
+    "systemd",
+    "dbus",
+    "util-linux",
+    "rpm",
+];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 fn main() -> Result<()> {

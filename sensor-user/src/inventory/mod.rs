@@ -18,11 +18,17 @@
 //!   file outside a package operation carries the owner and
 //!   `details.package_checksum`: whether the file still matches the md5
 //!   dpkg recorded for it.
-//! - **Daemons.** systemd unit state needs systemd's D-Bus API; where it is
-//!   not available a `daemon_watch_unavailable` event says why.
+//! - **Daemons.** systemd unit states from systemd's D-Bus API
+//!   ([`systemd`]: the state machine; `systemd_bus`: the watcher thread,
+//!   Linux); where it is not available a `daemon_watch_unavailable` event
+//!   says why.
 //!
 //! See docs/inventory.md.
 pub mod dpkg;
+pub mod rpm;
+pub mod systemd;
+#[cfg(target_os = "linux")]
+pub mod systemd_bus;
 
 use crate::event::{
     Body, Event, PackageChange, PackageInfo, PackageRef, Process, SensorInfo, Severity, Source,
@@ -63,8 +69,17 @@ pub struct Change {
     pub after: Option<Pkg>,
 }
 
-/// The changes from `old` to `new`, in package order.
+/// The changes from `old` to `new` (dpkg versions), in package order.
 pub fn diff(old: &Inventory, new: &Inventory) -> Vec<Change> {
+    diff_by(old, new, dpkg::compare_versions)
+}
+
+/// The changes from `old` to `new`, versions ordered by `cmp`.
+pub fn diff_by(
+    old: &Inventory,
+    new: &Inventory,
+    cmp: fn(&str, &str) -> std::cmp::Ordering,
+) -> Vec<Change> {
     let mut out = Vec::new();
     for (k, b) in old {
         match new.get(k) {
@@ -75,7 +90,7 @@ pub fn diff(old: &Inventory, new: &Inventory) -> Vec<Change> {
                 after: None,
             }),
             Some(a) if a != b => {
-                let action = match dpkg::compare_versions(&a.version, &b.version) {
+                let action = match cmp(&a.version, &b.version) {
                     std::cmp::Ordering::Greater => "package_upgraded",
                     std::cmp::Ordering::Less => "package_downgraded",
                     std::cmp::Ordering::Equal => "package_changed",
@@ -113,7 +128,8 @@ pub struct Settings {
     pub label: bool,
     /// Check changes of packaged files against dpkg's recorded md5.
     pub checksum: bool,
-    /// Report the systemd watcher's availability at start.
+    /// Report at start that systemd unit states are not watched (where the
+    /// D-Bus watcher is not built: not Linux).
     pub daemons: bool,
     pub dpkg_status: PathBuf,
     /// Process names (exe base name or comm) of package managers.
@@ -122,6 +138,9 @@ pub struct Settings {
     pub scope: Vec<PathBuf>,
     /// Files larger than this are not checksummed (`[hash] max_size_mib`).
     pub max_size: u64,
+    /// The rpm database directory, when it is watched (and rpm inventory is
+    /// tracked).
+    pub rpm_dbpath: Option<PathBuf>,
 }
 
 /// The package managers recognised by default.
@@ -145,6 +164,8 @@ pub struct Stage {
     host: String,
     /// The inventory as last reported; None until [`Stage::start`].
     current: Option<Inventory>,
+    /// The rpm inventory as last reported.
+    rpm_current: Option<Inventory>,
     owners: Option<dpkg::Owners>,
     /// The first index, read on its own thread from the start: reading every
     /// file list takes a noticeable moment, which would otherwise stall the
@@ -160,6 +181,9 @@ pub struct Derived {
     pub changes: Vec<Change>,
     /// The first inventory: written to the store as a whole.
     pub recorded: Option<Inventory>,
+    /// The same for rpm.
+    pub rpm_changes: Vec<Change>,
+    pub rpm_recorded: Option<Inventory>,
 }
 
 impl Stage {
@@ -180,6 +204,7 @@ impl Stage {
             s,
             host,
             current: None,
+            rpm_current: None,
             owners: None,
             owners_rx: owners_rx.flatten(),
         }
@@ -192,8 +217,14 @@ impl Stage {
     /// At start (after the `start` event): the daemon watcher's availability,
     /// and the inventory compared with the one the store holds (`stored`:
     /// None when the store has none or there is no store).
-    pub fn start(&mut self, stored: Option<Inventory>, has_store: bool) -> Derived {
+    pub fn start(
+        &mut self,
+        stored: Option<Inventory>,
+        rpm_stored: Option<Inventory>,
+        has_store: bool,
+    ) -> Derived {
         let mut out = Derived::default();
+        self.start_rpm(rpm_stored, has_store, &mut out);
         if self.s.daemons {
             if let Err(reason) = systemd_availability() {
                 out.events.push(crate::pipeline::emit::sensor_event(
@@ -227,7 +258,7 @@ impl Stage {
                     let mut details = serde_json::Map::new();
                     details.insert("unattributed".into(), true.into());
                     out.events
-                        .push(self.package_event(&c, &path, None, "scan", details));
+                        .push(self.package_event("dpkg", &c, &path, None, "scan", details));
                     out.changes.push(c);
                 }
             }
@@ -256,6 +287,85 @@ impl Stage {
         out
     }
 
+    /// The rpm inventory at start, compared with the stored one.
+    fn start_rpm(&mut self, stored: Option<Inventory>, has_store: bool, out: &mut Derived) {
+        let Some(dbpath) = self.s.rpm_dbpath.clone() else {
+            return;
+        };
+        let now = match rpm::read_inventory(&dbpath) {
+            Ok(inv) => inv,
+            Err(e) => {
+                out.events.push(self.error(format!(
+                    "rpm inventory not tracked: {e:#}; install rpm or set [inventory] rpm_dbpath"
+                )));
+                self.s.rpm_dbpath = None;
+                return;
+            }
+        };
+        match stored {
+            Some(old) => {
+                let path = dbpath.display().to_string();
+                for c in diff_by(&old, &now, rpm::compare_evr) {
+                    let mut details = serde_json::Map::new();
+                    details.insert("unattributed".into(), true.into());
+                    out.events
+                        .push(self.package_event("rpm", &c, &path, None, "scan", details));
+                    out.rpm_changes.push(c);
+                }
+            }
+            None => {
+                out.events.push(crate::pipeline::emit::sensor_event(
+                    &self.host,
+                    "inventory_recorded",
+                    SensorInfo {
+                        packages: Some(now.len() as u64),
+                        message: Some(if has_store {
+                            format!(
+                                "recorded the rpm inventory ({} packages) from {}",
+                                now.len(),
+                                dbpath.display()
+                            )
+                        } else {
+                            "the store is not open: the rpm inventory is kept in memory only".into()
+                        }),
+                        ..Default::default()
+                    },
+                ));
+                out.rpm_recorded = Some(now.clone());
+            }
+        }
+        self.rpm_current = Some(now);
+    }
+
+    /// Which package database `ev` (a file event) shows changed: `dpkg`
+    /// (the status file modified, created, or renamed over) or `rpm` (a
+    /// file in its database directory written, created or renamed).
+    pub fn db_change(&self, ev: &Event) -> Option<&'static str> {
+        if self.is_db_change(ev) {
+            return Some("dpkg");
+        }
+        let dbpath = self.s.rpm_dbpath.as_ref()?;
+        self.rpm_current.as_ref()?;
+        let f = ev.file()?;
+        // The sensor's own `rpm -qa` touches the database too (sqlite's
+        // shared-memory index): reading again for it would never end.
+        if f.process.ppid == std::process::id() {
+            return None;
+        }
+        let path = match ev.action.as_str() {
+            "renamed" | "linked" => f.target_path.as_deref()?,
+            "modified" | "created" | "truncated" | "closed_after_write" => f.path.as_str(),
+            _ => return None,
+        };
+        // The database proper (sqlite, ndb, Berkeley DB): rpm writes it
+        // last, when the transaction is over (sqlite checkpoints its WAL
+        // when rpm closes the database). Its -wal, -shm and lock files
+        // change during the transaction, before the new state is in place.
+        let p = Path::new(path);
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        (p.parent().is_some_and(|p| p == dbpath) && rpm::DB_FILES.contains(&name)).then_some("rpm")
+    }
+
     /// Whether `ev` (a file event) leaves a new version of the package
     /// database in place: the status file modified, created, or renamed over.
     pub fn is_db_change(&self, ev: &Event) -> bool {
@@ -277,11 +387,16 @@ impl Stage {
     /// writer is `process`): parse it again and report the differences.
     pub fn db_changed(
         &mut self,
+        manager: &'static str,
         db_seq: u64,
         process: Arc<Process>,
         tier: &'static str,
     ) -> Derived {
         let mut out = Derived::default();
+        if manager == "rpm" {
+            self.rpm_changed(db_seq, process, tier, &mut out);
+            return out;
+        }
         let now = match dpkg::read_inventory(&self.s.dpkg_status) {
             Ok(inv) => inv,
             Err(e) => {
@@ -297,12 +412,56 @@ impl Stage {
         for c in diff(&old, &now) {
             let mut details = serde_json::Map::new();
             details.insert("db_seq".into(), db_seq.into());
-            out.events
-                .push(self.package_event(&c, &path, Some(process.clone()), tier, details));
+            out.events.push(self.package_event(
+                "dpkg",
+                &c,
+                &path,
+                Some(process.clone()),
+                tier,
+                details,
+            ));
             out.changes.push(c);
         }
         self.current = Some(now);
         out
+    }
+
+    /// The rpm database changed: `rpm -qa` again, and the differences.
+    fn rpm_changed(
+        &mut self,
+        db_seq: u64,
+        process: Arc<Process>,
+        tier: &'static str,
+        out: &mut Derived,
+    ) {
+        let Some(dbpath) = self.s.rpm_dbpath.clone() else {
+            return;
+        };
+        let now = match rpm::read_inventory(&dbpath) {
+            Ok(inv) => inv,
+            Err(e) => {
+                out.events.push(self.error(format!(
+                    "the rpm database changed but cannot be read: {e:#}; its changes are reported at the next readable version"
+                )));
+                return;
+            }
+        };
+        let old = self.rpm_current.take().unwrap_or_default();
+        let path = dbpath.display().to_string();
+        for c in diff_by(&old, &now, rpm::compare_evr) {
+            let mut details = serde_json::Map::new();
+            details.insert("db_seq".into(), db_seq.into());
+            out.events.push(self.package_event(
+                "rpm",
+                &c,
+                &path,
+                Some(process.clone()),
+                tier,
+                details,
+            ));
+            out.rpm_changes.push(c);
+        }
+        self.rpm_current = Some(now);
     }
 
     fn error(&self, message: String) -> Event {
@@ -318,6 +477,7 @@ impl Stage {
 
     fn package_event(
         &self,
+        manager: &'static str,
         c: &Change,
         path: &str,
         process: Option<Arc<Process>>,
@@ -339,7 +499,7 @@ impl Stage {
             tags: Vec::new(),
             body: Body::Package(Box::new(PackageChange {
                 package: PackageInfo {
-                    manager: "dpkg",
+                    manager,
                     name: c.key.name.clone(),
                     version: c.after.as_ref().map(|p| p.version.clone()),
                     previous_version: c.before.as_ref().map(|p| p.version.clone()),

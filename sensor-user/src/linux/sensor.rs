@@ -69,6 +69,8 @@ pub struct Options {
     pub heartbeat: Duration,
     /// The verification scans to run alongside (None: realtime only).
     pub scans: Option<crate::daemon::Options>,
+    /// The systemd unit watcher (None: `[inventory] daemons` is off).
+    pub services: Option<crate::inventory::systemd_bus::Options>,
 }
 
 /// Records travel in batches: one channel hand-off per ring-buffer drain
@@ -102,7 +104,9 @@ pub fn run(attached: Attached, opts: Options) -> Result<()> {
     let host = opts.emitter.host().to_string();
     let shared = Pipeline::start(opts.settings, opts.emitter)?;
     let scan_input = shared.sender();
+    let service_input = shared.sender();
     let mut pipeline = Attributor::new(opts.policy, Some(shared), host, procs, Some(ebpf.clone()));
+    pipeline.invocations = opts.services.as_ref().map(|s| s.invocations.clone());
     pipeline.uring_blind = super::loader::VFS_HOOKS
         .iter()
         .filter(|h| h.mask & sensor_common::vfs::IO_URING != 0)
@@ -138,6 +142,13 @@ pub fn run(attached: Attached, opts: Options) -> Result<()> {
         Some(o) => Some(crate::daemon::ScanDaemon::start(o, scan_input)?),
         None => None,
     };
+    let services = match opts.services {
+        Some(o) => Some(crate::inventory::systemd_bus::Watcher::start(
+            o,
+            service_input,
+        )?),
+        None => None,
+    };
     let (tx, rx) = crossbeam_channel::bounded::<Msg>(16384 / BATCH);
     let worker = std::thread::Builder::new()
         .name("vigil-pipeline".into())
@@ -156,7 +167,15 @@ pub fn run(attached: Attached, opts: Options) -> Result<()> {
         watched,
         std::process::id()
     ));
-    let read = rt.block_on(read_loop(ring, ebpf, tx, recorder, opts.heartbeat, scans));
+    let read = rt.block_on(read_loop(
+        ring,
+        ebpf,
+        tx,
+        recorder,
+        opts.heartbeat,
+        scans,
+        services,
+    ));
     crate::sdnotify::notify("STOPPING=1");
     let piped = worker
         .join()
@@ -176,10 +195,15 @@ async fn read_loop(
     recorder: Option<super::replay::Recorder>,
     heartbeat: Duration,
     scans: Option<crate::daemon::ScanDaemon>,
+    services: Option<crate::inventory::systemd_bus::Watcher>,
 ) -> Result<()> {
     let read = read_until_signal(ring, ebpf, &tx, recorder, heartbeat, scans.as_ref()).await;
     // The scan thread's last events (an interrupted scan) go out before the stop event.
     if let Some(s) = scans {
+        s.stop();
+    }
+    // So do the service changes the watcher still holds.
+    if let Some(s) = services {
         s.stop();
     }
     match read {
@@ -314,6 +338,8 @@ pub(super) struct Attributor {
     sessions: HashMap<u32, Vec<FileRecord>>,
     /// Blind spots already reported: (tgid, start time, what, inode or 0).
     blind_reported: std::collections::HashSet<(u32, u64, &'static str, u64)>,
+    /// `systemctl` and `service` runs, for the systemd watcher's attribution.
+    pub(super) invocations: Option<crate::inventory::systemd::Invocations>,
     /// The operation groups io_uring can reach that are on the tracepoint
     /// tier (named in its `blind_spot` events).
     uring_blind: String,
@@ -341,6 +367,7 @@ impl Attributor {
             blind_reported: Default::default(),
             uring_blind: String::new(),
             process_cache: HashMap::new(),
+            invocations: None,
         }
     }
 
@@ -458,6 +485,7 @@ impl Attributor {
                     container_id: crate::process::container_id(p.tgid),
                     exited: None,
                 });
+                self.control_program(&e);
             }
             Record::Fork(t) => {
                 self.procs
@@ -478,6 +506,19 @@ impl Attributor {
                         if let Some(c) = self.file_event(&f) {
                             self.write(c)?;
                         }
+                    }
+                }
+                if let Some(inv) = &self.invocations {
+                    let control = self.procs.get(t.process.tgid).is_some_and(|p| {
+                        crate::inventory::systemd::Invocations::is_control_program(
+                            p.exe.as_deref(),
+                            &p.comm,
+                        )
+                    });
+                    if control {
+                        let ns = self.boot_offset_ns + t.ts_boot_ns as i128;
+                        let at = std::time::UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64);
+                        inv.exited(t.process.tgid, at);
                     }
                 }
                 self.procs.exit(t.process.tgid);
@@ -812,6 +853,36 @@ impl Attributor {
             return Some((None, "path"));
         }
         None
+    }
+
+    /// Remembers a `systemctl` / `service` run (argv and process) for the
+    /// systemd watcher, which attributes unit changes to it.
+    fn control_program(&mut self, e: &sensor_common::ExecRecord) {
+        let Some(inv) = self.invocations.clone() else {
+            return;
+        };
+        let exe = self.procs.get(e.process.tgid).and_then(|p| p.exe.clone());
+        if !crate::inventory::systemd::Invocations::is_control_program(
+            exe.as_deref(),
+            &cstr(&e.process.comm),
+        ) {
+            return;
+        }
+        let n = (e.args_len as usize).min(e.args.len());
+        let args = e.args[..n]
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let process = self.process(&e.process);
+        let ns = self.boot_offset_ns + e.ts_boot_ns as i128;
+        let at = std::time::UNIX_EPOCH + Duration::from_nanos(ns.max(0) as u64);
+        inv.record(crate::inventory::systemd::Invocation {
+            at,
+            args,
+            process,
+            exited: None,
+        });
     }
 
     /// The process record of an event: built once per process and shared until

@@ -74,11 +74,15 @@ impl Settings {
                     inventory: p.root_for(status, Some(false)).is_some(),
                     label: true,
                     checksum: c.inventory.checksum,
-                    daemons: c.inventory.daemons,
+                    // On Linux the D-Bus watcher reports for itself.
+                    daemons: c.inventory.daemons && !cfg!(target_os = "linux"),
                     dpkg_status: status.clone(),
                     managers: c.inventory.package_managers.clone(),
                     scope: p.roots.iter().map(|r| r.path.clone()).collect(),
                     max_size: c.hash.max_size,
+                    // Only a watched database is seen changing.
+                    rpm_dbpath: Some(c.inventory.rpm_dbpath.clone())
+                        .filter(|d| p.root_for(&d.join("rpmdb.sqlite"), Some(false)).is_some()),
                 }
             }),
         }
@@ -507,29 +511,36 @@ impl Settle {
     /// inventory compared at `start`, the package changes after a change of
     /// the package database), in order right behind it.
     fn emit(&mut self, mut ev: Event) -> Result<()> {
+        if ev.kind == "service" {
+            return self.emit_service(ev);
+        }
         let Some(stage) = self.inventory.as_mut() else {
             return self.emitter.emit(ev);
         };
         stage.label(&mut ev);
         let db = stage
-            .is_db_change(&ev)
-            .then(|| ev.file().map(|f| (f.process.clone(), f.source.tier)))
-            .flatten();
+            .db_change(&ev)
+            .and_then(|m| ev.file().map(|f| (m, f.process.clone(), f.source.tier)));
         let start = ev.kind == "sensor" && ev.action == "start";
         self.emitter.emit(ev)?;
         let mut trouble = Vec::new();
         let derived = if start {
-            let stored = match self.emitter.store().map(|s| s.inventory("dpkg")) {
+            let mut stored = |manager: &str| match self
+                .emitter
+                .store()
+                .map(|s| s.inventory(manager))
+            {
                 Some(Ok(inv)) => inv,
                 Some(Err(e)) => {
-                    trouble.push(format!("cannot read the stored software inventory, so changes made while the sensor was down are not reported: {e}"));
+                    trouble.push(format!("cannot read the stored {manager} inventory, so changes made while the sensor was down are not reported: {e}"));
                     None
                 }
                 None => None,
             };
-            stage.start(stored, self.emitter.store().is_some())
-        } else if let Some((process, tier)) = db {
-            stage.db_changed(self.emitter.last_seq(), process, tier)
+            let (dpkg, rpm) = (stored("dpkg"), stored("rpm"));
+            stage.start(dpkg, rpm, self.emitter.store().is_some())
+        } else if let Some((manager, process, tier)) = db {
+            stage.db_changed(manager, self.emitter.last_seq(), process, tier)
         } else {
             return Ok(());
         };
@@ -537,13 +548,13 @@ impl Settle {
             self.emitter.emit(e)?;
         }
         if let Some(store) = self.emitter.store() {
-            let r = match &derived.recorded {
-                Some(inv) => store.record_inventory("dpkg", inv),
-                None if !derived.changes.is_empty() => {
-                    store.update_inventory("dpkg", &derived.changes)
-                }
+            let update = |manager: &str, recorded: &Option<_>, changes: &[_]| match recorded {
+                Some(inv) => store.record_inventory(manager, inv),
+                None if !changes.is_empty() => store.update_inventory(manager, changes),
                 None => Ok(()),
             };
+            let r = update("dpkg", &derived.recorded, &derived.changes)
+                .and_then(|_| update("rpm", &derived.rpm_recorded, &derived.rpm_changes));
             if let Err(e) = r {
                 trouble.push(format!("the software inventory could not be stored; the next start may report these changes again: {e}"));
             }
@@ -555,6 +566,40 @@ impl Settle {
                 "error",
                 crate::event::SensorInfo {
                     message: Some(message),
+                    ..Default::default()
+                },
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Emits a service event and stores the unit's new state with it (in
+    /// the journal's transaction): the next start compares with it.
+    fn emit_service(&mut self, ev: Event) -> Result<()> {
+        let state = ev.service().map(|s| {
+            let i = &s.service;
+            (
+                i.bus.clone(),
+                i.unit.clone(),
+                crate::inventory::systemd::UnitState {
+                    active: i.state.clone(),
+                    sub: i.sub_state.clone(),
+                    file_state: i.file_state.clone(),
+                    unit_file: i.unit_file.clone(),
+                },
+            )
+        });
+        self.emitter.emit(ev)?;
+        let (Some(store), Some((bus, unit, st))) = (self.emitter.store(), state) else {
+            return Ok(());
+        };
+        if let Err(e) = store.put_unit(&bus, &unit, &st) {
+            let host = self.emitter.host().to_string();
+            self.emitter.emit(emit::sensor_event(
+                &host,
+                "error",
+                crate::event::SensorInfo {
+                    message: Some(format!("the state of {unit} could not be stored; the next start may report this change again: {e}")),
                     ..Default::default()
                 },
             ))?;

@@ -14,7 +14,7 @@
 //! field for it.
 use super::{attack_ids, extension, file_name, parent_dir, prune};
 use crate::event::{
-    Body, Event, FileChange, FileState, PackageChange, Process, SensorInfo, Severity,
+    Body, Event, FileChange, FileState, PackageChange, Process, SensorInfo, ServiceChange, Severity,
 };
 use serde_json::{json, Value};
 
@@ -68,6 +68,21 @@ pub fn package_type(action: &str) -> (&'static [&'static str], &'static [&'stati
     (PACKAGE, t)
 }
 
+/// `event.category` and `event.type` for a native service action: a unit
+/// starting or stopping is a process event; enabling, disabling or masking
+/// it changes configuration.
+pub fn service_type(action: &str) -> (&'static [&'static str], &'static [&'static str]) {
+    match action {
+        "service_started" | "service_restarted" => (&["process"], &["start"]),
+        "service_stopped" | "service_failed" => (&["process"], &["end"]),
+        "service_reloaded" | "service_reset" => (&["process"], &["change"]),
+        "service_enabled" | "service_disabled" | "service_masked" | "service_unmasked" => {
+            (&["configuration"], &["change"])
+        }
+        _ => (&["process"], &["info"]),
+    }
+}
+
 /// `event.category` and `event.type` for a native sensor action.
 pub fn sensor_type(action: &str) -> (&'static [&'static str], &'static [&'static str]) {
     match action {
@@ -97,11 +112,13 @@ pub fn map(ev: &Event) -> Value {
     let (category, types) = match &ev.body {
         Body::File(_) => file_type(&ev.action),
         Body::Package(_) => package_type(&ev.action),
+        Body::Service(_) => service_type(&ev.action),
         Body::Sensor(_) => sensor_type(&ev.action),
     };
     let dataset = match &ev.body {
         Body::File(_) => "vigil.file",
         Body::Package(_) => "vigil.package",
+        Body::Service(_) => "vigil.service",
         Body::Sensor(_) => "vigil.sensor",
     };
     let (techniques, subtechniques) = attack_ids(&ev.mitre);
@@ -138,6 +155,7 @@ pub fn map(ev: &Event) -> Value {
     match &ev.body {
         Body::File(f) => file_change(&ev.action, f, obj),
         Body::Package(p) => package_change(p, obj),
+        Body::Service(c) => service_change(c, obj),
         Body::Sensor(s) => sensor(s, obj),
     }
     prune(out)
@@ -337,6 +355,40 @@ fn process(p: &Process) -> Value {
     })
 }
 
+fn service_change(c: &ServiceChange, out: &mut serde_json::Map<String, Value>) {
+    let s = &c.service;
+    out["event"]["outcome"] = json!(if s.state == "failed" {
+        "failure"
+    } else {
+        "success"
+    });
+    // ECS service.*: the unit, its manager, its state now.
+    out.insert(
+        "service".into(),
+        json!({ "name": s.unit, "type": s.manager, "state": s.state }),
+    );
+    if let Some(p) = &c.process {
+        process_and_user(p, out);
+    }
+    let v = out["vigil"].as_object_mut().expect("object");
+    v.insert("service".into(), json!(s));
+    v.insert("source".into(), json!(c.source));
+    v.insert("details".into(), json!(c.details));
+    if let Some(p) = &c.process {
+        v.insert(
+            "process".into(),
+            json!({
+                "login_uid": p.login_uid,
+                "login_user": p.login_user,
+                "session_id": p.session_id,
+                "cgroup_id": p.cgroup_id,
+                "mnt_ns": p.mnt_ns,
+                "ancestry": p.ancestry,
+            }),
+        );
+    }
+}
+
 fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>) {
     out.insert("message".into(), json!(s.message));
     if out["event"]["kind"] == "pipeline_error" {
@@ -367,6 +419,8 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>) {
     v.insert("subject_pid".into(), json!(s.subject_pid));
     v.insert("packages".into(), json!(s.packages));
     v.insert("watcher".into(), json!(s.watcher));
+    v.insert("bus".into(), json!(s.bus));
+    v.insert("units".into(), json!(s.units));
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //!
 //! File events become File System Activity (class 1001, System Activity);
 //! package events Software Inventory Info (5020, Discovery) with activity
-//! Log and the native action in `metadata.event_code`.
+//! Log and the native action in `metadata.event_code`; service events
+//! (systemd units) Application Lifecycle (6002: start, stop, restart,
+//! enable, disable) with the unit as `app`.
 //! Sensor events become Application Lifecycle (6002: start, stop, health) or
 //! Application Error (6008: gap, error). Native fields without an OCSF
 //! attribute go to `unmapped`, in their native shape and names. See the "OCSF
@@ -14,7 +16,7 @@
 //! no attribute for it.
 use super::{epoch_ms, extension, file_name, parent_dir, prune};
 use crate::event::{
-    Body, Event, FileChange, FileState, PackageChange, Process, SensorInfo, Severity,
+    Body, Event, FileChange, FileState, PackageChange, Process, SensorInfo, ServiceChange, Severity,
 };
 use serde_json::{json, Value};
 
@@ -82,6 +84,20 @@ pub fn sensor_activity(action: &str) -> (Class, u32, &'static str) {
     }
 }
 
+/// Application Lifecycle `activity_id` and caption for a native service
+/// action: the unit is the application. A mask is a disable that also
+/// forbids starting; failures, reloads, resets and unmasks are Other.
+pub fn service_activity(action: &str) -> (Class, u32, &'static str) {
+    match action {
+        "service_started" => (APPLICATION_LIFECYCLE, 3, "Start"),
+        "service_stopped" => (APPLICATION_LIFECYCLE, 4, "Stop"),
+        "service_restarted" => (APPLICATION_LIFECYCLE, 5, "Restart"),
+        "service_enabled" => (APPLICATION_LIFECYCLE, 6, "Enable"),
+        "service_disabled" | "service_masked" => (APPLICATION_LIFECYCLE, 7, "Disable"),
+        _ => (APPLICATION_LIFECYCLE, 99, "Other"),
+    }
+}
+
 /// `severity_id` and its caption.
 pub fn severity(s: Severity) -> (u32, &'static str) {
     match s {
@@ -127,6 +143,7 @@ pub fn map(ev: &Event) -> Value {
         // OCSF has no install/remove activities: Log, with the native action
         // in metadata.event_code.
         Body::Package(_) => (SOFTWARE_INVENTORY, 1, "Log"),
+        Body::Service(_) => service_activity(&ev.action),
         Body::Sensor(_) => sensor_activity(&ev.action),
     };
     // For Other, activity_name carries the source's own name for the activity.
@@ -200,6 +217,12 @@ pub fn map(ev: &Event) -> Value {
         Body::Package(p) => {
             package_change(p, obj, &mut unmapped);
             if p.process.as_ref().is_some_and(|p| p.container_id.is_some()) {
+                profiles.push("container");
+            }
+        }
+        Body::Service(c) => {
+            service_change(c, obj, &mut unmapped);
+            if c.process.as_ref().is_some_and(|p| p.container_id.is_some()) {
                 profiles.push("container");
             }
         }
@@ -339,6 +362,53 @@ fn package_change(
     }
 }
 
+fn service_change(
+    c: &ServiceChange,
+    out: &mut serde_json::Map<String, Value>,
+    unmapped: &mut Value,
+) {
+    let s = &c.service;
+    out.insert(
+        "app".into(),
+        json!({ "name": s.unit, "path": s.unit_file, "vendor_name": s.manager }),
+    );
+    if let Some(p) = &c.process {
+        out.insert(
+            "actor".into(),
+            json!({ "process": process(p), "user": user(p.uid, &p.user) }),
+        );
+    }
+    // A unit that failed: the change is a failure, the Result says which.
+    if s.state == "failed" {
+        out.insert("status_id".into(), json!(2));
+        out.insert("status".into(), json!("Failure"));
+        out.insert("status_detail".into(), json!(s.result));
+    } else {
+        out.insert("status_id".into(), json!(1));
+        out.insert("status".into(), json!("Success"));
+    }
+    let u = unmapped.as_object_mut().expect("object");
+    u.insert("service".into(), json!(s));
+    u.insert("source".into(), json!(c.source));
+    u.insert("details".into(), json!(c.details));
+    if let Some(p) = &c.process {
+        u.insert(
+            "process".into(),
+            json!({
+                "gid": p.gid,
+                "group": p.group,
+                "euid": p.euid,
+                "egid": p.egid,
+                "login_uid": p.login_uid,
+                "login_user": p.login_user,
+                "session_id": p.session_id,
+                "cgroup_id": p.cgroup_id,
+                "mnt_ns": p.mnt_ns,
+            }),
+        );
+    }
+}
+
 fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>, unmapped: &mut Value) {
     if out["class_uid"] == APPLICATION_LIFECYCLE.uid {
         out.insert("app".into(), product(env!("CARGO_PKG_VERSION")));
@@ -369,6 +439,8 @@ fn sensor(s: &SensorInfo, out: &mut serde_json::Map<String, Value>, unmapped: &m
     u.insert("subject_pid".into(), json!(s.subject_pid));
     u.insert("packages".into(), json!(s.packages));
     u.insert("watcher".into(), json!(s.watcher));
+    u.insert("bus".into(), json!(s.bus));
+    u.insert("units".into(), json!(s.units));
 }
 
 /// An OCSF `file` object for `path` with what is known of its state.

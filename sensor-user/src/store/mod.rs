@@ -140,6 +140,21 @@ CREATE TABLE inventories (
     updated_at  TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 5: systemd unit states as last reported, per bus (docs/inventory.md):
+    // what the next start compares the units with. Recorded per bus in
+    // `inventories` as manager `systemd:BUS`.
+    r#"
+CREATE TABLE units (
+    bus          TEXT NOT NULL,
+    unit         TEXT NOT NULL,
+    active_state TEXT NOT NULL,
+    sub_state    TEXT NOT NULL,
+    file_state   TEXT,
+    unit_file    TEXT,
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (bus, unit)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The context of the baseline row MAC's subkey (`blake3::derive_key`).
@@ -976,6 +991,98 @@ impl Store {
         r.map(|_| ()).map_err(|e| self.err(e))
     }
 
+    // -- systemd units --------------------------------------------------------
+
+    /// The unit states of the systemd manager on `bus` as last reported, or
+    /// None if none were ever recorded.
+    pub fn units(
+        &self,
+        bus: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, crate::inventory::systemd::UnitState>>>
+    {
+        let recorded: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT recorded_at FROM inventories WHERE manager = ?1",
+                [format!("systemd:{bus}")],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if recorded.is_none() {
+            return Ok(None);
+        }
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT unit, active_state, sub_state, file_state, unit_file FROM units WHERE bus = ?1",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([bus], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    crate::inventory::systemd::UnitState {
+                        active: r.get(1)?,
+                        sub: r.get(2)?,
+                        file_state: r.get(3)?,
+                        unit_file: r.get(4)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (k, v) = row.map_err(|e| self.err(e))?;
+            out.insert(k, v);
+        }
+        Ok(Some(out))
+    }
+
+    /// Records every unit's state on `bus`, replacing what was stored.
+    pub fn record_units(
+        &self,
+        bus: &str,
+        units: &std::collections::BTreeMap<String, crate::inventory::systemd::UnitState>,
+    ) -> Result<()> {
+        let at = now();
+        self.conn
+            .execute("DELETE FROM units WHERE bus = ?1", [bus])
+            .map_err(|e| self.err(e))?;
+        for (unit, s) in units {
+            self.put_unit(bus, unit, s)?;
+        }
+        self.conn
+            .execute(
+                "INSERT INTO inventories (manager, recorded_at, updated_at) VALUES (?1, ?2, ?2)
+                 ON CONFLICT(manager) DO UPDATE SET recorded_at = ?2, updated_at = ?2",
+                params![format!("systemd:{bus}"), at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Stores one unit's reported state.
+    pub fn put_unit(
+        &self,
+        bus: &str,
+        unit: &str,
+        s: &crate::inventory::systemd::UnitState,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO units (bus, unit, active_state, sub_state, file_state, unit_file, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(bus, unit) DO UPDATE
+                 SET active_state = ?3, sub_state = ?4, file_state = ?5, unit_file = ?6, updated_at = ?7",
+            )
+            .and_then(|mut st| {
+                st.execute(params![bus, unit, s.active, s.sub, s.file_state, s.unit_file, now()])
+            })
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     // -- journal ------------------------------------------------------------
 
     /// Appends an emitted event; returns its journal sequence number.
@@ -1003,7 +1110,8 @@ impl Store {
                     ev.kind,
                     ev.action,
                     f.map(|f| f.source.tier)
-                        .or(ev.package().map(|p| p.source.tier)),
+                        .or(ev.package().map(|p| p.source.tier))
+                        .or(ev.service().map(|s| s.source.tier)),
                     f.map(|f| f.path.as_str()),
                     f.and_then(|f| f.target_path.as_deref()),
                     ev.severity.as_str(),

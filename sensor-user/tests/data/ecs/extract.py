@@ -15,7 +15,8 @@ import yaml
 
 FIELD_SETS = {
     "@timestamp", "agent", "container", "ecs", "error", "event", "file",
-    "group", "host", "labels", "message", "package", "process", "rule", "tags",
+    "group", "host", "labels", "message", "package", "process", "rule", "service",
+    "tags",
     "user",
 }
 # threat.* is large (indicator and enrichments); keep the ATT&CK parts.
