@@ -578,8 +578,8 @@ impl Invocations {
     }
 
     /// The most recent run started within [`CORRELATION_WINDOW`] before
-    /// `at` (when the change was seen) that names `unit` with a verb that
-    /// changes units, and how long before `at` it started. A run started
+    /// `at` (when the change was seen) that names `unit`, if its verb fits
+    /// `action`, and how long before `at` it started. A run started
     /// after the change, or ended more than [`EXIT_GRACE`] before it, did
     /// not cause it.
     pub fn find(
@@ -595,7 +595,10 @@ impl Invocations {
             .filter(|(_, age)| *age <= CORRELATION_WINDOW)
             // A run that had ended well before the change did not cause it.
             .filter(|(i, _)| i.exited.is_none_or(|x| at <= x + EXIT_GRACE))
-            .find(|(i, _)| run_fits(&i.args, unit, action))
+            // The newest run on the unit speaks for it: a `start` after a
+            // `stop` means a later stop is not that earlier run's doing.
+            .find(|(i, _)| names_unit(&i.args, unit))
+            .filter(|(i, _)| run_fits(&i.args, unit, action))
             .map(|(i, age)| (i.process.clone(), age))
     }
 }
@@ -1062,6 +1065,21 @@ mod tests {
                 "a.service",
                 "service_stopped",
                 t0 + CORRELATION_WINDOW + Duration::from_secs(1)
+            )
+            .is_none());
+        // A later run on the unit with another verb speaks for it: a stop
+        // after `systemctl start a` is not the earlier `stop`'s doing.
+        inv.record(Invocation {
+            at: t0 + Duration::from_millis(50),
+            args: argv("systemctl start a"),
+            process: p(4),
+            exited: Some(t0 + Duration::from_millis(60)),
+        });
+        assert!(inv
+            .find(
+                "a.service",
+                "service_stopped",
+                t0 + Duration::from_millis(70)
             )
             .is_none());
         assert!(Invocations::is_control_program(
