@@ -195,6 +195,9 @@ fn start(m: Monitor, root: &Path, base: &Path, watched: &Path) -> Result<Option<
                 .arg(watched)
                 .arg("--output")
                 .arg(&out)
+                // A fresh store, not the host's default (which grows run by run).
+                .arg("--db")
+                .arg(base.join("vigil.db"))
                 .stdout(Stdio::null())
                 .spawn()?;
             wait_until(|| {
