@@ -1083,6 +1083,15 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Forgets a unit (a Windows service removed).
+    pub fn delete_unit(&self, bus: &str, unit: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM units WHERE bus = ?1 AND unit = ?2")
+            .and_then(|mut st| st.execute(params![bus, unit]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     // -- journal ------------------------------------------------------------
 
     /// Appends an emitted event; returns its journal sequence number.
