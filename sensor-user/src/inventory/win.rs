@@ -521,7 +521,7 @@ pub fn diff_services(
             });
         }
     }
-    out.sort_by(|x, y| x.name.to_lowercase().cmp(&y.name.to_lowercase()));
+    out.sort_by_key(|x| x.name.to_lowercase());
     out
 }
 
@@ -736,6 +736,8 @@ pub struct Tracker {
     services: BTreeMap<String, Service>,
     pending_software: Option<Pending>,
     pending_services: BTreeMap<String, Pending>,
+    /// After an ETW gap: every service is read again.
+    pending_all_services: Option<Instant>,
 }
 
 impl Tracker {
@@ -746,6 +748,7 @@ impl Tracker {
             services: BTreeMap::new(),
             pending_software: None,
             pending_services: BTreeMap::new(),
+            pending_all_services: None,
         }
     }
 
@@ -824,6 +827,21 @@ impl Tracker {
         }
     }
 
+    /// ETW lost events: registry changes under the Uninstall and Services
+    /// keys may be among them, so everything is read again (after
+    /// [`SETTLE`], like a change) and compared with what was last reported.
+    pub fn rescan(&mut self, now: Instant) {
+        let trigger = "ETW gap".to_string();
+        if self.pending_software.is_none() {
+            self.pending_software = Some(Pending {
+                last: now,
+                process: None,
+                trigger,
+            });
+        }
+        self.pending_all_services = Some(now);
+    }
+
     /// The reports of changes whose burst has settled by `now`, and, when
     /// `scm` is a fresh poll, of running-state changes.
     pub fn due(
@@ -856,6 +874,33 @@ impl Tracker {
                 changes.push(c);
             }
             self.software = sw;
+        }
+        if let Some(since) = self
+            .pending_all_services
+            .take_if(|t| now.duration_since(*t) >= SETTLE)
+        {
+            let mut new = services(&read_services(tree), None);
+            // The running states stay those last polled.
+            for (n, s) in new.iter_mut() {
+                if let Some(b) = self.services.get(n) {
+                    s.unit.active = b.unit.active.clone();
+                    s.unit.sub = b.unit.sub.clone();
+                }
+            }
+            let o = Origin {
+                tier: "scan",
+                syscall: "rescan",
+                process: None,
+                trigger: Some(format!(
+                    "ETW gap ({}s ago)",
+                    now.duration_since(since).as_secs()
+                )),
+            };
+            for t in diff_services(&self.services, &new) {
+                events.push(service_event(&self.host, &t, &o));
+            }
+            self.services = new;
+            self.pending_services.clear();
         }
         let settled: Vec<String> = self
             .pending_services
@@ -953,6 +998,7 @@ impl Tracker {
             .iter()
             .chain(self.pending_services.values())
             .map(|p| p.last + SETTLE)
+            .chain(self.pending_all_services.map(|t| t + SETTLE))
             .min()
     }
 }
@@ -1287,8 +1333,8 @@ mod tests {
             "ImagePath",
             RegistryValue::sz(r"C:\Temp\evil.exe"),
         );
-        let k = format!(r"HKLM\SYSTEM\ControlSet001\Services\spooler");
-        assert!(tr.touched(&k, proc(77, "sc.exe"), t0));
+        let k = r"HKLM\SYSTEM\ControlSet001\Services\spooler";
+        assert!(tr.touched(k, proc(77, "sc.exe"), t0));
         let (e, c) = tr.due(&t, None, t0 + Duration::from_secs(2));
         assert!(c.is_empty());
         assert_eq!(
@@ -1309,7 +1355,7 @@ mod tests {
         );
         assert_eq!(s.process.as_ref().map(|p| p.pid), Some(77));
         t.values.retain(|(k, _), _| !k.ends_with(r"\Spooler"));
-        tr.touched(&k, proc(77, "sc.exe"), t0);
+        tr.touched(k, proc(77, "sc.exe"), t0);
         let (e, _) = tr.due(&t, None, t0 + Duration::from_secs(2));
         assert_eq!(
             actions(&e),
@@ -1320,6 +1366,36 @@ mod tests {
         };
         assert_eq!(s.service.state, "removed");
         assert_eq!(s.service.previous_file_state.as_deref(), Some("auto"));
+    }
+
+    #[test]
+    fn an_etw_gap_reads_everything_again_and_reports_what_was_missed() {
+        let mut t = tree();
+        let mut tr = Tracker::new("h".into());
+        tr.start(&t, None, None, None);
+        // Changes whose registry events ETW lost: nothing touched them.
+        app(&mut t, U64, "Lost", "Lost App", "2");
+        svc(
+            &mut t,
+            "W3SVC",
+            4,
+            r"C:\Windows\system32\svchost.exe -k iissvcs",
+        );
+        let t0 = Instant::now();
+        assert!(tr.due(&t, None, t0 + SETTLE).0.is_empty());
+        tr.rescan(t0);
+        assert_eq!(tr.next_due(), Some(t0 + SETTLE));
+        let (e, c) = tr.due(&t, None, t0 + SETTLE);
+        assert_eq!(
+            actions(&e),
+            [
+                ("package_installed".to_string(), "Lost App".to_string()),
+                ("service_start_type_changed".into(), "W3SVC".into()),
+            ]
+        );
+        assert_eq!(c.len(), 1);
+        assert!(e.iter().all(|e| e.process().is_none()));
+        assert_eq!(tr.next_due(), None);
     }
 
     #[test]
@@ -1399,5 +1475,117 @@ mod tests {
         assert_eq!(s.service.file_state.as_deref(), Some("demand"));
         assert_eq!(s.service.unit_type, "own_process");
         assert_eq!(s.service.account.as_deref(), Some("LocalSystem"));
+    }
+}
+
+/// `vigil baseline init|update` on Windows: records the software inventory
+/// and every service's state as the comparison point for `vigil scan` and
+/// the next `vigil run`. Returns (software entries, services).
+pub fn record(
+    store: &crate::store::Store,
+    tree: &dyn RegistryTree,
+    scm: Option<&BTreeMap<String, ScmStatus>>,
+) -> anyhow::Result<(usize, usize)> {
+    let sw = read_software(tree);
+    let units = to_units(&services(&read_services(tree), scm));
+    store.record_inventory(SOFTWARE_MANAGER, &sw.inventory)?;
+    store.record_units(SCM, &units)?;
+    Ok((sw.inventory.len(), units.len()))
+}
+
+/// `vigil scan` on Windows: software and services compared with what the
+/// store recorded ([`scan`]), in a `scans` row of their own (its paths: the
+/// Uninstall and Services keys); returns the number of findings. Nothing
+/// recorded yet: says so and reports nothing.
+pub fn scan_recorded(
+    store: &crate::store::Store,
+    tree: &dyn RegistryTree,
+    scm: Option<&BTreeMap<String, ScmStatus>>,
+    out: &mut dyn crate::scan::Findings,
+    kind: &str,
+) -> anyhow::Result<u64> {
+    let sw = store.inventory(SOFTWARE_MANAGER)?;
+    let units = store.units(SCM)?;
+    if sw.is_none() && units.is_none() {
+        anyhow::bail!(
+            "{}: no Windows software or service states recorded: run `vigil baseline init` (or `update`) first",
+            store.path().display()
+        );
+    }
+    let keys: Vec<String> = UNINSTALL_KEYS
+        .iter()
+        .map(|(k, _)| k.to_string())
+        .chain([format!(r"HKU\*\{USER_UNINSTALL}"), SERVICES_KEY.to_string()])
+        .collect();
+    let id = store.scan_started(kind, &keys, false)?;
+    let evs = scan(tree, scm, sw.as_ref(), units, out.host(), id);
+    let n = evs.len() as u64;
+    let seen = sw.map_or(0, |s| s.len() as u64);
+    for ev in evs {
+        out.report(store, ev, Instant::now())?;
+    }
+    store.scan_finished(id, "ok", seen, n, 0, None)?;
+    out.flush()?;
+    Ok(n)
+}
+
+#[cfg(test)]
+mod store_tests {
+    use super::*;
+    use crate::registry::MapTree;
+    use sensor_windows::RegistryValue;
+
+    struct Collect(Vec<Event>);
+    impl crate::scan::Findings for Collect {
+        fn host(&self) -> &str {
+            "h"
+        }
+        fn report(&mut self, _: &crate::store::Store, ev: Event, _: Instant) -> anyhow::Result<()> {
+            self.0.push(ev);
+            Ok(())
+        }
+        fn flush(&mut self) -> anyhow::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn baseline_then_scan_reports_installs_upgrades_and_removals_from_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("v.db")).unwrap();
+        let mut t = MapTree::default();
+        let mut c = Collect(Vec::new());
+        assert!(scan_recorded(&store, &t, None, &mut c, "scan")
+            .unwrap_err()
+            .to_string()
+            .contains("vigil baseline init"));
+        let app = format!(r"{}\VigilTestApp", UNINSTALL_KEYS[0].0);
+        let svc = format!(r"{SERVICES_KEY}\VigilTestSvc");
+        let put = |t: &mut MapTree, version: &str, start: u32| {
+            t.set(&app, "DisplayName", RegistryValue::sz("Vigil Test App"));
+            t.set(&app, "DisplayVersion", RegistryValue::sz(version));
+            t.set(&svc, "Type", RegistryValue::dword(16));
+            t.set(&svc, "Start", RegistryValue::dword(start));
+        };
+        assert_eq!(record(&store, &t, None).unwrap(), (0, 0));
+        put(&mut t, "1.0", 3);
+        assert_eq!(scan_recorded(&store, &t, None, &mut c, "scan").unwrap(), 2);
+        assert_eq!(record(&store, &t, None).unwrap(), (1, 1));
+        put(&mut t, "2.0", 4);
+        assert_eq!(scan_recorded(&store, &t, None, &mut c, "scan").unwrap(), 2);
+        t.values.clear();
+        assert_eq!(scan_recorded(&store, &t, None, &mut c, "scan").unwrap(), 2);
+        let got: Vec<&str> = c.0.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            got,
+            [
+                "package_installed",
+                "service_installed",
+                "package_upgraded",
+                "service_start_type_changed",
+                "package_removed",
+                "service_removed"
+            ]
+        );
     }
 }

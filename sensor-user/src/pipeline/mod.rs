@@ -72,10 +72,12 @@ impl Settings {
                 crate::inventory::Settings {
                     // Only a watched database is seen changing.
                     inventory: p.root_for(status, Some(false)).is_some(),
-                    label: true,
+                    // dpkg's file lists: not on Windows.
+                    label: !cfg!(windows),
                     checksum: c.inventory.checksum,
-                    // On Linux the D-Bus watcher reports for itself.
-                    daemons: c.inventory.daemons && !cfg!(target_os = "linux"),
+                    // On Linux the D-Bus watcher reports for itself, on
+                    // Windows the SCM tracker (inventory::win).
+                    daemons: c.inventory.daemons && !cfg!(any(target_os = "linux", windows)),
                     dpkg_status: status.clone(),
                     managers: c.inventory.package_managers.clone(),
                     scope: p.roots.iter().map(|r| r.path.clone()).collect(),
