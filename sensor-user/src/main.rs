@@ -888,8 +888,16 @@ fn registry_scan(
                 out,
                 "scan",
             )?;
-            eprintln!("vigil: software and services: {n} changes (unattributed)");
-            changes += n;
+            match n {
+                Some(n) => {
+                    eprintln!("vigil: software and services: {n} changes (unattributed)");
+                    changes += n;
+                }
+                None => eprintln!(
+                    "vigil: software and services were never recorded in {}: not compared; `vigil baseline update` records them",
+                    db.path().display()
+                ),
+            }
         }
         Ok(changes)
     }

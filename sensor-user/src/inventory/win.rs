@@ -1495,22 +1495,20 @@ pub fn record(
 
 /// `vigil scan` on Windows: software and services compared with what the
 /// store recorded ([`scan`]), in a `scans` row of their own (its paths: the
-/// Uninstall and Services keys); returns the number of findings. Nothing
-/// recorded yet: says so and reports nothing.
+/// Uninstall and Services keys); returns the number of findings, None
+/// when nothing was recorded yet (a store from before this feature: `vigil
+/// baseline update` records them).
 pub fn scan_recorded(
     store: &crate::store::Store,
     tree: &dyn RegistryTree,
     scm: Option<&BTreeMap<String, ScmStatus>>,
     out: &mut dyn crate::scan::Findings,
     kind: &str,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Option<u64>> {
     let sw = store.inventory(SOFTWARE_MANAGER)?;
     let units = store.units(SCM)?;
     if sw.is_none() && units.is_none() {
-        anyhow::bail!(
-            "{}: no Windows software or service states recorded: run `vigil baseline init` (or `update`) first",
-            store.path().display()
-        );
+        return Ok(None);
     }
     let keys: Vec<String> = UNINSTALL_KEYS
         .iter()
@@ -1526,7 +1524,7 @@ pub fn scan_recorded(
     }
     store.scan_finished(id, "ok", seen, n, 0, None)?;
     out.flush()?;
-    Ok(n)
+    Ok(Some(n))
 }
 
 #[cfg(test)]
@@ -1555,10 +1553,10 @@ mod store_tests {
         let store = crate::store::Store::open(&dir.path().join("v.db")).unwrap();
         let mut t = MapTree::default();
         let mut c = Collect(Vec::new());
-        assert!(scan_recorded(&store, &t, None, &mut c, "scan")
-            .unwrap_err()
-            .to_string()
-            .contains("vigil baseline init"));
+        assert_eq!(
+            scan_recorded(&store, &t, None, &mut c, "scan").unwrap(),
+            None
+        );
         let app = format!(r"{}\VigilTestApp", UNINSTALL_KEYS[0].0);
         let svc = format!(r"{SERVICES_KEY}\VigilTestSvc");
         let put = |t: &mut MapTree, version: &str, start: u32| {
@@ -1569,12 +1567,21 @@ mod store_tests {
         };
         assert_eq!(record(&store, &t, None).unwrap(), (0, 0));
         put(&mut t, "1.0", 3);
-        assert_eq!(scan_recorded(&store, &t, None, &mut c, "scan").unwrap(), 2);
+        assert_eq!(
+            scan_recorded(&store, &t, None, &mut c, "scan").unwrap(),
+            Some(2)
+        );
         assert_eq!(record(&store, &t, None).unwrap(), (1, 1));
         put(&mut t, "2.0", 4);
-        assert_eq!(scan_recorded(&store, &t, None, &mut c, "scan").unwrap(), 2);
+        assert_eq!(
+            scan_recorded(&store, &t, None, &mut c, "scan").unwrap(),
+            Some(2)
+        );
         t.values.clear();
-        assert_eq!(scan_recorded(&store, &t, None, &mut c, "scan").unwrap(), 2);
+        assert_eq!(
+            scan_recorded(&store, &t, None, &mut c, "scan").unwrap(),
+            Some(2)
+        );
         let got: Vec<&str> = c.0.iter().map(|e| e.action.as_str()).collect();
         assert_eq!(
             got,

@@ -98,3 +98,17 @@ unsafe fn wide_str(p: *const u16) -> String {
     }
     String::from_utf16_lossy(std::slice::from_raw_parts(p, n))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Under Wine this talks to Wine's services.exe; on Windows to the SCM.
+    #[test]
+    fn the_scm_lists_services_with_known_states() {
+        let all = super::statuses().unwrap();
+        assert!(!all.is_empty(), "no service listed");
+        for (name, s) in &all {
+            assert!(!name.is_empty());
+            assert!((1..=7).contains(&s.state), "{name}: state {}", s.state);
+        }
+    }
+}
