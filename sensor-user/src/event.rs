@@ -301,6 +301,14 @@ pub struct FileState {
     /// `security.ima`), hex-encoded.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub xattrs: BTreeMap<String, String>,
+    /// Windows: the owner's SID (`S-1-5-32-544`); absent on Linux (`uid`)
+    /// and when it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Windows: the DACL in SDDL (`D:PAI(A;;FA;;;SY)(A;;FA;;;BA)`),
+    /// inherited entries included; absent on Linux and when unreadable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
     /// Lower-case hex digests: `blake3`, and `sha256` where the policy asks.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub hashes: BTreeMap<String, String>,

@@ -101,6 +101,8 @@ fn state(size: u64, mode: &str, blake3: &str, sha256: Option<&str>) -> FileState
             "security.selinux".to_string(),
             "73797374656d5f753a6f626a6563745f723a6574635f743a733000".to_string(),
         )]),
+        owner: None,
+        acl: None,
         hashes,
         hash_note: None,
     }
@@ -390,6 +392,25 @@ fn samples() -> Vec<(&'static str, Event)> {
         },
         false,
     );
+    // Windows: a scan finds the owner and DACL of hosts changed.
+    let win_acl = file_event(
+        36,
+        "permissions_changed",
+        r"C:\Windows\System32\drivers\etc\hosts",
+        |f| {
+            f.source.tier = "scan";
+            let mut before = state(824, "0x00000020", BLAKE3_OLD, None);
+            before.xattrs.clear();
+            before.owner = Some("S-1-5-32-544".into());
+            before.acl = Some("D:AI(A;ID;FA;;;SY)(A;ID;FA;;;BA)".into());
+            let mut after = before.clone();
+            after.owner = Some("S-1-5-21-1-2-3-1001".into());
+            after.acl = Some("D:AI(A;;FA;;;WD)(A;ID;FA;;;SY)(A;ID;FA;;;BA)".into());
+            f.before = Some(before);
+            f.after = Some(after);
+            f.fields_changed = vec!["owner".into(), "acl".into()];
+        },
+    );
     let packaged = file_event(24, "modified", "/usr/sbin/nginx", |f| {
         f.package = Some(PackageRef {
             manager: "dpkg",
@@ -595,6 +616,7 @@ fn samples() -> Vec<(&'static str, Event)> {
         ("daemon_watch_started", watch_started),
         ("windows_package_installed", win_installed),
         ("windows_service_config_changed", win_svc),
+        ("windows_acl_changed", win_acl),
     ]
 }
 
@@ -1478,6 +1500,14 @@ fn service_events_map_to_application_lifecycle_and_service_fields() {
     assert_eq!(w["service"]["name"], "Spooler");
     assert_eq!(w["service"]["type"], "windows-scm");
     assert_eq!(w["vigil"]["service"]["account"], "LocalSystem");
+}
+
+#[test]
+fn windows_owner_is_the_ecs_file_uid() {
+    let e = ecs_samples();
+    let w = &e["windows_acl_changed"];
+    assert_eq!(w["file"]["uid"], "S-1-5-21-1-2-3-1001", "{w:#}");
+    assert_eq!(e["modified"]["file"]["uid"], "0");
 }
 
 #[test]

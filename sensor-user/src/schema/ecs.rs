@@ -212,7 +212,9 @@ fn file_change(action: &str, f: &FileChange, out: &mut serde_json::Map<String, V
             "device": f.file.dev,
             "size": state.map(|s| s.size),
             "mode": state.map(|s| &s.mode),
-            "uid": state.map(|s| s.uid.to_string()),
+            // ECS file.uid: "the user ID (UID) or security identifier
+            // (SID) of the file owner": the SID on Windows.
+            "uid": state.map(|s| s.owner.clone().unwrap_or_else(|| s.uid.to_string())),
             "gid": state.map(|s| s.gid.to_string()),
             "mtime": state.map(|s| &s.mtime),
             "ctime": state.map(|s| &s.ctime),
