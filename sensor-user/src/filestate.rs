@@ -371,6 +371,14 @@ mod tests {
         assert!(owner.starts_with("S-1-"), "{owner}");
         let acl = a.acl.as_deref().expect("DACL read");
         assert!(acl.starts_with("D:"), "{acl}");
+        // A DACL set through the API (as icacls would): seen as `acl`.
+        set_dacl(&p, "D:P(A;;FA;;;WD)");
+        let c = read_state(&p).unwrap();
+        assert_eq!(c.acl.as_deref(), Some("D:P(A;;FA;;;WD)"), "{c:?}");
+        assert!(
+            fields_changed(&a, &c).contains(&"acl".to_string()),
+            "{a:?} {c:?}"
+        );
         assert_eq!(
             read_state(&dir.path().join("missing")).unwrap_err().kind(),
             std::io::ErrorKind::NotFound
@@ -379,6 +387,52 @@ mod tests {
         #[allow(clippy::permissions_set_readonly_false)]
         perms.set_readonly(false);
         std::fs::set_permissions(&p, perms).unwrap();
+    }
+
+    /// Sets `path`'s DACL from SDDL (protected: nothing inherited).
+    #[cfg(windows)]
+    fn set_dacl(path: &Path, sddl: &str) {
+        use std::os::windows::ffi::OsStrExt;
+        use windows_sys::Win32::Foundation::LocalFree;
+        use windows_sys::Win32::Security::Authorization::{
+            ConvertStringSecurityDescriptorToSecurityDescriptorW, SetNamedSecurityInfoW,
+            SDDL_REVISION_1, SE_FILE_OBJECT,
+        };
+        use windows_sys::Win32::Security::{
+            GetSecurityDescriptorDacl, DACL_SECURITY_INFORMATION,
+            PROTECTED_DACL_SECURITY_INFORMATION,
+        };
+        let w: Vec<u16> = sddl.encode_utf16().chain([0]).collect();
+        let p: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+        // SAFETY: NUL-terminated strings; the descriptor is freed below.
+        unsafe {
+            let mut sd = std::ptr::null_mut();
+            assert_ne!(
+                ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                    w.as_ptr(),
+                    SDDL_REVISION_1,
+                    &mut sd,
+                    std::ptr::null_mut()
+                ),
+                0
+            );
+            let (mut present, mut defaulted, mut dacl) = (0, 0, std::ptr::null_mut());
+            assert_ne!(
+                GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted),
+                0
+            );
+            let rc = SetNamedSecurityInfoW(
+                p.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            );
+            LocalFree(sd);
+            assert_eq!(rc, 0, "SetNamedSecurityInfoW");
+        }
     }
 
     #[cfg(unix)]

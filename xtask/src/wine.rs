@@ -287,6 +287,24 @@ fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
         ),
         (f["source"]["tier"] == "scan", "tier scan"),
         (f["details"]["unattributed"] == true, "unattributed"),
+        // Owner SID and DACL, read through GetSecurityInfo and recorded in
+        // the baseline (Wine keeps them in the file's xattrs).
+        (
+            f["before"]["owner"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("S-1-")),
+            "before.owner: a SID",
+        ),
+        (
+            f["after"]["acl"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("D:")),
+            "after.acl: a DACL in SDDL",
+        ),
+        (
+            f["before"]["owner"] == f["after"]["owner"] && f["before"]["acl"] == f["after"]["acl"],
+            "owner and acl unchanged by a rewrite",
+        ),
     ];
     for (ok, what) in checks {
         if !ok {
