@@ -1508,6 +1508,9 @@ fn windows_owner_is_the_ecs_file_uid() {
     let w = &e["windows_acl_changed"];
     assert_eq!(w["file"]["uid"], "S-1-5-21-1-2-3-1001", "{w:#}");
     assert_eq!(e["modified"]["file"]["uid"], "0");
+    let o: BTreeMap<&str, Value> = ocsf_samples().into_iter().map(|(n, _, v)| (n, v)).collect();
+    let w = &o["windows_acl_changed"];
+    assert_eq!(w["file"]["owner"]["uid"], "S-1-5-21-1-2-3-1001", "{w:#}");
 }
 
 #[test]

@@ -477,7 +477,8 @@ fn file(path: &str, info_type: &str, inode: Option<u64>, state: Option<&FileStat
         "uid": state.map(|s| s.inode).or(inode).map(|i| i.to_string()),
         "size": state.map(|s| s.size),
         "modified_time": state.and_then(|s| epoch_ms(&s.mtime)),
-        "owner": state.map(|s| json!({ "uid": s.uid.to_string() })),
+        // Windows: the owner's SID.
+        "owner": state.map(|s| json!({ "uid": s.owner.clone().unwrap_or_else(|| s.uid.to_string()) })),
         "hashes": hashes,
         "xattributes": state.map(|s| json!(s.xattrs)),
     })
