@@ -413,6 +413,18 @@ impl Daemon {
         let mut opts = self.walk_options();
         opts.only = only;
         let r = scan::baseline(store, &self.opts.policy, &opts, kind);
+        // Windows: the registry values too, or every later registry scan
+        // would report each of them as new.
+        #[cfg(windows)]
+        if r.is_ok() && kind == "init" {
+            let recorded =
+                crate::registry::windows_policy(&self.opts.policy.config).and_then(|wpol| {
+                    crate::registry::baseline(store, &wpol, &crate::registry::WinTree)
+                });
+            if let Err(e) = recorded {
+                self.registry_error(&e)?;
+            }
+        }
         self.finished(info("ok", "none"), r, t0)
     }
 
@@ -494,7 +506,7 @@ impl Daemon {
         self.sensor(
             "error",
             SensorInfo {
-                message: Some(format!("registry scan failed: {e:#}")),
+                message: Some(format!("registry baseline or scan failed: {e:#}")),
                 ..Default::default()
             },
         )
