@@ -1510,7 +1510,12 @@ fn windows_owner_is_the_ecs_file_uid() {
     assert_eq!(e["modified"]["file"]["uid"], "0");
     let o: BTreeMap<&str, Value> = ocsf_samples().into_iter().map(|(n, _, v)| (n, v)).collect();
     let w = &o["windows_acl_changed"];
-    assert_eq!(w["file"]["owner"]["uid"], "S-1-5-21-1-2-3-1001", "{w:#}");
+    // OCSF: `file` as acted on (before), `file_result` after.
+    assert_eq!(w["file"]["owner"]["uid"], "S-1-5-32-544", "{w:#}");
+    assert_eq!(
+        w["file_result"]["owner"]["uid"], "S-1-5-21-1-2-3-1001",
+        "{w:#}"
+    );
 }
 
 #[test]
