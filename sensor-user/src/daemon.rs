@@ -175,6 +175,43 @@ impl Findings for ToPipeline<'_> {
     }
 }
 
+/// What the scan thread does next (the loop's decision, apart from the
+/// clock and the store so that it is tested on every platform).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Next {
+    /// The scheduled comparison is due (`due` is at or before now).
+    Scheduled,
+    /// A gap has been quiet for [`RESCAN_DELAY`]: rescan.
+    Rescan,
+    /// Nothing yet: sleep at most this long (woken early by a gap).
+    Sleep(Duration),
+}
+
+/// The decision: the scheduled scan first (it also covers what a gap
+/// lost), then the rescan of a gap quiet for [`RESCAN_DELAY`]; else sleep
+/// until whichever comes first, and never longer than [`MAX_SLEEP`] (the
+/// clock may step). `gap_quiet`: how long since the last gap, if one waits.
+pub(crate) fn next(
+    due: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    gap_quiet: Option<Duration>,
+) -> Next {
+    if due.is_some_and(|d| d <= now) {
+        return Next::Scheduled;
+    }
+    if gap_quiet.is_some_and(|q| q >= RESCAN_DELAY) {
+        return Next::Rescan;
+    }
+    let mut sleep = MAX_SLEEP;
+    if let Some(d) = due {
+        sleep = sleep.min((d - now).to_std().unwrap_or_default());
+    }
+    if let Some(q) = gap_quiet {
+        sleep = sleep.min(RESCAN_DELAY.saturating_sub(q));
+    }
+    Next::Sleep(sleep)
+}
+
 /// A gap seen and not rescanned yet.
 struct PendingGap {
     first: DateTime<Utc>,
@@ -272,13 +309,13 @@ impl Daemon {
                 .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
                 .map(|t| t.with_timezone(&Utc));
             let due = self.section.schedule.due(last, self.opts.started);
-            if due.is_some_and(|d| d <= now) {
-                self.scan(&store, "scheduled", Against::Baseline, Default::default())?;
-                continue;
-            }
-            if let Some(g) = &gap {
-                if g.last.elapsed() >= RESCAN_DELAY {
-                    let g = gap.take().expect("checked");
+            let sleep = match next(due, now, gap.as_ref().map(|g| g.last.elapsed())) {
+                Next::Scheduled => {
+                    self.scan(&store, "scheduled", Against::Baseline, Default::default())?;
+                    continue;
+                }
+                Next::Rescan => {
+                    let g = gap.take().expect("a gap is pending");
                     let mut details = serde_json::Map::new();
                     details.insert(
                         "gap".into(),
@@ -298,14 +335,8 @@ impl Daemon {
                     }
                     continue;
                 }
-            }
-            let mut sleep = MAX_SLEEP;
-            if let Some(d) = due {
-                sleep = sleep.min((d - now).to_std().unwrap_or_default());
-            }
-            if let Some(g) = &gap {
-                sleep = sleep.min(RESCAN_DELAY.saturating_sub(g.last.elapsed()));
-            }
+                Next::Sleep(d) => d,
+            };
             match wake.recv_timeout(sleep) {
                 Ok(Wake::Gap { lost, reason }) if self.section.rescan_after_gap => {
                     let g = gap.get_or_insert_with(|| PendingGap {
@@ -382,6 +413,18 @@ impl Daemon {
         let mut opts = self.walk_options();
         opts.only = only;
         let r = scan::baseline(store, &self.opts.policy, &opts, kind);
+        // Windows: the registry values too, or every later registry scan
+        // would report each of them as new.
+        #[cfg(windows)]
+        if r.is_ok() && kind == "init" {
+            let recorded =
+                crate::registry::windows_policy(&self.opts.policy.config).and_then(|wpol| {
+                    crate::registry::baseline(store, &wpol, &crate::registry::WinTree)
+                });
+            if let Err(e) = recorded {
+                self.registry_error(&e)?;
+            }
+        }
         self.finished(info("ok", "none"), r, t0)
     }
 
@@ -425,7 +468,48 @@ impl Daemon {
             &self.walk_options(),
             &req,
         );
+        #[cfg(windows)]
+        if r.is_ok() {
+            self.registry_scan(store, kind)?;
+        }
         self.finished(info("ok"), r, t0)
+    }
+
+    /// Windows: the registry values under the policy's `[[registry]]`
+    /// watches compared with their baseline (`registry.rs`), after each file
+    /// scan; a failure is an `error` event, the file scan stands.
+    #[cfg(windows)]
+    fn registry_scan(&mut self, store: &Store, kind: &'static str) -> Result<()> {
+        let wpol = match crate::registry::windows_policy(&self.opts.policy.config) {
+            Ok(p) if !p.registry.is_empty() => p,
+            Ok(_) => return Ok(()),
+            Err(e) => return self.registry_error(&e),
+        };
+        let mut out = ToPipeline {
+            out: &self.out,
+            host: &self.opts.host,
+        };
+        match crate::registry::scan_recorded(
+            store,
+            &wpol,
+            &crate::registry::WinTree,
+            &mut out,
+            kind,
+        ) {
+            Ok(_) => Ok(()),
+            Err(e) => self.registry_error(&e),
+        }
+    }
+
+    #[cfg(windows)]
+    fn registry_error(&self, e: &anyhow::Error) -> Result<()> {
+        self.sensor(
+            "error",
+            SensorInfo {
+                message: Some(format!("registry baseline or scan failed: {e:#}")),
+                ..Default::default()
+            },
+        )
     }
 
     fn finished(
@@ -488,5 +572,54 @@ impl Daemon {
         self.out
             .send(vec![Input::Sensor(ev)])
             .map_err(|_| anyhow::anyhow!("the pipeline stopped"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_scheduled_scan_comes_first_then_a_quiet_gap_then_sleep() {
+        let now = at("2026-11-26T12:00:00Z");
+        // Due (or overdue): scan now, whatever gap waits.
+        assert_eq!(next(Some(now), now, None), Next::Scheduled);
+        assert_eq!(
+            next(Some(at("2026-11-20T00:00:00Z")), now, Some(RESCAN_DELAY)),
+            Next::Scheduled
+        );
+        // A gap quiet for RESCAN_DELAY: rescan; still bursting: wait for the rest.
+        let later = Some(at("2026-11-27T12:00:00Z"));
+        assert_eq!(next(later, now, Some(RESCAN_DELAY)), Next::Rescan);
+        assert_eq!(
+            next(later, now, Some(Duration::from_secs(2))),
+            Next::Sleep(RESCAN_DELAY - Duration::from_secs(2))
+        );
+        // Nothing pending: sleep until the scan is due, never past MAX_SLEEP.
+        assert_eq!(next(later, now, None), Next::Sleep(MAX_SLEEP));
+        assert_eq!(
+            next(Some(at("2026-11-26T12:00:20Z")), now, None),
+            Next::Sleep(Duration::from_secs(20))
+        );
+        // `off`: no scheduled scan at all.
+        assert_eq!(next(None, now, None), Next::Sleep(MAX_SLEEP));
+    }
+
+    #[test]
+    fn a_weekly_schedule_counts_from_the_last_scan_and_is_due_at_once_when_overdue() {
+        let s = crate::schedule::Schedule::parse("weekly").unwrap();
+        let started = at("2026-11-26T12:00:00Z");
+        let last = at("2026-11-20T12:00:00Z");
+        let due = s.due(Some(last), started).unwrap();
+        assert_eq!(due, at("2026-11-27T12:00:00Z"));
+        assert_eq!(next(Some(due), started, None), Next::Sleep(MAX_SLEEP));
+        assert_eq!(next(Some(due), due, None), Next::Scheduled);
+        // A sensor down for two weeks scans as soon as it is back.
+        let back = at("2026-12-10T00:00:00Z");
+        assert_eq!(next(s.due(Some(last), back), back, None), Next::Scheduled);
     }
 }

@@ -277,3 +277,112 @@ mod tests {
         assert!(f.before.is_none() && f.after.is_none());
     }
 }
+
+/// The realtime path of the Windows software and service events: ETW
+/// registry records through the interpreter under the shipped policy, then
+/// the tracker (`inventory::win`).
+#[cfg(test)]
+mod inventory_tests {
+    use crate::inventory::win::{Tracker, SERVICES_KEY, SETTLE};
+    use crate::registry::MapTree;
+    use sensor_windows::baseline::MapReader;
+    use sensor_windows::paths::VolumeMap;
+    use sensor_windows::{Header, Interpreter, Record, RegistryBaseline, RegistryValue};
+    use std::time::Instant;
+
+    fn set(key: &str, value: &str) -> Record {
+        Record::RegSetValue {
+            key_object: 1,
+            status: 0,
+            value_type: 1,
+            data_size: 16,
+            key_name: key.into(),
+            value_name: value.into(),
+            captured_data: None,
+            previous_data_type: None,
+            previous_data_size: None,
+            previous_data: None,
+        }
+    }
+
+    #[test]
+    fn msiexec_writing_an_uninstall_entry_becomes_package_installed() {
+        let app = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\{B1}";
+        let mut tree = MapTree::default();
+        let mut tracker = Tracker::new("h".into());
+        tracker.start(&tree, None, None, None);
+        tree.set(app, "DisplayName", RegistryValue::sz("Agent"));
+        tree.set(app, "DisplayVersion", RegistryValue::sz("7.1"));
+        let mut reader = MapReader::default();
+        reader.set(app, "DisplayName", RegistryValue::sz("Agent"));
+        reader.set(app, "DisplayVersion", RegistryValue::sz("7.1"));
+        let mut i = Interpreter::new(
+            sensor_windows::Policy::pci_windows(),
+            VolumeMap::new(),
+            Box::new(reader),
+            RegistryBaseline::new(),
+        );
+        let h = Header {
+            timestamp: 133_485_408_000_000_000,
+            pid: 900,
+            tid: 1,
+            user_sid: Some("S-1-5-18".into()),
+        };
+        let key = r"\REGISTRY\MACHINE\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\{B1}";
+        let t0 = Instant::now();
+        let mut touched = 0;
+        for v in ["DisplayName", "DisplayVersion"] {
+            for c in i.push(&h, set(key, v)) {
+                assert!(c.action.is_registry());
+                touched += usize::from(tracker.touched(&c.path, Some(super::process(&c)), t0));
+            }
+        }
+        assert_eq!(
+            touched, 2,
+            "the policy watches the Uninstall entries' names"
+        );
+        let (evs, _) = tracker.due(&tree, None, t0 + SETTLE);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].action, "package_installed");
+        assert_eq!(evs[0].process().map(|p| p.pid), Some(900));
+    }
+
+    #[test]
+    fn a_start_type_set_under_the_services_key_becomes_start_type_changed() {
+        let svc = format!(r"{SERVICES_KEY}\Spooler");
+        let mut tree = MapTree::default();
+        tree.set(&svc, "Type", RegistryValue::dword(0x10));
+        tree.set(&svc, "Start", RegistryValue::dword(2));
+        let mut tracker = Tracker::new("h".into());
+        tracker.start(&tree, None, None, None);
+        tree.set(&svc, "Start", RegistryValue::dword(4));
+        let mut reader = MapReader::default();
+        reader.set(&svc, "Start", RegistryValue::dword(4));
+        let mut i = Interpreter::new(
+            sensor_windows::Policy::pci_windows(),
+            VolumeMap::new(),
+            Box::new(reader),
+            RegistryBaseline::new(),
+        );
+        let h = Header {
+            timestamp: 0,
+            pid: 77,
+            tid: 1,
+            user_sid: None,
+        };
+        let t0 = Instant::now();
+        let changes = i.push(
+            &h,
+            set(
+                r"\REGISTRY\MACHINE\SYSTEM\CurrentControlSet\Services\Spooler",
+                "Start",
+            ),
+        );
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(tracker.touched(&changes[0].path, Some(super::process(&changes[0])), t0));
+        let (evs, _) = tracker.due(&tree, None, t0 + SETTLE);
+        assert_eq!(evs.len(), 1);
+        assert_eq!(evs[0].action, "service_start_type_changed");
+        assert_eq!(evs[0].process().map(|p| p.pid), Some(77));
+    }
+}

@@ -114,9 +114,23 @@ pub struct ServiceInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit_file: Option<String>,
     /// service_failed: the service's Result (`exit-code`, `signal`,
-    /// `timeout`, `core-dump`...), when systemd sent it.
+    /// `timeout`, `core-dump`...), when systemd sent it; on Windows
+    /// `exit-code <Win32ExitCode>` (or `service-specific <code>`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
+    /// Windows: the service's DisplayName.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Windows: the account the service runs as (ObjectName, e.g.
+    /// `LocalSystem`); absent for drivers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// Windows, `service_config_changed`: the account before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_account: Option<String>,
+    /// Windows, `service_config_changed`: the ImagePath before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_unit_file: Option<String>,
 }
 
 /// A change of a systemd unit's state.
@@ -142,7 +156,7 @@ pub struct ServiceChange {
 /// A package as the package manager records it, before and after a change.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 pub struct PackageInfo {
-    /// `dpkg` or `rpm` (later `msi`...).
+    /// `dpkg`, `rpm` or `windows-uninstall` (the Uninstall registry keys).
     pub manager: &'static str,
     pub name: String,
     /// The version installed after the change; absent once removed.
@@ -160,6 +174,17 @@ pub struct PackageInfo {
     pub status: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous_status: Option<String>,
+    /// Windows: the Uninstall entry's Publisher.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publisher: Option<String>,
+    /// Windows: the Uninstall entry's InstallDate as `YYYY-MM-DD` (the
+    /// registry holds `YYYYMMDD`; kept as written when it is not a date).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub install_date: Option<String>,
+    /// Windows: the user whose hive holds a per-user install (SID); absent
+    /// for machine-wide software.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_sid: Option<String>,
 }
 
 /// A change of the software inventory.
@@ -167,7 +192,8 @@ pub struct PackageInfo {
 pub struct PackageChange {
     pub package: PackageInfo,
     /// The package database file whose change revealed it
-    /// (`/var/lib/dpkg/status`), or rpm's database directory.
+    /// (`/var/lib/dpkg/status`), rpm's database directory, or (Windows) the
+    /// Uninstall key of the entry.
     pub path: String,
     /// The process that wrote the database (dpkg); null when the change was
     /// found by the start-up comparison with the stored inventory.
@@ -275,6 +301,14 @@ pub struct FileState {
     /// `security.ima`), hex-encoded.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub xattrs: BTreeMap<String, String>,
+    /// Windows: the owner's SID (`S-1-5-32-544`); absent on Linux (`uid`)
+    /// and when it could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Windows: the DACL in SDDL (`D:PAI(A;;FA;;;SY)(A;;FA;;;BA)`),
+    /// inherited entries included; absent on Linux and when unreadable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl: Option<String>,
     /// Lower-case hex digests: `blake3`, and `sha256` where the policy asks.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub hashes: BTreeMap<String, String>,

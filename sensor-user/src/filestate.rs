@@ -35,6 +35,8 @@ pub fn read_state(path: &Path) -> std::io::Result<FileState> {
         nlink: m.nlink(),
         link_target,
         xattrs: security_xattrs(path),
+        owner: None,
+        acl: None,
         hashes: BTreeMap::new(),
         hash_note: None,
     })
@@ -67,6 +69,11 @@ pub fn fields_changed(before: &FileState, after: &FileState) -> Vec<String> {
     check("nlink", before.nlink != after.nlink);
     check("link_target", before.link_target != after.link_target);
     check("xattrs", before.xattrs != after.xattrs);
+    // Windows owner and DACL: compared only when both sides were read (a
+    // baseline from before they were recorded has neither).
+    let both_differ = |a: &Option<String>, b: &Option<String>| a.is_some() && b.is_some() && a != b;
+    check("owner", both_differ(&before.owner, &after.owner));
+    check("acl", both_differ(&before.acl, &after.acl));
     let hash_differs = before
         .hashes
         .iter()
@@ -139,7 +146,9 @@ pub fn type_name(mode: u32) -> &'static str {
 /// reparse point:
 /// - `mode`: the `FILE_ATTRIBUTE_*` bits in hex (`0x00000020` = archive),
 ///   so `fields_changed` names `mode` when read-only, hidden, system... change;
-/// - `uid`/`gid`: 0 (Windows owners are SIDs; not read);
+/// - `uid`/`gid`: 0 (Windows owners are SIDs: `owner`);
+/// - `owner`, `acl`: the owner's SID and the DACL as SDDL ([`security`]),
+///   None when they cannot be read (no READ_CONTROL);
 /// - `mtime`: LastWriteTime; `ctime`: ChangeTime (metadata or content
 ///   changed; cannot be set through the Win32 API, the timestomping guard);
 /// - `inode`: the NTFS file index (volume-unique); `nlink`: hard links;
@@ -192,6 +201,7 @@ pub fn read_state(path: &Path) -> std::io::Result<FileState> {
         (info, basic)
     };
     drop(owned);
+    let (owner, acl) = security(&wide);
     let attrs = info.dwFileAttributes;
     let file_type = if attrs & FILE_ATTRIBUTE_REPARSE_POINT != 0 {
         "symlink"
@@ -216,9 +226,92 @@ pub fn read_state(path: &Path) -> std::io::Result<FileState> {
         nlink: u64::from(info.nNumberOfLinks),
         link_target,
         xattrs: BTreeMap::new(),
+        owner,
+        acl,
         hashes: BTreeMap::new(),
         hash_note: None,
     })
+}
+
+/// Windows: the owner's SID and the DACL (SDDL) of the file at `wide` (a
+/// NUL-terminated path), not following a final reparse point; None when
+/// the file cannot be opened for READ_CONTROL or the descriptor not read
+/// or converted.
+#[cfg(windows)]
+pub fn security(wide: &[u16]) -> (Option<String>, Option<String>) {
+    use std::os::windows::io::{FromRawHandle, OwnedHandle};
+    use windows_sys::Win32::Foundation::{LocalFree, ERROR_SUCCESS, INVALID_HANDLE_VALUE};
+    use windows_sys::Win32::Security::Authorization::{
+        ConvertSecurityDescriptorToStringSecurityDescriptorW, ConvertSidToStringSidW,
+        GetSecurityInfo, SDDL_REVISION_1, SE_FILE_OBJECT,
+    };
+    use windows_sys::Win32::Security::{
+        DACL_SECURITY_INFORMATION, OWNER_SECURITY_INFORMATION, PSECURITY_DESCRIPTOR, PSID,
+    };
+    use windows_sys::Win32::Storage::FileSystem::{
+        CreateFileW, FILE_FLAG_BACKUP_SEMANTICS, FILE_FLAG_OPEN_REPARSE_POINT, FILE_SHARE_DELETE,
+        FILE_SHARE_READ, FILE_SHARE_WRITE, OPEN_EXISTING, READ_CONTROL,
+    };
+    // SAFETY: a NUL-terminated path; the handle is owned (closed) below;
+    // the descriptor and strings the API allocates are freed with LocalFree.
+    unsafe {
+        let h = CreateFileW(
+            wide.as_ptr(),
+            READ_CONTROL,
+            FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE,
+            std::ptr::null(),
+            OPEN_EXISTING,
+            FILE_FLAG_BACKUP_SEMANTICS | FILE_FLAG_OPEN_REPARSE_POINT,
+            std::ptr::null_mut(),
+        );
+        if h == INVALID_HANDLE_VALUE {
+            return (None, None);
+        }
+        let _owned = OwnedHandle::from_raw_handle(h);
+        let mut owner: PSID = std::ptr::null_mut();
+        let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
+        let rc = GetSecurityInfo(
+            h,
+            SE_FILE_OBJECT,
+            OWNER_SECURITY_INFORMATION | DACL_SECURITY_INFORMATION,
+            &mut owner,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut sd,
+        );
+        if rc != ERROR_SUCCESS || sd.is_null() {
+            return (None, None);
+        }
+        let take = |p: *mut u16| -> Option<String> {
+            if p.is_null() {
+                return None;
+            }
+            let mut n = 0;
+            while *p.add(n) != 0 {
+                n += 1;
+            }
+            let s = String::from_utf16_lossy(std::slice::from_raw_parts(p, n));
+            LocalFree(p.cast());
+            Some(s)
+        };
+        let mut sid_str = std::ptr::null_mut();
+        let sid = (!owner.is_null() && ConvertSidToStringSidW(owner, &mut sid_str) != 0)
+            .then(|| take(sid_str))
+            .flatten();
+        let mut sddl = std::ptr::null_mut();
+        let dacl = (ConvertSecurityDescriptorToStringSecurityDescriptorW(
+            sd,
+            SDDL_REVISION_1,
+            DACL_SECURITY_INFORMATION,
+            &mut sddl,
+            std::ptr::null_mut(),
+        ) != 0)
+            .then(|| take(sddl))
+            .flatten();
+        LocalFree(sd);
+        (sid, dacl)
+    }
 }
 
 /// A FILETIME-style count of 100 ns since 1601-01-01 as RFC 3339 UTC.
@@ -273,6 +366,23 @@ mod tests {
             "{a:?} {b:?}"
         );
         assert_eq!(read_state(dir.path()).unwrap().file_type, "dir");
+        // Owner SID and DACL: what Wine (or Windows) answers.
+        let owner = a.owner.as_deref().expect("owner SID read");
+        assert!(owner.starts_with("S-1-"), "{owner}");
+        let acl = a.acl.as_deref().expect("DACL read");
+        assert!(acl.starts_with("D:"), "{acl}");
+        // A DACL set through the API (as icacls would): seen as `acl`.
+        // Windows keeps it as set; Wine 8 answered here with a DACL rebuilt
+        // from the Unix mode (`D:(A;;FA;;;SY)(A;;FA;;;<owner>)(A;;0x1301ff;;;WD)`),
+        // so only the change and the Everyone entry are asserted.
+        set_dacl(&p, "D:P(A;;FA;;;WD)");
+        let c = read_state(&p).unwrap();
+        let acl = c.acl.as_deref().expect("DACL read");
+        assert!(acl.contains(";;;WD)"), "{acl}");
+        assert!(
+            fields_changed(&a, &c).contains(&"acl".to_string()),
+            "{a:?} {c:?}"
+        );
         assert_eq!(
             read_state(&dir.path().join("missing")).unwrap_err().kind(),
             std::io::ErrorKind::NotFound
@@ -281,6 +391,52 @@ mod tests {
         #[allow(clippy::permissions_set_readonly_false)]
         perms.set_readonly(false);
         std::fs::set_permissions(&p, perms).unwrap();
+    }
+
+    /// Sets `path`'s DACL from SDDL (protected: nothing inherited).
+    #[cfg(windows)]
+    fn set_dacl(path: &Path, sddl: &str) {
+        use std::os::windows::ffi::OsStrExt;
+        use windows_sys::Win32::Foundation::LocalFree;
+        use windows_sys::Win32::Security::Authorization::{
+            ConvertStringSecurityDescriptorToSecurityDescriptorW, SetNamedSecurityInfoW,
+            SDDL_REVISION_1, SE_FILE_OBJECT,
+        };
+        use windows_sys::Win32::Security::{
+            GetSecurityDescriptorDacl, DACL_SECURITY_INFORMATION,
+            PROTECTED_DACL_SECURITY_INFORMATION,
+        };
+        let w: Vec<u16> = sddl.encode_utf16().chain([0]).collect();
+        let p: Vec<u16> = path.as_os_str().encode_wide().chain([0]).collect();
+        // SAFETY: NUL-terminated strings; the descriptor is freed below.
+        unsafe {
+            let mut sd = std::ptr::null_mut();
+            assert_ne!(
+                ConvertStringSecurityDescriptorToSecurityDescriptorW(
+                    w.as_ptr(),
+                    SDDL_REVISION_1,
+                    &mut sd,
+                    std::ptr::null_mut()
+                ),
+                0
+            );
+            let (mut present, mut defaulted, mut dacl) = (0, 0, std::ptr::null_mut());
+            assert_ne!(
+                GetSecurityDescriptorDacl(sd, &mut present, &mut dacl, &mut defaulted),
+                0
+            );
+            let rc = SetNamedSecurityInfoW(
+                p.as_ptr(),
+                SE_FILE_OBJECT,
+                DACL_SECURITY_INFORMATION | PROTECTED_DACL_SECURITY_INFORMATION,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                dacl,
+                std::ptr::null(),
+            );
+            LocalFree(sd);
+            assert_eq!(rc, 0, "SetNamedSecurityInfoW");
+        }
     }
 
     #[cfg(unix)]
@@ -332,6 +488,23 @@ mod tests {
             st.xattrs["security.capability"],
             "0000000200040000000000000000000000000000"
         );
+    }
+
+    #[test]
+    fn owner_and_acl_count_only_when_both_sides_have_them() {
+        let a = FileState {
+            owner: Some("S-1-5-32-544".into()),
+            acl: Some("D:PAI(A;;FA;;;SY)".into()),
+            ..Default::default()
+        };
+        let mut b = a.clone();
+        b.owner = Some("S-1-5-21-1-2-3-1001".into());
+        b.acl = Some("D:PAI(A;;FA;;;SY)(A;;FA;;;WD)".into());
+        assert_eq!(fields_changed(&a, &b), ["owner", "acl"]);
+        // A baseline from before owners were recorded: nothing to compare.
+        let old = FileState::default();
+        assert!(fields_changed(&old, &b).is_empty());
+        assert!(fields_changed(&b, &old).is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! evaluate → emit. See docs/architecture.md.
 pub mod append_only;
 pub mod config;
-#[cfg(target_os = "linux")]
+// The scan daemon of `vigil run`: Linux (eBPF) and Windows (ETW).
 pub mod daemon;
 pub mod etw_source;
 pub mod event;

@@ -839,6 +839,15 @@ fn registry_baseline(db: &vigil::store::Store, policy: &vigil::policy::Policy) -
             "vigil: registry baseline: {n} values recorded under {} keys",
             wpol.registry.len()
         );
+        if policy.config.inventory.enabled {
+            let scm = scm_statuses();
+            let (sw, svc) =
+                vigil::inventory::win::record(db, &vigil::registry::WinTree, scm.as_ref())?;
+            eprintln!(
+                "vigil: software inventory: {sw} entries of the Uninstall keys; services: {svc} recorded{}",
+                if scm.is_some() { " with their running states" } else { " (running states unknown)" }
+            );
+        }
     }
     #[cfg(not(windows))]
     {
@@ -860,22 +869,51 @@ fn registry_scan(
     #[cfg(windows)]
     {
         let wpol = vigil::registry::windows_policy(&policy.config)?;
-        if wpol.registry.is_empty() {
-            return Ok(0);
+        let mut changes = 0;
+        if !wpol.registry.is_empty() {
+            let (id, s) =
+                vigil::registry::scan_recorded(db, &wpol, &vigil::registry::WinTree, out, "scan")?;
+            eprintln!(
+                "vigil: registry scan {id}: {} values, {} changes (unattributed)",
+                s.values_seen, s.changes
+            );
+            changes += s.changes;
         }
-        let (id, s) =
-            vigil::registry::scan_recorded(db, &wpol, &vigil::registry::WinTree, out, "scan")?;
-        eprintln!(
-            "vigil: registry scan {id}: {} values, {} changes (unattributed)",
-            s.values_seen, s.changes
-        );
-        Ok(s.changes)
+        if policy.config.inventory.enabled {
+            let scm = scm_statuses();
+            let n = vigil::inventory::win::scan_recorded(
+                db,
+                &vigil::registry::WinTree,
+                scm.as_ref(),
+                out,
+                "scan",
+            )?;
+            match n {
+                Some(n) => {
+                    eprintln!("vigil: software and services: {n} changes (unattributed)");
+                    changes += n;
+                }
+                None => eprintln!(
+                    "vigil: software and services were never recorded in {}: not compared; `vigil baseline update` records them",
+                    db.path().display()
+                ),
+            }
+        }
+        Ok(changes)
     }
     #[cfg(not(windows))]
     {
         let _ = (db, policy, out);
         Ok(0)
     }
+}
+
+/// The SCM's running states; None (said on stderr) when it does not answer.
+#[cfg(windows)]
+fn scm_statuses() -> Option<std::collections::BTreeMap<String, vigil::inventory::win::ScmStatus>> {
+    vigil::windows::scm::statuses()
+        .map_err(|e| eprintln!("vigil: {e}"))
+        .ok()
 }
 
 /// `vigil service ...`: the Windows service control manager.
@@ -1059,13 +1097,34 @@ fn run_until(
         .sensor
         .heartbeat_s
         .unwrap_or(vigil::config::DEFAULT_HEARTBEAT_S);
-    let store = open_at(&store_path(db, &s.policy.config));
+    let db_path = store_path(db, &s.policy.config);
+    let started = chrono::Utc::now();
+    let store = open_at(&db_path);
+    // What the previous run left, read before this run's start event lands.
+    let previous = match &store {
+        Ok(st) => vigil::daemon::Previous::read(st).unwrap_or_else(|e| {
+            tracing::warn!("no downtime report: {e:#}");
+            None
+        }),
+        Err(_) => None,
+    };
+    let scans = store.is_ok().then(|| vigil::daemon::Options {
+        policy: s.policy.clone(),
+        store: db_path.clone(),
+        host: s.emitter.host().to_string(),
+        started,
+        previous,
+        row_key: Some(*key.bytes()),
+    });
+    let has_store = store.is_ok();
     vigil::windows::run(vigil::windows::Options {
         policy: s.policy,
         emitter: s.emitter.with_journal(store).with_chain(key),
         settings: s.settings,
         heartbeat: std::time::Duration::from_secs(heartbeat),
         stop,
+        store: has_store.then_some(db_path),
+        scans,
     })
 }
 

@@ -79,6 +79,10 @@ const ACTIONS: &[&str] = &[
     "service_disabled",
     "service_masked",
     "service_unmasked",
+    "service_installed",
+    "service_removed",
+    "service_start_type_changed",
+    "service_config_changed",
 ];
 
 /// Event kinds.
@@ -1734,6 +1738,20 @@ action = ["modified"]
                 svc_ev("service_disabled", "cron.service"),
             ),
             ("service-enabled", svc_ev("service_enabled", "evil.service")),
+            ("service-installed", svc_ev("service_installed", "evil")),
+            ("service-removed", svc_ev("service_removed", "Spooler")),
+            (
+                "service-start-type-changed",
+                svc_ev("service_start_type_changed", "Spooler"),
+            ),
+            (
+                "service-config-changed",
+                svc_ev("service_config_changed", "Spooler"),
+            ),
+            (
+                "security-service-stopped",
+                svc_ev("service_start_type_changed", "WinDefend"),
+            ),
         ]
     }
 
@@ -1770,6 +1788,16 @@ action = ["modified"]
         assert!(!e.alert);
         let e = evaluated(svc_ev("service_started", "sshd.service"));
         assert_eq!(e.severity, Severity::Info);
+        // Windows: Defender's start type changed, a service hijacked.
+        let e = evaluated(svc_ev("service_start_type_changed", "WinDefend"));
+        assert_eq!(e.severity, Severity::High);
+        assert!(e.alert);
+        let e = evaluated(svc_ev("service_config_changed", "Spooler"));
+        assert_eq!(e.severity, Severity::High);
+        assert!(e.alert);
+        assert!(e.mitre.contains(&"T1574.011".to_string()), "{:?}", e.mitre);
+        let e = evaluated(svc_ev("service_installed", "evil"));
+        assert_eq!(e.severity, Severity::Medium);
         // A `unit` condition never matches other kinds of events.
         let set = RuleSet::parse(
             "[[rule]]\nid = \"u\"\nseverity = \"high\"\n[rule.match]\nunit = [\"*.timer\"]\n",

@@ -101,6 +101,8 @@ fn state(size: u64, mode: &str, blake3: &str, sha256: Option<&str>) -> FileState
             "security.selinux".to_string(),
             "73797374656d5f753a6f626a6563745f723a6574635f743a733000".to_string(),
         )]),
+        owner: None,
+        acl: None,
         hashes,
         hash_note: None,
     }
@@ -269,6 +271,7 @@ fn ssh(state: &str, previous: &str) -> ServiceInfo {
         previous_file_state: Some("enabled".into()),
         unit_file: Some("/lib/systemd/system/ssh.service".into()),
         result: None,
+        ..Default::default()
     }
 }
 
@@ -341,8 +344,72 @@ fn samples() -> Vec<(&'static str, Event)> {
             architecture: Some("amd64".into()),
             status: Some("installed".into()),
             previous_status: Some("installed".into()),
+            ..Default::default()
         },
         true,
+    );
+    // Windows: an Uninstall entry installed by a user, a service hijacked.
+    let win_installed = {
+        let mut e = package_event(
+            34,
+            "package_installed",
+            PackageInfo {
+                manager: "windows-uninstall",
+                name: "Monitoring Agent".into(),
+                version: Some("7.1.0".into()),
+                status: Some("installed".into()),
+                publisher: Some("Example Corp".into()),
+                install_date: Some("2026-11-26".into()),
+                user_sid: Some("S-1-5-21-1-2-3-1001".into()),
+                ..Default::default()
+            },
+            false,
+        );
+        if let Body::Package(p) = &mut e.body {
+            p.path = r"HKU\S-1-5-21-1-2-3-1001\Software\Microsoft\Windows\CurrentVersion\Uninstall\Agent".into();
+        }
+        e
+    };
+    let win_svc = service_event(
+        35,
+        "service_config_changed",
+        ServiceInfo {
+            manager: "windows-scm",
+            bus: "windows-scm".into(),
+            unit: "Spooler".into(),
+            unit_type: "own_process".into(),
+            state: "active".into(),
+            previous_state: Some("active".into()),
+            sub_state: "running".into(),
+            previous_sub_state: Some("running".into()),
+            file_state: Some("auto".into()),
+            previous_file_state: Some("auto".into()),
+            unit_file: Some(r"C:\Temp\evil.exe".into()),
+            previous_unit_file: Some(r"C:\Windows\System32\spoolsv.exe".into()),
+            display_name: Some("Print Spooler".into()),
+            account: Some("LocalSystem".into()),
+            ..Default::default()
+        },
+        false,
+    );
+    // Windows: a scan finds the owner and DACL of hosts changed.
+    let win_acl = file_event(
+        36,
+        "permissions_changed",
+        r"C:\Windows\System32\drivers\etc\hosts",
+        |f| {
+            f.source.tier = "scan";
+            let mut before = state(824, "0x00000020", BLAKE3_OLD, None);
+            before.xattrs.clear();
+            before.owner = Some("S-1-5-32-544".into());
+            before.acl = Some("D:AI(A;ID;FA;;;SY)(A;ID;FA;;;BA)".into());
+            let mut after = before.clone();
+            after.owner = Some("S-1-5-21-1-2-3-1001".into());
+            after.acl = Some("D:AI(A;;FA;;;WD)(A;ID;FA;;;SY)(A;ID;FA;;;BA)".into());
+            f.before = Some(before);
+            f.after = Some(after);
+            f.fields_changed = vec!["owner".into(), "acl".into()];
+        },
     );
     let packaged = file_event(24, "modified", "/usr/sbin/nginx", |f| {
         f.package = Some(PackageRef {
@@ -547,6 +614,9 @@ fn samples() -> Vec<(&'static str, Event)> {
         ("service_failed", svc_failed),
         ("service_disabled", svc_disabled),
         ("daemon_watch_started", watch_started),
+        ("windows_package_installed", win_installed),
+        ("windows_service_config_changed", win_svc),
+        ("windows_acl_changed", win_acl),
     ]
 }
 
@@ -1132,9 +1202,12 @@ impl Ecs {
                     "long" => v.is_i64() || v.is_u64(),
                     "float" | "scaled_float" | "double" => v.is_number(),
                     "boolean" => v.is_boolean(),
-                    "date" => v
-                        .as_str()
-                        .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+                    // Elasticsearch's default date format
+                    // (strict_date_optional_time) also takes a bare date.
+                    "date" => v.as_str().is_some_and(|s| {
+                        chrono::DateTime::parse_from_rfc3339(s).is_ok()
+                            || chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()
+                    }),
                     "object" | "flattened" => v.is_object(),
                     other => {
                         errs.push(format!("{name}: type {other} not handled"));
@@ -1411,4 +1484,55 @@ fn service_events_map_to_application_lifecycle_and_service_fields() {
         "{dis:#}"
     );
     assert_eq!(dis["vigil"]["details"]["unattributed"], true, "{dis:#}");
+
+    // Windows: a service's ImagePath replaced.
+    let w = &o["windows_service_config_changed"];
+    assert_eq!(w["activity_id"], 8, "{w:#}");
+    assert_eq!(w["app"]["path"], r"C:\Temp\evil.exe", "{w:#}");
+    assert_eq!(w["app"]["vendor_name"], "windows-scm", "{w:#}");
+    assert_eq!(
+        w["unmapped"]["service"]["previous_unit_file"],
+        r"C:\Windows\System32\spoolsv.exe"
+    );
+    let w = &e["windows_service_config_changed"];
+    assert_eq!(w["event"]["category"], json!(["configuration"]), "{w:#}");
+    assert_eq!(w["event"]["type"], json!(["change"]), "{w:#}");
+    assert_eq!(w["service"]["name"], "Spooler");
+    assert_eq!(w["service"]["type"], "windows-scm");
+    assert_eq!(w["vigil"]["service"]["account"], "LocalSystem");
+}
+
+#[test]
+fn windows_owner_is_the_ecs_file_uid() {
+    let e = ecs_samples();
+    let w = &e["windows_acl_changed"];
+    assert_eq!(w["file"]["uid"], "S-1-5-21-1-2-3-1001", "{w:#}");
+    assert_eq!(e["modified"]["file"]["uid"], "0");
+    let o: BTreeMap<&str, Value> = ocsf_samples().into_iter().map(|(n, _, v)| (n, v)).collect();
+    let w = &o["windows_acl_changed"];
+    // OCSF: `file` as acted on (before), `file_result` after.
+    assert_eq!(w["file"]["owner"]["uid"], "S-1-5-32-544", "{w:#}");
+    assert_eq!(
+        w["file_result"]["owner"]["uid"], "S-1-5-21-1-2-3-1001",
+        "{w:#}"
+    );
+}
+
+#[test]
+fn windows_software_maps_publisher_install_date_and_scope() {
+    let o: BTreeMap<&str, Value> = ocsf_samples().into_iter().map(|(n, _, v)| (n, v)).collect();
+    let w = &o["windows_package_installed"];
+    assert_eq!(w["class_uid"], 5020, "{w:#}");
+    assert_eq!(w["package"]["name"], "Monitoring Agent");
+    assert_eq!(w["package"]["vendor_name"], "Example Corp", "{w:#}");
+    assert_eq!(w["unmapped"]["package"]["user_sid"], "S-1-5-21-1-2-3-1001");
+    let e = ecs_samples();
+    let w = &e["windows_package_installed"];
+    assert_eq!(w["package"]["installed"], "2026-11-26", "{w:#}");
+    assert_eq!(w["package"]["install_scope"], "user", "{w:#}");
+    assert_eq!(w["vigil"]["package"]["publisher"], "Example Corp", "{w:#}");
+    // dpkg packages have no scope.
+    assert!(e["package_installed"]["package"]
+        .get("install_scope")
+        .is_none_or(Value::is_null));
 }

@@ -3,7 +3,9 @@
 //! writes and reads the registry through the Win32 API (regread); then the
 //! Windows `vigil.exe` itself under Wine ([`scenario`]): baseline and scan of
 //! a directory and of an HKCU key, a modified file and a new registry value
-//! checked in the scan's JSON, and `vigil run` failing clearly without ETW.
+//! checked in the scan's JSON, an Uninstall entry and a service added,
+//! upgraded/reconfigured and removed between scans (software and service
+//! events), and `vigil run` failing clearly without ETW.
 //!
 //! Not part of `cargo xtask test`: the first run installs Wine and mingw and
 //! builds the `windows` crate for a second target (minutes), and Wine is not
@@ -84,6 +86,9 @@ pub fn main(args: &[String]) -> Result<()> {
         "registry",
         "etw_source",
         "os::",
+        "inventory::win",
+        "daemon::",
+        "windows::scm",
     ])?;
     step(&format!(
         "cargo build -p sensor-user --bin vigil --target {TARGET}"
@@ -122,6 +127,53 @@ fn vigil(exe: &Path, args: &[&str]) -> Result<Output> {
     Ok(out)
 }
 
+const APP_KEY: &str = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall\VigilTestApp";
+const SVC_KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\VigilTestSvc";
+
+/// The test's Uninstall entry at `version` and its service with `Start`
+/// = `start`.
+fn app_and_service(version: &str, start: &str) -> Result<()> {
+    for (v, t, d) in [
+        ("DisplayName", "REG_SZ", "Vigil Test App"),
+        ("DisplayVersion", "REG_SZ", version),
+        ("Publisher", "REG_SZ", "Vigil Tests"),
+        ("InstallDate", "REG_SZ", "20261126"),
+    ] {
+        reg(&["add", APP_KEY, "/v", v, "/t", t, "/d", d, "/f"])?;
+    }
+    for (v, t, d) in [
+        ("Type", "REG_DWORD", "16"),
+        ("Start", "REG_DWORD", start),
+        ("ErrorControl", "REG_DWORD", "1"),
+        ("ImagePath", "REG_EXPAND_SZ", r"C:\vigiltest\svc.exe"),
+        ("ObjectName", "REG_SZ", "LocalSystem"),
+        ("DisplayName", "REG_SZ", "Vigil test service"),
+    ] {
+        reg(&["add", SVC_KEY, "/v", v, "/t", t, "/d", d, "/f"])?;
+    }
+    Ok(())
+}
+
+/// The software or service finding of the test's entries with `action`.
+fn inventory_finding<'a>(evs: &'a [Value], action: &str) -> Result<&'a Value> {
+    evs.iter()
+        .find(|e| {
+            e["action"] == action
+                && (e["package"]["name"] == "Vigil Test App"
+                    || e["service"]["unit"] == "VigilTestSvc")
+        })
+        .with_context(|| format!("no {action} of the test's entries in {evs:#?}"))
+}
+
+fn check(what: &str, ev: &Value, checks: &[(bool, &str)]) -> Result<()> {
+    for (ok, expected) in checks {
+        if !ok {
+            bail!("{what}: expected {expected}: {ev:#}");
+        }
+    }
+    Ok(())
+}
+
 /// `wine reg ARGS`, which must succeed.
 fn reg(args: &[&str]) -> Result<()> {
     run(Command::new("wine").arg("reg").args(args))
@@ -147,7 +199,12 @@ fn find<'a>(evs: &'a [Value], path_end: &str) -> Result<&'a Value> {
 /// 2. `a.txt` rewritten and `reg add ... /v FIMTEST /d FIMTEST`: the scan
 ///    exits 3 and reports `modified` with the old and new BLAKE3 and a
 ///    `value_set` with an empty before and "FIMTEST" after;
-/// 3. `vigil run` fails with an error naming ETW (Wine has no ETW).
+///    and, for an Uninstall entry and a Services key added meanwhile,
+///    `package_installed` and `service_installed`;
+/// 3. `baseline update`, then version 2.0 and Start 4: `package_upgraded`
+///    and `service_start_type_changed`; both deleted: `package_removed`
+///    and `service_removed`;
+/// 4. `vigil run` fails with an error naming ETW (Wine has no ETW).
 fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
     step("vigil.exe under Wine: baseline, scan, registry, run without ETW");
     let drive = prefix.join("drive_c");
@@ -170,6 +227,11 @@ fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
     let _ = Command::new("wine")
         .args(["reg", "delete", key, "/f"])
         .output();
+    for k in [APP_KEY, SVC_KEY] {
+        let _ = Command::new("wine")
+            .args(["reg", "delete", k, "/f"])
+            .output();
+    }
     reg(&[
         "add", key, "/v", "Existing", "/t", "REG_SZ", "/d", "old", "/f",
     ])?;
@@ -195,6 +257,9 @@ fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
     reg(&[
         "add", key, "/v", "FIMTEST", "/t", "REG_SZ", "/d", "FIMTEST", "/f",
     ])?;
+    // Software and a service installed (as an installer and sc.exe would
+    // leave them in the registry).
+    app_and_service("1.0", "3")?;
     let found = vigil(exe, &["scan", "--config", cfg, "--exit-code"])?;
     if found.status.code() != Some(3) {
         bail!(
@@ -222,6 +287,24 @@ fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
         ),
         (f["source"]["tier"] == "scan", "tier scan"),
         (f["details"]["unattributed"] == true, "unattributed"),
+        // Owner SID and DACL, read through GetSecurityInfo and recorded in
+        // the baseline (Wine keeps them in the file's xattrs).
+        (
+            f["before"]["owner"]
+                .as_str()
+                .is_some_and(|o| o.starts_with("S-1-")),
+            "before.owner: a SID",
+        ),
+        (
+            f["after"]["acl"]
+                .as_str()
+                .is_some_and(|a| a.starts_with("D:")),
+            "after.acl: a DACL in SDDL",
+        ),
+        (
+            f["before"]["owner"] == f["after"]["owner"] && f["before"]["acl"] == f["after"]["acl"],
+            "owner and acl unchanged by a rewrite",
+        ),
     ];
     for (ok, what) in checks {
         if !ok {
@@ -256,8 +339,125 @@ fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
             bail!("registry finding: expected {what}: {r:#}");
         }
     }
+    let sw = inventory_finding(&evs, "package_installed")?;
+    let sw_checks = [
+        (
+            sw["package"]["manager"] == "windows-uninstall",
+            "manager windows-uninstall",
+        ),
+        (sw["package"]["version"] == "1.0", "version 1.0"),
+        (sw["package"]["publisher"] == "Vigil Tests", "publisher"),
+        (
+            sw["package"]["install_date"] == "2026-11-26",
+            "install_date 2026-11-26",
+        ),
+        (sw["package"]["architecture"] == "x64", "architecture x64"),
+        (
+            sw["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(r"\Uninstall\VigilTestApp")),
+            "path: its Uninstall key",
+        ),
+        (sw["details"]["unattributed"] == true, "unattributed"),
+    ];
+    check("software finding", sw, &sw_checks)?;
+    let svc = inventory_finding(&evs, "service_installed")?;
+    let svc_checks = [
+        (
+            svc["service"]["manager"] == "windows-scm",
+            "manager windows-scm",
+        ),
+        (
+            svc["service"]["file_state"] == "demand",
+            "start type demand",
+        ),
+        (svc["service"]["type"] == "own_process", "type own_process"),
+        (
+            svc["service"]["unit_file"] == r"C:\vigiltest\svc.exe",
+            "ImagePath",
+        ),
+        (svc["service"]["account"] == "LocalSystem", "account"),
+    ];
+    check("service finding", svc, &svc_checks)?;
+    if evs.len() != 4 {
+        bail!("expected exactly the four findings: {evs:#?}");
+    }
+
+    // Recorded, then upgraded and reconfigured: the next scan says how.
+    let update = vigil(exe, &["baseline", "update", "--config", cfg])?;
+    if !update.status.success() {
+        bail!(
+            "vigil baseline update failed: {}",
+            String::from_utf8_lossy(&update.stderr)
+        );
+    }
+    app_and_service("2.0", "4")?;
+    let changed = vigil(exe, &["scan", "--config", cfg, "--exit-code"])?;
+    let evs = events(&changed)?;
+    let up = inventory_finding(&evs, "package_upgraded")?;
+    check(
+        "upgrade finding",
+        up,
+        &[
+            (up["package"]["version"] == "2.0", "version 2.0"),
+            (
+                up["package"]["previous_version"] == "1.0",
+                "previous_version 1.0",
+            ),
+        ],
+    )?;
+    let st = inventory_finding(&evs, "service_start_type_changed")?;
+    check(
+        "start type finding",
+        st,
+        &[
+            (
+                st["service"]["file_state"] == "disabled",
+                "start type disabled",
+            ),
+            (
+                st["service"]["previous_file_state"] == "demand",
+                "previously demand",
+            ),
+            (
+                st["severity"] == "medium",
+                "severity medium (rule service-start-type-changed)",
+            ),
+        ],
+    )?;
+    if evs.len() != 2 || changed.status.code() != Some(3) {
+        bail!(
+            "expected exactly the two findings and exit 3 ({}): {evs:#?}",
+            changed.status
+        );
+    }
+
+    // Uninstalled and deleted.
+    for k in [APP_KEY, SVC_KEY] {
+        reg(&["delete", k, "/f"])?;
+    }
+    let gone = vigil(exe, &["scan", "--config", cfg, "--exit-code"])?;
+    let evs = events(&gone)?;
+    let rm = inventory_finding(&evs, "package_removed")?;
+    check(
+        "removal finding",
+        rm,
+        &[(
+            rm["package"]["previous_version"] == "1.0",
+            "previous_version 1.0 (the recorded one)",
+        )],
+    )?;
+    let srm = inventory_finding(&evs, "service_removed")?;
+    check(
+        "service removal finding",
+        srm,
+        &[(
+            srm["service"]["previous_file_state"] == "demand",
+            "previously demand",
+        )],
+    )?;
     if evs.len() != 2 {
-        bail!("expected exactly the two findings: {evs:#?}");
+        bail!("expected exactly the two removals: {evs:#?}");
     }
 
     let run = vigil(exe, &["run", "--config", cfg])?;
@@ -271,6 +471,6 @@ fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
     let _ = Command::new("wine")
         .args(["reg", "delete", key, "/f"])
         .output();
-    step("Wine scenario: ok (file and registry findings checked, run refused without ETW)");
+    step("Wine scenario: ok (file, registry, software and service findings checked, run refused without ETW)");
     Ok(())
 }

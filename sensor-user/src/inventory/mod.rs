@@ -29,6 +29,7 @@ pub mod rpm;
 pub mod systemd;
 #[cfg(target_os = "linux")]
 pub mod systemd_bus;
+pub mod win;
 
 use crate::event::{
     Body, Event, PackageChange, PackageInfo, PackageRef, Process, SensorInfo, Severity, Source,
@@ -506,6 +507,7 @@ impl Stage {
                     architecture: Some(c.key.arch.clone()).filter(|a| !a.is_empty()),
                     status: c.after.as_ref().map(|p| p.status.clone()),
                     previous_status: c.before.as_ref().map(|p| p.status.clone()),
+                    ..Default::default()
                 },
                 path: path.to_string(),
                 process,

@@ -687,6 +687,7 @@ pub fn service_event(host: &str, bus: &str, t: &Transition, origin: Origin) -> E
                     .clone()
                     .or_else(|| before.and_then(|b| b.unit_file.clone())),
                 result: t.result.clone(),
+                ..Default::default()
             },
             process,
             source: Source {

@@ -72,10 +72,12 @@ impl Settings {
                 crate::inventory::Settings {
                     // Only a watched database is seen changing.
                     inventory: p.root_for(status, Some(false)).is_some(),
-                    label: true,
+                    // dpkg's file lists: not on Windows.
+                    label: !cfg!(windows),
                     checksum: c.inventory.checksum,
-                    // On Linux the D-Bus watcher reports for itself.
-                    daemons: c.inventory.daemons && !cfg!(target_os = "linux"),
+                    // On Linux the D-Bus watcher reports for itself, on
+                    // Windows the SCM tracker (inventory::win).
+                    daemons: c.inventory.daemons && !cfg!(any(target_os = "linux", windows)),
                     dpkg_status: status.clone(),
                     managers: c.inventory.package_managers.clone(),
                     scope: p.roots.iter().map(|r| r.path.clone()).collect(),
@@ -514,6 +516,11 @@ impl Settle {
         if ev.kind == "service" {
             return self.emit_service(ev);
         }
+        if ev.kind == "package" {
+            // Only sources outside the inventory stage send package events
+            // (Windows' Uninstall keys): the stage emits its own directly.
+            return self.emit_package(ev);
+        }
         let Some(stage) = self.inventory.as_mut() else {
             return self.emitter.emit(ev);
         };
@@ -576,6 +583,7 @@ impl Settle {
     /// Emits a service event and stores the unit's new state with it (in
     /// the journal's transaction): the next start compares with it.
     fn emit_service(&mut self, ev: Event) -> Result<()> {
+        let removed = ev.action == "service_removed";
         let state = ev.service().map(|s| {
             let i = &s.service;
             (
@@ -593,13 +601,58 @@ impl Settle {
         let (Some(store), Some((bus, unit, st))) = (self.emitter.store(), state) else {
             return Ok(());
         };
-        if let Err(e) = store.put_unit(&bus, &unit, &st) {
+        let r = if removed {
+            store.delete_unit(&bus, &unit)
+        } else {
+            store.put_unit(&bus, &unit, &st)
+        };
+        if let Err(e) = r {
             let host = self.emitter.host().to_string();
             self.emitter.emit(emit::sensor_event(
                 &host,
                 "error",
                 crate::event::SensorInfo {
                     message: Some(format!("the state of {unit} could not be stored; the next start may report this change again: {e}")),
+                    ..Default::default()
+                },
+            ))?;
+        }
+        Ok(())
+    }
+
+    /// Emits a package event from outside the inventory stage (Windows'
+    /// Uninstall keys) and applies it to the stored inventory in the
+    /// journal's transaction, as the stage does for dpkg.
+    fn emit_package(&mut self, ev: Event) -> Result<()> {
+        let change = ev.package().map(|p| {
+            let i = &p.package;
+            let pkg = |version: &Option<String>, status: &Option<String>| {
+                version.as_ref().map(|v| crate::inventory::Pkg {
+                    version: v.clone(),
+                    status: status.clone().unwrap_or_default(),
+                })
+            };
+            (
+                i.manager,
+                crate::inventory::Change {
+                    action: "package",
+                    key: crate::inventory::win::package_key(i),
+                    before: pkg(&i.previous_version, &i.previous_status),
+                    after: pkg(&i.version, &i.status),
+                },
+            )
+        });
+        self.emitter.emit(ev)?;
+        let (Some(store), Some((manager, c))) = (self.emitter.store(), change) else {
+            return Ok(());
+        };
+        if let Err(e) = store.update_inventory(manager, std::slice::from_ref(&c)) {
+            let host = self.emitter.host().to_string();
+            self.emitter.emit(emit::sensor_event(
+                &host,
+                "error",
+                crate::event::SensorInfo {
+                    message: Some(format!("the {manager} inventory could not be stored; the next start may report the change of {} again: {e}", c.key.name)),
                     ..Default::default()
                 },
             ))?;
@@ -924,6 +977,81 @@ mod tests {
         assert_eq!(evs[2]["scan"]["superseded"], 1, "{:#}", evs[2]);
         // The realtime event read the file.
         assert!(evs[0]["after"]["hashes"]["blake3"].is_string());
+    }
+
+    /// Windows software and service events sent by the source are applied
+    /// to the stored inventory and unit states as they are journaled; a
+    /// removed service is forgotten.
+    #[test]
+    fn windows_package_and_service_events_update_the_store() {
+        use crate::inventory::win::{self, Tracker};
+        use crate::registry::MapTree;
+        use sensor_windows::RegistryValue;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("v.db");
+        let u = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall";
+        let mut t = MapTree::default();
+        t.set(&format!(r"{u}\A"), "DisplayName", RegistryValue::sz("App"));
+        t.set(
+            &format!(r"{u}\A"),
+            "DisplayVersion",
+            RegistryValue::sz("1.0"),
+        );
+        let svc = format!(r"{}\Svc", win::SERVICES_KEY);
+        t.set(&svc, "Type", RegistryValue::dword(0x10));
+        t.set(&svc, "Start", RegistryValue::dword(3));
+        let mut tr = Tracker::new("h".into());
+        let first = tr.start(&t, None, None, None);
+        {
+            let store = crate::store::Store::open(&db).unwrap();
+            store
+                .record_inventory(
+                    win::SOFTWARE_MANAGER,
+                    first.record_software.as_ref().unwrap(),
+                )
+                .unwrap();
+            store
+                .record_units(win::SCM, first.record_services.as_ref().unwrap())
+                .unwrap();
+        }
+        let emitter = Emitter::new(Vec::new(), RuleSet::builtin(), "h".into())
+            .with_journal(crate::store::Store::open(&db).map_err(Into::into));
+        let p = Pipeline::start(settings(), emitter).unwrap();
+        t.set(
+            &format!(r"{u}\A"),
+            "DisplayVersion",
+            RegistryValue::sz("2.0"),
+        );
+        t.set(&svc, "Start", RegistryValue::dword(2));
+        let t0 = Instant::now();
+        tr.touched(&format!(r"{u}\A"), None, t0);
+        tr.touched(&svc, None, t0);
+        let (evs, _) = tr.due(&t, None, t0 + win::SETTLE);
+        assert_eq!(evs.len(), 2);
+        p.send(evs.into_iter().map(Input::Sensor).collect())
+            .unwrap();
+        t.values.retain(|(k, _), _| !k.ends_with("Svc"));
+        tr.touched(&svc, None, t0);
+        let (evs, _) = tr.due(&t, None, t0 + win::SETTLE);
+        assert_eq!(evs[0].action, "service_removed");
+        p.send(evs.into_iter().map(Input::Sensor).collect())
+            .unwrap();
+        p.send(vec![Input::Stop(emit::sensor_event(
+            "h",
+            "stop",
+            SensorInfo::default(),
+        ))])
+        .unwrap();
+        p.join().unwrap();
+        let store = crate::store::Store::open(&db).unwrap();
+        let inv = store.inventory(win::SOFTWARE_MANAGER).unwrap().unwrap();
+        let k = crate::inventory::Key {
+            name: "App".into(),
+            arch: "x64".into(),
+        };
+        assert_eq!(inv[&k].version, "2.0");
+        let units = store.units(win::SCM).unwrap().unwrap();
+        assert!(units.is_empty(), "{units:?}");
     }
 
     /// A shared writable mapping's session never reuses digests, from its

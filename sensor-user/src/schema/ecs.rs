@@ -79,6 +79,12 @@ pub fn service_type(action: &str) -> (&'static [&'static str], &'static [&'stati
         "service_enabled" | "service_disabled" | "service_masked" | "service_unmasked" => {
             (&["configuration"], &["change"])
         }
+        // Windows services (inventory::win).
+        "service_installed" => (&["configuration"], &["creation"]),
+        "service_removed" => (&["configuration"], &["deletion"]),
+        "service_start_type_changed" | "service_config_changed" => {
+            (&["configuration"], &["change"])
+        }
         _ => (&["process"], &["info"]),
     }
 }
@@ -206,7 +212,9 @@ fn file_change(action: &str, f: &FileChange, out: &mut serde_json::Map<String, V
             "device": f.file.dev,
             "size": state.map(|s| s.size),
             "mode": state.map(|s| &s.mode),
-            "uid": state.map(|s| s.uid.to_string()),
+            // ECS file.uid: "the user ID (UID) or security identifier
+            // (SID) of the file owner": the SID on Windows.
+            "uid": state.map(|s| s.owner.clone().unwrap_or_else(|| s.uid.to_string())),
             "gid": state.map(|s| s.gid.to_string()),
             "mtime": state.map(|s| &s.mtime),
             "ctime": state.map(|s| &s.ctime),
@@ -291,6 +299,13 @@ fn package_change(c: &PackageChange, out: &mut serde_json::Map<String, Value>) {
             // ECS describes the package as it is now; a removed one as it was.
             "version": pk.version.as_ref().or(pk.previous_version.as_ref()),
             "architecture": pk.architecture,
+            // Windows: InstallDate, and a per-user install is `user` scope.
+            "installed": pk.install_date,
+            "install_scope": match (pk.manager, &pk.user_sid) {
+                (_, Some(_)) => Some("user"),
+                ("windows-uninstall", None) => Some("global"),
+                _ => None,
+            },
         }),
     );
     if let Some(p) = &c.process {
@@ -305,6 +320,8 @@ fn package_change(c: &PackageChange, out: &mut serde_json::Map<String, Value>) {
             "previous_version": pk.previous_version,
             "status": pk.status,
             "previous_status": pk.previous_status,
+            "publisher": pk.publisher,
+            "user_sid": pk.user_sid,
         }),
     );
     v.insert("path".into(), json!(c.path));

@@ -94,6 +94,12 @@ pub fn service_activity(action: &str) -> (Class, u32, &'static str) {
         "service_restarted" => (APPLICATION_LIFECYCLE, 5, "Restart"),
         "service_enabled" => (APPLICATION_LIFECYCLE, 6, "Enable"),
         "service_disabled" | "service_masked" => (APPLICATION_LIFECYCLE, 7, "Disable"),
+        // Windows services (inventory::win).
+        "service_installed" => (APPLICATION_LIFECYCLE, 1, "Install"),
+        "service_removed" => (APPLICATION_LIFECYCLE, 2, "Remove"),
+        "service_start_type_changed" | "service_config_changed" => {
+            (APPLICATION_LIFECYCLE, 8, "Update")
+        }
         _ => (APPLICATION_LIFECYCLE, 99, "Other"),
     }
 }
@@ -320,6 +326,8 @@ fn package_change(
             // Required: the version installed, or the one removed.
             "version": p.version.as_ref().or(p.previous_version.as_ref()),
             "architecture": p.architecture,
+            // Windows: the Uninstall entry's Publisher.
+            "vendor_name": p.publisher,
         }),
     );
     if let Some(proc_) = &c.process {
@@ -339,6 +347,8 @@ fn package_change(
             "previous_version": p.previous_version,
             "status": p.status,
             "previous_status": p.previous_status,
+            "install_date": p.install_date,
+            "user_sid": p.user_sid,
         }),
     );
     u.insert("path".into(), json!(c.path));
@@ -467,7 +477,8 @@ fn file(path: &str, info_type: &str, inode: Option<u64>, state: Option<&FileStat
         "uid": state.map(|s| s.inode).or(inode).map(|i| i.to_string()),
         "size": state.map(|s| s.size),
         "modified_time": state.and_then(|s| epoch_ms(&s.mtime)),
-        "owner": state.map(|s| json!({ "uid": s.uid.to_string() })),
+        // Windows: the owner's SID.
+        "owner": state.map(|s| json!({ "uid": s.owner.clone().unwrap_or_else(|| s.uid.to_string()) })),
         "hashes": hashes,
         "xattributes": state.map(|s| json!(s.xattrs)),
     })

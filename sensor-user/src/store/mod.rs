@@ -155,6 +155,12 @@ CREATE TABLE units (
     PRIMARY KEY (bus, unit)
 ) WITHOUT ROWID;
 "#,
+    // 6: Windows: the owner's SID and the DACL (SDDL) of each file
+    // (filestate.rs); NULL on Linux and in rows recorded before.
+    r#"
+ALTER TABLE files ADD COLUMN owner TEXT;
+ALTER TABLE files ADD COLUMN acl TEXT;
+"#,
 ];
 
 /// The context of the baseline row MAC's subkey (`blake3::derive_key`).
@@ -205,6 +211,12 @@ pub fn row_mac(subkey: &[u8; 32], row: &FileRow) -> String {
     field(s.hash_note.as_deref());
     field(row.watch.as_deref());
     field(Some(&row.updated_at));
+    // Windows owner and DACL: only when recorded, so the MACs of rows
+    // without them (Linux, older rows) stay what they were.
+    if s.owner.is_some() || s.acl.is_some() {
+        field(s.owner.as_deref());
+        field(s.acl.as_deref());
+    }
     h.finalize().to_hex().to_string()
 }
 
@@ -696,8 +708,10 @@ impl Store {
         self.conn
             .prepare_cached(
                 "INSERT OR REPLACE INTO files (path, type, size, mode, uid, gid, mtime, ctime, inode, nlink,
-                    link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                    link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac,
+                    owner, acl)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                    ?20, ?21)",
             )
             .and_then(|mut st| {
                 st.execute(params![
@@ -720,6 +734,8 @@ impl Store {
                     row.verified_at,
                     row.updated_at,
                     self.row_key.as_ref().map(|k| row_mac(k, row)),
+                    s.owner,
+                    s.acl,
                 ])
             })
             .map(|_| ())
@@ -1083,6 +1099,15 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Forgets a unit (a Windows service removed).
+    pub fn delete_unit(&self, bus: &str, unit: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("DELETE FROM units WHERE bus = ?1 AND unit = ?2")
+            .and_then(|mut st| st.execute(params![bus, unit]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     // -- journal ------------------------------------------------------------
 
     /// Appends an emitted event; returns its journal sequence number.
@@ -1343,7 +1368,7 @@ fn subtree(root: &Path) -> (String, String, String) {
     (root, prefix, end)
 }
 
-const FILE_COLUMNS: &str = "path, type, size, mode, uid, gid, mtime, ctime, inode, nlink, link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac";
+const FILE_COLUMNS: &str = "path, type, size, mode, uid, gid, mtime, ctime, inode, nlink, link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac, owner, acl";
 
 /// A row of `files` and its MAC.
 fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(FileRow, Option<String>)> {
@@ -1370,6 +1395,8 @@ fn file_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(FileRow, Option<String>)
                 nlink: r.get::<_, i64>(9)? as u64,
                 link_target: r.get(10)?,
                 xattrs: serde_json::from_str(&xattrs).unwrap_or_default(),
+                owner: r.get(19)?,
+                acl: r.get(20)?,
                 hashes,
                 hash_note: r.get(14)?,
             },
@@ -1415,6 +1442,8 @@ pub fn state_from_json(v: &serde_json::Value) -> Option<FileState> {
         nlink: n("nlink")?,
         link_target: s("link_target"),
         xattrs: map("xattrs"),
+        owner: s("owner"),
+        acl: s("acl"),
         hashes: map("hashes"),
         hash_note: s("hash_note"),
     })

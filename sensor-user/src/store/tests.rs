@@ -16,6 +16,8 @@ fn state(size: u64) -> FileState {
         nlink: 1,
         link_target: None,
         xattrs: [("security.selinux".to_string(), "system_u".to_string())].into(),
+        owner: None,
+        acl: None,
         hashes,
         hash_note: None,
     }
@@ -267,7 +269,8 @@ fn row_macs_catch_edited_forged_and_unsealed_rows_but_not_verification() {
     c.execute("UPDATE files SET mode = '4755' WHERE path = '/etc/b'", [])
         .unwrap();
     c.execute(
-        "INSERT INTO files SELECT '/etc/forged', type, size, mode, uid, gid, mtime, ctime, inode, nlink,
+        "INSERT INTO files (path, type, size, mode, uid, gid, mtime, ctime, inode, nlink, link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac)
+         SELECT '/etc/forged', type, size, mode, uid, gid, mtime, ctime, inode, nlink,
             link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, NULL
          FROM files WHERE path = '/etc/c'",
         [],
@@ -275,7 +278,8 @@ fn row_macs_catch_edited_forged_and_unsealed_rows_but_not_verification() {
     .unwrap();
     // A valid row moved to another path: its MAC covers the path.
     c.execute(
-        "INSERT INTO files SELECT '/etc/moved', type, size, mode, uid, gid, mtime, ctime, inode, nlink,
+        "INSERT INTO files (path, type, size, mode, uid, gid, mtime, ctime, inode, nlink, link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac)
+         SELECT '/etc/moved', type, size, mode, uid, gid, mtime, ctime, inode, nlink,
             link_target, xattrs, blake3, sha256, hash_note, watch, verified_at, updated_at, mac
          FROM files WHERE path = '/etc/c'",
         [],
@@ -315,4 +319,90 @@ fn row_macs_catch_edited_forged_and_unsealed_rows_but_not_verification() {
     assert_eq!(other.verify_rows().unwrap().1.len(), 5);
     let none = Store::open(&p).unwrap();
     assert!(none.verify_rows().unwrap().1.is_empty());
+}
+
+/// Windows owner and DACL: stored, read back, covered by the MAC; a row
+/// without them keeps the MAC it had before they existed.
+#[test]
+fn owner_and_acl_are_stored_and_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("v.db");
+    let key = [7u8; 32];
+    let s = Store::open(&p).unwrap().with_row_mac(&key);
+    let mut r = row("C:\\w\\a.exe");
+    let plain = row_mac(&key, &r);
+    r.state.owner = Some("S-1-5-32-544".into());
+    r.state.acl = Some("D:PAI(A;;FA;;;SY)(A;;FA;;;BA)".into());
+    assert_ne!(row_mac(&key, &r), plain, "the MAC covers owner and acl");
+    s.put_file(&r).unwrap();
+    s.put_file(&row("/etc/plain")).unwrap();
+    let back = s.get_file("C:\\w\\a.exe").unwrap().unwrap();
+    assert_eq!(back.state, r.state);
+    assert_eq!(s.get_file("/etc/plain").unwrap().unwrap().state.owner, None);
+    assert_eq!(s.verify_rows().unwrap(), (2, vec![]));
+    // The same fields as before the migration: the same MAC.
+    let stored: String = s
+        .conn()
+        .query_row("SELECT mac FROM files WHERE path = '/etc/plain'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let mut old = row("/etc/plain");
+    let back = s.get_file("/etc/plain").unwrap().unwrap();
+    old.updated_at = back.updated_at.clone();
+    assert_eq!(
+        old,
+        FileRow {
+            verified_at: old.verified_at.clone(),
+            ..back
+        }
+    );
+    let sub = blake3::derive_key(ROW_MAC_CONTEXT, &key);
+    assert_eq!(stored, row_mac(&sub, &old));
+    // What the MAC was before migration 6: the same fields, nothing after.
+    let mut h = blake3::Hasher::new_keyed(&sub);
+    let s_ = &old.state;
+    let xattrs = serde_json::to_string(&s_.xattrs).unwrap();
+    let size = s_.size.to_string();
+    let (uid, gid) = (s_.uid.to_string(), s_.gid.to_string());
+    let (inode, nlink) = (s_.inode.to_string(), s_.nlink.to_string());
+    let fields: [Option<&str>; 17] = [
+        Some(&old.path),
+        Some(s_.file_type),
+        Some(&size),
+        Some(&s_.mode),
+        Some(&uid),
+        Some(&gid),
+        Some(&s_.mtime),
+        Some(&s_.ctime),
+        Some(&inode),
+        Some(&nlink),
+        s_.link_target.as_deref(),
+        Some(&xattrs),
+        s_.hashes.get("blake3").map(String::as_str),
+        s_.hashes.get("sha256").map(String::as_str),
+        s_.hash_note.as_deref(),
+        old.watch.as_deref(),
+        Some(&old.updated_at),
+    ];
+    for f in fields {
+        match f {
+            Some(v) => {
+                h.update(&(v.len() as u64).to_le_bytes());
+                h.update(v.as_bytes());
+            }
+            None => {
+                h.update(&u64::MAX.to_le_bytes());
+            }
+        }
+    }
+    assert_eq!(stored, h.finalize().to_hex().to_string());
+    s.conn()
+        .execute(
+            "UPDATE files SET acl = 'D:(A;;FA;;;WD)' WHERE owner IS NOT NULL",
+            [],
+        )
+        .unwrap();
+    let (_, bad) = s.verify_rows().unwrap();
+    assert_eq!(bad.len(), 1, "an edited DACL fails the MAC: {bad:?}");
 }

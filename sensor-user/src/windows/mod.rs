@@ -5,6 +5,7 @@
 //! thread, which owns the interpreter. Registry values are read into the
 //! interpreter's baseline at start (so a `value_set` has its `before`).
 //! ETW's own loss counters become `sensor`/`gap` events (etw_source).
+pub mod scm;
 pub mod service;
 
 use crate::etw_source;
@@ -27,6 +28,82 @@ pub struct Options {
     /// Set to stop (the service control handler); Ctrl-C and Ctrl-Break
     /// on the console stop the sensor too.
     pub stop: Arc<AtomicBool>,
+    /// The store (its own connection for the inventory at start); None
+    /// when it cannot be opened: the inventory is then kept in memory.
+    pub store: Option<std::path::PathBuf>,
+    /// The verification scans (catch-up, rescan after an ETW gap,
+    /// scheduled): None when there is no store.
+    pub scans: Option<crate::daemon::Options>,
+}
+
+/// Software and services at start (`inventory::win`): compared with what
+/// the store holds, the first reading recorded. Returns the tracker (None
+/// when `[inventory] enabled = false`) and the events to emit.
+fn inventory_start(
+    opts: &Options,
+    host: &str,
+) -> (Option<crate::inventory::win::Tracker>, Vec<Input>) {
+    use crate::inventory::win;
+    if !opts.policy.config.inventory.enabled {
+        return (None, Vec::new());
+    }
+    let mut out = Vec::new();
+    let error = |message: String| {
+        Input::Sensor(sensor_event(
+            host,
+            "error",
+            crate::event::SensorInfo {
+                message: Some(message),
+                ..Default::default()
+            },
+        ))
+    };
+    let scm = match scm::statuses() {
+        Ok(s) => Some(s),
+        Err(e) => {
+            out.push(error(format!(
+                "{e}; service starts and stops are not reported"
+            )));
+            None
+        }
+    };
+    let store = opts
+        .store
+        .as_deref()
+        .map(crate::store::Store::open)
+        .transpose()
+        .unwrap_or_else(|e| {
+            out.push(error(format!("cannot open the store for the software inventory: {e}; changes made while the sensor was down are not reported")));
+            None
+        });
+    let (sw, units) = match &store {
+        Some(st) => (
+            st.inventory(win::SOFTWARE_MANAGER).unwrap_or_default(),
+            st.units(win::SCM).unwrap_or_default(),
+        ),
+        None => (None, None),
+    };
+    let mut tracker = win::Tracker::new(host.to_string());
+    let started = tracker.start(&crate::registry::WinTree, scm.as_ref(), sw, units);
+    if let Some(st) = &store {
+        let r = started
+            .record_software
+            .as_ref()
+            .map_or(Ok(()), |inv| {
+                st.record_inventory(win::SOFTWARE_MANAGER, inv)
+            })
+            .and_then(|_| {
+                started
+                    .record_services
+                    .as_ref()
+                    .map_or(Ok(()), |u| st.record_units(win::SCM, u))
+            });
+        if let Err(e) = r {
+            out.push(error(format!("the Windows software and service states could not be stored: {e}; the next start may report changes again")));
+        }
+    }
+    out.extend(started.events.into_iter().map(Input::Sensor));
+    (Some(tracker), out)
 }
 
 /// Set by the console control handler; the console event is kept for the
@@ -67,6 +144,7 @@ pub fn run(opts: Options) -> Result<()> {
         baseline,
     );
     let host = opts.emitter.host().to_string();
+    let (mut tracker, inventory) = inventory_start(&opts, &host);
     let pipeline = Pipeline::start(opts.settings, opts.emitter)?;
     pipeline.send(vec![Input::Sensor(sensor_event(
         &host,
@@ -79,6 +157,15 @@ pub fn run(opts: Options) -> Result<()> {
             ..Default::default()
         },
     ))])?;
+    // After the start event, which opens the feed.
+    if !inventory.is_empty() {
+        pipeline.send(inventory)?;
+    }
+    let scans = match opts.scans {
+        Some(o) => Some(crate::daemon::ScanDaemon::start(o, pipeline.sender())?),
+        None => None,
+    };
+    let mut scm_polled = Instant::now();
     // SAFETY: registers a handler that only stores to atomics.
     unsafe {
         windows_sys::Win32::System::Console::SetConsoleCtrlHandler(Some(on_console), 1);
@@ -92,12 +179,26 @@ pub fn run(opts: Options) -> Result<()> {
                 // Drain what is there, up to a batch.
                 for input in std::iter::once(first).chain(rx.try_iter().take(BATCH)) {
                     match input {
-                        etw::Input::Record(h, rec) => batch.extend(
-                            interp
-                                .push(&h, rec)
-                                .iter()
-                                .map(|c| etw_source::input(&host, c)),
-                        ),
+                        etw::Input::Record(h, rec) => {
+                            for c in interp.push(&h, rec) {
+                                if let (Some(t), true) = (&mut tracker, c.action.is_registry()) {
+                                    t.touched(
+                                        &c.path,
+                                        Some(etw_source::process(&c)),
+                                        Instant::now(),
+                                    );
+                                }
+                                if c.action == sensor_windows::Action::Gap {
+                                    if let Some(s) = &scans {
+                                        s.gap(c.lost.unwrap_or(0), "etw");
+                                    }
+                                    if let Some(t) = &mut tracker {
+                                        t.rescan(Instant::now());
+                                    }
+                                }
+                                batch.push(etw_source::input(&host, &c));
+                            }
+                        }
                         etw::Input::Malformed(e) => {
                             // Counted in the stop event's statistics; the first
                             // few are named so that a new Windows build's
@@ -115,6 +216,16 @@ pub fn run(opts: Options) -> Result<()> {
             Err(RecvTimeoutError::Disconnected) => {
                 break ("error", Some("the ETW session ended".to_string()));
             }
+        }
+        if let Some(t) = &mut tracker {
+            let scm = (scm_polled.elapsed() >= crate::inventory::win::SCM_POLL)
+                .then(|| {
+                    scm_polled = Instant::now();
+                    scm::statuses().ok()
+                })
+                .flatten();
+            let (events, _) = t.due(&crate::registry::WinTree, scm.as_ref(), Instant::now());
+            batch.extend(events.into_iter().map(Input::Sensor));
         }
         if beat.elapsed() >= opts.heartbeat {
             beat = Instant::now();
@@ -142,6 +253,10 @@ pub fn run(opts: Options) -> Result<()> {
         }
     };
     session.stop();
+    // The scan thread's last events go out before the stop event.
+    if let Some(s) = scans {
+        s.stop();
+    }
     let s = interp.stats();
     let stats = format!(
         "{} records, {} changes, {} malformed, {} unknown file objects, {} unresolved keys, {} evicted sessions, {} events and {} buffers lost",
