@@ -144,8 +144,8 @@ fn report_vigil(out: &Path) -> Result<()> {
     let (mut events, mut changes, mut lost) = (0u64, 0u64, 0u64);
     for p in rotated(out) {
         for line in std::fs::read_to_string(&p)?.lines() {
-            let ev: serde_json::Value = serde_json::from_str(line)
-                .with_context(|| format!("{}: not JSON", p.display()))?;
+            let ev: serde_json::Value =
+                serde_json::from_str(line).with_context(|| format!("{}: not JSON", p.display()))?;
             if ev["kind"] == "file" {
                 events += 1;
                 changes += 1 + ev["related"].as_array().map_or(0, |r| r.len() as u64);
