@@ -252,40 +252,63 @@ impl Stage {
                 return out;
             }
         };
-        match stored {
-            Some(old) => {
-                let path = self.s.dpkg_status.display().to_string();
-                for c in diff(&old, &now) {
-                    let mut details = serde_json::Map::new();
-                    details.insert("unattributed".into(), true.into());
-                    out.events
-                        .push(self.package_event("dpkg", &c, &path, None, "scan", details));
-                    out.changes.push(c);
-                }
-            }
-            None => {
-                out.events.push(crate::pipeline::emit::sensor_event(
-                    &self.host,
-                    "inventory_recorded",
-                    SensorInfo {
-                        packages: Some(now.len() as u64),
-                        message: Some(if has_store {
-                            format!(
-                                "recorded the dpkg inventory ({} packages) from {}",
-                                now.len(),
-                                self.s.dpkg_status.display()
-                            )
-                        } else {
-                            "the store is not open: the inventory is kept in memory only, changes made while the sensor is down will not be found".into()
-                        }),
-                        ..Default::default()
-                    },
-                ));
-                out.recorded = Some(now.clone());
-            }
-        }
+        let path = self.s.dpkg_status.display().to_string();
+        let (changes, recorded) = self.compare_at_start(
+            "dpkg",
+            &path,
+            stored,
+            &now,
+            has_store,
+            diff,
+            &mut out.events,
+        );
+        out.changes.extend(changes);
+        out.recorded = recorded;
         self.current = Some(now);
         out
+    }
+
+    /// One manager's inventory at start: the differences from the stored
+    /// one as unattributed package events (found while the sensor was down),
+    /// or, with none stored, an `inventory_recorded` event and the inventory
+    /// to record. Returns (changes, inventory to record).
+    #[allow(clippy::too_many_arguments)]
+    fn compare_at_start(
+        &self,
+        manager: &'static str,
+        path: &str,
+        stored: Option<Inventory>,
+        now: &Inventory,
+        has_store: bool,
+        diff: impl Fn(&Inventory, &Inventory) -> Vec<Change>,
+        events: &mut Vec<Event>,
+    ) -> (Vec<Change>, Option<Inventory>) {
+        let Some(old) = stored else {
+            events.push(crate::pipeline::emit::sensor_event(
+                &self.host,
+                "inventory_recorded",
+                SensorInfo {
+                    packages: Some(now.len() as u64),
+                    message: Some(if has_store {
+                        format!(
+                            "recorded the {manager} inventory ({} packages) from {path}",
+                            now.len()
+                        )
+                    } else {
+                        format!("the store is not open: the {manager} inventory is kept in memory only, changes made while the sensor is down will not be found")
+                    }),
+                    ..Default::default()
+                },
+            ));
+            return (Vec::new(), Some(now.clone()));
+        };
+        let changes = diff(&old, now);
+        for c in &changes {
+            let mut details = serde_json::Map::new();
+            details.insert("unattributed".into(), true.into());
+            events.push(self.package_event(manager, c, path, None, "scan", details));
+        }
+        (changes, None)
     }
 
     /// The rpm inventory at start, compared with the stored one.
@@ -303,38 +326,19 @@ impl Stage {
                 return;
             }
         };
-        match stored {
-            Some(old) => {
-                let path = dbpath.display().to_string();
-                for c in diff_by(&old, &now, rpm::compare_evr) {
-                    let mut details = serde_json::Map::new();
-                    details.insert("unattributed".into(), true.into());
-                    out.events
-                        .push(self.package_event("rpm", &c, &path, None, "scan", details));
-                    out.rpm_changes.push(c);
-                }
-            }
-            None => {
-                out.events.push(crate::pipeline::emit::sensor_event(
-                    &self.host,
-                    "inventory_recorded",
-                    SensorInfo {
-                        packages: Some(now.len() as u64),
-                        message: Some(if has_store {
-                            format!(
-                                "recorded the rpm inventory ({} packages) from {}",
-                                now.len(),
-                                dbpath.display()
-                            )
-                        } else {
-                            "the store is not open: the rpm inventory is kept in memory only".into()
-                        }),
-                        ..Default::default()
-                    },
-                ));
-                out.rpm_recorded = Some(now.clone());
-            }
-        }
+        let path = dbpath.display().to_string();
+        let diff_rpm = |old: &Inventory, new: &Inventory| diff_by(old, new, rpm::compare_evr);
+        let (changes, recorded) = self.compare_at_start(
+            "rpm",
+            &path,
+            stored,
+            &now,
+            has_store,
+            diff_rpm,
+            &mut out.events,
+        );
+        out.rpm_changes.extend(changes);
+        out.rpm_recorded = recorded;
         self.rpm_current = Some(now);
     }
 
