@@ -256,6 +256,7 @@ pub struct FileChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub package: Option<PackageRef>,
     /// Shared by the events of one process (built once, not per event).
+    #[serde(serialize_with = "process_json::serialize")]
     pub process: std::sync::Arc<Process>,
     pub source: Source,
     /// Syscall details that qualify the action (new mode, owner, flags...).
@@ -265,6 +266,47 @@ pub struct FileChange {
     /// file renamed over this path), oldest first. Nothing is dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<Related>,
+}
+
+/// A process record's JSON, rendered once per shared record and reused for
+/// each of its events: the process object is most of a file event's bytes,
+/// and a burst of changes comes from few processes.
+mod process_json {
+    use super::Process;
+    use serde_json::value::RawValue;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    /// Records rendered on this thread, by address. Holding the `Arc` keeps
+    /// the address from being reused by another record, and makes any
+    /// `Arc::make_mut` copy instead of changing a rendered record in place.
+    type Cache = HashMap<*const Process, (Arc<Process>, Box<RawValue>)>;
+
+    /// Past this many records the cache starts over: a fork storm must not
+    /// grow it without bound.
+    const MAX: usize = 4096;
+
+    thread_local! {
+        static CACHE: RefCell<Cache> = RefCell::new(HashMap::new());
+    }
+
+    pub fn serialize<S: serde::Serializer>(p: &Arc<Process>, s: S) -> Result<S::Ok, S::Error> {
+        CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            if let Some((_, json)) = cache.get(&Arc::as_ptr(p)) {
+                return json.serialize(s);
+            }
+            let json = serde_json::value::to_raw_value(&**p).map_err(serde::ser::Error::custom)?;
+            if cache.len() >= MAX {
+                cache.clear();
+            }
+            let (_, json) = cache.entry(Arc::as_ptr(p)).or_insert((p.clone(), json));
+            json.serialize(s)
+        })
+    }
+
+    use serde::Serialize as _;
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -9,6 +9,7 @@
 pub mod coalesce;
 pub mod emit;
 pub mod enrich;
+mod output;
 pub mod seed;
 
 use crate::event::{Event, FileState};
@@ -138,11 +139,7 @@ impl Pipeline {
         let thread = std::thread::Builder::new()
             .name("vigil-settle".into())
             .spawn(move || {
-                let mut s = Settle::new(settings, emitter, jobs);
-                s.inventory =
-                    s.s.inventory
-                        .clone()
-                        .map(|i| crate::inventory::Stage::new(i, s.emitter.host().to_string()));
+                let mut s = Settle::new(settings, emitter, jobs)?;
                 let r = s.run(rx, done_rx, seed_rx);
                 drop(s);
                 for w in workers {
@@ -192,7 +189,11 @@ struct Pending {
 
 struct Settle {
     s: Settings,
-    emitter: Emitter,
+    /// To the output stage; None once stopped.
+    out: Option<Sender<Vec<Event>>>,
+    output: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Finished events not yet handed to the output stage.
+    finished: Vec<Event>,
     coalescer: Coalescer,
     jobs: Option<Sender<Job>>,
     /// Events in arrival order; `first_id` is the id of the front.
@@ -216,8 +217,6 @@ struct Settle {
     /// Findings dropped as superseded, per scan id, until the scan's
     /// `scan_finished` passes and carries the count.
     superseded: HashMap<i64, u64>,
-    /// The derived stage: package labels, inventory events.
-    inventory: Option<crate::inventory::Stage>,
 }
 
 /// How long a realtime event can supersede a scan finding: far longer than
@@ -234,11 +233,22 @@ const CHANGED_AT_MIN: Duration = Duration::from_secs(60);
 pub const MAX_PENDING: usize = 4096;
 
 impl Settle {
-    fn new(s: Settings, emitter: Emitter, jobs: Sender<Job>) -> Settle {
-        Settle {
+    /// Starts the output stage's thread behind it.
+    fn new(s: Settings, emitter: Emitter, jobs: Sender<Job>) -> Result<Settle> {
+        // A batch is what one turn of the loop finished: up to MAX_PENDING
+        // events, usually one input batch's worth. Few are queued, so a slow
+        // sink holds back settle (and, through it, the sources).
+        let (out, rx) = crossbeam_channel::bounded(4);
+        let stage = output::Output::new(emitter, s.inventory.clone());
+        let output = std::thread::Builder::new()
+            .name("vigil-output".into())
+            .spawn(move || stage.run(rx))?;
+        Ok(Settle {
+            out: Some(out),
+            output: Some(output),
+            finished: Vec::new(),
             coalescer: Coalescer::new(s.timing),
             s,
-            emitter,
             jobs: Some(jobs),
             queue: VecDeque::new(),
             first_id: 0,
@@ -248,8 +258,7 @@ impl Settle {
             mapped: Default::default(),
             last_prune: Instant::now(),
             superseded: HashMap::new(),
-            inventory: None,
-        }
+        })
     }
 
     fn run(
@@ -346,9 +355,7 @@ impl Settle {
                     "settle stage"
                 );
             }
-            if rx.is_empty() && done.is_empty() {
-                self.emitter.flush()?;
-            }
+            self.hand_over()?;
         }
     }
 
@@ -363,7 +370,33 @@ impl Settle {
             let d = done.recv()?;
             self.complete(d)?;
         }
-        self.emitter.close()
+        self.hand_over()?;
+        // Hanging up tells the output stage to close the sinks.
+        self.out = None;
+        self.join_output()
+    }
+
+    /// Hands the finished events to the output stage. If it has stopped,
+    /// its error is the one to report.
+    fn hand_over(&mut self) -> Result<()> {
+        if self.finished.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.finished);
+        let out = self.out.as_ref().expect("open until stop");
+        if out.send(batch).is_err() {
+            self.join_output()?;
+            anyhow::bail!("the output stage stopped");
+        }
+        Ok(())
+    }
+
+    fn join_output(&mut self) -> Result<()> {
+        match self.output.take().map(|t| t.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(_)) => anyhow::bail!("the output stage panicked"),
+            None => Ok(()),
+        }
     }
 
     /// Whether `ev` (on `path`) belongs to a shared writable mapping's session,
@@ -503,159 +536,7 @@ impl Settle {
             let p = self.queue.pop_front().expect("front exists");
             self.first_id += 1;
             let ev = self.finish(p);
-            self.emit(ev)?;
-        }
-        Ok(())
-    }
-
-    /// Emits one event, with the inventory stage around it: the package
-    /// label before the rules see it; after it, the events it derives (the
-    /// inventory compared at `start`, the package changes after a change of
-    /// the package database), in order right behind it.
-    fn emit(&mut self, mut ev: Event) -> Result<()> {
-        if ev.kind == "service" {
-            return self.emit_service(ev);
-        }
-        if ev.kind == "package" {
-            // Only sources outside the inventory stage send package events
-            // (Windows' Uninstall keys): the stage emits its own directly.
-            return self.emit_package(ev);
-        }
-        let Some(stage) = self.inventory.as_mut() else {
-            return self.emitter.emit(ev);
-        };
-        stage.label(&mut ev);
-        let db = stage
-            .db_change(&ev)
-            .and_then(|m| ev.file().map(|f| (m, f.process.clone(), f.source.tier)));
-        let start = ev.kind == "sensor" && ev.action == "start";
-        self.emitter.emit(ev)?;
-        let mut trouble = Vec::new();
-        let derived = if start {
-            let mut stored = |manager: &str| match self
-                .emitter
-                .store()
-                .map(|s| s.inventory(manager))
-            {
-                Some(Ok(inv)) => inv,
-                Some(Err(e)) => {
-                    trouble.push(format!("cannot read the stored {manager} inventory, so changes made while the sensor was down are not reported: {e}"));
-                    None
-                }
-                None => None,
-            };
-            let (dpkg, rpm) = (stored("dpkg"), stored("rpm"));
-            stage.start(dpkg, rpm, self.emitter.store().is_some())
-        } else if let Some((manager, process, tier)) = db {
-            stage.db_changed(manager, self.emitter.last_seq(), process, tier)
-        } else {
-            return Ok(());
-        };
-        for e in derived.events {
-            self.emitter.emit(e)?;
-        }
-        if let Some(store) = self.emitter.store() {
-            let update = |manager: &str, recorded: &Option<_>, changes: &[_]| match recorded {
-                Some(inv) => store.record_inventory(manager, inv),
-                None if !changes.is_empty() => store.update_inventory(manager, changes),
-                None => Ok(()),
-            };
-            let r = update("dpkg", &derived.recorded, &derived.changes)
-                .and_then(|_| update("rpm", &derived.rpm_recorded, &derived.rpm_changes));
-            if let Err(e) = r {
-                trouble.push(format!("the software inventory could not be stored; the next start may report these changes again: {e}"));
-            }
-        }
-        for message in trouble {
-            let host = self.emitter.host().to_string();
-            self.emitter.emit(emit::sensor_event(
-                &host,
-                "error",
-                crate::event::SensorInfo {
-                    message: Some(message),
-                    ..Default::default()
-                },
-            ))?;
-        }
-        Ok(())
-    }
-
-    /// Emits a service event and stores the unit's new state with it (in
-    /// the journal's transaction): the next start compares with it.
-    fn emit_service(&mut self, ev: Event) -> Result<()> {
-        let removed = ev.action == "service_removed";
-        let state = ev.service().map(|s| {
-            let i = &s.service;
-            (
-                i.bus.clone(),
-                i.unit.clone(),
-                crate::inventory::systemd::UnitState {
-                    active: i.state.clone(),
-                    sub: i.sub_state.clone(),
-                    file_state: i.file_state.clone(),
-                    unit_file: i.unit_file.clone(),
-                },
-            )
-        });
-        self.emitter.emit(ev)?;
-        let (Some(store), Some((bus, unit, st))) = (self.emitter.store(), state) else {
-            return Ok(());
-        };
-        let r = if removed {
-            store.delete_unit(&bus, &unit)
-        } else {
-            store.put_unit(&bus, &unit, &st)
-        };
-        if let Err(e) = r {
-            let host = self.emitter.host().to_string();
-            self.emitter.emit(emit::sensor_event(
-                &host,
-                "error",
-                crate::event::SensorInfo {
-                    message: Some(format!("the state of {unit} could not be stored; the next start may report this change again: {e}")),
-                    ..Default::default()
-                },
-            ))?;
-        }
-        Ok(())
-    }
-
-    /// Emits a package event from outside the inventory stage (Windows'
-    /// Uninstall keys) and applies it to the stored inventory in the
-    /// journal's transaction, as the stage does for dpkg.
-    fn emit_package(&mut self, ev: Event) -> Result<()> {
-        let change = ev.package().map(|p| {
-            let i = &p.package;
-            let pkg = |version: &Option<String>, status: &Option<String>| {
-                version.as_ref().map(|v| crate::inventory::Pkg {
-                    version: v.clone(),
-                    status: status.clone().unwrap_or_default(),
-                })
-            };
-            (
-                i.manager,
-                crate::inventory::Change {
-                    action: "package",
-                    key: crate::inventory::win::package_key(i),
-                    before: pkg(&i.previous_version, &i.previous_status),
-                    after: pkg(&i.version, &i.status),
-                },
-            )
-        });
-        self.emitter.emit(ev)?;
-        let (Some(store), Some((manager, c))) = (self.emitter.store(), change) else {
-            return Ok(());
-        };
-        if let Err(e) = store.update_inventory(manager, std::slice::from_ref(&c)) {
-            let host = self.emitter.host().to_string();
-            self.emitter.emit(emit::sensor_event(
-                &host,
-                "error",
-                crate::event::SensorInfo {
-                    message: Some(format!("the {manager} inventory could not be stored; the next start may report the change of {} again: {e}", c.key.name)),
-                    ..Default::default()
-                },
-            ))?;
+            self.finished.push(ev);
         }
         Ok(())
     }
@@ -821,7 +702,7 @@ mod tests {
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
         let (tx, rx) = crossbeam_channel::bounded(64);
         let settle = std::thread::spawn(move || {
-            let mut s = Settle::new(settings(), emitter, jobs_tx);
+            let mut s = Settle::new(settings(), emitter, jobs_tx).unwrap();
             s.run(rx, done_rx, crossbeam_channel::never())
         });
         let total = MAX_PENDING * 3;
@@ -1067,7 +948,7 @@ mod tests {
             "h".into(),
         );
         let (jobs, _rx) = crossbeam_channel::bounded(1);
-        let mut s = Settle::new(settings(), emitter, jobs);
+        let mut s = Settle::new(settings(), emitter, jobs).unwrap();
         let mut check =
             |action: &str, path: &str| s.mapped_session(&file_event(action, path, "fentry"), path);
         assert!(!check("modified", "/w/f"));
