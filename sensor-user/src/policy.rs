@@ -71,18 +71,31 @@ pub fn inode_key(_: &Path) -> std::io::Result<InodeKey> {
     Err(std::io::ErrorKind::Unsupported.into())
 }
 
-/// The part of `path` under `root`, if it is there. Windows paths compare
-/// case-insensitively (NTFS and the ETW names do not keep one case).
-fn under<'a>(path: &'a Path, root: &Path) -> Option<std::borrow::Cow<'a, Path>> {
-    if cfg!(windows) {
+/// How many components `path` lies below `root` (0: the root itself), or
+/// None outside it. This runs for every kernel record: on Unix it compares
+/// bytes instead of walking both paths' components.
+fn depth_below(path: &Path, root: &Path) -> Option<usize> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let (path, root) = (path.as_os_str().as_bytes(), root.as_os_str().as_bytes());
+        let root = root.strip_suffix(b"/").unwrap_or(root);
+        let rest = path.strip_prefix(root)?;
+        if !rest.is_empty() && rest[0] != b'/' {
+            return None; // "/etcx" is not below "/etc"
+        }
+        let parts = rest.split(|b| *b == b'/');
+        Some(parts.filter(|c| !c.is_empty() && *c != b".").count())
+    }
+    #[cfg(not(unix))]
+    {
+        // Windows paths compare without case.
         let (p, r) = (
             path.to_string_lossy().to_lowercase(),
             root.to_string_lossy().to_lowercase(),
         );
         let rest = Path::new(&p).strip_prefix(Path::new(&r)).ok()?;
-        Some(std::borrow::Cow::Owned(rest.to_path_buf()))
-    } else {
-        path.strip_prefix(root).ok().map(std::borrow::Cow::Borrowed)
+        Some(rest.components().count())
     }
 }
 
@@ -178,10 +191,9 @@ impl Policy {
     pub fn root_for(&self, path: &Path, is_dir: Option<bool>) -> Option<usize> {
         let mut best: Option<(usize, usize)> = None;
         for (i, r) in self.roots.iter().enumerate() {
-            let Some(rest) = under(path, &r.path) else {
+            let Some(depth) = depth_below(path, &r.path) else {
                 continue;
             };
-            let depth = rest.components().count();
             if depth > 1 && !r.recursive {
                 continue;
             }
@@ -272,6 +284,12 @@ mod tests {
         );
         assert_eq!(p.root_for(Path::new("/etc"), Some(true)), Some(0));
         assert_eq!(p.root_for(Path::new("/etcx/a"), None), None);
+        assert_eq!(depth_below(Path::new("/etc/a/b"), Path::new("/")), Some(3));
+        assert_eq!(
+            depth_below(Path::new("/etc/a"), Path::new("/etc/")),
+            Some(1)
+        );
+        assert_eq!(depth_below(Path::new("/etc"), Path::new("/etc")), Some(0));
         assert_eq!(
             p.root_for(Path::new("/usr/lib/x/y.so"), Some(false)),
             Some(1)

@@ -439,10 +439,12 @@ impl RuleSet {
             let mut scratch = scratch.borrow_mut();
             self.match_paths(ev, &mut scratch);
             for (i, rule) in self.rules.iter().enumerate() {
-                if !facts.matches(rule, ev) {
+                // Most rules name paths this event is not on: the one
+                // lookup that rules them out goes first.
+                if rule.has_path_condition() && !scratch.path_ok[i] {
                     continue;
                 }
-                if rule.has_path_condition() && !scratch.path_ok[i] {
+                if !facts.matches(rule, ev) {
                     continue;
                 }
                 if !process_matches(rule, ev) {

@@ -109,7 +109,12 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
         .filter(|c| !c.is_empty())
     {
         path.push('/');
-        path.push_str(&String::from_utf8_lossy(c));
+        // Valid UTF-8 is the rule; checking it is far cheaper than the
+        // lossy conversion's chunking.
+        match std::str::from_utf8(c) {
+            Ok(c) => path.push_str(c),
+            Err(_) => path.push_str(&String::from_utf8_lossy(c)),
+        }
     }
     let mut name = None;
     let mut normalize = false;

@@ -430,7 +430,8 @@ impl Attributor {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.pending);
+        // Sized for a full batch: growing it from empty copies it 8 times.
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(PIPELINE_BATCH));
         match &self.out {
             Some(out) => out.send(batch),
             None => Ok(()),
@@ -439,7 +440,7 @@ impl Attributor {
 
     fn push(&mut self, input: Input) -> Result<()> {
         self.pending.push(input);
-        if self.pending.len() >= 256 {
+        if self.pending.len() >= PIPELINE_BATCH {
             self.flush()?;
         }
         Ok(())
@@ -981,6 +982,9 @@ impl Attributor {
         self.push(Input::Change(c))
     }
 }
+
+/// Inputs handed to the pipeline at once.
+const PIPELINE_BATCH: usize = 256;
 
 fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {

@@ -91,7 +91,7 @@ impl Coalescer {
                     return out;
                 };
                 let target = ev.file().and_then(|f| f.target_path.clone());
-                fold(&mut held.ev, &ev);
+                fold(&mut held.ev, ev);
                 let Some(target) = target else {
                     return vec![held.ev];
                 };
@@ -109,7 +109,7 @@ impl Coalescer {
             }
             "closed_after_write" => match self.held.remove(&key) {
                 Some(mut held) => {
-                    fold(&mut held.ev, &ev);
+                    fold(&mut held.ev, ev);
                     if held.ev.action == "created" {
                         held.deadline = Some(now + self.timing.rename_window);
                         self.held.insert(key, held);
@@ -133,7 +133,7 @@ impl Coalescer {
                         let f = held.ev.file_mut().expect("file event");
                         f.details.insert("truncated".into(), true.into());
                     }
-                    fold(&mut held.ev, &ev);
+                    fold(&mut held.ev, ev);
                 }
                 None if meta.opens_session => {
                     self.held.insert(
@@ -212,23 +212,34 @@ impl Coalescer {
 }
 
 /// Appends `raw` to `into.related`, listing the head change first.
-fn fold(into: &mut Event, raw: &Event) {
-    let head = (into.file().is_some_and(|f| f.related.is_empty())).then(|| related(into));
+fn fold(into: &mut Event, raw: Event) {
+    let head = (into.file().is_some_and(|f| f.related.is_empty())).then(|| {
+        let f = into.file().expect("file event");
+        Related {
+            action: into.action.clone(),
+            path: f.path.clone(),
+            target_path: f.target_path.clone(),
+            time: into.time.clone(),
+            syscall: f.source.syscall,
+            details: f.details.clone(),
+        }
+    });
+    let Event {
+        action, time, body, ..
+    } = raw;
+    let crate::event::Body::File(raw) = body else {
+        unreachable!("only file events are folded")
+    };
     let f = into.file_mut().expect("file event");
     f.related.extend(head);
-    f.related.push(related(raw));
-}
-
-fn related(ev: &Event) -> Related {
-    let f = ev.file().expect("file event");
-    Related {
-        action: ev.action.clone(),
-        path: f.path.clone(),
-        target_path: f.target_path.clone(),
-        time: ev.time.clone(),
-        syscall: f.source.syscall,
-        details: f.details.clone(),
-    }
+    f.related.push(Related {
+        action,
+        path: raw.path,
+        target_path: raw.target_path,
+        time,
+        syscall: raw.source.syscall,
+        details: raw.details,
+    });
 }
 
 #[cfg(test)]
