@@ -381,7 +381,12 @@ impl Interpreter {
                         .then(|| self.keys.get(&base_object).cloned())
                         .flatten()
                         .or_else(|| paths::registry_object(&base_name))?;
-                    Some(paths::join(&base, &relative_name))
+                    // A key opened relative to HKLM\SYSTEM can name the
+                    // control set by number.
+                    Some(paths::current_control_set(paths::join(
+                        &base,
+                        &relative_name,
+                    )))
                 });
                 let Some(full) = full else {
                     self.stats.unresolved_keys += 1;

@@ -6,6 +6,7 @@
 //! `HKLM\SOFTWARE\...`. Both are translated here, once, so matching and output
 //! use the familiar spelling.
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// NT device name → drive letter, e.g. `\Device\HarddiskVolume3` → `C:`.
 ///
@@ -101,11 +102,53 @@ const HIVE_ALIASES: &[(&str, &str)] = &[
     ("HKEY_CLASSES_ROOT", "HKCR"),
 ];
 
+/// The number N of the control set `HKLM\SYSTEM\CurrentControlSet` links to
+/// (`ControlSet00N`, from `HKLM\SYSTEM\Select\Current`); 1 until
+/// [`set_current_control_set`] says otherwise, which is what Windows uses
+/// unless a last-known-good boot switched sets.
+static CURRENT_CONTROL_SET: AtomicU32 = AtomicU32::new(1);
+
+/// Records which `ControlSet00N` is the current one (read at start).
+pub fn set_current_control_set(n: u32) {
+    CURRENT_CONTROL_SET.store(n, Ordering::Relaxed);
+}
+
+/// The kernel names keys by their real location: a change under
+/// `CurrentControlSet` arrives as `HKLM\SYSTEM\ControlSet001\...`. Policies,
+/// scans and the baseline use the link's name, so the current set is spelled
+/// that way everywhere; other sets (a last-known-good copy) keep their name.
+pub fn current_control_set(key: String) -> String {
+    const SYSTEM: &str = r"HKLM\SYSTEM\";
+    const SET: &str = "ControlSet";
+    let Some(rest) = key.get(SYSTEM.len()..) else {
+        return key;
+    };
+    if !starts_with_ci(&key, SYSTEM) || !starts_with_ci(rest, SET) {
+        return key;
+    }
+    let digits = &rest[SET.len()..];
+    let n_len = digits.bytes().take_while(u8::is_ascii_digit).count();
+    let after = &digits[n_len..];
+    let current = CURRENT_CONTROL_SET.load(Ordering::Relaxed);
+    if n_len == 0 || !(after.is_empty() || after.starts_with('\\')) {
+        return key;
+    }
+    if digits[..n_len].parse::<u32>().ok() != Some(current) {
+        return key;
+    }
+    format!("{SYSTEM}CurrentControlSet{after}")
+}
+
 /// The short spelling of a registry key: `\REGISTRY\MACHINE\SOFTWARE\x` →
-/// `HKLM\SOFTWARE\x`, `HKEY_LOCAL_MACHINE\x` → `HKLM\x`. Anything else is
-/// returned trimmed of trailing backslashes (None for a relative name, which
-/// only means something next to its base key).
+/// `HKLM\SOFTWARE\x`, `HKEY_LOCAL_MACHINE\x` → `HKLM\x`, and the current
+/// `ControlSet00N` as `CurrentControlSet` ([`current_control_set`]). Anything
+/// else is returned trimmed of trailing backslashes (None for a relative
+/// name, which only means something next to its base key).
 pub fn registry_key(path: &str) -> Option<String> {
+    short_key(path).map(current_control_set)
+}
+
+fn short_key(path: &str) -> Option<String> {
     let path = path.trim_end_matches('\\');
     for (long, short) in HIVES {
         if starts_with_ci(path, long) {
@@ -208,6 +251,41 @@ mod tests {
             Some(r"HKLM\SYSTEM")
         );
         assert_eq!(registry_key(r"\REGISTRY\MACHINEX\a"), None);
+    }
+
+    #[test]
+    fn the_current_control_set_is_named_as_the_link() {
+        // The static is process-wide: only this test sets it, to the default.
+        set_current_control_set(1);
+        assert_eq!(
+            registry_key(r"\REGISTRY\MACHINE\SYSTEM\ControlSet001\Services\evil").as_deref(),
+            Some(r"HKLM\SYSTEM\CurrentControlSet\Services\evil")
+        );
+        assert_eq!(
+            registry_key(r"\REGISTRY\MACHINE\system\controlset001").as_deref(),
+            Some(r"HKLM\SYSTEM\CurrentControlSet")
+        );
+        // Another set (a last-known-good copy) keeps its name.
+        assert_eq!(
+            registry_key(r"\REGISTRY\MACHINE\SYSTEM\ControlSet002\Services").as_deref(),
+            Some(r"HKLM\SYSTEM\ControlSet002\Services")
+        );
+        assert_eq!(
+            registry_key(r"HKLM\SYSTEM\ControlSet0010\x").as_deref(),
+            Some(r"HKLM\SYSTEM\ControlSet0010\x")
+        );
+        assert_eq!(
+            registry_key(r"HKLM\SYSTEM\ControlSetX").as_deref(),
+            Some(r"HKLM\SYSTEM\ControlSetX")
+        );
+        assert_eq!(
+            current_control_set(join(r"HKLM\SYSTEM", r"ControlSet001\Control\Lsa")),
+            r"HKLM\SYSTEM\CurrentControlSet\Control\Lsa"
+        );
+    }
+
+    #[test]
+    fn relative_names_and_object_names() {
         assert_eq!(registry_key("Software\\Run"), None);
         assert_eq!(
             registry_object(r"HKU\x"),

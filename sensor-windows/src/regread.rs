@@ -232,6 +232,20 @@ fn wildcard(pattern: &str, name: &str) -> bool {
     true
 }
 
+/// Which `ControlSet00N` `CurrentControlSet` links to
+/// (`HKLM\SYSTEM\Select\Current`): the kernel names keys under the link by
+/// number, and [`paths::set_current_control_set`] needs to know which one.
+pub fn current_control_set() -> Result<u32, String> {
+    use crate::baseline::RegistryData;
+    let v = WinRegReader
+        .read(r"HKLM\SYSTEM\Select", "Current")
+        .map_err(|e| e.to_string())?;
+    match v.data {
+        RegistryData::Bytes(b) if b.len() == 4 => Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        _ => Err("it is not a DWORD".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

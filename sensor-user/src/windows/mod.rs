@@ -121,6 +121,14 @@ unsafe extern "system" fn on_console(ctrl: u32) -> windows_sys::Win32::Foundatio
 const BATCH: usize = 256;
 
 pub fn run(opts: Options) -> Result<()> {
+    // Before the policy's keys are spelled: ETW names CurrentControlSet's
+    // keys by the set's number.
+    match sensor_windows::regread::current_control_set() {
+        Ok(n) => sensor_windows::paths::set_current_control_set(n),
+        Err(e) => tracing::warn!(
+            r"cannot read HKLM\SYSTEM\Select\Current ({e}); keys under ControlSet001 are taken for CurrentControlSet"
+        ),
+    }
     let wpol = crate::registry::windows_policy(&opts.policy.config)?;
     let (tx, rx) = std::sync::mpsc::sync_channel(65_536);
     // First, so that a host (or Wine) without ETW, or a process that is not
