@@ -712,13 +712,20 @@ fn events_for_a_receiver_that_is_down_are_spooled_and_delivered_when_it_comes_up
                 .as_str()
                 .is_some_and(|m| m.starts_with("degraded"))
     });
-    let spooled: u64 = std::fs::read_dir(&spool)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-        .map(|e| e.metadata().unwrap().len())
-        .sum();
-    assert!(spooled > 0, "nothing in the spool");
+    // The batch that failed is retried from memory; what comes after it
+    // (at the latest, the health event itself, sent to every sink) goes to
+    // the spool on disk.
+    let spooled = || -> u64 {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+            .map(|e| e.metadata().unwrap().len())
+            .sum()
+    };
+    wait_until("events in the spool", Duration::from_secs(10), || {
+        spooled() > 0
+    });
 
     // The receiver comes up on that port: the spool is delivered.
     let bodies = receiver(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());

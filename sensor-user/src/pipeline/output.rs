@@ -9,7 +9,10 @@
 use super::emit::{self, Emitter};
 use crate::event::Event;
 use anyhow::Result;
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+
+/// How often the sinks are flushed while no event comes.
+const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(super) struct Output {
     pub(super) emitter: Emitter,
@@ -27,18 +30,25 @@ impl Output {
     }
 
     /// Emits every batch in order, flushing the sinks (and committing the
-    /// journal) whenever no batch is waiting; closes the sinks once settle
-    /// hangs up.
+    /// journal) whenever no batch is waiting, and every [`IDLE_FLUSH`] while
+    /// none comes: sinks retry on flush (a full disk, a receiver that is
+    /// down), and what a flush reports (their health) is itself written by
+    /// the next one. Closes the sinks once settle hangs up.
     pub(super) fn run(mut self, rx: Receiver<Vec<Event>>) -> Result<()> {
-        for batch in &rx {
-            for ev in batch {
-                self.emit(ev)?;
+        loop {
+            match rx.recv_timeout(IDLE_FLUSH) {
+                Ok(batch) => {
+                    for ev in batch {
+                        self.emit(ev)?;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return self.emitter.close(),
             }
             if rx.is_empty() {
                 self.emitter.flush()?;
             }
         }
-        self.emitter.close()
     }
 
     /// Emits one event, with the inventory stage around it: the package
