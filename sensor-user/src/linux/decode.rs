@@ -109,8 +109,6 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
         .filter(|c| !c.is_empty())
     {
         path.push('/');
-        // Valid UTF-8 is the rule; checking it is far cheaper than the
-        // lossy conversion's chunking.
         match std::str::from_utf8(c) {
             Ok(c) => path.push_str(c),
             Err(_) => path.push_str(&String::from_utf8_lossy(c)),
@@ -120,7 +118,7 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
     let mut normalize = false;
     if rec.flags & path_flags::HAS_NAME != 0 {
         let n = (rec.name_len as usize).min(NAME_CAP);
-        let literal = String::from_utf8_lossy(&rec.name[..n]).into_owned();
+        let literal = utf8(&rec.name[..n]);
         // An absolute name is relative to the anchor, which is then the task's root.
         for part in literal.split('/').filter(|p| !p.is_empty() && *p != ".") {
             normalize |= part == "..";
@@ -147,7 +145,16 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
 /// A NUL-terminated byte array as a string.
 pub fn cstr(bytes: &[u8]) -> String {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    utf8(&bytes[..end])
+}
+
+/// Kernel bytes as a string: checked as UTF-8 first, which they nearly always
+/// are and which costs far less than the lossy conversion's chunking.
+fn utf8(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -727,7 +727,7 @@ impl Attributor {
             "file",
             action.to_string(),
             Body::File(Box::new(FileChange {
-                path: path.path.to_string_lossy().into_owned(),
+                path: into_string(path.path),
                 target_path,
                 file,
                 before: None,
@@ -951,7 +951,7 @@ impl Attributor {
             (ns % 1_000_000_000) as u32,
         )
         .unwrap_or_default();
-        t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+        rfc3339_nanos(&t)
     }
 
     fn event(&mut self, kind: &'static str, action: String, body: Body, boot_ns: u64) -> Event {
@@ -981,6 +981,48 @@ impl Attributor {
         self.changes += 1;
         self.push(Input::Change(c))
     }
+}
+
+/// `2026-11-26T23:13:10.527875993Z`, as chrono's `to_rfc3339_opts(Nanos,
+/// true)` writes it for years 0-9999, without its formatting machinery: this
+/// runs for every kernel record.
+fn rfc3339_nanos(t: &chrono::DateTime<chrono::Utc>) -> String {
+    use chrono::{Datelike, Timelike};
+    let mut b = [0u8; 30];
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, t.year().clamp(0, 9999) as u32);
+    put(5, 2, t.month());
+    put(8, 2, t.day());
+    put(11, 2, t.hour());
+    put(14, 2, t.minute());
+    // A leap second is carried in the nanoseconds, as chrono writes it: :60.
+    let nanos = t.nanosecond();
+    put(17, 2, t.second() + nanos / 1_000_000_000);
+    put(20, 9, nanos % 1_000_000_000);
+    for (at, c) in [
+        (4, b'-'),
+        (7, b'-'),
+        (10, b'T'),
+        (13, b':'),
+        (16, b':'),
+        (19, b'.'),
+        (29, b'Z'),
+    ] {
+        b[at] = c;
+    }
+    String::from_utf8(b.to_vec()).expect("ASCII")
+}
+
+/// A path as a string, without a copy when it is UTF-8 (as it nearly always is).
+fn into_string(p: std::path::PathBuf) -> String {
+    p.into_os_string()
+        .into_string()
+        .unwrap_or_else(|p| p.to_string_lossy().into_owned())
 }
 
 /// Inputs handed to the pipeline at once.
@@ -1092,5 +1134,32 @@ pub fn syscall_name(s: u16) -> &'static str {
         sys::SPLICE => "splice",
         sys::MMAP => "mmap",
         _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_times_are_written_as_chrono_writes_them() {
+        let check = |secs: i64, nanos: u32| {
+            let t = chrono::DateTime::from_timestamp(secs, nanos).unwrap();
+            assert_eq!(
+                rfc3339_nanos(&t),
+                t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            );
+        };
+        check(0, 0);
+        check(1_795_999_990, 527_875_993);
+        check(1_795_999_999, 999_999_999);
+        // 2016-12-31T23:59:60.5Z, a leap second as chrono carries it.
+        check(1_483_228_799, 1_500_000_000);
+        check(253_402_300_799, 1); // 9999-12-31T23:59:59
+        let mut s: i64 = 951_782_400; // 2000-02-29
+        for _ in 0..2000 {
+            check(s, (s % 1_000_000_000) as u32);
+            s += 86_399 * 7 + 13;
+        }
     }
 }
