@@ -1,11 +1,12 @@
 //! The shared half of the data flow: coalesce → hash → evaluate → emit.
 //!
 //! Sources (the eBPF ring buffer, later ETW and scans) hand raw changes to
-//! [`Pipeline::send`]. One thread owns the order of events: it folds raw changes
-//! ([`coalesce`]), hands state reads and hashing to a worker pool ([`enrich`]),
-//! and emits in arrival order once each event's `after` state is back, so a
-//! file's events never overtake each other. `before` is the last state this
-//! pipeline emitted for the path.
+//! [`Pipeline::send`]. One thread (settle) owns the order of events: it folds
+//! raw changes ([`coalesce`]), hands hashing to a worker pool ([`enrich`]),
+//! and releases events in arrival order once each event's `after` state is
+//! back, so a file's events never overtake each other. `before` is the last
+//! state this pipeline released for the path. Released events go, in that
+//! order, to the output thread (`output`: labels, rules, rendering, sinks).
 pub mod coalesce;
 pub mod emit;
 pub mod enrich;
