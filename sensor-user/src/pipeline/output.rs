@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 const IDLE_FLUSH: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(super) struct Output {
-    pub(super) emitter: Emitter,
+    emitter: Emitter,
     /// The derived stage: package labels, inventory events.
     inventory: Option<crate::inventory::Stage>,
 }
