@@ -861,6 +861,82 @@ mod tests {
         assert!(evs[0]["after"]["hashes"]["blake3"].is_string());
     }
 
+    /// A sink that writes only on flush, and notes at its first flush that
+    /// it recovered (as the file sink does once a full disk has room again).
+    struct FlushWrites {
+        queued: Vec<String>,
+        lines: Arc<Mutex<Vec<String>>>,
+        health: Vec<crate::sink::Health>,
+        recovered: bool,
+    }
+
+    impl crate::sink::Sink for FlushWrites {
+        fn name(&self) -> &str {
+            "flush-writes"
+        }
+        fn format(&self) -> crate::schema::Format {
+            crate::schema::Format::Native
+        }
+        fn send(&mut self, ev: &crate::sink::Rendered) -> Result<()> {
+            self.queued.push(String::from_utf8(ev.line.to_vec())?);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<()> {
+            self.lines.lock().unwrap().append(&mut self.queued);
+            if !std::mem::replace(&mut self.recovered, true) {
+                self.health.push(crate::sink::Health {
+                    sink: "flush-writes".into(),
+                    state: crate::sink::HealthState::Recovered,
+                    message: "writing again".into(),
+                });
+            }
+            Ok(())
+        }
+        fn take_health(&mut self) -> Vec<crate::sink::Health> {
+            std::mem::take(&mut self.health)
+        }
+        fn close(self: Box<Self>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// What a flush reports (a sink's health) is written by a later flush,
+    /// so the output stage flushes while no event comes: otherwise the note
+    /// would wait for the next change, which on a quiet host may be hours.
+    #[test]
+    fn sinks_are_flushed_while_no_event_comes() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = FlushWrites {
+            queued: Vec::new(),
+            lines: lines.clone(),
+            health: Vec::new(),
+            recovered: false,
+        };
+        let emitter = Emitter::new(vec![Box::new(sink)], RuleSet::builtin(), "h".into());
+        let p = Pipeline::start(settings(), emitter).unwrap();
+        let hb = emit::sensor_event("h", "heartbeat", SensorInfo::default());
+        p.send(vec![Input::Sensor(hb)]).unwrap();
+        let t0 = Instant::now();
+        let recovered = || {
+            lines
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("recovered: writing again"))
+        };
+        while !recovered() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the health note was never written: {:?}",
+                lines.lock().unwrap()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let stop = emit::sensor_event("h", "stop", SensorInfo::default());
+        p.send(vec![Input::Stop(stop)]).unwrap();
+        p.join().unwrap();
+    }
+
     /// Windows software and service events sent by the source are applied
     /// to the stored inventory and unit states as they are journaled; a
     /// removed service is forgotten.
