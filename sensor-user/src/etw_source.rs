@@ -10,7 +10,7 @@
 //!   interpreter's registry baseline and the value read at the event) and go
 //!   through in order as they are ([`crate::registry::event`]);
 //! - `gap` (ETW lost events or buffers) becomes a `sensor`/`gap` event.
-use crate::event::{Body, Event, FileChange, FileInfo, Process, Severity, Source, SCHEMA};
+use crate::event::{Body, Event, FileChange, FileInfo, Process, Source};
 use crate::pipeline::coalesce::{Change as RawChange, Meta};
 use crate::pipeline::emit::sensor_event;
 use crate::pipeline::Input;
@@ -119,20 +119,12 @@ pub fn input(host: &str, c: &Change) -> Input {
         ev.time = time(c.time);
         return Input::Sensor(ev);
     }
-    let ev = Event {
-        schema: SCHEMA,
-        seq: 0,
-        time: time(c.time),
-        host: host.to_string(),
-        kind: "file",
-        action: action.to_string(),
-        severity: Severity::Info,
-        alert: false,
-        rules: Vec::new(),
-        mitre: Vec::new(),
-        pci: Vec::new(),
-        tags: Vec::new(),
-        body: Body::File(Box::new(FileChange {
+    let ev = Event::new(
+        "file",
+        action.to_string(),
+        time(c.time),
+        host.to_string(),
+        Body::File(Box::new(FileChange {
             path: c.path.clone(),
             target_path: c.target.clone(),
             file: FileInfo {
@@ -154,7 +146,7 @@ pub fn input(host: &str, c: &Change) -> Input {
             related: Vec::new(),
             package: None,
         })),
-    };
+    );
     Input::Change(RawChange {
         ev,
         meta: Meta {

@@ -531,6 +531,32 @@ pub struct Downtime {
 }
 
 impl Event {
+    /// An event as a source makes it: not yet numbered (`seq` 0) nor judged
+    /// by the rules (severity info, no rule, technique or tag).
+    pub fn new(
+        kind: &'static str,
+        action: impl Into<String>,
+        time: String,
+        host: impl Into<String>,
+        body: Body,
+    ) -> Event {
+        Event {
+            schema: SCHEMA,
+            seq: 0,
+            time,
+            host: host.into(),
+            kind,
+            action: action.into(),
+            severity: Severity::Info,
+            alert: false,
+            rules: Vec::new(),
+            mitre: Vec::new(),
+            pci: Vec::new(),
+            tags: Vec::new(),
+            body,
+        }
+    }
+
     /// A bare file event for unit tests: `action` on `path`, seen by `tier`
     /// (syscall `write`, decided by inode), no process, no states.
     #[cfg(test)]

@@ -12,7 +12,7 @@
 //! `{"type": "REG_SZ", "data": "...", "size": N}` (`blake3` instead of `data`
 //! for values over 4 KiB) or null (the value did not exist).
 use crate::config::Config;
-use crate::event::{Body, Event, FileChange, FileInfo, Process, Severity, Source, SCHEMA};
+use crate::event::{Body, Event, FileChange, FileInfo, Process, Source};
 use crate::scan::Findings;
 use crate::store::{self, RegistryRow, Store};
 use anyhow::Result;
@@ -397,20 +397,12 @@ pub fn event(
         reg.insert("after".into(), after.unwrap_or(serde_json::Value::Null));
     }
     details.insert("registry".into(), serde_json::Value::Object(reg));
-    Event {
-        schema: SCHEMA,
-        seq: 0,
-        time: store::now(),
-        host: host.to_string(),
-        kind: "file",
-        action: action.to_string(),
-        severity: Severity::Info,
-        alert: false,
-        rules: Vec::new(),
-        mitre: Vec::new(),
-        pci: Vec::new(),
-        tags: Vec::new(),
-        body: Body::File(Box::new(FileChange {
+    Event::new(
+        "file",
+        action.to_string(),
+        store::now(),
+        host.to_string(),
+        Body::File(Box::new(FileChange {
             path,
             target_path: None,
             file: FileInfo {
@@ -438,7 +430,7 @@ pub fn event(
             related: Vec::new(),
             package: None,
         })),
-    }
+    )
 }
 
 #[cfg(test)]

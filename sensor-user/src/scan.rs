@@ -9,9 +9,7 @@
 //! separate functions so that the daemon's scheduled and catch-up scans
 //! produce exactly the same events.
 use crate::append_only::{self, Verdict};
-use crate::event::{
-    Body, Event, FileChange, FileInfo, FileState, Process, Severity, Source, SCHEMA,
-};
+use crate::event::{Body, Event, FileChange, FileInfo, FileState, Process, Source};
 use crate::filestate::{fields_changed, read_state, same_content};
 use crate::hash::{hash_file, hash_file_with_prefix, HashPolicy};
 use crate::pipeline::emit::Emitter;
@@ -380,20 +378,12 @@ pub fn finding_event(
     } = subject;
     let now = store::now();
     let current = after.as_ref().or(before.as_ref());
-    Event {
-        schema: SCHEMA,
-        seq: 0,
-        time: now,
-        host: host.to_string(),
-        kind: "file",
-        action: finding.action.to_string(),
-        severity: Severity::Info,
-        alert: false,
-        rules: Vec::new(),
-        mitre: Vec::new(),
-        pci: Vec::new(),
-        tags: Vec::new(),
-        body: Body::File(Box::new(FileChange {
+    Event::new(
+        "file",
+        finding.action.to_string(),
+        now,
+        host.to_string(),
+        Body::File(Box::new(FileChange {
             path,
             target_path: None,
             file: FileInfo {
@@ -417,7 +407,7 @@ pub fn finding_event(
             details,
             related: Vec::new(),
         })),
-    }
+    )
 }
 
 /// Progress on stderr: an indicatif spinner on a terminal, otherwise a plain

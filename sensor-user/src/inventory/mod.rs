@@ -32,8 +32,7 @@ pub mod systemd_bus;
 pub mod win;
 
 use crate::event::{
-    Body, Event, PackageChange, PackageInfo, PackageRef, Process, SensorInfo, Severity, Source,
-    SCHEMA,
+    Body, Event, PackageChange, PackageInfo, PackageRef, Process, SensorInfo, Source,
 };
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -489,20 +488,12 @@ impl Stage {
         tier: &'static str,
         details: serde_json::Map<String, serde_json::Value>,
     ) -> Event {
-        Event {
-            schema: SCHEMA,
-            seq: 0,
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            host: self.host.clone(),
-            kind: "package",
-            action: c.action.to_string(),
-            severity: Severity::Info,
-            alert: false,
-            rules: Vec::new(),
-            mitre: Vec::new(),
-            pci: Vec::new(),
-            tags: Vec::new(),
-            body: Body::Package(Box::new(PackageChange {
+        Event::new(
+            "package",
+            c.action.to_string(),
+            chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            self.host.clone(),
+            Body::Package(Box::new(PackageChange {
                 package: PackageInfo {
                     manager,
                     name: c.key.name.clone(),
@@ -522,7 +513,7 @@ impl Stage {
                 },
                 details,
             })),
-        }
+        )
     }
 
     /// Labels a file event before the rules see it: `package` (owner,

@@ -6,7 +6,7 @@
 //! Plain Rust types, no bus: the D-Bus side (`systemd_bus.rs`, Linux) feeds
 //! [`Tracker`] and turns its [`Transition`]s into events with
 //! [`service_event`]. See docs/inventory.md.
-use crate::event::{Body, Event, Process, ServiceChange, ServiceInfo, Severity, Source, SCHEMA};
+use crate::event::{Body, Event, Process, ServiceChange, ServiceInfo, Source};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -652,20 +652,12 @@ pub fn service_event(host: &str, bus: &str, t: &Transition, origin: Origin) -> E
         details.insert("unattributed".into(), true.into());
     }
     let before = t.before.as_ref();
-    Event {
-        schema: SCHEMA,
-        seq: 0,
-        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        host: host.to_string(),
-        kind: "service",
-        action: t.action.to_string(),
-        severity: Severity::Info,
-        alert: false,
-        rules: Vec::new(),
-        mitre: Vec::new(),
-        pci: Vec::new(),
-        tags: Vec::new(),
-        body: Body::Service(Box::new(ServiceChange {
+    Event::new(
+        "service",
+        t.action.to_string(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        host.to_string(),
+        Body::Service(Box::new(ServiceChange {
             service: ServiceInfo {
                 manager: "systemd",
                 bus: bus.to_string(),
@@ -697,7 +689,7 @@ pub fn service_event(host: &str, bus: &str, t: &Transition, origin: Origin) -> E
             },
             details,
         })),
-    }
+    )
 }
 
 #[cfg(test)]

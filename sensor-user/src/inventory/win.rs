@@ -21,8 +21,7 @@
 //! (ETW) and SCM polls into events; see docs/inventory.md.
 use super::{diff_by, Change, Inventory, Key, Pkg};
 use crate::event::{
-    Body, Event, PackageChange, PackageInfo, Process, ServiceChange, ServiceInfo, Severity, Source,
-    SCHEMA,
+    Body, Event, PackageChange, PackageInfo, Process, ServiceChange, ServiceInfo, Source,
 };
 use crate::inventory::systemd::UnitState;
 use crate::registry::RegistryTree;
@@ -570,21 +569,13 @@ impl Origin {
 }
 
 fn base_event(host: &str, kind: &'static str, action: &str, body: Body) -> Event {
-    Event {
-        schema: SCHEMA,
-        seq: 0,
-        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        host: host.to_string(),
+    Event::new(
         kind,
-        action: action.to_string(),
-        severity: Severity::Info,
-        alert: false,
-        rules: Vec::new(),
-        mitre: Vec::new(),
-        pci: Vec::new(),
-        tags: Vec::new(),
+        action.to_string(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        host.to_string(),
         body,
-    }
+    )
 }
 
 fn origin_details(o: &Origin) -> serde_json::Map<String, serde_json::Value> {

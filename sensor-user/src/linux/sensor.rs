@@ -955,21 +955,7 @@ impl Attributor {
     }
 
     fn event(&mut self, kind: &'static str, action: String, body: Body, boot_ns: u64) -> Event {
-        Event {
-            schema: SCHEMA,
-            seq: 0,
-            time: self.rfc3339(boot_ns),
-            host: self.host.clone(),
-            kind,
-            action,
-            severity: Severity::Info,
-            alert: false,
-            rules: Vec::new(),
-            mitre: Vec::new(),
-            pci: Vec::new(),
-            tags: Vec::new(),
-            body,
-        }
+        Event::new(kind, action, self.rfc3339(boot_ns), self.host.clone(), body)
     }
 
     pub(super) fn emit_sensor(&mut self, action: &str, info: SensorInfo) -> Result<()> {

@@ -1,5 +1,5 @@
 //! The last stage: sequence numbers, rendering per schema, and the sinks.
-use crate::event::{Body, Event, SensorInfo, Severity, SCHEMA};
+use crate::event::{Body, Event, SensorInfo};
 use crate::integrity::{Chain, HostKey};
 use crate::rules::RuleSet;
 use crate::schema::{render, render_sealed, Format, Seal};
@@ -335,24 +335,16 @@ impl Emitter {
 
 /// A sensor event stamped with the current time.
 pub fn sensor_event(host: &str, action: &str, info: SensorInfo) -> Event {
-    Event {
-        schema: SCHEMA,
-        seq: 0,
-        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        host: host.to_string(),
-        kind: "sensor",
-        action: action.to_string(),
-        severity: Severity::Info,
-        alert: false,
-        rules: Vec::new(),
-        mitre: Vec::new(),
-        pci: Vec::new(),
-        tags: Vec::new(),
-        body: Body::Sensor(SensorInfo {
+    Event::new(
+        "sensor",
+        action.to_string(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        host.to_string(),
+        Body::Sensor(SensorInfo {
             version: env!("CARGO_PKG_VERSION"),
             ..info
         }),
-    }
+    )
 }
 
 #[cfg(test)]
