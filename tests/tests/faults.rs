@@ -712,9 +712,8 @@ fn events_for_a_receiver_that_is_down_are_spooled_and_delivered_when_it_comes_up
                 .as_str()
                 .is_some_and(|m| m.starts_with("degraded"))
     });
-    // The batch that failed is retried from memory; what comes after it
-    // (at the latest, the health event itself, sent to every sink) goes to
-    // the spool on disk.
+    // The batch that failed, and every one after it, goes to the spool on
+    // disk; the sink's own thread writes it, so it may lag the health event.
     let spooled = || -> u64 {
         std::fs::read_dir(&spool)
             .unwrap()
