@@ -687,11 +687,9 @@ fn receiver(listener: std::net::TcpListener) -> std::sync::mpsc::Receiver<String
 
 #[test]
 fn events_for_a_receiver_that_is_down_are_spooled_and_delivered_when_it_comes_up() {
-    // A port nobody listens on yet.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port held but not listening: connections are refused, and no other
+    // socket can take it before the receiver comes up on it.
+    let (held, port) = bound_not_listening();
     let env = Env::new("");
     let spool = env.dir.path().join("spool");
     env.write_policy(
@@ -727,7 +725,7 @@ fn events_for_a_receiver_that_is_down_are_spooled_and_delivered_when_it_comes_up
     });
 
     // The receiver comes up on that port: the spool is delivered.
-    let bodies = receiver(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    let bodies = receiver(listen(held));
     std::fs::write(env.p("after"), "x\n").unwrap();
     let mut got = String::new();
     let t0 = Instant::now();
@@ -742,11 +740,18 @@ fn events_for_a_receiver_that_is_down_are_spooled_and_delivered_when_it_comes_up
     }
     for i in 0..10 {
         let p = env.p(&format!("while-down-{i}"));
-        assert!(
-            got.contains(p.to_str().unwrap()),
-            "{} spooled and never delivered",
-            p.display()
-        );
+        if !got.contains(p.to_str().unwrap()) {
+            // Say whether the sensor saw it, and what it said about the sink.
+            let ours: Vec<Value> = s
+                .events()
+                .into_iter()
+                .filter(|e| e["path"] == p.to_str().unwrap() || e["kind"] == "sensor")
+                .collect();
+            panic!(
+                "{} never delivered; delivered: {got}\nthe sensor's own feed: {ours:#?}",
+                p.display()
+            );
+        }
     }
     s.wait_for(|e| {
         e["kind"] == "sensor"
@@ -757,6 +762,37 @@ fn events_for_a_receiver_that_is_down_are_spooled_and_delivered_when_it_comes_up
                 .is_some_and(|m| m.starts_with("recovered"))
     });
     assert!(s.stop().success());
+}
+
+/// A loopback TCP socket bound to a free port without `listen`, and the port.
+fn bound_not_listening() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a socket this function owns; the address
+    // structs are zeroed and sized for the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut a: libc::sockaddr_in = std::mem::zeroed();
+        a.sin_family = libc::AF_INET as libc::sa_family_t;
+        a.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let rc = libc::bind(raw, &a as *const _ as *const libc::sockaddr, len);
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut got_len = len;
+        let rc = libc::getsockname(raw, &mut a as *mut _ as *mut libc::sockaddr, &mut got_len);
+        assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+        (fd, u16::from_be(a.sin_port))
+    }
+}
+
+/// Starts listening on a socket from [`bound_not_listening`].
+fn listen(fd: std::os::fd::OwnedFd) -> std::net::TcpListener {
+    // SAFETY: listen(2) on a bound socket this function owns.
+    let rc = unsafe { libc::listen(std::os::fd::AsRawFd::as_raw_fd(&fd), 128) };
+    assert_eq!(rc, 0, "listen: {}", std::io::Error::last_os_error());
+    std::net::TcpListener::from(fd)
 }
 
 fn stderr_of(out: &std::process::Output) -> String {
