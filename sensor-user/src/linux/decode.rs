@@ -83,6 +83,64 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     })
 }
 
+/// A file record kept for later with only the used bytes of its first path
+/// (a whole [`FileRecord`] is 3 KiB, mostly empty path buffers). Its target
+/// path is not kept.
+#[derive(Clone)]
+pub struct CompactFileRecord {
+    /// The record up to the end of `path`'s used components.
+    head: Box<[u8]>,
+    /// `path.name`'s used bytes.
+    name: Box<[u8]>,
+}
+
+impl CompactFileRecord {
+    const COMPS: usize =
+        std::mem::offset_of!(FileRecord, path) + std::mem::offset_of!(PathRecord, comps);
+
+    pub fn keep(f: &FileRecord) -> CompactFileRecord {
+        let used = Self::COMPS + (f.path.comps_len as usize).min(PATH_CAP);
+        // SAFETY: a FileRecord is plain integers and byte arrays; `used` stays
+        // inside it.
+        let bytes =
+            unsafe { std::slice::from_raw_parts(f as *const FileRecord as *const u8, used) };
+        let name = &f.path.name[..(f.path.name_len as usize).min(NAME_CAP)];
+        CompactFileRecord {
+            head: bytes.into(),
+            name: name.into(),
+        }
+    }
+
+    /// The record as kept: unused path bytes and the target are zero.
+    pub fn record(&self) -> Box<FileRecord> {
+        // SAFETY: all-zero is a valid FileRecord (integers and byte arrays),
+        // and `head` is at most `COMPS + PATH_CAP` bytes from its start.
+        let mut f = unsafe { Box::<FileRecord>::new_zeroed().assume_init() };
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.head.as_ptr(),
+                &mut *f as *mut FileRecord as *mut u8,
+                self.head.len(),
+            )
+        };
+        f.path.name[..self.name.len()].copy_from_slice(&self.name);
+        f
+    }
+
+    pub fn same_file(&self, f: &FileRecord) -> bool {
+        let (dev, ino) = self.dev_ino();
+        dev == f.dev && ino == f.ino
+    }
+
+    fn dev_ino(&self) -> (u32, u64) {
+        const DEV: usize = std::mem::offset_of!(FileRecord, dev);
+        const INO: usize = std::mem::offset_of!(FileRecord, ino);
+        let dev = u32::from_ne_bytes(self.head[DEV..DEV + 4].try_into().expect("4 bytes"));
+        let ino = u64::from_ne_bytes(self.head[INO..INO + 8].try_into().expect("8 bytes"));
+        (dev, ino)
+    }
+}
+
 /// A path rebuilt from a [`PathRecord`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedPath {
@@ -103,16 +161,18 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
     // One string, built leaf-last. Dentry names never are `.` or `..`, so only
     // a literal name from the syscall can need normalizing.
     let mut path = String::with_capacity(used + 64);
-    for c in rec.comps[..used]
-        .split(|b| *b == 0)
-        .rev()
-        .filter(|c| !c.is_empty())
-    {
-        path.push('/');
-        match std::str::from_utf8(c) {
-            Ok(c) => path.push_str(c),
-            Err(_) => path.push_str(&String::from_utf8_lossy(c)),
+    let comps = &rec.comps[..used];
+    let lossy;
+    let comps = match std::str::from_utf8(comps) {
+        Ok(all) => all,
+        Err(_) => {
+            lossy = String::from_utf8_lossy(comps);
+            &lossy
         }
+    };
+    for c in rsplit_ascii(comps, 0).filter(|c| !c.is_empty()) {
+        path.push('/');
+        path.push_str(c);
     }
     let mut name = None;
     let mut normalize = false;
@@ -120,7 +180,7 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
         let n = (rec.name_len as usize).min(NAME_CAP);
         let literal = utf8(&rec.name[..n]);
         // An absolute name is relative to the anchor, which is then the task's root.
-        for part in literal.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        for part in split_ascii(&literal, b'/').filter(|p| !p.is_empty() && *p != ".") {
             normalize |= part == "..";
             path.push('/');
             path.push_str(part);
@@ -139,6 +199,37 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
         },
         name,
         truncated: rec.flags & path_flags::TRUNCATED != 0,
+    })
+}
+
+// Paths are split with plain byte loops: their pieces are short, and `str`'s
+// char searchers cost more to set up per piece than the search itself.
+
+/// The pieces of `s` between `sep` bytes, last first. `sep` is ASCII, so
+/// every piece is a `str` slice.
+fn rsplit_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let b = s.as_bytes();
+    let mut end = Some(b.len());
+    std::iter::from_fn(move || {
+        let e = end?;
+        let start = b[..e].iter().rposition(|&x| x == sep).map_or(0, |p| p + 1);
+        end = start.checked_sub(1);
+        Some(&s[start..e])
+    })
+}
+
+/// The pieces of `s` between `sep` bytes, in order (as `str::split`).
+fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let b = s.as_bytes();
+    let mut start = Some(0);
+    std::iter::from_fn(move || {
+        let st = start?;
+        let end = b[st..]
+            .iter()
+            .position(|&x| x == sep)
+            .map_or(b.len(), |p| st + p);
+        start = (end < b.len()).then_some(end + 1);
+        Some(&s[st..end])
     })
 }
 
@@ -182,6 +273,52 @@ mod tests {
             r.name_len = n.len() as u16;
         }
         r
+    }
+
+    #[test]
+    fn ascii_splits_match_str_splits() {
+        for s in ["", "/", "a", "/a/b/", "a//b", "\u{e9}t\u{e9}/x", "//"] {
+            assert_eq!(
+                split_ascii(s, b'/').collect::<Vec<_>>(),
+                s.split('/').collect::<Vec<_>>(),
+                "{s:?}"
+            );
+            assert_eq!(
+                rsplit_ascii(s, b'/').collect::<Vec<_>>(),
+                s.rsplit('/').collect::<Vec<_>>(),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_compact_record_gives_back_the_record_without_its_target() {
+        // SAFETY: all-zero is a valid FileRecord.
+        let mut f = unsafe { Box::<FileRecord>::new_zeroed().assume_init() };
+        f.kind = kind::FILE;
+        f.op = sensor_common::op::CREATED;
+        f.dev = 8;
+        f.ino = 1234;
+        f.process.tgid = 77;
+        f.process.comm[..3].copy_from_slice(b"sed");
+        f.path = record(&["w", "tmp", "var"], Some("sedX1"));
+        f.target = record(&["etc"], Some("hosts"));
+        let kept = CompactFileRecord::keep(&f);
+        assert!(kept.head.len() < 1024, "{} bytes kept", kept.head.len());
+        let back = kept.record();
+        assert_eq!(back.op, f.op);
+        assert_eq!((back.dev, back.ino), (8, 1234));
+        assert_eq!(back.process.tgid, 77);
+        assert_eq!(cstr(&back.process.comm), "sed");
+        assert_eq!(resolve(&back.path), resolve(&f.path));
+        assert_eq!(
+            resolve(&back.path).unwrap().path,
+            PathBuf::from("/var/tmp/w/sedX1")
+        );
+        assert_eq!(back.target.flags, 0, "the target is not kept");
+        assert!(kept.same_file(&f));
+        f.ino = 1235;
+        assert!(!kept.same_file(&f));
     }
 
     #[test]

@@ -331,11 +331,12 @@ pub(super) struct Attributor {
     ebpf: Option<Arc<Mutex<Ebpf>>>,
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall time.
     boot_offset_ns: i128,
+    stamps: std::cell::RefCell<Stamps>,
     /// Process records by tgid, with the kernel identity they were built from.
     process_cache: HashMap<u32, (ProcessInfo, Arc<Process>)>,
     /// Open write sessions per process (the record that opened each): closed
     /// with a marker when the process exits, and cleared from the kernel map.
-    sessions: HashMap<u32, Vec<FileRecord>>,
+    sessions: HashMap<u32, Vec<decode::CompactFileRecord>>,
     /// Blind spots already reported: (tgid, start time, what, inode or 0).
     blind_reported: std::collections::HashSet<(u32, u64, &'static str, u64)>,
     /// `systemctl` and `service` runs, for the systemd watcher's attribution.
@@ -363,6 +364,7 @@ impl Attributor {
             names: Names::default(),
             ebpf,
             boot_offset_ns: boot_offset_ns(),
+            stamps: Default::default(),
             sessions: HashMap::new(),
             blind_reported: Default::default(),
             uring_blind: String::new(),
@@ -500,7 +502,8 @@ impl Attributor {
                             t.process.tgid,
                         )?;
                     }
-                    for mut f in open {
+                    for kept in open {
+                        let mut f = kept.record();
                         f.op = op::CLOSED_WRITE;
                         f.sys = sys::EXIT;
                         f.ts_boot_ns = t.ts_boot_ns;
@@ -808,15 +811,14 @@ impl Attributor {
             op::MAPPED_WRITABLE => f.sys != sys::MMAP,
             _ => false,
         };
-        let same = |o: &FileRecord| o.dev == f.dev && o.ino == f.ino;
         if opens {
             let list = self.sessions.entry(f.process.tgid).or_default();
-            if !list.iter().any(same) {
-                list.push(*f);
+            if !list.iter().any(|o| o.same_file(f)) {
+                list.push(decode::CompactFileRecord::keep(f));
             }
         } else if f.op == op::CLOSED_WRITE && f.sys != sys::EXIT {
             if let Some(list) = self.sessions.get_mut(&f.process.tgid) {
-                list.retain(|o| !same(o));
+                list.retain(|o| !o.same_file(f));
             }
         }
         opens
@@ -946,12 +948,10 @@ impl Attributor {
 
     fn rfc3339(&self, boot_ns: u64) -> String {
         let ns = self.boot_offset_ns + boot_ns as i128;
-        let t = chrono::DateTime::from_timestamp(
-            (ns / 1_000_000_000) as i64,
-            (ns % 1_000_000_000) as u32,
+        self.stamps.borrow_mut().at(
+            ns.div_euclid(1_000_000_000) as i64,
+            ns.rem_euclid(1_000_000_000) as u32,
         )
-        .unwrap_or_default();
-        rfc3339_nanos(&t)
     }
 
     fn event(&mut self, kind: &'static str, action: String, body: Body, boot_ns: u64) -> Event {
@@ -966,6 +966,34 @@ impl Attributor {
     fn write(&mut self, c: Change) -> Result<()> {
         self.changes += 1;
         self.push(Input::Change(c))
+    }
+}
+
+/// Event times, with the calendar part kept for the last second written:
+/// records come in bursts within a second, and the calendar arithmetic is
+/// most of the cost of a time.
+#[derive(Default)]
+struct Stamps {
+    sec: Option<i64>,
+    text: [u8; 30],
+}
+
+impl Stamps {
+    /// As [`rfc3339_nanos`] for `secs` and `nanos` (below one second) since
+    /// the epoch; a time chrono cannot represent is written as the epoch.
+    fn at(&mut self, secs: i64, nanos: u32) -> String {
+        if self.sec != Some(secs) {
+            let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
+            self.text.copy_from_slice(rfc3339_nanos(&t).as_bytes());
+            self.sec = Some(secs);
+        }
+        let mut b = self.text;
+        let mut v = nanos % 1_000_000_000;
+        for d in b[20..29].iter_mut().rev() {
+            *d = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        String::from_utf8(b.to_vec()).expect("ASCII")
     }
 }
 
@@ -1126,6 +1154,26 @@ pub fn syscall_name(s: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_within_a_second_reuse_its_calendar_part_and_stay_exact() {
+        let mut stamps = Stamps::default();
+        for (secs, nanos) in [
+            (1_795_999_990, 5),
+            (1_795_999_990, 999_999_999),
+            (1_795_999_991, 0),
+            (1_795_999_990, 123_456_789),
+            (951_868_799, 1), // 2000-02-29T23:59:59
+            (951_868_800, 2), // 2000-03-01
+            (0, 0),
+        ] {
+            let t = chrono::DateTime::from_timestamp(secs, nanos).unwrap();
+            assert_eq!(
+                stamps.at(secs, nanos),
+                t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            );
+        }
+    }
 
     #[test]
     fn event_times_are_written_as_chrono_writes_them() {
