@@ -215,7 +215,7 @@ impl Policy {
         let Some(r) = self.roots.get(root) else {
             return false;
         };
-        if path == r.path {
+        if depth_below(path, &r.path) == Some(0) {
             return true;
         }
         let include = self

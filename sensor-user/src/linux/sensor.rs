@@ -642,7 +642,7 @@ impl Attributor {
         let action = match f.op {
             op::RENAMED => {
                 let t = target.as_ref()?;
-                target_path = Some(t.path.to_string_lossy().into_owned());
+                target_path = Some(path_string(&t.path));
                 let inside = |p: &Path| self.policy.root_for(p, is_dir).is_some();
                 let dir = match (inside(&path.path), inside(&t.path)) {
                     (true, true) => "within",
@@ -663,9 +663,7 @@ impl Attributor {
                 }
             }
             op::LINKED => {
-                target_path = target
-                    .as_ref()
-                    .map(|t| t.path.to_string_lossy().into_owned());
+                target_path = target.as_ref().map(|t| path_string(&t.path));
                 "linked"
             }
             op::SYMLINKED => {
@@ -718,11 +716,11 @@ impl Attributor {
         };
         let watch = root
             .and_then(|r| self.policy.roots.get(r))
-            .map(|r| r.path.to_string_lossy().into_owned());
+            .map(|r| path_string(&r.path));
         let file = FileInfo {
             file_type,
             inode: (f.ino != 0).then_some(f.ino),
-            dev: (f.ino != 0).then(|| format!("{}:{}", f.dev >> 20, f.dev & 0xfffff)),
+            dev: (f.ino != 0).then(|| major_minor(f.dev)),
             path_truncated: path.truncated,
         };
         let process = self.process(&f.process);
@@ -1032,6 +1030,38 @@ fn rfc3339_nanos(t: &chrono::DateTime<chrono::Utc>) -> String {
     String::from_utf8(b.to_vec()).expect("ASCII")
 }
 
+/// A path as a string (checked as UTF-8 first: the lossy conversion's
+/// chunking costs more, and paths nearly always are).
+fn path_string(p: &Path) -> String {
+    match p.to_str() {
+        Some(s) => s.to_owned(),
+        None => p.to_string_lossy().into_owned(),
+    }
+}
+
+/// A kernel `dev_t` as `major:minor`, without the formatting machinery
+/// (this runs for every file event).
+fn major_minor(dev: u32) -> String {
+    fn push_decimal(s: &mut String, mut v: u32) {
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        s.push_str(std::str::from_utf8(&digits[at..]).expect("digits"));
+    }
+    let mut s = String::with_capacity(12);
+    push_decimal(&mut s, dev >> 20);
+    s.push(':');
+    push_decimal(&mut s, dev & 0xfffff);
+    s
+}
+
 /// A path as a string, without a copy when it is UTF-8 (as it nearly always is).
 fn into_string(p: std::path::PathBuf) -> String {
     p.into_os_string()
@@ -1154,6 +1184,13 @@ pub fn syscall_name(s: u16) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn devices_are_written_major_colon_minor() {
+        for dev in [0, 1, 8 << 20 | 1, 259 << 20 | 0xfffff, u32::MAX] {
+            assert_eq!(major_minor(dev), format!("{}:{}", dev >> 20, dev & 0xfffff));
+        }
+    }
 
     #[test]
     fn times_within_a_second_reuse_its_calendar_part_and_stay_exact() {
