@@ -331,10 +331,11 @@ pub(super) struct Attributor {
     ebpf: Option<Arc<Mutex<Ebpf>>>,
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall time.
     boot_offset_ns: i128,
+    /// Event times, with the current second's calendar part kept.
     stamps: std::cell::RefCell<Stamps>,
     /// Process records by tgid, with the kernel identity they were built from.
     process_cache: HashMap<u32, (ProcessInfo, Arc<Process>)>,
-    /// Open write sessions per process (the record that opened each): closed
+    /// Open write sessions per process (the record that opened each, compact): closed
     /// with a marker when the process exits, and cleared from the kernel map.
     sessions: HashMap<u32, Vec<decode::CompactFileRecord>>,
     /// Blind spots already reported: (tgid, start time, what, inode or 0).
