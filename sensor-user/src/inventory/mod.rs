@@ -210,10 +210,6 @@ impl Stage {
         }
     }
 
-    fn info_dir(&self) -> PathBuf {
-        self.s.dpkg_status.with_file_name("info")
-    }
-
     /// At start (after the `start` event): the daemon watcher's availability,
     /// and the inventory compared with the one the store holds (`stored`:
     /// None when the store has none or there is no store).
@@ -534,13 +530,12 @@ impl Stage {
             "renamed" | "linked" | "exchanged" => f.target_path.clone().unwrap_or_default(),
             _ => f.path.clone(),
         };
-        let info = self.info_dir();
         if self.owners.is_none() {
             self.owners = self.owners_rx.take().and_then(|rx| rx.recv().ok());
         }
         let owners = self
             .owners
-            .get_or_insert_with(|| dpkg::Owners::new(info.clone(), self.s.scope.clone()));
+            .get_or_insert_with(|| dpkg::Owners::new(info_dir(&self.s), self.s.scope.clone()));
         if managed.is_some() {
             // A package operation in progress rewrites the lists now.
             owners.refresh();
@@ -596,7 +591,7 @@ impl Stage {
                 Some(dpkg::Verdict::Missing)
             } else if is_file && small {
                 Some(dpkg::verify(
-                    &info,
+                    &info_dir(&self.s),
                     &self.s.dpkg_status,
                     listed.as_ref().map(|(o, l)| (o.as_str(), l.as_str())),
                     &path,
@@ -623,6 +618,11 @@ impl Stage {
             manager_exe,
         });
     }
+}
+
+/// dpkg's `info` directory (file lists and md5sums), beside its status file.
+fn info_dir(s: &Settings) -> PathBuf {
+    s.dpkg_status.with_file_name("info")
 }
 
 /// `vigil package list`: one line per installed package.
