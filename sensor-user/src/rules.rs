@@ -937,61 +937,55 @@ fn valid_pci(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{
-        Body, FileInfo, FileState, ParentProcess, Process, SensorInfo, Source, SCHEMA,
-    };
+    use crate::event::{Body, FileInfo, FileState, ParentProcess, Process, SensorInfo, Source};
 
     /// A file event as the pipeline produces it, by root running vim.
     fn ev(action: &str, path: &str) -> Event {
+        let file = FileChange {
+            path: path.into(),
+            target_path: None,
+            file: FileInfo {
+                file_type: "file",
+                ..Default::default()
+            },
+            before: None,
+            after: None,
+            fields_changed: Vec::new(),
+            diff: None,
+            watch: None,
+            package: None,
+            process: Process {
+                pid: 100,
+                exe: Some("/usr/bin/vim.basic".into()),
+                comm: "vim".into(),
+                user: Some("root".into()),
+                login_user: Some("alice".into()),
+                parent: Some(ParentProcess {
+                    pid: 99,
+                    exe: Some("/usr/bin/bash".into()),
+                    comm: "bash".into(),
+                    cmdline: None,
+                }),
+                ..Default::default()
+            }
+            .into(),
+            source: Source {
+                tier: "tracepoint",
+                syscall: "openat",
+                decided_by: "inode",
+            },
+            details: serde_json::Map::new(),
+            related: Vec::new(),
+        };
         Event {
-            schema: SCHEMA,
             seq: 1,
-            time: "2026-01-01T00:00:00.000000000Z".into(),
-            host: "h".into(),
-            kind: "file",
-            action: action.into(),
-            severity: Severity::Info,
-            alert: false,
-            rules: Vec::new(),
-            mitre: Vec::new(),
-            pci: Vec::new(),
-            tags: Vec::new(),
-            body: Body::File(Box::new(FileChange {
-                path: path.into(),
-                target_path: None,
-                file: FileInfo {
-                    file_type: "file",
-                    ..Default::default()
-                },
-                before: None,
-                after: None,
-                fields_changed: Vec::new(),
-                diff: None,
-                watch: None,
-                package: None,
-                process: Process {
-                    pid: 100,
-                    exe: Some("/usr/bin/vim.basic".into()),
-                    comm: "vim".into(),
-                    user: Some("root".into()),
-                    login_user: Some("alice".into()),
-                    parent: Some(ParentProcess {
-                        pid: 99,
-                        exe: Some("/usr/bin/bash".into()),
-                        comm: "bash".into(),
-                        cmdline: None,
-                    }),
-                    ..Default::default()
-                }
-                .into(),
-                source: Source {
-                    tier: "tracepoint",
-                    syscall: "openat",
-                    decided_by: "inode",
-                },
-                details: serde_json::Map::new(),
-                related: Vec::new(),
-            })),
+            ..Event::new(
+                "file",
+                action,
+                "2026-01-01T00:00:00.000000000Z".into(),
+                "h",
+                Body::File(Box::new(file)),
+            )
         }
     }
 

@@ -135,19 +135,8 @@ fn file_event(seq: u64, action: &str, path: &str, change: impl FnOnce(&mut FileC
     };
     change(&mut f);
     Event {
-        schema: SCHEMA,
         seq,
-        time: T0.into(),
-        host: "web-1".into(),
-        kind: "file",
-        action: action.into(),
-        severity: Severity::Info,
-        alert: false,
-        rules: Vec::new(),
-        mitre: Vec::new(),
-        pci: Vec::new(),
-        tags: Vec::new(),
-        body: Body::File(Box::new(f)),
+        ..Event::new("file", action, T0.into(), "web-1", Body::File(Box::new(f)))
     }
 }
 

@@ -332,7 +332,7 @@ pub(super) struct Attributor {
     /// CLOCK_REALTIME - CLOCK_BOOTTIME, to turn kernel timestamps into wall time.
     boot_offset_ns: i128,
     /// Event times, with the current second's calendar part kept.
-    stamps: std::cell::RefCell<Stamps>,
+    stamps: Stamps,
     /// Process records by tgid, with the kernel identity they were built from.
     process_cache: HashMap<u32, (ProcessInfo, Arc<Process>)>,
     /// Open write sessions per process (the record that opened each, compact): closed
@@ -945,9 +945,9 @@ impl Attributor {
         }
     }
 
-    fn rfc3339(&self, boot_ns: u64) -> String {
+    fn rfc3339(&mut self, boot_ns: u64) -> String {
         let ns = self.boot_offset_ns + boot_ns as i128;
-        self.stamps.borrow_mut().at(
+        self.stamps.at(
             ns.div_euclid(1_000_000_000) as i64,
             ns.rem_euclid(1_000_000_000) as u32,
         )
@@ -987,11 +987,7 @@ impl Stamps {
             self.sec = Some(secs);
         }
         let mut b = self.text;
-        let mut v = nanos % 1_000_000_000;
-        for d in b[20..29].iter_mut().rev() {
-            *d = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
+        put_digits(&mut b[20..29], nanos % 1_000_000_000);
         String::from_utf8(b.to_vec()).expect("ASCII")
     }
 }
@@ -1002,12 +998,7 @@ impl Stamps {
 fn rfc3339_nanos(t: &chrono::DateTime<chrono::Utc>) -> String {
     use chrono::{Datelike, Timelike};
     let mut b = [0u8; 30];
-    let mut put = |at: usize, width: usize, mut v: u32| {
-        for i in (at..at + width).rev() {
-            b[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-        }
-    };
+    let mut put = |at: usize, width: usize, v: u32| put_digits(&mut b[at..at + width], v);
     put(0, 4, t.year().clamp(0, 9999) as u32);
     put(5, 2, t.month());
     put(8, 2, t.day());
@@ -1031,6 +1022,14 @@ fn rfc3339_nanos(t: &chrono::DateTime<chrono::Utc>) -> String {
     String::from_utf8(b.to_vec()).expect("ASCII")
 }
 
+/// Writes the last `dst.len()` decimal digits of `v` into `dst`, zero-padded.
+fn put_digits(dst: &mut [u8], mut v: u32) {
+    for d in dst.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+}
+
 /// A path as a string (checked as UTF-8 first: the lossy conversion's
 /// chunking costs more, and paths nearly always are).
 fn path_string(p: &Path) -> String {
@@ -1043,18 +1042,11 @@ fn path_string(p: &Path) -> String {
 /// A kernel `dev_t` as `major:minor`, without the formatting machinery
 /// (this runs for every file event).
 fn major_minor(dev: u32) -> String {
-    fn push_decimal(s: &mut String, mut v: u32) {
+    fn push_decimal(s: &mut String, v: u32) {
+        let width = v.checked_ilog10().unwrap_or(0) as usize + 1;
         let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        s.push_str(std::str::from_utf8(&digits[at..]).expect("digits"));
+        put_digits(&mut digits[..width], v);
+        s.push_str(std::str::from_utf8(&digits[..width]).expect("digits"));
     }
     let mut s = String::with_capacity(12);
     push_decimal(&mut s, dev >> 20);
