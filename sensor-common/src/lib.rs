@@ -332,7 +332,15 @@ pub struct SessionKey {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Session {
     pub root_id: u32,
-    pub _pad: u32,
+    /// [`session`] flags.
+    pub flags: u32,
+}
+
+/// [`Session::flags`].
+pub mod session {
+    /// The process mapped the file shared: the mapping can write after
+    /// close(2), so only the last reference ends the session.
+    pub const MAPPED: u32 = 1;
 }
 
 /// Index of the loss counters (a per-CPU array).

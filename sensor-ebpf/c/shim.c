@@ -68,6 +68,28 @@ SHIM struct file *shim_task_fd_file(struct task_struct *t, u32 fd)
 	return f;
 }
 
+/* Whether an fd of the task other than `fd` refers to `f`. Only the first
+ * FD_SCAN fds are looked at: a dup beyond them reads as "not held here", which
+ * ends the session early (the next write opens another, so nothing is lost). */
+#define FD_SCAN 64
+SHIM u32 shim_task_other_fd_holds(struct task_struct *t, u32 fd, struct file *f)
+{
+	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt)
+		return 0;
+	u32 max = BPF_CORE_READ(fdt, max_fds);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	for (u32 i = 0; i < FD_SCAN && i < max; i++) {
+		struct file *g = 0;
+		if (i == fd)
+			continue;
+		bpf_core_read(&g, sizeof(g), &fds[i]);
+		if (g == f)
+			return 1;
+	}
+	return 0;
+}
+
 /* --- file, dentry, inode, mount ---------------------------------------------- */
 
 SHIM struct dentry *shim_file_dentry(struct file *f) { return BPF_CORE_READ(f, f_path.dentry); }

@@ -802,15 +802,19 @@ unsafe fn open_enter(ctx: &TracePointContext, sys: u16, flags: u64) {
 }
 
 /// close(2), or dup2/dup3 over an fd: the end of a write session, when hashing
-/// will happen. Only the last reference ends it: `cmd > file` in a shell dups the
-/// fd to 1 and closes the original while the file stays open for writing.
+/// will happen. A file with other references ends it only when they are
+/// elsewhere: `cmd > file` in a shell dups the fd to 1 and closes the original
+/// while the file stays open for writing, and a shared mapping writes after
+/// close; but a forked child holding the file (until it exits or execs) is not
+/// this process writing, and keeping the session would leave it in the map.
 #[inline(always)]
 unsafe fn close_enter(fd: u64, via: u16) {
     if is_self() {
         return;
     }
-    let file = shim_task_fd_file(current_task(), fd as u32);
-    if file.is_null() || shim_file_refs(file) > 1 {
+    let task = current_task();
+    let file = shim_task_fd_file(task, fd as u32);
+    if file.is_null() {
         return;
     }
     let key = SessionKey {
@@ -819,6 +823,11 @@ unsafe fn close_enter(fd: u64, via: u16) {
         file: file as u64,
     };
     let Some(s) = SESSIONS.get(&key) else { return };
+    if shim_file_refs(file) > 1
+        && (s.flags & session::MAPPED != 0 || shim_task_other_fd_holds(task, fd as u32, file) != 0)
+    {
+        return;
+    }
     let root_id = s.root_id;
     let _ = SESSIONS.remove(&key);
     let Some(sc) = scratch() else { return };
@@ -1080,7 +1089,7 @@ unsafe fn fd_change(
             &key,
             &Session {
                 root_id: d.root_id,
-                _pad: 0,
+                flags: 0,
             },
             0,
         );
@@ -1136,7 +1145,7 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
             &key,
             &Session {
                 root_id: v.root_id,
-                _pad: 0,
+                flags: 0,
             },
             0,
         );

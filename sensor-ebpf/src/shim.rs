@@ -28,6 +28,7 @@ unsafe extern "C" {
     pub fn shim_task_root_dentry(task: Ptr) -> Ptr;
     pub fn shim_task_root_mnt(task: Ptr) -> Ptr;
     pub fn shim_task_fd_file(task: Ptr, fd: u32) -> Ptr;
+    pub fn shim_task_other_fd_holds(task: Ptr, fd: u32, file: Ptr) -> u32;
 
     pub fn shim_file_dentry(file: Ptr) -> Ptr;
     pub fn shim_file_mnt(file: Ptr) -> Ptr;

@@ -134,7 +134,7 @@ unsafe fn finish(ret: i64, moved: bool) {
             };
             let s = Session {
                 root_id: (*r).root_id,
-                _pad: 0,
+                flags: 0,
             };
             let _ = SESSIONS.insert(&key, &s, 0);
             (*r).ret = 0;
@@ -227,9 +227,14 @@ pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u
         file: file as u64,
     };
     let session = !detector;
-    if session && SESSIONS.get(&key).is_some() {
-        // Written through already: that session's marker hashes it.
-        return;
+    if let Some(s) = SESSIONS.get_ptr_mut(&key) {
+        // The mapping can write after close(2): only the last reference
+        // ends this session now.
+        (*s).flags |= session::MAPPED;
+        if session {
+            // Written through already: that session's marker hashes it.
+            return;
+        }
     }
     let t = file_target(file);
     let d = decide(t.dentry, t.mnt, false);
@@ -239,7 +244,7 @@ pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u
     if session {
         let s = Session {
             root_id: d.root_id,
-            _pad: 0,
+            flags: session::MAPPED,
         };
         let _ = SESSIONS.insert(&key, &s, 0);
     }
@@ -356,7 +361,7 @@ unsafe fn on_write(tier: u8, rw: u64, file: Ptr, count: u64) {
         &key,
         &Session {
             root_id: d.root_id,
-            _pad: 0,
+            flags: 0,
         },
         0,
     );

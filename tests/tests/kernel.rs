@@ -450,6 +450,41 @@ fn one_modified_event_per_open_for_a_gibibyte_of_writes() {
 }
 
 #[test]
+fn a_close_ends_the_session_while_a_forked_child_holds_the_file() {
+    // Before, the marker waited for the writer's exit (the file's reference
+    // count said "still open"), and the session stayed in the kernel's map.
+    let d = test_dir("fork-close", true);
+    let f = d.join("target");
+    touch(&f);
+    let (pid, ok) = run_op(&d, &["write-fork-close", "target"]);
+    assert!(ok);
+    expect(pid, "closed_after_write", &f, "close");
+    let actions: Vec<String> = shared()
+        .sensor
+        .events_of(pid)
+        .iter()
+        .filter_map(|e| e["action"].as_str().map(String::from))
+        .collect();
+    assert_eq!(actions, vec!["modified", "closed_after_write"]);
+}
+
+#[test]
+fn a_dup_keeps_the_session_open_until_the_last_fd_closes() {
+    let d = test_dir("dup-close", true);
+    let f = d.join("target");
+    touch(&f);
+    let (pid, ok) = run_op(&d, &["write-dup-close", "target"]);
+    assert!(ok);
+    expect(pid, "closed_after_write", &f, "close");
+    // A sentinel: anything else of pid's is in the output by now.
+    let (spid, _) = run_op(&d, &["mkdir", "sentinel"]);
+    shared().sensor.wait_for(|e| e["process"]["pid"] == spid);
+    let evs = shared().sensor.events_of(pid);
+    let actions: Vec<&str> = evs.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, vec!["modified", "closed_after_write"], "{evs:#?}");
+}
+
+#[test]
 fn a_process_that_exits_right_after_writing_is_attributed() {
     // vigil-testop exits as soon as its one write returns, without closing.
     let d = test_dir("exit", true);

@@ -94,6 +94,38 @@ fn main() {
                 }
                 libc::syscall(libc::SYS_close, fd)
             }
+            // Writes to FILE, forks a child that holds the open file for 2 s,
+            // closes it, and waits for the child: the close ends this
+            // process's session although the file stays open in the child.
+            "write-fork-close" => {
+                let fd = fd_of(a(1), libc::O_WRONLY);
+                check(
+                    libc::syscall(libc::SYS_write, fd, buf.as_ptr(), 16),
+                    "write",
+                );
+                let child = libc::fork();
+                check(child.into(), "fork");
+                if child == 0 {
+                    libc::sleep(2);
+                    libc::_exit(0);
+                }
+                check(libc::syscall(libc::SYS_close, fd), "close");
+                libc::waitpid(child, std::ptr::null_mut(), 0).into()
+            }
+            // Writes to FILE, dups the fd as a shell redirection does, closes
+            // the original, writes through the copy and closes it: one
+            // session, ended by the last close.
+            "write-dup-close" => {
+                let fd = fd_of(a(1), libc::O_WRONLY);
+                check(
+                    libc::syscall(libc::SYS_write, fd, buf.as_ptr(), 16),
+                    "write",
+                );
+                check(libc::syscall(libc::SYS_dup2, fd, 9), "dup2");
+                check(libc::syscall(libc::SYS_close, fd), "close");
+                check(libc::syscall(libc::SYS_write, 9, buf.as_ptr(), 16), "write");
+                libc::syscall(libc::SYS_close, 9)
+            }
             // Creates FILE, writes to it, closes it and unlinks it: one process,
             // so the deletion surely comes before the pipeline reads the file.
             "create-write-unlink" => {

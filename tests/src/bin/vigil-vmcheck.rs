@@ -138,6 +138,16 @@ fn scenarios() -> Vec<Scenario> {
                 "exit",
             )
         },
+        // The writer closes while a forked child holds the file: its close
+        // ends its session (on every tier: close(2) is a tracepoint).
+        s(
+            "write-fork-close",
+            &["write-fork-close", "f"],
+            File,
+            "closed_after_write",
+            "f",
+            "close",
+        ),
         Scenario {
             vfs: SETATTR,
             ..s(
