@@ -613,6 +613,47 @@ fn reg_delete_of_a_key_forgets_its_values() {
 }
 
 #[test]
+fn a_keys_new_security_descriptor_is_reported() {
+    // Set-Acl HKLM:\SOFTWARE\Vigil (RegSetKeySecurity), by key name and by
+    // an opened key's object; a denied one reports nothing.
+    let mut t = T::new();
+    let c = t.push(
+        9,
+        Record::RegSetSecurity {
+            key_object: 0x30,
+            status: 0,
+            key_name: VIGIL_NT.into(),
+        },
+    );
+    assert_eq!(actions(&c), vec![("key_permissions_changed", VIGIL, None)]);
+    assert_eq!(c[0].pid, 9);
+    assert!(c[0].value.is_none(), "a key's security is not a value");
+    t.push(9, open_key(0x31, 0, "", &format!(r"{VIGIL_NT}\Sub"), false));
+    let c = t.push(
+        9,
+        Record::RegSetSecurity {
+            key_object: 0x31,
+            status: 0,
+            key_name: String::new(),
+        },
+    );
+    assert_eq!(
+        actions(&c),
+        vec![("key_permissions_changed", r"HKLM\SOFTWARE\Vigil\Sub", None)]
+    );
+    let denied = t.push(
+        9,
+        Record::RegSetSecurity {
+            key_object: 0x31,
+            status: 0xC000_0022, // STATUS_ACCESS_DENIED
+            key_name: String::new(),
+        },
+    );
+    assert!(denied.is_empty());
+    assert_eq!(t.i.stats().failed_registry_ops, 1);
+}
+
+#[test]
 fn keys_opened_relative_to_a_base_object_are_named_in_full() {
     let mut t = T::new();
     let run = r"HKU\S-1-5-21-1-2-3-1001\Software\Microsoft\Windows\CurrentVersion\Run";
@@ -870,7 +911,7 @@ fn arbitrary_record_sequences_never_panic_and_stay_bounded() {
         let name = names[(r >> 16) as usize % names.len()].to_string();
         let key = keys[(r >> 20) as usize % keys.len()].to_string();
         let class = [4, 10, 13, 19, 20, 64, 65, 0, 9999][(r >> 24) as usize % 9];
-        let rec = match (r >> 32) % 16 {
+        let rec = match (r >> 32) % 17 {
             0 => create(fo, HOSTS, ((r >> 40) % 7) as u32, (r >> 44) as u32 & 0x1fff),
             1 => create_new(fo, r"C:\Windows\System32\Tasks\T"),
             2 => write(fo, fk),
@@ -906,6 +947,11 @@ fn arbitrary_record_sequences_never_panic_and_stay_bounded() {
             },
             14 => Record::RegCloseKey {
                 key_object: fo,
+                key_name: key,
+            },
+            15 => Record::RegSetSecurity {
+                key_object: fo,
+                status: (r >> 40) as u32 % 2,
                 key_name: key,
             },
             _ => Record::ProcessStop {

@@ -6,7 +6,7 @@
 //!                                default policy (ARGS are passed to `vigil run`)
 //!   cargo xtask test             deps + build + lints (also sensor-windows for
 //!                                the Windows target) + every test (needs root),
-//!                                then vm-test
+//!                                then wine-test and vm-test
 //!   cargo xtask soak [CHANGES [FILES]]
 //!                                deps + build + the full-size fault tests
 //!                                (needs root): a burst of 1 000 000 changes
@@ -251,6 +251,8 @@ fn test() -> Result<()> {
     windows_lint()?;
     step("unit tests and root integration tests on this kernel");
     cargo(&["test", "--", "--test-threads", "4"])?;
+    step("the Windows build's tests and vigil.exe under Wine (wine-test)");
+    wine::main(&[])?;
     step("the same static vigil on Debian 5.10, 6.1 and 6.12 kernels under qemu (vm-test)");
     vm::main(&[])
 }

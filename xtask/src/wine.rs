@@ -7,9 +7,9 @@
 //! upgraded/reconfigured and removed between scans (software and service
 //! events), and `vigil run` failing clearly without ETW.
 //!
-//! Not part of `cargo xtask test`: the first run installs Wine and mingw and
-//! builds the `windows` crate for a second target (minutes), and Wine is not
-//! Windows (see docs/windows.md for what this does and does not prove).
+//! Part of `cargo xtask test` (after the host tests): the first run installs
+//! Wine and mingw and builds for a second target, a few minutes. Wine is not
+//! Windows: see docs/windows.md for what this does and does not prove.
 //!
 //! Steps: install wine64 and gcc-mingw-w64-x86-64 if missing, add the Rust
 //! target, create a Wine prefix in target/wine-prefix, put the
@@ -72,7 +72,7 @@ pub fn main(args: &[String]) -> Result<()> {
     }
     cargo(&a)?;
     step(&format!(
-        "cargo test -p sensor-user --lib --target {TARGET} under Wine: the Windows file state, registry scan, ETW mapping"
+        "cargo test -p sensor-user --lib --target {TARGET} under Wine: the Windows file state, file scan and hashing, registry scan, ETW mapping"
     ));
     cargo(&[
         "test",
@@ -83,6 +83,8 @@ pub fn main(args: &[String]) -> Result<()> {
         TARGET,
         "--",
         "filestate",
+        "scan::",
+        "hash::",
         "registry",
         "etw_source",
         "os::",
