@@ -176,6 +176,91 @@ fn check(what: &str, ev: &Value, checks: &[(bool, &str)]) -> Result<()> {
     Ok(())
 }
 
+/// `vigil service` against Wine's service control manager: install (the
+/// registry entry it makes), start (Wine's services.exe runs `vigil.exe
+/// service run`, whose dispatcher connects; the body fails without ETW and
+/// reports that to the SCM as exit code 1), stop of a stopped service and
+/// `service run` from a console (clear errors), uninstall (the entry gone).
+fn service(exe: &Path, cfg: &str) -> Result<()> {
+    const KEY: &str = r"HKLM\SYSTEM\CurrentControlSet\Services\Vigil";
+    let _ = vigil(exe, &["service", "uninstall"]);
+    let ok = |out: &Output, what: &str| -> Result<String> {
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !out.status.success() {
+            bail!("vigil service {what} exited {}: {err}", out.status);
+        }
+        Ok(err)
+    };
+    let failed = |out: &Output, what: &str, says: &str| -> Result<()> {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !err.contains(says) || err.contains("panicked") {
+            bail!(
+                "vigil service {what} should fail saying {says:?}; it exited {}: {err}",
+                out.status
+            );
+        }
+        Ok(())
+    };
+    ok(
+        &vigil(exe, &["service", "install", "--", "--config", cfg])?,
+        "install",
+    )?;
+    let entry = Command::new("wine").args(["reg", "query", KEY]).output()?;
+    let entry = String::from_utf8_lossy(&entry.stdout);
+    for want in [
+        format!("service run --config {cfg}"),
+        "Start    REG_DWORD    0x2".to_string(),
+        "ObjectName    REG_SZ    LocalSystem".to_string(),
+    ] {
+        if !entry.contains(&want) {
+            bail!("the service's registry entry lacks {want:?}:\n{entry}");
+        }
+    }
+    failed(
+        &vigil(exe, &["service", "install"])?,
+        "install (again)",
+        "already installed",
+    )?;
+    ok(&vigil(exe, &["service", "start"])?, "start")?;
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        let q = Command::new("wine")
+            .args(["sc", "query", "Vigil"])
+            .output()?;
+        let q = String::from_utf8_lossy(&q.stdout).into_owned();
+        if q.contains("STOPPED") || t0.elapsed() > std::time::Duration::from_secs(60) {
+            break q;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    };
+    let exit_code_1 = status
+        .lines()
+        .any(|l| l.contains("WIN32_EXIT_CODE") && l.contains(": 1 "));
+    if !status.contains("STOPPED") || !exit_code_1 {
+        bail!("the service should have stopped with exit code 1 (no ETW under Wine):\n{status}");
+    }
+    failed(
+        &vigil(exe, &["service", "stop"])?,
+        "stop",
+        "cannot stop service Vigil",
+    )?;
+    failed(
+        &vigil(exe, &["service", "run"])?,
+        "run (from a console)",
+        "from a console use `vigil run`",
+    )?;
+    ok(&vigil(exe, &["service", "uninstall"])?, "uninstall")?;
+    if Command::new("wine")
+        .args(["reg", "query", KEY])
+        .output()?
+        .status
+        .success()
+    {
+        bail!("{KEY} is still there after `vigil service uninstall`");
+    }
+    Ok(())
+}
+
 /// `wine reg ARGS`, which must succeed.
 fn reg(args: &[&str]) -> Result<()> {
     run(Command::new("wine").arg("reg").args(args))
@@ -470,9 +555,10 @@ fn scenario(prefix: &Path, exe: &Path) -> Result<()> {
             run.status
         );
     }
+    service(exe, cfg)?;
     let _ = Command::new("wine")
         .args(["reg", "delete", key, "/f"])
         .output();
-    step("Wine scenario: ok (file, registry, software and service findings checked, run refused without ETW)");
+    step("Wine scenario: ok (file, registry, software and service findings checked, run refused without ETW, the service installed, started by Wine's SCM, failed without ETW as a status, uninstalled)");
     Ok(())
 }

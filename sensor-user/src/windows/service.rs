@@ -29,10 +29,20 @@ static BODY: Mutex<Option<Body>> = Mutex::new(None);
 
 windows_service::define_windows_service!(ffi_service_main, service_main);
 
+/// The crate's error with the OS error it wraps: its own text for a failed
+/// call is only "IO error in winapi call".
+fn why(e: windows_service::Error) -> String {
+    match e {
+        windows_service::Error::Winapi(io) => io.to_string(),
+        e => e.to_string(),
+    }
+}
+
 fn manager(access: ServiceManagerAccess) -> Result<ServiceManager> {
     ServiceManager::local_computer(None::<&str>, access).map_err(|e| {
         anyhow!(
-            "cannot open the service control manager: {e} (run elevated: an Administrator console)"
+            "cannot open the service control manager: {} (run elevated: an Administrator console)",
+            why(e)
         )
     })
 }
@@ -59,9 +69,9 @@ pub fn install(run_args: &[OsString]) -> Result<()> {
     };
     let s = m
         .create_service(&info, ServiceAccess::CHANGE_CONFIG)
-        .map_err(|e| anyhow!("cannot create service {NAME}: {e} (already installed? `vigil service uninstall` first)"))?;
+        .map_err(|e| anyhow!("cannot create service {NAME}: {} (already installed? `vigil service uninstall` first)", why(e)))?;
     s.set_description(DESCRIPTION)
-        .map_err(|e| anyhow!("service {NAME}: cannot set its description: {e}"))?;
+        .map_err(|e| anyhow!("service {NAME}: cannot set its description: {}", why(e)))?;
     eprintln!(
         "vigil: service {NAME} installed ({} service run{}), automatic start; `vigil service start` starts it now",
         exe.display(),
@@ -81,7 +91,7 @@ pub fn uninstall() -> Result<()> {
             NAME,
             ServiceAccess::QUERY_STATUS | ServiceAccess::STOP | ServiceAccess::DELETE,
         )
-        .map_err(|e| anyhow!("cannot open service {NAME}: {e} (is it installed?)"))?;
+        .map_err(|e| anyhow!("cannot open service {NAME}: {} (is it installed?)", why(e)))?;
     if !matches!(
         s.query_status().map(|st| st.current_state),
         Ok(ServiceState::Stopped)
@@ -89,7 +99,7 @@ pub fn uninstall() -> Result<()> {
         let _ = s.stop();
     }
     s.delete()
-        .map_err(|e| anyhow!("cannot delete service {NAME}: {e}"))?;
+        .map_err(|e| anyhow!("cannot delete service {NAME}: {}", why(e)))?;
     eprintln!("vigil: service {NAME} uninstalled");
     Ok(())
 }
@@ -98,9 +108,9 @@ pub fn start() -> Result<()> {
     let m = manager(ServiceManagerAccess::CONNECT)?;
     let s = m
         .open_service(NAME, ServiceAccess::START)
-        .map_err(|e| anyhow!("cannot open service {NAME}: {e} (is it installed?)"))?;
+        .map_err(|e| anyhow!("cannot open service {NAME}: {} (is it installed?)", why(e)))?;
     s.start::<&str>(&[])
-        .map_err(|e| anyhow!("cannot start service {NAME}: {e} (its reason is in the event log, System, source Service Control Manager)"))?;
+        .map_err(|e| anyhow!("cannot start service {NAME}: {} (its reason is in the event log, System, source Service Control Manager)", why(e)))?;
     eprintln!("vigil: service {NAME} starting");
     Ok(())
 }
@@ -109,9 +119,9 @@ pub fn stop() -> Result<()> {
     let m = manager(ServiceManagerAccess::CONNECT)?;
     let s = m
         .open_service(NAME, ServiceAccess::STOP)
-        .map_err(|e| anyhow!("cannot open service {NAME}: {e} (is it installed?)"))?;
+        .map_err(|e| anyhow!("cannot open service {NAME}: {} (is it installed?)", why(e)))?;
     s.stop()
-        .map_err(|e| anyhow!("cannot stop service {NAME}: {e}"))?;
+        .map_err(|e| anyhow!("cannot stop service {NAME}: {}", why(e)))?;
     eprintln!("vigil: service {NAME} stopping");
     Ok(())
 }
@@ -122,7 +132,7 @@ pub fn stop() -> Result<()> {
 pub fn dispatch(body: Body) -> Result<()> {
     *BODY.lock().unwrap_or_else(|e| e.into_inner()) = Some(body);
     windows_service::service_dispatcher::start(NAME, ffi_service_main).map_err(|e| {
-        anyhow!("service dispatcher: {e} (`vigil service run` is what the service control manager starts; from a console use `vigil run`)")
+        anyhow!("service dispatcher: {} (`vigil service run` is what the service control manager starts; from a console use `vigil run`)", why(e))
     })
 }
 
