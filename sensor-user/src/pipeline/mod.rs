@@ -383,7 +383,10 @@ impl Settle {
         if self.finished.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.finished);
+        // Sized like this one: growing a vector of events by doubling copies
+        // them several times (they are a few hundred bytes each).
+        let room = self.finished.len();
+        let batch = std::mem::replace(&mut self.finished, Vec::with_capacity(room));
         let out = self.out.as_ref().expect("open until stop");
         if out.send(batch).is_err() {
             self.join_output()?;

@@ -70,6 +70,9 @@ pub struct FileSink {
     queue: VecDeque<Arc<[u8]>>,
     /// Bytes in `queue`, newlines included.
     queued: u64,
+    /// The bytes of one write, kept between writes: growing a fresh buffer
+    /// to 256 KiB copies it several times.
+    chunk: Vec<u8>,
     last_try: Option<Instant>,
     health: HealthNotes,
 }
@@ -106,6 +109,7 @@ impl FileSink {
             period: None,
             queue: VecDeque::new(),
             queued: 0,
+            chunk: Vec::new(),
             last_try: None,
             opts,
         };
@@ -220,7 +224,8 @@ impl FileSink {
         }
         // The lines that fit in this file (at least one, so a line larger than
         // max_size still gets written, alone).
-        let mut chunk = Vec::new();
+        let mut chunk = std::mem::take(&mut self.chunk);
+        chunk.clear();
         let mut lines = 0;
         for l in &self.queue {
             let n = l.len() as u64 + 1;
@@ -235,6 +240,7 @@ impl FileSink {
         }
         let f = self.file.as_mut().expect("opened above");
         let (written, err) = write_counting(f, &chunk);
+        self.chunk = chunk;
         // Lines wholly written are done; a partial one is cut off again.
         let mut done_bytes = 0;
         let mut done_lines = 0;
