@@ -271,7 +271,7 @@ pub struct FileChange {
 /// A process record's JSON, rendered once per shared record and reused for
 /// each of its events: the process object is most of a file event's bytes,
 /// and a burst of changes comes from few processes.
-mod process_json {
+pub(crate) mod process_json {
     use super::Process;
     use serde_json::value::RawValue;
     use std::cell::RefCell;
@@ -292,17 +292,23 @@ mod process_json {
     }
 
     pub fn serialize<S: serde::Serializer>(p: &Arc<Process>, s: S) -> Result<S::Ok, S::Error> {
+        with_json(p, |json| json.serialize(s))
+    }
+
+    /// Calls `f` with the record's JSON, rendered on first use.
+    pub fn with_json<R>(p: &Arc<Process>, f: impl FnOnce(&RawValue) -> R) -> R {
         CACHE.with(|cache| {
             let mut cache = cache.borrow_mut();
             if let Some((_, json)) = cache.get(&Arc::as_ptr(p)) {
-                return json.serialize(s);
+                return f(json);
             }
-            let json = serde_json::value::to_raw_value(&**p).map_err(serde::ser::Error::custom)?;
+            let json = serde_json::value::to_raw_value(&**p)
+                .expect("a process record serializes: its map keys are strings");
             if cache.len() >= MAX {
                 cache.clear();
             }
             let (_, json) = cache.entry(Arc::as_ptr(p)).or_insert((p.clone(), json));
-            json.serialize(s)
+            f(json)
         })
     }
 

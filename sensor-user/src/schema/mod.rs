@@ -3,6 +3,7 @@ use crate::event::Event;
 use serde::Deserialize;
 
 pub mod ecs;
+pub mod native;
 pub mod ocsf;
 
 /// The schema a sink writes.
@@ -21,7 +22,7 @@ pub enum Format {
 /// One event as a single line of JSON in `format` (no trailing newline).
 pub fn render(format: Format, ev: &Event) -> Vec<u8> {
     match format {
-        Format::Native => to_json(ev),
+        Format::Native => native_json(ev),
         Format::Ocsf => to_json(&ocsf::map(ev)),
         Format::Ecs => to_json(&ecs::map(ev)),
     }
@@ -33,6 +34,15 @@ pub fn render(format: Format, ev: &Event) -> Vec<u8> {
 fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096);
     serde_json::to_writer(&mut out, v).expect("events serialize: all keys are strings");
+    out
+}
+
+/// The native rendering: file events by [`native`], the rest by serde.
+fn native_json(ev: &Event) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4096);
+    if !native::write_file_event(&mut out, ev) {
+        serde_json::to_writer(&mut out, ev).expect("events serialize: all keys are strings");
+    }
     out
 }
 
@@ -48,13 +58,14 @@ pub struct Seal<'a> {
 /// `key_id` (after every other member) and without `chain`. The sealed line
 /// is these bytes with `,"chain":"<hex>"` inserted before the final `}`.
 pub fn native_canonical(ev: &Event, key_id: &str) -> Vec<u8> {
-    #[derive(serde::Serialize)]
-    struct Keyed<'a> {
-        #[serde(flatten)]
-        ev: &'a Event,
-        key_id: &'a str,
-    }
-    to_json(&Keyed { ev, key_id })
+    let mut out = native_json(ev);
+    // `key_id` as the last member: before the closing brace.
+    debug_assert_eq!(out.last(), Some(&b'}'));
+    out.pop();
+    out.extend_from_slice(b",\"key_id\":");
+    serde_json::to_writer(&mut out, key_id).expect("strings serialize");
+    out.push(b'}');
+    out
 }
 
 /// One event as a single line of JSON in `format`, carrying `key_id` and
