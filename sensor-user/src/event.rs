@@ -645,8 +645,82 @@ impl Event {
 
     /// `time` as seconds since the Unix epoch (for sinks that want a number).
     pub fn epoch_seconds(&self) -> f64 {
-        chrono::DateTime::parse_from_rfc3339(&self.time)
-            .map(|t| t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
-            .unwrap_or(0.0)
+        utc_epoch_seconds(&self.time).unwrap_or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(&self.time)
+                .map(|t| t.timestamp() as f64 + f64::from(t.timestamp_subsec_nanos()) / 1e9)
+                .unwrap_or(0.0)
+        })
+    }
+}
+
+/// Seconds since the epoch of a time in the shape vigil writes,
+/// `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, without a general parser (every event
+/// needs it for its sinks); `None` for any other shape.
+fn utc_epoch_seconds(t: &str) -> Option<f64> {
+    let b = t.as_bytes();
+    if b.len() < 20 || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        b[r].iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let punct = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if punct.iter().any(|&(i, c)| b[i] != c) {
+        return None;
+    }
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let frac = match &b[19..b.len() - 1] {
+        [] => 0.0,
+        [b'.', digits @ ..] if !digits.is_empty() && digits.len() <= 9 => {
+            num(20..b.len() - 1)? as f64 / 10f64.powi(digits.len() as i32)
+        }
+        _ => return None,
+    };
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use super::utc_epoch_seconds;
+
+    #[test]
+    fn vigils_times_convert_as_chrono_does() {
+        for t in [
+            "1970-01-01T00:00:00Z",
+            "2026-11-27T05:00:00.123456789Z",
+            "2024-02-29T23:59:59.5Z",
+            "2000-03-01T00:00:00.000000001Z",
+            "1969-12-31T23:59:59Z",
+            "2100-12-31T12:34:56.999Z",
+        ] {
+            let want = chrono::DateTime::parse_from_rfc3339(t).unwrap();
+            let want = want.timestamp() as f64 + f64::from(want.timestamp_subsec_nanos()) / 1e9;
+            assert_eq!(utc_epoch_seconds(t), Some(want), "{t}");
+        }
+        for other in [
+            "",
+            "2026-11-27T05:00:00+01:00",
+            "2026-11-27 05:00:00Z",
+            "2026-13-27T05:00:00Z",
+            "2026-11-27T05:00:00.Z",
+            "2026-11-27T05:00:00.1234567891Z",
+            "2026-11-27T05:0a:00Z",
+        ] {
+            assert_eq!(utc_epoch_seconds(other), None, "{other}");
+        }
     }
 }

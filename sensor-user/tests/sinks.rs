@@ -17,7 +17,7 @@ use vigil::sink::{self, Facility, HealthState, HttpKind, Rendered, Sink, SinkCon
 
 // ---------------------------------------------------------------- helpers
 
-fn ev(seq: u64, len: usize) -> Rendered {
+fn ev(seq: u64, len: usize) -> Rendered<'static> {
     let actions = ["write", "chmod", "delete", "rename"];
     let sevs = [
         Severity::Info,
@@ -36,9 +36,9 @@ fn ev(seq: u64, len: usize) -> Rendered {
     Rendered {
         seq,
         epoch: 1_700_000_000.0 + seq as f64 / 8.0,
-        host: "test-host".into(),
+        host: "test-host",
         kind: "file",
-        action: actions[seq as usize % 4].into(),
+        action: actions[seq as usize % 4],
         severity: sevs[seq as usize % 5],
         line: line.into_bytes().into(),
     }

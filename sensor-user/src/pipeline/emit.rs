@@ -232,9 +232,9 @@ impl Emitter {
             let r = Rendered {
                 seq: ev.seq,
                 epoch,
-                host: ev.host.clone(),
+                host: &ev.host,
                 kind: ev.kind,
-                action: ev.action.clone(),
+                action: &ev.action,
                 severity: ev.severity,
                 line,
             };

@@ -344,7 +344,7 @@ impl Sink for FileSink {
 mod tests {
     use super::*;
 
-    fn ev(seq: u64, len: usize) -> Rendered {
+    fn ev(seq: u64, len: usize) -> Rendered<'static> {
         let mut line = format!("{{\"seq\":{seq},\"pad\":\"");
         while line.len() < len - 2 {
             line.push('x');
@@ -353,9 +353,9 @@ mod tests {
         Rendered {
             seq,
             epoch: 0.0,
-            host: "h".into(),
+            host: "h",
             kind: "file",
-            action: "write".into(),
+            action: "write",
             severity: crate::event::Severity::Info,
             line: line.into_bytes().into(),
         }

@@ -16,14 +16,15 @@ pub mod syslog;
 pub use config::{Facility, HttpKind, HumanDuration, SinkConfig};
 
 /// One rendered event.
+/// Borrowed from the event: one is made per sink and event.
 #[derive(Debug, Clone)]
-pub struct Rendered {
+pub struct Rendered<'a> {
     pub seq: u64,
     /// Seconds since the Unix epoch of the event's `time`.
     pub epoch: f64,
-    pub host: String,
+    pub host: &'a str,
     pub kind: &'static str,
-    pub action: String,
+    pub action: &'a str,
     pub severity: Severity,
     /// One line of JSON, without the newline.
     pub line: std::sync::Arc<[u8]>,

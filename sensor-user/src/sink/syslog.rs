@@ -129,8 +129,8 @@ pub fn format_5424(facility: Facility, ev: &Rendered, host: &str, procid: u32) -
     } else {
         "-".into()
     };
-    let host = header_field(if ev.host.is_empty() { host } else { &ev.host }, 255);
-    let msgid = header_field(&ev.action, 32);
+    let host = header_field(if ev.host.is_empty() { host } else { ev.host }, 255);
+    let msgid = header_field(ev.action, 32);
     let mut m = format!("<{pri}>1 {time} {host} vigil {procid} {msgid} - ").into_bytes();
     m.extend_from_slice(&ev.line);
     m
@@ -527,13 +527,13 @@ impl Worker {
 mod tests {
     use super::*;
 
-    fn ev(sev: Severity, action: &str, host: &str) -> Rendered {
+    fn ev<'a>(sev: Severity, action: &'a str, host: &'a str) -> Rendered<'a> {
         Rendered {
             seq: 7,
             epoch: 1_700_000_000.25,
-            host: host.into(),
+            host,
             kind: "file",
-            action: action.into(),
+            action,
             severity: sev,
             line: b"{\"seq\":7,\"path\":\"/etc/a b\"}".to_vec().into(),
         }
