@@ -245,13 +245,19 @@ impl Policy {
 
     /// Global and per-watch ignore globs.
     pub fn ignored(&self, root: Option<usize>, path: &Path) -> bool {
-        if self.config.ignore.is_match(path) {
-            return true;
-        }
-        let watch: Option<&Watch> = root
+        let watch = root
             .and_then(|r| self.roots.get(r))
-            .and_then(|r| self.config.watches.get(r.watch));
-        watch.is_some_and(|w| w.ignore.is_match(path))
+            .and_then(|r| self.config.watches.get(r.watch))
+            .map(|w: &Watch| &w.ignore)
+            .filter(|g| !g.is_empty());
+        let global = Some(&self.config.ignore).filter(|g| !g.is_empty());
+        if global.is_none() && watch.is_none() {
+            // No glob to test: skip building the candidate (per event).
+            return false;
+        }
+        let c = globset::Candidate::new(path);
+        global.is_some_and(|g| g.is_match_candidate(&c))
+            || watch.is_some_and(|g| g.is_match_candidate(&c))
     }
 }
 
@@ -270,6 +276,26 @@ mod tests {
 
     fn policy(text: &str) -> Policy {
         Policy::new(Config::parse(text, "t").unwrap())
+    }
+
+    #[test]
+    fn global_and_per_watch_ignore_globs() {
+        let p = policy(
+            "ignore = [\"**/*.swp\"]\n[[watch]]\npath = \"/etc\"\nignore = [\"/etc/cache/**\"]\n[[watch]]\npath = \"/var/www\"\n",
+        );
+        let (etc, www) = (Some(0), Some(1));
+        assert!(p.ignored(etc, Path::new("/etc/.hosts.swp")));
+        assert!(p.ignored(www, Path::new("/var/www/a.swp")));
+        assert!(p.ignored(None, Path::new("/x/a.swp")));
+        assert!(p.ignored(etc, Path::new("/etc/cache/x")));
+        assert!(
+            !p.ignored(www, Path::new("/etc/cache/x")),
+            "another watch's glob"
+        );
+        assert!(!p.ignored(etc, Path::new("/etc/hosts")));
+        let none = policy("[[watch]]\npath = \"/etc\"\n");
+        assert!(!none.ignored(Some(0), Path::new("/etc/a.swp")));
+        assert!(!none.ignored(None, Path::new("/etc/a.swp")));
     }
 
     #[test]
