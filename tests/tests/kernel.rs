@@ -97,19 +97,33 @@ fn expect(pid: u32, action: &str, path: &Path, syscall: &str) -> Value {
     e
 }
 
-/// Proves a negative: runs a sentinel op in the watched tree after `pid`'s
-/// operation and waits for it; anything `pid` caused is in the output by then.
-fn assert_no_events(pid: u32) {
+/// `pid`'s events once everything it caused is in the output: runs a
+/// sentinel op in the watched tree after it and waits for that.
+fn settled_events_of(pid: u32) -> Vec<Value> {
     let d = test_dir("sentinels", true);
     let name = format!("sentinel-{pid}");
     let (spid, ok) = run_op(&d, &["mkdir", &name]);
     assert!(ok);
     shared().sensor.wait_for(|e| e["process"]["pid"] == spid);
-    let evs = shared().sensor.events_of(pid);
+    shared().sensor.events_of(pid)
+}
+
+/// Proves a negative: `pid` caused no event.
+fn assert_no_events(pid: u32) {
+    let evs = settled_events_of(pid);
     assert!(
         evs.is_empty(),
         "expected no events from pid {pid}, got {evs:#?}"
     );
+}
+
+/// `pid` wrote `f` in one session: one `modified`, then the marker of its
+/// close(2), and nothing else.
+fn assert_one_session(pid: u32, f: &Path) {
+    expect(pid, "closed_after_write", f, "close");
+    let evs = settled_events_of(pid);
+    let actions: Vec<&str> = evs.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(actions, vec!["modified", "closed_after_write"], "{evs:#?}");
 }
 
 fn touch(p: &Path) {
@@ -442,10 +456,7 @@ fn one_modified_event_per_open_for_a_gibibyte_of_writes() {
     let blocks = (1u64 << 30) / 4096;
     let (pid, ok) = run_op(&d, &["write-many", "big", &blocks.to_string()]);
     assert!(ok);
-    expect(pid, "closed_after_write", &f, "close");
-    let evs = shared().sensor.events_of(pid);
-    let actions: Vec<&str> = evs.iter().filter_map(|e| e["action"].as_str()).collect();
-    assert_eq!(actions, vec!["modified", "closed_after_write"], "{evs:#?}");
+    assert_one_session(pid, &f);
     std::fs::remove_file(&f).unwrap();
 }
 
@@ -458,14 +469,7 @@ fn a_close_ends_the_session_while_a_forked_child_holds_the_file() {
     touch(&f);
     let (pid, ok) = run_op(&d, &["write-fork-close", "target"]);
     assert!(ok);
-    expect(pid, "closed_after_write", &f, "close");
-    let actions: Vec<String> = shared()
-        .sensor
-        .events_of(pid)
-        .iter()
-        .filter_map(|e| e["action"].as_str().map(String::from))
-        .collect();
-    assert_eq!(actions, vec!["modified", "closed_after_write"]);
+    assert_one_session(pid, &f);
 }
 
 #[test]
@@ -475,13 +479,7 @@ fn a_dup_keeps_the_session_open_until_the_last_fd_closes() {
     touch(&f);
     let (pid, ok) = run_op(&d, &["write-dup-close", "target"]);
     assert!(ok);
-    expect(pid, "closed_after_write", &f, "close");
-    // A sentinel: anything else of pid's is in the output by now.
-    let (spid, _) = run_op(&d, &["mkdir", "sentinel"]);
-    shared().sensor.wait_for(|e| e["process"]["pid"] == spid);
-    let evs = shared().sensor.events_of(pid);
-    let actions: Vec<&str> = evs.iter().filter_map(|e| e["action"].as_str()).collect();
-    assert_eq!(actions, vec!["modified", "closed_after_write"], "{evs:#?}");
+    assert_one_session(pid, &f);
 }
 
 #[test]
