@@ -37,13 +37,14 @@ fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
     out
 }
 
-/// The native rendering: file events by [`native`], the rest by serde.
+/// The native rendering: file events by [`native`], the rest (rare) by serde.
 fn native_json(ev: &Event) -> Vec<u8> {
     let mut out = Vec::with_capacity(4096);
-    if !native::write_file_event(&mut out, ev) {
-        serde_json::to_writer(&mut out, ev).expect("events serialize: all keys are strings");
+    if native::write_file_event(&mut out, ev) {
+        out
+    } else {
+        to_json(ev)
     }
-    out
 }
 
 /// What a chained run adds to every event: the host key's id and the event's
