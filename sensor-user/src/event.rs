@@ -77,7 +77,9 @@ pub enum Body {
     /// A systemd unit started, stopped, failed, enabled, disabled or masked
     /// (`kind: service`), from systemd's D-Bus signals.
     Service(Box<ServiceChange>),
-    Sensor(SensorInfo),
+    /// Boxed like the others: an event moves through every stage, and
+    /// this body is the largest.
+    Sensor(Box<SensorInfo>),
 }
 
 /// A systemd unit as the service manager reports it, before and after a

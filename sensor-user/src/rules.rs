@@ -992,7 +992,7 @@ mod tests {
     fn sensor_ev(action: &str) -> Event {
         let mut e = ev(action, "/x");
         e.kind = "sensor";
-        e.body = Body::Sensor(SensorInfo::default());
+        e.body = Body::Sensor(Box::default());
         e
     }
 

@@ -2,7 +2,6 @@
 use sensor_common::{
     kind, path_flags, ExecRecord, FileRecord, PathRecord, TaskRecord, NAME_CAP, PATH_CAP,
 };
-use std::path::PathBuf;
 
 /// One decoded kernel record. The large ones are read in place when the
 /// bytes are aligned (ring-buffer records are 8-aligned), not copied.
@@ -145,9 +144,10 @@ impl CompactFileRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedPath {
     /// Absolute and lexically normalized.
-    pub path: PathBuf,
-    /// The literal name as passed to the syscall, when there was one.
-    pub name: Option<String>,
+    pub path: String,
+    /// The syscall's literal name had more than one component (`a/b`), so
+    /// the kernel's verdict, taken on the anchor, may not hold for the path.
+    pub multi_component_name: bool,
     /// The kernel's walk stopped before the root: the path is a suffix.
     pub truncated: bool,
 }
@@ -157,80 +157,60 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
     if rec.flags & path_flags::HAS_ANCHOR == 0 {
         return None;
     }
-    let used = (rec.comps_len as usize).min(PATH_CAP);
-    // One string, built leaf-last. Dentry names never are `.` or `..`, so only
-    // a literal name from the syscall can need normalizing.
-    let mut path = String::with_capacity(used + 64);
-    let comps = &rec.comps[..used];
-    let lossy;
-    let comps = match std::str::from_utf8(comps) {
-        Ok(all) => all,
-        Err(_) => {
-            lossy = String::from_utf8_lossy(comps);
-            &lossy
+    let comps = &rec.comps[..(rec.comps_len as usize).min(PATH_CAP)];
+    let name = literal_name_bytes(rec).unwrap_or_default();
+    // One buffer, built root first and checked as UTF-8 once. Dentry names
+    // never are `.` or `..`, so only a literal name can need normalizing.
+    let mut path = Vec::with_capacity(comps.len() + name.len() + 2);
+    let mut end = comps.len();
+    while end > 0 {
+        let start = comps[..end]
+            .iter()
+            .rposition(|&b| b == 0)
+            .map_or(0, |p| p + 1);
+        if start < end {
+            path.push(b'/');
+            path.extend_from_slice(&comps[start..end]);
         }
-    };
-    for c in rsplit_ascii(comps, 0).filter(|c| !c.is_empty()) {
-        path.push('/');
-        path.push_str(c);
+        end = start.saturating_sub(1);
     }
-    let mut name = None;
     let mut normalize = false;
-    if rec.flags & path_flags::HAS_NAME != 0 {
-        let n = (rec.name_len as usize).min(NAME_CAP);
-        let literal = utf8(&rec.name[..n]);
-        // An absolute name is relative to the anchor, which is then the task's root.
-        for part in split_ascii(&literal, b'/').filter(|p| !p.is_empty() && *p != ".") {
-            normalize |= part == "..";
-            path.push('/');
-            path.push_str(part);
+    let mut parts = 0;
+    // An absolute name is relative to the anchor, which is then the task's root.
+    for part in name.split(|&b| b == b'/') {
+        parts += 1;
+        if part.is_empty() || part == b"." {
+            continue;
         }
-        name = Some(literal);
+        normalize |= part == b"..";
+        path.push(b'/');
+        path.extend_from_slice(part);
     }
     if path.is_empty() {
-        path.push('/');
+        path.push(b'/');
     }
-    let path = PathBuf::from(path);
+    let path = utf8_vec(path);
     Some(ResolvedPath {
         path: if normalize {
-            crate::config::normalize(&path)
+            let n = crate::config::normalize(std::path::Path::new(&path));
+            n.into_os_string().into_string().unwrap_or(path)
         } else {
             path
         },
-        name,
+        multi_component_name: parts > 1,
         truncated: rec.flags & path_flags::TRUNCATED != 0,
     })
 }
 
-// Paths are split with plain byte loops: their pieces are short, and `str`'s
-// char searchers cost more to set up per piece than the search itself.
-
-/// The pieces of `s` between `sep` bytes, last first. `sep` is ASCII, so
-/// every piece is a `str` slice.
-fn rsplit_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
-    let b = s.as_bytes();
-    let mut end = Some(b.len());
-    std::iter::from_fn(move || {
-        let e = end?;
-        let start = b[..e].iter().rposition(|&x| x == sep).map_or(0, |p| p + 1);
-        end = start.checked_sub(1);
-        Some(&s[start..e])
-    })
+/// The literal name passed to the syscall (a symlink's target, for one), when
+/// the record has one.
+pub fn literal_name(rec: &PathRecord) -> Option<String> {
+    literal_name_bytes(rec).map(utf8)
 }
 
-/// The pieces of `s` between `sep` bytes, in order (as `str::split`).
-fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
-    let b = s.as_bytes();
-    let mut start = Some(0);
-    std::iter::from_fn(move || {
-        let st = start?;
-        let end = b[st..]
-            .iter()
-            .position(|&x| x == sep)
-            .map_or(b.len(), |p| st + p);
-        start = (end < b.len()).then_some(end + 1);
-        Some(&s[st..end])
-    })
+fn literal_name_bytes(rec: &PathRecord) -> Option<&[u8]> {
+    (rec.flags & path_flags::HAS_NAME != 0)
+        .then(|| &rec.name[..(rec.name_len as usize).min(NAME_CAP)])
 }
 
 /// A NUL-terminated byte array as a string.
@@ -246,6 +226,11 @@ fn utf8(bytes: &[u8]) -> String {
         Ok(s) => s.to_owned(),
         Err(_) => String::from_utf8_lossy(bytes).into_owned(),
     }
+}
+
+/// As [`utf8`], without a copy when the bytes are UTF-8.
+fn utf8_vec(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]
@@ -276,22 +261,6 @@ mod tests {
     }
 
     #[test]
-    fn ascii_splits_match_str_splits() {
-        for s in ["", "/", "a", "/a/b/", "a//b", "\u{e9}t\u{e9}/x", "//"] {
-            assert_eq!(
-                split_ascii(s, b'/').collect::<Vec<_>>(),
-                s.split('/').collect::<Vec<_>>(),
-                "{s:?}"
-            );
-            assert_eq!(
-                rsplit_ascii(s, b'/').collect::<Vec<_>>(),
-                s.rsplit('/').collect::<Vec<_>>(),
-                "{s:?}"
-            );
-        }
-    }
-
-    #[test]
     fn a_compact_record_gives_back_the_record_without_its_target() {
         // SAFETY: all-zero is a valid FileRecord.
         let mut f = unsafe { Box::<FileRecord>::new_zeroed().assume_init() };
@@ -311,10 +280,7 @@ mod tests {
         assert_eq!(back.process.tgid, 77);
         assert_eq!(cstr(&back.process.comm), "sed");
         assert_eq!(resolve(&back.path), resolve(&f.path));
-        assert_eq!(
-            resolve(&back.path).unwrap().path,
-            PathBuf::from("/var/tmp/w/sedX1")
-        );
+        assert_eq!(resolve(&back.path).unwrap().path, "/var/tmp/w/sedX1");
         assert_eq!(back.target.flags, 0, "the target is not kept");
         assert!(kept.same_file(&f));
         f.ino = 1235;
@@ -362,15 +328,29 @@ mod tests {
     #[test]
     fn anchor_is_leaf_first() {
         let p = resolve(&record(&["passwd", "etc"], None)).unwrap();
-        assert_eq!(p.path, PathBuf::from("/etc/passwd"));
+        assert_eq!(p.path, "/etc/passwd");
+        assert!(!p.multi_component_name);
+        assert_eq!(resolve(&record(&[], None)).unwrap().path, "/");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_replaced_not_dropped() {
+        let mut r = record(&["etc"], Some("x"));
+        r.name[0] = 0xff;
+        let p = resolve(&r).unwrap();
+        assert_eq!(p.path, "/etc/\u{fffd}");
+        assert_eq!(literal_name(&r).as_deref(), Some("\u{fffd}"));
     }
 
     #[test]
     fn names_join_and_normalize() {
         let p = resolve(&record(&["tmp"], Some("../etc/./shadow"))).unwrap();
-        assert_eq!(p.path, PathBuf::from("/etc/shadow"));
-        let p = resolve(&record(&[], Some("/etc/hosts"))).unwrap();
-        assert_eq!(p.path, PathBuf::from("/etc/hosts"));
-        assert_eq!(p.name.as_deref(), Some("/etc/hosts"));
+        assert_eq!(p.path, "/etc/shadow");
+        assert!(p.multi_component_name);
+        let r = record(&["w", "tmp"], Some("a//./b"));
+        assert_eq!(resolve(&r).unwrap().path, "/tmp/w/a/b");
+        let r = record(&[], Some("/etc/hosts"));
+        assert_eq!(resolve(&r).unwrap().path, "/etc/hosts");
+        assert_eq!(literal_name(&r).as_deref(), Some("/etc/hosts"));
     }
 }

@@ -333,6 +333,10 @@ pub(super) struct Attributor {
     boot_offset_ns: i128,
     /// Event times, with the current second's calendar part kept.
     stamps: Stamps,
+    /// Each root's path as events name it (`watch`), by root index.
+    root_paths: Vec<String>,
+    /// Device numbers as events name them.
+    devices: DeviceNames,
     /// Process records by tgid, with the kernel identity they were built from.
     process_cache: HashMap<u32, (ProcessInfo, Arc<Process>)>,
     /// Open write sessions per process (the record that opened each, compact): closed
@@ -355,7 +359,14 @@ impl Attributor {
         procs: ProcessTable,
         ebpf: Option<Arc<Mutex<Ebpf>>>,
     ) -> Attributor {
+        let root_paths = policy
+            .roots
+            .iter()
+            .map(|r| r.path.to_string_lossy().into_owned())
+            .collect();
         Attributor {
+            root_paths,
+            devices: DeviceNames::default(),
             policy,
             out,
             pending: Vec::new(),
@@ -476,7 +487,7 @@ impl Attributor {
         match r {
             Record::Exec(e) => {
                 let p = &e.process;
-                let exe = decode::resolve(&e.exe).map(|r| r.path.display().to_string());
+                let exe = decode::resolve(&e.exe).map(|r| r.path);
                 let n = (e.args_len as usize).min(e.args.len());
                 self.procs.exec(ProcInfo {
                     pid: p.tgid,
@@ -633,7 +644,7 @@ impl Attributor {
         let two_paths = matches!(f.op, op::RENAMED | op::LINKED);
         let (root, decided_by) =
             self.place(f, &path, target.as_ref().filter(|_| two_paths), is_dir)?;
-        let ignored = |p: &ResolvedPath| self.policy.ignored(root, &p.path);
+        let ignored = |p: &ResolvedPath| self.policy.ignored(root, Path::new(&p.path));
         if ignored(&path) && target.as_ref().filter(|_| two_paths).is_none_or(ignored) {
             return None;
         }
@@ -642,9 +653,8 @@ impl Attributor {
         let mut target_path = None;
         let action = match f.op {
             op::RENAMED => {
-                let t = target.as_ref()?;
-                target_path = Some(path_string(&t.path));
-                let inside = |p: &Path| self.policy.root_for(p, is_dir).is_some();
+                let t = target?;
+                let inside = |p: &str| self.policy.root_for(Path::new(p), is_dir).is_some();
                 let dir = match (inside(&path.path), inside(&t.path)) {
                     (true, true) => "within",
                     (false, true) => "in",
@@ -652,6 +662,7 @@ impl Attributor {
                     (false, false) => "within",
                 };
                 details.insert("direction".into(), dir.into());
+                target_path = Some(t.path);
                 const RENAME_NOREPLACE: u64 = 1;
                 const RENAME_EXCHANGE: u64 = 2;
                 if f.flags & RENAME_NOREPLACE != 0 {
@@ -664,11 +675,11 @@ impl Attributor {
                 }
             }
             op::LINKED => {
-                target_path = target.as_ref().map(|t| path_string(&t.path));
+                target_path = target.map(|t| t.path);
                 "linked"
             }
             op::SYMLINKED => {
-                if let Some(t) = target.as_ref().and_then(|t| t.name.clone()) {
+                if let Some(t) = decode::literal_name(&f.target) {
                     details.insert("link_target".into(), t.into());
                 }
                 "symlinked"
@@ -715,13 +726,11 @@ impl Attributor {
             _ if f.i_mode != 0 => crate::filestate::type_name(f.i_mode),
             (_, _) => "unknown",
         };
-        let watch = root
-            .and_then(|r| self.policy.roots.get(r))
-            .map(|r| path_string(&r.path));
+        let watch = root.and_then(|r| self.root_paths.get(r)).cloned();
         let file = FileInfo {
             file_type,
             inode: (f.ino != 0).then_some(f.ino),
-            dev: (f.ino != 0).then(|| major_minor(f.dev)),
+            dev: (f.ino != 0).then(|| self.devices.name(f.dev)),
             path_truncated: path.truncated,
         };
         let process = self.process(&f.process);
@@ -729,7 +738,7 @@ impl Attributor {
             "file",
             action.to_string(),
             Body::File(Box::new(FileChange {
-                path: into_string(path.path),
+                path: path.path,
                 target_path,
                 file,
                 before: None,
@@ -769,7 +778,7 @@ impl Attributor {
         let touched = [Some(f.path.as_str()), f.target_path.as_deref()];
         for i in 0..self.policy.roots.len() {
             let root = &self.policy.roots[i];
-            if !touched.contains(&root.path.to_str()) {
+            if !touched.contains(&Some(self.root_paths[i].as_str())) {
                 continue;
             }
             let now = crate::policy::inode_key(&root.path).ok();
@@ -838,20 +847,22 @@ impl Attributor {
             .roots
             .get(f.root_id as usize)
             .map(|_| f.root_id as usize);
-        let simple = |p: &ResolvedPath| p.name.as_deref().is_none_or(|n| !n.contains('/'));
+        let simple = |p: &ResolvedPath| !p.multi_component_name;
         if f.verdict == verdict::WATCHED && simple(path) && target.is_none_or(simple) {
             let root = kernel_root?;
             return self
                 .policy
-                .entry_kind_ok(root, &path.path, is_dir)
+                .entry_kind_ok(root, Path::new(&path.path), is_dir)
                 .then_some((Some(root), "inode"));
         }
-        let by_string = |p: &ResolvedPath| self.policy.root_for(&p.path, is_dir);
+        let by_string = |p: &ResolvedPath| self.policy.root_for(Path::new(&p.path), is_dir);
         if let Some(r) = by_string(path).or_else(|| target.and_then(by_string)) {
             return Some((Some(r), "path"));
         }
         // Renaming or removing a directory on the way to a root moves or removes watched files.
-        if matches!(f.op, op::RENAMED | op::RMDIR) && self.policy.is_ancestor_of_root(&path.path) {
+        if matches!(f.op, op::RENAMED | op::RMDIR)
+            && self.policy.is_ancestor_of_root(Path::new(&path.path))
+        {
             return Some((None, "path"));
         }
         None
@@ -988,7 +999,25 @@ impl Stamps {
         }
         let mut b = self.text;
         put_digits(&mut b[20..29], nanos % 1_000_000_000);
-        String::from_utf8(b.to_vec()).expect("ASCII")
+        // SAFETY: `text` is ASCII (from rfc3339_nanos) and put_digits writes
+        // ASCII digits; this runs for every record, so no second check.
+        unsafe { String::from_utf8_unchecked(b.to_vec()) }
+    }
+}
+
+/// `major:minor` names of device numbers, the last one kept: a run of records
+/// is nearly always on one file system.
+#[derive(Default)]
+struct DeviceNames {
+    last: Option<(u32, String)>,
+}
+
+impl DeviceNames {
+    fn name(&mut self, dev: u32) -> String {
+        match &self.last {
+            Some((d, name)) if *d == dev => name.clone(),
+            _ => self.last.insert((dev, major_minor(dev))).1.clone(),
+        }
     }
 }
 
@@ -1030,15 +1059,6 @@ fn put_digits(dst: &mut [u8], mut v: u32) {
     }
 }
 
-/// A path as a string (checked as UTF-8 first: the lossy conversion's
-/// chunking costs more, and paths nearly always are).
-fn path_string(p: &Path) -> String {
-    match p.to_str() {
-        Some(s) => s.to_owned(),
-        None => p.to_string_lossy().into_owned(),
-    }
-}
-
 /// A kernel `dev_t` as `major:minor`, without the formatting machinery
 /// (this runs for every file event).
 fn major_minor(dev: u32) -> String {
@@ -1053,13 +1073,6 @@ fn major_minor(dev: u32) -> String {
     s.push(':');
     push_decimal(&mut s, dev & 0xfffff);
     s
-}
-
-/// A path as a string, without a copy when it is UTF-8 (as it nearly always is).
-fn into_string(p: std::path::PathBuf) -> String {
-    p.into_os_string()
-        .into_string()
-        .unwrap_or_else(|p| p.to_string_lossy().into_owned())
 }
 
 /// Inputs handed to the pipeline at once.

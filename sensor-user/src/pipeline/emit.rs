@@ -340,10 +340,10 @@ pub fn sensor_event(host: &str, action: &str, info: SensorInfo) -> Event {
         action.to_string(),
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         host.to_string(),
-        Body::Sensor(SensorInfo {
+        Body::Sensor(Box::new(SensorInfo {
             version: env!("CARGO_PKG_VERSION"),
             ..info
-        }),
+        })),
     )
 }
 

@@ -554,7 +554,7 @@ mod tests {
             "start",
             "2026-11-27T05:00:00Z".into(),
             "h",
-            Body::Sensor(SensorInfo::default()),
+            Body::Sensor(Box::default()),
         );
         let mut out = Vec::new();
         assert!(!write_file_event(&mut out, &ev));
