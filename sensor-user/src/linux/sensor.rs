@@ -17,7 +17,6 @@ use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use aya::Ebpf;
 use sensor_common::{op, sys, verdict, FileRecord, ProcessInfo};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -338,10 +337,10 @@ pub(super) struct Attributor {
     /// Device numbers as events name them.
     devices: DeviceNames,
     /// Process records by tgid, with the kernel identity they were built from.
-    process_cache: HashMap<u32, (ProcessInfo, Arc<Process>)>,
+    process_cache: foldhash::HashMap<u32, (ProcessInfo, Arc<Process>)>,
     /// Open write sessions per process (the record that opened each, compact): closed
     /// with a marker when the process exits, and cleared from the kernel map.
-    sessions: HashMap<u32, Vec<decode::CompactFileRecord>>,
+    sessions: foldhash::HashMap<u32, Vec<decode::CompactFileRecord>>,
     /// Blind spots already reported: (tgid, start time, what, inode or 0).
     blind_reported: std::collections::HashSet<(u32, u64, &'static str, u64)>,
     /// `systemctl` and `service` runs, for the systemd watcher's attribution.
@@ -377,10 +376,10 @@ impl Attributor {
             ebpf,
             boot_offset_ns: boot_offset_ns(),
             stamps: Default::default(),
-            sessions: HashMap::new(),
+            sessions: Default::default(),
             blind_reported: Default::default(),
             uring_blind: String::new(),
-            process_cache: HashMap::new(),
+            process_cache: Default::default(),
             invocations: None,
         }
     }
@@ -958,10 +957,15 @@ impl Attributor {
 
     fn rfc3339(&mut self, boot_ns: u64) -> String {
         let ns = self.boot_offset_ns + boot_ns as i128;
-        self.stamps.at(
-            ns.div_euclid(1_000_000_000) as i64,
-            ns.rem_euclid(1_000_000_000) as u32,
-        )
+        // i64 arithmetic when it fits (until 2262): i128 division is a libcall.
+        let (secs, nanos) = match i64::try_from(ns) {
+            Ok(ns) => (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000)),
+            Err(_) => (
+                ns.div_euclid(1_000_000_000) as i64,
+                ns.rem_euclid(1_000_000_000) as i64,
+            ),
+        };
+        self.stamps.at(secs, nanos as u32)
     }
 
     fn event(&mut self, kind: &'static str, action: String, body: Body, boot_ns: u64) -> Event {
