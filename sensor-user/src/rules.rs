@@ -19,12 +19,15 @@
 //! matches on the event.
 use crate::config::{line_col, ConfigError};
 use crate::event::{Event, FileChange, Severity};
-use globset::{Candidate, Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
+use path_index::PathIndex;
 use serde::Deserialize;
 use std::cell::RefCell;
 use std::ops::Range;
 use std::path::PathBuf;
 use toml::Spanned;
+
+mod path_index;
 
 /// The rule set Vigil ships with (`rules/default.toml`), applied before any
 /// local rule file.
@@ -277,7 +280,7 @@ struct PathGlob {
 pub struct RuleSet {
     rules: Vec<Rule>,
     /// The `path` and `not_path` globs of every rule, matched once per path.
-    paths: GlobSet,
+    paths: PathIndex,
     /// For each glob in `paths`, its rule and whether it is a `not_path`.
     path_owner: Vec<PathGlob>,
 }
@@ -286,7 +289,7 @@ impl Default for RuleSet {
     fn default() -> Self {
         RuleSet {
             rules: Vec::new(),
-            paths: GlobSet::empty(),
+            paths: PathIndex::empty(),
             path_owner: Vec::new(),
         }
     }
@@ -375,12 +378,12 @@ impl RuleSet {
             }
         }
         self.rules.extend(rules);
-        let mut builder = GlobSetBuilder::new();
+        let mut all = Vec::new();
         let mut owner = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
             for (globs, negated) in [(&r.path, false), (&r.not_path, true)] {
                 for g in globs {
-                    builder.add(g.clone());
+                    all.push(g.clone());
                     owner.push(PathGlob {
                         rule: i as u32,
                         negated,
@@ -388,7 +391,7 @@ impl RuleSet {
                 }
             }
         }
-        self.paths = builder.build().map_err(|e| {
+        self.paths = PathIndex::build(&all).map_err(|e| {
             let last = self.rules.last();
             ConfigError {
                 origin: last.map_or_else(String::new, |r| r.origin.clone()),
@@ -483,9 +486,16 @@ impl RuleSet {
             return;
         }
         for p in std::iter::once(fc.path.as_str()).chain(fc.target_path.as_deref()) {
+            self.paths.matches_into(p, hits);
+            if hits.is_empty() {
+                // The usual case: no glob names this path.
+                for (ok, r) in path_ok.iter_mut().zip(&self.rules) {
+                    *ok |= r.path.is_empty();
+                }
+                continue;
+            }
             per_path.clear();
             per_path.resize(self.rules.len(), 0);
-            self.paths.matches_candidate_into(&Candidate::new(p), hits);
             for &h in hits.iter() {
                 let o = self.path_owner[h];
                 per_path[o.rule as usize] |= if o.negated { 2 } else { 1 };
