@@ -672,18 +672,29 @@ fn utc_epoch_seconds(t: &str) -> Option<f64> {
     if punct.iter().any(|&(i, c)| b[i] != c) {
         return None;
     }
+    // Events come in runs within one second: its date part is kept.
+    thread_local! {
+        static LAST: std::cell::Cell<Option<([u8; 19], i64)>> = const { std::cell::Cell::new(None) };
+    }
+    let frac = match &b[19..b.len() - 1] {
+        [] => 0.0,
+        [b'.', digits @ ..] if !digits.is_empty() && digits.len() <= 9 => {
+            const SCALE: [f64; 10] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
+            num(20..b.len() - 1)? as f64 / SCALE[digits.len()]
+        }
+        _ => return None,
+    };
+    let head: [u8; 19] = b[..19].try_into().expect("19 bytes");
+    if let Some((h, secs)) = LAST.get() {
+        if h == head {
+            return Some(secs as f64 + frac);
+        }
+    }
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return None;
     }
-    let frac = match &b[19..b.len() - 1] {
-        [] => 0.0,
-        [b'.', digits @ ..] if !digits.is_empty() && digits.len() <= 9 => {
-            num(20..b.len() - 1)? as f64 / 10f64.powi(digits.len() as i32)
-        }
-        _ => return None,
-    };
     // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -692,7 +703,9 @@ fn utc_epoch_seconds(t: &str) -> Option<f64> {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + frac)
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    LAST.set(Some((head, secs)));
+    Some(secs as f64 + frac)
 }
 
 #[cfg(test)]

@@ -171,6 +171,9 @@ pub struct Stage {
     /// file list takes a noticeable moment, which would otherwise stall the
     /// first labelled event (and every event behind it).
     owners_rx: Option<crossbeam_channel::Receiver<dpkg::Owners>>,
+    /// The last process record asked about and its package manager, if any:
+    /// a process's events share one record, so runs of events ask once.
+    last_manager: Option<(Arc<Process>, Option<(u32, Option<String>)>)>,
 }
 
 /// What [`Stage::start`] and [`Stage::db_changed`] produce: events to emit
@@ -207,6 +210,7 @@ impl Stage {
             rpm_current: None,
             owners: None,
             owners_rx: owners_rx.flatten(),
+            last_manager: None,
         }
     }
 
@@ -525,7 +529,14 @@ impl Stage {
             // and the scan already compared with the baseline.
             return;
         }
-        let managed = manager_in(&f.process, &self.s.managers);
+        let managed = match &self.last_manager {
+            Some((p, m)) if Arc::ptr_eq(p, &f.process) => m.clone(),
+            _ => {
+                let m = manager_in(&f.process, &self.s.managers);
+                self.last_manager = Some((f.process.clone(), m.clone()));
+                m
+            }
+        };
         let path = match action.as_str() {
             "renamed" | "linked" | "exchanged" => f.target_path.clone().unwrap_or_default(),
             _ => f.path.clone(),

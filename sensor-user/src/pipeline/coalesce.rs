@@ -7,7 +7,8 @@
 //! managers) becomes one `modified` event on the final path. Every raw change is
 //! kept, oldest first, in the event's `related` list: nothing is dropped.
 use crate::event::{Event, Related};
-use std::collections::HashMap;
+// foldhash (randomly seeded): SipHash of the path keys was most of each map operation.
+use foldhash::{HashMap, HashMapExt};
 use std::time::{Duration, Instant};
 
 /// What the source knows about a raw change beyond the event itself.

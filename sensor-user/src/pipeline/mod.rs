@@ -22,7 +22,9 @@ use crossbeam_channel::{select, Receiver, Sender};
 use emit::Emitter;
 use enrich::{Done, Job};
 use globset::GlobSet;
-use std::collections::{HashMap, VecDeque};
+// foldhash (randomly seeded): SipHash of the path keys was most of each map operation.
+use foldhash::{HashMap, HashMapExt, HashSet};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -213,7 +215,7 @@ struct Settle {
     /// mtime or ctime (tmpfs never does; other file systems only at the first
     /// write fault after writeback), so "same metadata" does not mean "same
     /// content" there (vm-test found a stale hash on tmpfs).
-    mapped: std::collections::HashSet<String>,
+    mapped: HashSet<String>,
     last_prune: Instant,
     /// Findings dropped as superseded, per scan id, until the scan's
     /// `scan_finished` passes and carries the count.
