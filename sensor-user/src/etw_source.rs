@@ -135,7 +135,7 @@ pub fn input(host: &str, c: &Change) -> Input {
             after: None,
             fields_changed: Vec::new(),
             diff: None,
-            watch: c.watch.clone(),
+            watch: c.watch.as_deref().map(Into::into),
             process: process(c),
             source: Source {
                 tier: TIER,

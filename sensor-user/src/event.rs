@@ -17,7 +17,8 @@ pub struct Event {
     /// RFC 3339 UTC with nanoseconds: when the change happened (the first
     /// folded change for a coalesced event).
     pub time: String,
-    pub host: String,
+    /// Shared: every event of a run names the same host.
+    pub host: std::sync::Arc<str>,
     /// `file`, `package`, `service` or `sensor`.
     pub kind: &'static str,
     pub action: String,
@@ -251,7 +252,7 @@ pub struct FileChange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
     /// The watched root that covers the path.
-    pub watch: Option<String>,
+    pub watch: Option<std::sync::Arc<str>>,
     /// The package that owns the file and whether a package operation made
     /// the change (see docs/inventory.md); absent for unpackaged files
     /// changed outside package operations.
@@ -545,7 +546,7 @@ impl Event {
         kind: &'static str,
         action: impl Into<String>,
         time: String,
-        host: impl Into<String>,
+        host: impl Into<std::sync::Arc<str>>,
         body: Body,
     ) -> Event {
         Event {

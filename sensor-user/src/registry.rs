@@ -419,7 +419,7 @@ pub fn event(
             after: None,
             fields_changed: Vec::new(),
             diff: None,
-            watch,
+            watch: watch.map(Into::into),
             process,
             source: Source {
                 tier,

@@ -396,7 +396,7 @@ pub fn finding_event(
             after,
             fields_changed: finding.fields_changed,
             diff: None,
-            watch,
+            watch: watch.map(Into::into),
             package: None,
             process,
             source: Source {

@@ -323,7 +323,7 @@ pub(super) struct Attributor {
     /// Inputs not yet handed to the pipeline (sent in batches).
     pending: Vec<Input>,
     pub(super) changes: u64,
-    host: String,
+    host: Arc<str>,
     procs: ProcessTable,
     names: Names,
     /// None when replaying recorded records: there is no kernel to update.
@@ -333,7 +333,7 @@ pub(super) struct Attributor {
     /// Event times, with the current second's calendar part kept.
     stamps: Stamps,
     /// Each root's path as events name it (`watch`), by root index.
-    root_paths: Vec<String>,
+    root_paths: Vec<Arc<str>>,
     /// Device numbers as events name them.
     devices: DeviceNames,
     /// Process records by tgid, with the kernel identity they were built from.
@@ -361,7 +361,7 @@ impl Attributor {
         let root_paths = policy
             .roots
             .iter()
-            .map(|r| r.path.to_string_lossy().into_owned())
+            .map(|r| r.path.to_string_lossy().into())
             .collect();
         Attributor {
             root_paths,
@@ -370,7 +370,7 @@ impl Attributor {
             out,
             pending: Vec::new(),
             changes: 0,
-            host,
+            host: host.into(),
             procs,
             names: Names::default(),
             ebpf,
@@ -777,7 +777,7 @@ impl Attributor {
         let touched = [Some(f.path.as_str()), f.target_path.as_deref()];
         for i in 0..self.policy.roots.len() {
             let root = &self.policy.roots[i];
-            if !touched.contains(&Some(self.root_paths[i].as_str())) {
+            if !touched.contains(&Some(&*self.root_paths[i])) {
                 continue;
             }
             let now = crate::policy::inode_key(&root.path).ok();
