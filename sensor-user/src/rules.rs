@@ -947,7 +947,7 @@ fn valid_pci(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Body, FileInfo, FileState, ParentProcess, Process, SensorInfo, Source};
+    use crate::event::{Body, FileInfo, FileState, ParentProcess, Process, Source};
 
     /// A file event as the pipeline produces it, by root running vim.
     fn ev(action: &str, path: &str) -> Event {

@@ -154,7 +154,7 @@ fn sensor_event(seq: u64, action: &str, info: SensorInfo) -> Event {
         mitre: Vec::new(),
         pci: Vec::new(),
         tags: Vec::new(),
-        body: Body::Sensor(info),
+        body: Body::Sensor(Box::new(info)),
     }
 }
 

@@ -173,7 +173,7 @@ pub struct Stage {
     owners_rx: Option<crossbeam_channel::Receiver<dpkg::Owners>>,
     /// The last process record asked about and its package manager, if any:
     /// a process's events share one record, so runs of events ask once.
-    last_manager: Option<(Arc<Process>, Option<(u32, Option<String>)>)>,
+    last_manager: Option<(Arc<Process>, Option<Manager>)>,
 }
 
 /// What [`Stage::start`] and [`Stage::db_changed`] produce: events to emit
@@ -716,7 +716,10 @@ pub fn verify_files(
 
 /// The nearest package-manager process among the writer and its ancestry:
 /// pid and exe.
-fn manager_in(p: &Process, managers: &[String]) -> Option<(u32, Option<String>)> {
+/// A package manager found in a process's ancestry: its pid and exe.
+type Manager = (u32, Option<String>);
+
+fn manager_in(p: &Process, managers: &[String]) -> Option<Manager> {
     let is = |exe: Option<&str>, comm: &str| {
         let base = exe.and_then(|e| Path::new(e).file_name()?.to_str());
         managers.iter().any(|m| {
