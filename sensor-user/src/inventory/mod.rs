@@ -714,11 +714,10 @@ pub fn verify_files(
     Ok(bad)
 }
 
-/// The nearest package-manager process among the writer and its ancestry:
-/// pid and exe.
 /// A package manager found in a process's ancestry: its pid and exe.
 type Manager = (u32, Option<String>);
 
+/// The nearest package-manager process among the writer and its ancestry.
 fn manager_in(p: &Process, managers: &[String]) -> Option<Manager> {
     let is = |exe: Option<&str>, comm: &str| {
         let base = exe.and_then(|e| Path::new(e).file_name()?.to_str());
