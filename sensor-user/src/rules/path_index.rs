@@ -58,23 +58,28 @@ impl PathIndex {
                 p => prefixes.push(p),
             }
         }
+        // A DFA: the fewest instructions a byte, and these sets are small. If
+        // one cannot be built (a rule file far beyond any real one), there is
+        // no prefilter: every path is matched against the globs, as without
+        // the index.
         let automaton = |patterns: Vec<&str>, start| {
             AhoCorasick::builder()
-                // A DFA: the fewest instructions a byte, and these sets are small.
                 .kind(Some(AhoCorasickKind::DFA))
                 .start_kind(start)
                 .build(patterns)
-                .expect("literal pieces of rule globs are short")
+                .ok()
         };
         // Windows: globset compares `\` and `/` alike; no prefilter.
         let prefilter = !cfg!(windows);
         Ok(PathIndex {
             all: all.build()?,
-            prefixes: prefilter.then(|| automaton(prefixes, StartKind::Anchored)),
+            prefixes: prefilter
+                .then(|| automaton(prefixes, StartKind::Anchored))
+                .flatten(),
             unprefixed: unprefixed.build()?,
             unprefixed_required: required
                 .filter(|_| prefilter)
-                .map(|r| automaton(r, StartKind::Unanchored)),
+                .and_then(|r| automaton(r, StartKind::Unanchored)),
             unprefixed_ids,
         })
     }
