@@ -179,6 +179,7 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     // table is refused.
     conn.execute_batch("PRAGMA query_only = ON")
         .map_err(|e| explain(path, e))?;
+    crate::store::register_functions(&conn).map_err(|e| explain(path, e))?;
     let app: i32 = conn
         .query_row("PRAGMA application_id", [], |r| r.get(0))
         .map_err(|e| explain(path, e))?;
@@ -400,7 +401,7 @@ pub struct Row {
 
 /// Runs a filter query on the journal: matching events, oldest first.
 pub fn query(conn: &Connection, f: &Filter) -> Result<Vec<Row>> {
-    let mut sql = String::from("SELECT seq, event FROM journal WHERE 1 = 1");
+    let mut sql = String::from("SELECT seq, vigil_event(seq, event) FROM journal WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut bind = |sql: &mut String, cond: &str, v: String| {
         args.push(v.into());

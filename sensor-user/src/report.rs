@@ -282,11 +282,11 @@ pub struct AcceptRow {
 /// The journal columns (and event fields) the report reads.
 const EVENT_COLUMNS: &str =
     "seq, time, kind, action, severity, alert, tier, path, target_path, scan_id,
-    json_extract(event, '$.details.unattributed'), json_extract(event, '$.process.exe'),
-    json_extract(event, '$.process.comm'), json_extract(event, '$.process.pid'),
-    json_extract(event, '$.process.user'), json_extract(event, '$.process.login_user'),
-    json_extract(event, '$.rules'), json_extract(event, '$.fields_changed'),
-    json_extract(event, '$.message'), json_extract(event, '$.lost'), json_extract(event, '$.host')";
+    json_extract(vigil_event(seq, event), '$.details.unattributed'), json_extract(vigil_event(seq, event), '$.process.exe'),
+    json_extract(vigil_event(seq, event), '$.process.comm'), json_extract(vigil_event(seq, event), '$.process.pid'),
+    json_extract(vigil_event(seq, event), '$.process.user'), json_extract(vigil_event(seq, event), '$.process.login_user'),
+    json_extract(vigil_event(seq, event), '$.rules'), json_extract(vigil_event(seq, event), '$.fields_changed'),
+    json_extract(vigil_event(seq, event), '$.message'), json_extract(vigil_event(seq, event), '$.lost'), json_extract(vigil_event(seq, event), '$.host')";
 
 fn change_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Change, Option<u64>, Option<String>)> {
     let list = |i: usize| -> rusqlite::Result<Vec<String>> {

@@ -132,10 +132,13 @@ fn sensor(action: &str, lost: Option<u64>) -> Event {
 fn journal(db: &Path, events: Vec<Event>) {
     let rules = RuleSet::load(&[]).unwrap();
     let store = Store::open(db).unwrap();
+    store.begin().unwrap();
     for mut ev in events {
         rules.evaluate(&mut ev);
-        store.journal(&ev).unwrap();
+        let line = serde_json::to_string(&ev).unwrap();
+        store.journal_rendered(&ev, &line).unwrap();
     }
+    store.commit().unwrap();
 }
 
 /// The tree, a baseline, a sensor run that saw one change (and lost some
@@ -270,9 +273,10 @@ fn query_filters_sql_and_reports() {
     // JSON output is the stored event, verbatim.
     let stored = env.ok(&["query", "--json", "--action", "deleted"]);
     let conn = rusqlite::Connection::open(&env.db).unwrap();
+    vigil::store::register_functions(&conn).unwrap();
     let raw: String = conn
         .query_row(
-            "SELECT event FROM journal WHERE action = 'deleted'",
+            "SELECT vigil_event(seq, event) FROM journal WHERE action = 'deleted'",
             [],
             |r| r.get(0),
         )

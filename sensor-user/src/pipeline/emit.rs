@@ -25,9 +25,10 @@ pub struct Emitter {
 }
 
 /// The store's change journal, appended in batches: one transaction per idle
-/// moment of the pipeline, per 4 096 events, or per [`JOURNAL_MAX_AGE`] (a
-/// continuous flood never idles: the journal still stays about a second
-/// behind the feed, which is what a `kill -9` can take from it).
+/// moment of the pipeline once it is [`JOURNAL_MIN_AGE`] old, per 4 096
+/// events, or per [`JOURNAL_MAX_AGE`] (a continuous flood never idles: the
+/// journal still stays about a second behind the feed, which is what a
+/// `kill -9` can take from it).
 struct Journal {
     store: crate::store::Store,
     /// Checkpoints off the pipeline's thread; None if it could not start
@@ -41,6 +42,12 @@ struct Journal {
 
 /// The oldest an open journal transaction gets before it is committed.
 pub const JOURNAL_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The youngest open journal transaction that a short pause between two
+/// batches commits ([`Emitter::flush_between_batches`]). Each commit writes
+/// the last page of the journal, of its blocks and of each index to the WAL
+/// again: committing at every pause of a flood wrote ~6× the journal's size.
+pub const JOURNAL_MIN_AGE: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl Journal {
     fn new(store: crate::store::Store, max_age: std::time::Duration) -> Journal {
@@ -73,7 +80,11 @@ impl Journal {
     }
 
     fn commit(&mut self) -> Result<()> {
-        if self.in_tx > 0 {
+        self.commit_if_older(std::time::Duration::ZERO)
+    }
+
+    fn commit_if_older(&mut self, min_age: std::time::Duration) -> Result<()> {
+        if self.in_tx > 0 && self.opened.elapsed() >= min_age {
             self.in_tx = 0;
             self.store.commit()?;
         }
@@ -244,10 +255,21 @@ impl Emitter {
         }
     }
 
+    /// Flushes the sinks and commits the journal.
     pub fn flush(&mut self) -> Result<()> {
+        self.flush_journal_older_than(std::time::Duration::ZERO)
+    }
+
+    /// As [`Emitter::flush`] in a short pause: the journal's transaction is
+    /// committed only once it is [`JOURNAL_MIN_AGE`] old.
+    pub fn flush_between_batches(&mut self) -> Result<()> {
+        self.flush_journal_older_than(JOURNAL_MIN_AGE)
+    }
+
+    fn flush_journal_older_than(&mut self, min_age: std::time::Duration) -> Result<()> {
         let mut failures = Vec::new();
         if let Some(j) = &mut self.journal {
-            if let Err(e) = j.commit() {
+            if let Err(e) = j.commit_if_older(min_age) {
                 failures.push(("journal".into(), format!("journal stopped: {e:#}")));
                 self.journal = None;
             }

@@ -29,11 +29,13 @@ impl Output {
         }
     }
 
-    /// Emits every batch in order, flushing the sinks (and committing the
-    /// journal) whenever no batch is waiting, and every [`IDLE_FLUSH`] while
-    /// none comes: sinks retry on flush (a full disk, a receiver that is
-    /// down), and what a flush reports (their health) is itself written by
-    /// the next one. Closes the sinks once settle hangs up.
+    /// Emits every batch in order, flushing the sinks whenever no batch is
+    /// waiting, and every [`IDLE_FLUSH`] while none comes: sinks retry on
+    /// flush (a full disk, a receiver that is down), and what a flush
+    /// reports (their health) is itself written by the next one. The
+    /// journal commits in the pauses of a flood only once its transaction
+    /// is [`emit::JOURNAL_MIN_AGE`] old, and always when no batch came for
+    /// [`IDLE_FLUSH`]. Closes the sinks once settle hangs up.
     pub(super) fn run(mut self, rx: Receiver<Vec<Event>>) -> Result<()> {
         loop {
             match rx.recv_timeout(IDLE_FLUSH) {
@@ -41,12 +43,12 @@ impl Output {
                     for ev in batch {
                         self.emit(ev)?;
                     }
+                    if rx.is_empty() {
+                        self.emitter.flush_between_batches()?;
+                    }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => self.emitter.flush()?,
                 Err(RecvTimeoutError::Disconnected) => return self.emitter.close(),
-            }
-            if rx.is_empty() {
-                self.emitter.flush()?;
             }
         }
     }

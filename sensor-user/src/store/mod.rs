@@ -8,6 +8,10 @@
 //!
 //! Errors name the file and say what to do (locked, not a Vigil database,
 //! corrupt, newer schema); nothing here panics on a bad file.
+mod blocks;
+
+pub use blocks::{register_functions, BLOCK_EVENTS};
+
 use crate::event::{Event, FileState};
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 use std::collections::BTreeMap;
@@ -160,6 +164,19 @@ CREATE TABLE units (
     r#"
 ALTER TABLE files ADD COLUMN owner TEXT;
 ALTER TABLE files ADD COLUMN acl TEXT;
+"#,
+    // 7: the events of the live journal in compressed blocks (blocks.rs);
+    // their journal rows keep an empty `event`.
+    r#"
+CREATE TABLE journal_blocks (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq  INTEGER NOT NULL,
+    events    BLOB NOT NULL
+);
+CREATE TRIGGER journal_blocks_no_update BEFORE UPDATE ON journal_blocks
+BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+CREATE TRIGGER journal_blocks_no_delete BEFORE DELETE ON journal_blocks
+BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
 "#,
 ];
 
@@ -342,6 +359,9 @@ pub struct Store {
     row_key: Option<[u8; 32]>,
     /// Rows read since the last [`Store::take_tampered`] that failed the check.
     tampered: std::cell::RefCell<Vec<Tampered>>,
+    /// Events journaled by [`Store::journal_rendered`] whose block is not
+    /// written yet (at the latest by [`Store::commit`]).
+    pending: std::cell::RefCell<blocks::PendingBlock>,
 }
 
 /// The thread of [`Store::checkpoint_in_background`]; dropping it runs a
@@ -401,6 +421,7 @@ impl Store {
             path: path.to_path_buf(),
             row_key: None,
             tampered: Default::default(),
+            pending: std::cell::RefCell::new(blocks::PendingBlock::new()),
         };
         store
             .conn
@@ -478,6 +499,7 @@ impl Store {
 
     fn setup(&self) -> Result<()> {
         let c = &self.conn;
+        register_functions(c).map_err(|e| self.err(e))?;
         // Reading the header first turns "not a database" into a clear error
         // before anything is written.
         let app: i32 = c
@@ -615,8 +637,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Commits, after writing the journal block in progress.
     pub fn commit(&self) -> Result<()> {
+        self.write_pending_block()?;
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
+    fn write_pending_block(&self) -> Result<()> {
+        self.pending
+            .borrow_mut()
+            .write(&self.conn)
+            .map_err(|message| StoreError {
+                path: self.path.clone(),
+                message,
+            })
     }
 
     // -- registry -----------------------------------------------------------
@@ -1112,13 +1146,33 @@ impl Store {
 
     /// Appends an emitted event; returns its journal sequence number.
     pub fn journal(&self, ev: &Event) -> Result<i64> {
-        self.journal_rendered(ev, &serde_json::to_string(ev).unwrap_or_default())
+        self.insert_journal_row(ev, &serde_json::to_string(ev).unwrap_or_default())
     }
 
     /// As [`Store::journal`], with the event already rendered as native JSON
     /// (the emitter's line, with its `key_id` and `chain`): no second
-    /// serialization.
+    /// serialization. The JSON goes into a compressed block (blocks.rs),
+    /// written when it is full or at [`Store::commit`]; outside a
+    /// transaction, at once.
     pub fn journal_rendered(&self, ev: &Event, json: &str) -> Result<i64> {
+        if json.contains('\n') {
+            // Not one line: it cannot be a line of a block.
+            return self.insert_journal_row(ev, json);
+        }
+        let seq = self.insert_journal_row(ev, "")?;
+        if !self.pending.borrow().continues(seq) {
+            // A row journaled between (by `Store::journal`): a new block.
+            self.write_pending_block()?;
+        }
+        self.pending.borrow_mut().push(seq, json);
+        if self.pending.borrow().is_full() || self.conn.is_autocommit() {
+            self.write_pending_block()?;
+        }
+        Ok(seq)
+    }
+
+    /// Inserts a journal row; `json` empty: the event is in a block.
+    fn insert_journal_row(&self, ev: &Event, json: &str) -> Result<i64> {
         let f = ev.file();
         let scan_id = f
             .and_then(|f| f.details.get("scan_id"))
@@ -1183,7 +1237,7 @@ impl Store {
         let row: Option<(i64, String, String)> = self
             .conn
             .prepare_cached(
-                "SELECT seq, time, event FROM journal WHERE kind = 'file' AND (path = ?1 OR target_path = ?1)
+                "SELECT seq, time, vigil_event(seq, event) FROM journal WHERE kind = 'file' AND (path = ?1 OR target_path = ?1)
                  ORDER BY seq DESC LIMIT 1",
             )
             .and_then(|mut st| {
@@ -1213,7 +1267,7 @@ impl Store {
     pub fn journal_entry(&self, seq: i64) -> Result<Option<(String, serde_json::Value)>> {
         self.conn
             .query_row(
-                "SELECT action, event FROM journal WHERE seq = ?1",
+                "SELECT action, vigil_event(seq, event) FROM journal WHERE seq = ?1",
                 [seq],
                 |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
             )

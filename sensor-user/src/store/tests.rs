@@ -406,3 +406,95 @@ fn owner_and_acl_are_stored_and_sealed() {
     let (_, bad) = s.verify_rows().unwrap();
     assert_eq!(bad.len(), 1, "an edited DACL fails the MAC: {bad:?}");
 }
+
+#[test]
+fn blocked_journal_events_read_back_verbatim_across_blocks_and_inline_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("v.db")).unwrap();
+    let json = |i: usize| format!(r#"{{"seq":{i},"path":"/etc/f{i}","note":"ü"}}"#);
+    s.begin().unwrap();
+    let mut seqs = Vec::new();
+    for i in 0..BLOCK_EVENTS + 10 {
+        seqs.push(
+            s.journal_rendered(&event(&format!("/etc/f{i}"), "tracepoint"), &json(i))
+                .unwrap(),
+        );
+        if i == 70 {
+            // A row written inline in the same transaction splits the block.
+            s.journal(&event("/etc/inline", "scan")).unwrap();
+        }
+    }
+    s.commit().unwrap();
+    // One full block, the rest of the run up to the inline row, the tail.
+    let blocks: Vec<(i64, i64)> = s
+        .conn()
+        .prepare("SELECT first_seq, last_seq FROM journal_blocks ORDER BY first_seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(blocks, [(1, 64), (65, 71), (73, 75)]);
+    for (i, seq) in seqs.iter().enumerate() {
+        let (action, ev) = s.journal_entry(*seq).unwrap().unwrap();
+        assert_eq!(action, "modified");
+        assert_eq!(
+            ev,
+            serde_json::from_str::<serde_json::Value>(&json(i)).unwrap()
+        );
+        let verbatim: String = s
+            .conn()
+            .query_row(
+                "SELECT vigil_event(seq, event) FROM journal WHERE seq = ?1",
+                [seq],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(verbatim, json(i));
+    }
+    let (_, inline) = s.journal_entry(72).unwrap().unwrap();
+    assert_eq!(inline["path"], "/etc/inline");
+    // In SQL, in any order, through the function.
+    let paths: Vec<String> = s
+        .conn()
+        .prepare(
+            "SELECT json_extract(vigil_event(seq, event), '$.path') FROM journal ORDER BY seq DESC",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(paths.len(), BLOCK_EVENTS + 11);
+    assert_eq!(paths[0], format!("/etc/f{}", BLOCK_EVENTS + 9));
+    assert_eq!(paths[3], "/etc/inline");
+    // Outside a transaction, the block is written at once.
+    let seq = s
+        .journal_rendered(&event("/etc/late", "tracepoint"), &json(99))
+        .unwrap();
+    assert_eq!(s.journal_entry(seq).unwrap().unwrap().1["seq"], 99);
+    // Blocks are append-only too.
+    assert!(s.conn().execute("DELETE FROM journal_blocks", []).is_err());
+    assert!(s
+        .conn()
+        .execute("UPDATE journal_blocks SET events = x'00'", [])
+        .is_err());
+}
+
+#[test]
+fn a_journal_event_whose_block_is_missing_is_an_error_naming_the_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(&dir.path().join("v.db")).unwrap();
+    s.begin().unwrap();
+    let seq = s
+        .journal_rendered(&event("/etc/a", "tracepoint"), "{}")
+        .unwrap();
+    // The block is written only at commit: force the row out without it.
+    s.pending.borrow_mut().clear();
+    s.commit().unwrap();
+    let e = s.journal_entry(seq).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("journal entry {seq}")) && e.contains("no journal block"),
+        "{e}"
+    );
+}
