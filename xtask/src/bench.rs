@@ -82,6 +82,12 @@ fn overhead() -> Result<()> {
         step(&format!("baseline, then monitor: {}", m.name()));
         let baseline = [median(&churn, &unwatched)?, median(&churn, &watched)?];
         let guard = start(m, &root, &base, &watched)?;
+        // vigil's own CPU from here (its start-up, the BPF verifier above
+        // all, left out) to its settled output.
+        let usage = guard
+            .as_ref()
+            .filter(|_| m == Monitor::Vigil)
+            .map(|c| (c.id(), Usage::read(c.id())));
         // Unwatched first: a monitor still digesting the watched runs' events
         // would otherwise be charged to the unwatched ones.
         for (i, (label, dir)) in [("unwatched", &unwatched), ("watched", &watched)]
@@ -91,7 +97,10 @@ fn overhead() -> Result<()> {
             rows.push((m, label, baseline[i], median(&churn, dir)?));
         }
         if m == Monitor::Vigil {
-            report_vigil(&base.join("vigil.ndjson"))?;
+            let events = report_vigil(&base.join("vigil.ndjson"))?;
+            if let Some((pid, before)) = usage {
+                Usage::read(pid)?.report_since(&before?, events);
+            }
         }
         stop(m, guard)?;
     }
@@ -122,8 +131,9 @@ fn overhead() -> Result<()> {
 /// closed_after_write, renamed, deleted), which coalescing folds into two
 /// events (the rename's target `modified` with three `related` steps, and
 /// `deleted`). Lost records are counted from the gap events. The output
-/// rotates at 100 MiB: every file `vigil.ndjson*` is read.
-fn report_vigil(out: &Path) -> Result<()> {
+/// rotates at 100 MiB: every file `vigil.ndjson*` is read. Returns the
+/// number of file events.
+fn report_vigil(out: &Path) -> Result<u64> {
     let start = Instant::now();
     let size = || -> u64 {
         rotated(out)
@@ -141,6 +151,9 @@ fn report_vigil(out: &Path) -> Result<()> {
         }
         last = len;
     }
+    // Before reading the files back: parsing 300 MB of JSON takes this
+    // (unoptimised) xtask ~20 s, which earlier runs reported as vigil's.
+    let settled = start.elapsed().as_secs_f64() - 1.0;
     let (mut events, mut changes, mut lost) = (0u64, 0u64, 0u64);
     for p in rotated(out) {
         for line in std::fs::read_to_string(&p)?.lines() {
@@ -156,10 +169,66 @@ fn report_vigil(out: &Path) -> Result<()> {
     }
     let expected = (RUNS * 5 * OPS.parse::<usize>()?) as u64;
     step(&format!(
-        "vigil reported {changes} of {expected} kernel changes ({events} events after coalescing), {lost} records lost and reported as gaps; output settled {:.1}s after the last run",
-        start.elapsed().as_secs_f64()
+        "vigil reported {changes} of {expected} kernel changes ({events} events after coalescing), {lost} records lost and reported as gaps; output settled {settled:.1}s after the last run (the last second without growth not counted)"
     ));
-    Ok(())
+    Ok(events)
+}
+
+/// A process's CPU time per thread name, and the bytes it has written.
+struct Usage {
+    cpu_s: std::collections::BTreeMap<String, f64>,
+    written: u64,
+}
+
+impl Usage {
+    fn read(pid: u32) -> Result<Usage> {
+        let mut cpu_s = std::collections::BTreeMap::new();
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            let dir = task?.path();
+            let (Ok(name), Ok(stat)) = (
+                std::fs::read_to_string(dir.join("comm")),
+                std::fs::read_to_string(dir.join("stat")),
+            ) else {
+                continue; // the thread ended meanwhile
+            };
+            // utime and stime: fields 14 and 15, counted after the `(comm)`
+            // field (which may hold spaces); in USER_HZ, 100 on Linux.
+            let after = &stat[stat.rfind(')').context("/proc stat")? + 2..];
+            let f: Vec<f64> = after
+                .split(' ')
+                .skip(11)
+                .take(2)
+                .map(|v| v.parse().unwrap_or(0.0))
+                .collect();
+            *cpu_s.entry(name.trim().to_string()).or_default() += f.iter().sum::<f64>() / 100.0;
+        }
+        let io = std::fs::read_to_string(format!("/proc/{pid}/io"))?;
+        let written = io
+            .lines()
+            .find_map(|l| l.strip_prefix("write_bytes: "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        Ok(Usage { cpu_s, written })
+    }
+
+    /// Prints the CPU each thread used since `before`, and per event.
+    fn report_since(&self, before: &Usage, events: u64) {
+        let mut total = 0.0;
+        let mut parts = Vec::new();
+        for (name, s) in &self.cpu_s {
+            let d = s - before.cpu_s.get(name).copied().unwrap_or(0.0);
+            total += d;
+            if d >= 0.05 {
+                parts.push(format!("{name} {d:.2}"));
+            }
+        }
+        step(&format!(
+            "vigil used {total:.2} CPU s for the runs ({:.1} µs an event; by thread: {}) and wrote {} MB",
+            total * 1e6 / events.max(1) as f64,
+            parts.join(", "),
+            (self.written - before.written.min(self.written)) / 1_000_000
+        ));
+    }
 }
 
 /// `out` and its rotated predecessors (`out.1`, `out.2`, ...), oldest first.
