@@ -52,7 +52,8 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
     /// Run one read-only SQL statement on the store instead (tables: files,
-    /// journal, scans, accepts; see docs/baseline.md).
+    /// journal, scans, accepts; a journal event's JSON is
+    /// `vigil_event(seq, event)`; see docs/baseline.md).
     #[arg(long, value_name = "SELECT ...", conflicts_with_all = ["path", "action", "since", "until", "process", "user", "severity", "alert", "limit"])]
     pub sql: Option<String>,
     /// NDJSON: the stored events verbatim (with --sql: one object per row).
