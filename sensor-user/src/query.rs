@@ -135,8 +135,15 @@ fn run_to(db: &Path, args: &Args, out: &mut dyn Write) -> Result<()> {
         // Options are checked before the store is opened: a typo is reported as such.
         let f = args.filter(Utc::now())?;
         let conn = open_read_only(db)?;
-        let rows = query(&conn, &f)?;
-        if rows.is_empty() {
+        let mut rows = Vec::new();
+        let found = if json {
+            for_each(&conn, &f, |r| Ok(writeln!(out, "{}", r.json)?))?
+        } else {
+            // A table needs every row for its column widths.
+            rows = query(&conn, &f)?;
+            rows.len()
+        };
+        if found == 0 {
             let known = known_actions(&conn)?;
             for a in f.actions.iter().filter(|a| !known.contains(a)) {
                 eprintln!(
@@ -146,11 +153,7 @@ fn run_to(db: &Path, args: &Args, out: &mut dyn Write) -> Result<()> {
                 );
             }
         }
-        if json {
-            for r in &rows {
-                writeln!(out, "{}", r.json)?;
-            }
-        } else {
+        if !json {
             let table = render_table(&TABLE_HEADER, rows.iter().map(table_cells));
             writeln!(out, "{table}\n{} events", rows.len())?;
         }
@@ -402,6 +405,22 @@ pub struct Row {
 
 /// Runs a filter query on the journal: matching events, oldest first.
 pub fn query(conn: &Connection, f: &Filter) -> Result<Vec<Row>> {
+    let mut out = Vec::new();
+    for_each(conn, f, |r| {
+        out.push(r);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// As [`query`], handing each event to `visit` as it is read: memory stays
+/// flat however long the journal (with `--limit N`, N events are held).
+/// Returns the number of events visited.
+pub fn for_each(
+    conn: &Connection,
+    f: &Filter,
+    mut visit: impl FnMut(Row) -> Result<()>,
+) -> Result<usize> {
     let mut sql = String::from("SELECT seq, vigil_event(seq, event) FROM journal WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut bind = |sql: &mut String, cond: &str, v: String| {
@@ -431,13 +450,18 @@ pub fn query(conn: &Connection, f: &Filter) -> Result<Vec<Row>> {
     if f.alert {
         sql.push_str(" AND alert = 1");
     }
-    // Newest first, so that --limit keeps the latest; reversed at the end.
-    sql.push_str(" ORDER BY seq DESC");
+    // With --limit, newest first (the latest N are kept), reversed at the end.
+    sql.push_str(if f.limit.is_some() {
+        " ORDER BY seq DESC"
+    } else {
+        " ORDER BY seq"
+    });
     let mut st = conn.prepare(&sql)?;
     let mut rows = st.query(rusqlite::params_from_iter(args))?;
-    let mut out = Vec::new();
+    let mut newest = Vec::new();
+    let mut visited = 0;
     while let Some(r) = rows.next()? {
-        if f.limit.is_some_and(|n| out.len() >= n) {
+        if f.limit.is_some_and(|n| newest.len() >= n) {
             break;
         }
         let seq: i64 = r.get(0)?;
@@ -445,11 +469,20 @@ pub fn query(conn: &Connection, f: &Filter) -> Result<Vec<Row>> {
         let event: Value = serde_json::from_str(&json)
             .with_context(|| format!("journal entry {seq}: the stored event is not JSON"))?;
         if f.matches_event(&event) {
-            out.push(Row { seq, json, event });
+            let row = Row { seq, json, event };
+            if f.limit.is_some() {
+                newest.push(row);
+            } else {
+                visit(row)?;
+                visited += 1;
+            }
         }
     }
-    out.reverse();
-    Ok(out)
+    for row in newest.into_iter().rev() {
+        visit(row)?;
+        visited += 1;
+    }
+    Ok(visited)
 }
 
 /// The distinct actions in the journal (to explain an empty result).
