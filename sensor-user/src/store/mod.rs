@@ -1151,12 +1151,13 @@ impl Store {
 
     /// As [`Store::journal`], with the event already rendered as native JSON
     /// (the emitter's line, with its `key_id` and `chain`): no second
-    /// serialization. The JSON goes into a compressed block (blocks.rs),
-    /// written when it is full or at [`Store::commit`]; outside a
-    /// transaction, at once.
+    /// serialization. In a transaction, the JSON goes into a compressed
+    /// block (blocks.rs), written when it is full or at [`Store::commit`]:
+    /// the rows and their block are committed together.
     pub fn journal_rendered(&self, ev: &Event, json: &str) -> Result<i64> {
-        if json.contains('\n') {
-            // Not one line: it cannot be a line of a block.
+        if self.conn.is_autocommit() || json.contains('\n') {
+            // A row and a block in two commits could be torn apart; and a
+            // block holds one line per event.
             return self.insert_journal_row(ev, json);
         }
         let seq = self.insert_journal_row(ev, "")?;
@@ -1165,7 +1166,7 @@ impl Store {
             self.write_pending_block()?;
         }
         self.pending.borrow_mut().push(seq, json);
-        if self.pending.borrow().is_full() || self.conn.is_autocommit() {
+        if self.pending.borrow().is_full() {
             self.write_pending_block()?;
         }
         Ok(seq)
