@@ -13,12 +13,17 @@
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension};
+use std::io::Read;
 
 /// Events per block: a random read decompresses at most ~100 KB.
 pub const BLOCK_EVENTS: usize = 64;
 
 /// zstd level 1: the ratio of level 3 on these blocks, at twice the speed.
 const LEVEL: i32 = 1;
+
+/// A block larger than this decompressed is damage, not events (64 events
+/// of at most a few MB each, their diffs included).
+const MAX_BLOCK_BYTES: u64 = 256 << 20;
 
 /// The events journaled since the last block was written, in seq order.
 pub(super) struct PendingBlock {
@@ -84,12 +89,17 @@ impl PendingBlock {
             "INSERT INTO journal_blocks (first_seq, last_seq, events) VALUES (?1, ?2, ?3)",
         )
         .and_then(|mut st| st.execute(params![self.first_seq, self.last_seq, packed]))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| {
+            format!(
+                "cannot write the block of journal events {}..={}: {e}",
+                self.first_seq, self.last_seq
+            )
+        })?;
         self.clear();
         Ok(())
     }
 
-    /// Forgets the events (their transaction was rolled back).
+    /// Forgets the events.
     pub(super) fn clear(&mut self) {
         self.lines.clear();
         self.count = 0;
@@ -126,14 +136,19 @@ fn read_block(conn: &Connection, seq: i64) -> Result<Block, String> {
         })
         .map_err(|e| e.to_string())?;
     let damaged = |why: &str| {
-        format!("journal entry {seq}: {why}; the store was damaged or edited by hand (`vigil baseline verify` checks the rest)")
+        format!("journal entry {seq}: {why}; the store was damaged or edited by hand (the NDJSON output holds the same event)")
     };
     let (first_seq, last_seq, packed) = match row {
         Some(r) if r.1 >= seq => r,
         _ => return Err(damaged("its event is in no journal block")),
     };
-    let bytes = zstd::decode_all(&packed[..])
+    let mut bytes = Vec::new();
+    zstd::Decoder::new(&packed[..])
+        .and_then(|d| d.take(MAX_BLOCK_BYTES + 1).read_to_end(&mut bytes))
         .map_err(|e| damaged(&format!("its block does not decompress ({e})")))?;
+    if bytes.len() as u64 > MAX_BLOCK_BYTES {
+        return Err(damaged("its block decompresses to more than 256 MiB"));
+    }
     let text = String::from_utf8(bytes).map_err(|_| damaged("its block is not UTF-8"))?;
     let mut starts = vec![0];
     starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));

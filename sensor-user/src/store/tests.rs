@@ -488,7 +488,7 @@ fn blocked_journal_events_read_back_verbatim_across_blocks_and_inline_rows() {
 }
 
 #[test]
-fn a_journal_event_whose_block_is_missing_is_an_error_naming_the_entry() {
+fn a_journal_event_whose_block_is_missing_or_garbled_is_an_error_naming_the_entry() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(&dir.path().join("v.db")).unwrap();
     s.begin().unwrap();
@@ -501,6 +501,23 @@ fn a_journal_event_whose_block_is_missing_is_an_error_naming_the_entry() {
     let e = s.journal_entry(seq).unwrap_err().to_string();
     assert!(
         e.contains(&format!("journal entry {seq}")) && e.contains("no journal block"),
+        "{e}"
+    );
+    s.begin().unwrap();
+    let seq = s
+        .journal_rendered(&event("/etc/b", "tracepoint"), "{}")
+        .unwrap();
+    s.pending.borrow_mut().clear();
+    s.conn()
+        .execute(
+            "INSERT INTO journal_blocks (first_seq, last_seq, events) VALUES (?1, ?1, x'28b52ffd00')",
+            [seq],
+        )
+        .unwrap();
+    s.commit().unwrap();
+    let e = s.journal_entry(seq).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("journal entry {seq}")) && e.contains("does not decompress"),
         "{e}"
     );
 }
