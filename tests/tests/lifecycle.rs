@@ -229,6 +229,23 @@ fn the_journal_tells_a_scan_which_changes_the_sensor_saw_and_which_it_did_not() 
     let pid = run_ok(&watched, &["write", "seen"]);
     s.wait_for(|e| e["process"]["pid"] == pid && e["kind"] == "file");
     assert!(s.stop().success());
+    // Every line of the feed is in the journal, byte for byte (read back
+    // from its compressed blocks).
+    let feed = std::fs::read_to_string(&s.output).unwrap();
+    let journal = Command::new(vigil_bin())
+        .args(["query", "--json", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(journal.status.success());
+    let journal = String::from_utf8(journal.stdout).unwrap();
+    let journaled: std::collections::HashSet<&str> = journal.lines().collect();
+    assert!(feed.lines().count() >= 3, "{feed}");
+    for line in feed.lines() {
+        assert!(
+            journaled.contains(line),
+            "not in the journal: {line}\njournal:\n{journal}"
+        );
+    }
     // Changed while no sensor runs: only the scan can find it.
     std::fs::write(watched.join("unseen"), "2\n").unwrap();
 
