@@ -182,6 +182,17 @@ impl Drop for Sensor {
     }
 }
 
+/// Waits until `holds` (10 s at most, then panics naming `what`). For the
+/// store: `vigil run` commits what it stores with its journal, up to ~150 ms
+/// after the event's line is out (docs/baseline.md, `journal`).
+pub fn eventually(what: &str, mut holds: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !holds() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Runs `bin` (the vigil-testop helper) with `args` in `cwd`; returns its pid
 /// and whether it succeeded.
 pub fn run_in(bin: &str, cwd: &Path, args: &[&str]) -> (u32, bool) {

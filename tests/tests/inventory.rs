@@ -237,14 +237,16 @@ fn dpkg_install_upgrade_remove_are_package_events_and_payload_changes_are_labell
     );
     // And the store holds it.
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let v: String = conn
-        .query_row(
-            "SELECT version FROM packages WHERE manager = 'dpkg' AND name = ?1",
-            [PKG],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(v, "1.0");
+    vigil_tests::eventually("the store holds the package's version", || {
+        let v: Option<String> = conn
+            .query_row(
+                "SELECT version FROM packages WHERE manager = 'dpkg' AND name = ?1",
+                [PKG],
+                |r| r.get(0),
+            )
+            .ok();
+        v.as_deref() == Some("1.0")
+    });
 }
 
 #[test]

@@ -332,14 +332,16 @@ fn systemd_unit_changes_are_service_events_attributed_to_systemctl() {
     assert_eq!(late["source"]["syscall"], "startup", "{late:#}");
     assert_eq!(late["details"]["unattributed"], true, "{late:#}");
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let state: String = conn
-        .query_row(
-            "SELECT active_state FROM units WHERE unit = 'vigil-test-sleep.service'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(state, "active");
+    vigil_tests::eventually("the store holds the unit's new state", || {
+        let state: String = conn
+            .query_row(
+                "SELECT active_state FROM units WHERE unit = 'vigil-test-sleep.service'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        state == "active"
+    });
     let masked: String = conn
         .query_row(
             "SELECT file_state FROM units WHERE unit = 'vigil-test-mask.service'",
