@@ -466,11 +466,7 @@ fn kill_9_under_load_leaves_an_intact_store_and_the_restart_catches_up() {
         .unwrap();
     // The events are read back as `vigil query` reads them: from the row,
     // or from its compressed block (docs/baseline.md).
-    let out = Command::new(vigil_bin())
-        .args(["query", "--json", "--db"])
-        .arg(&env.db)
-        .output()
-        .unwrap();
+    let out = vigil(&["query", "--json", "--db", env.db.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "vigil query: {}",

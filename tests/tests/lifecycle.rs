@@ -197,7 +197,8 @@ fn the_journal_tells_a_scan_which_changes_the_sensor_saw_and_which_it_did_not() 
     let policy = dir.path().join("policy.toml");
     std::fs::write(&policy, format!("[[watch]]\npath = {watched:?}\n")).unwrap();
     let db = dir.path().join("vigil.db");
-    let vigil = |args: &[&str]| {
+    // Runs vigil on the test's policy and store; its stdout.
+    let vigil = |args: &[&str]| -> String {
         let out = Command::new(vigil_bin())
             .args(args)
             .args([
@@ -213,6 +214,7 @@ fn the_journal_tells_a_scan_which_changes_the_sensor_saw_and_which_it_did_not() 
             "vigil {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        String::from_utf8(out.stdout).unwrap()
     };
     vigil(&["baseline", "init"]);
 
@@ -232,12 +234,7 @@ fn the_journal_tells_a_scan_which_changes_the_sensor_saw_and_which_it_did_not() 
     // Every line of the feed is in the journal, byte for byte (read back
     // from its compressed blocks).
     let feed = std::fs::read_to_string(&s.output).unwrap();
-    let journal = Command::new(vigil_bin())
-        .args(["query", "--json", "--db", db.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(journal.status.success());
-    let journal = String::from_utf8(journal.stdout).unwrap();
+    let journal = vigil(&["query", "--json"]);
     let journaled: std::collections::HashSet<&str> = journal.lines().collect();
     assert!(feed.lines().count() >= 3, "{feed}");
     for line in feed.lines() {
