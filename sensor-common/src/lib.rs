@@ -29,6 +29,9 @@ pub mod kind {
     /// A [`TaskRecord`] whose `code` is a [`blind`] reason: the process did
     /// something whose file effects the running hook set cannot see.
     pub const BLIND_SPOT: u32 = 5;
+    /// A write session's end whose path has not changed since its opening
+    /// record ([`CloseRecord`]): user space takes the rest from that record.
+    pub const CLOSE: u32 = 6;
 }
 
 /// Reasons of a [`kind::BLIND_SPOT`] record.
@@ -334,6 +337,9 @@ pub struct Session {
     pub root_id: u32,
     /// [`session`] flags.
     pub flags: u32,
+    /// [`RenameClock::finished`] when the session began, read before its
+    /// opening record resolved the path.
+    pub renames: u64,
 }
 
 /// [`Session::flags`].
@@ -341,6 +347,40 @@ pub mod session {
     /// The process mapped the file shared: the mapping can write after
     /// close(2), so only the last reference ends the session.
     pub const MAPPED: u32 = 1;
+    /// The session's opening record reached the ring buffer (and carries
+    /// the session's key in [`FileRecord::session`](super::FileRecord)).
+    pub const ANNOUNCED: u32 = 2;
+}
+
+/// Renames seen by the tracepoint tier, kept by the kernel alone (a map of
+/// its own: user space never writes it). A path resolved at a session's
+/// start is still the file's path at its close when no rename finished in
+/// between and none is in flight; then the close is a [`CloseRecord`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RenameClock {
+    /// Renames that returned (whatever their result).
+    pub finished: u64,
+    /// Renames between enter and exit (wrapping: enter adds 1, exit adds -1).
+    pub in_flight: u64,
+}
+
+/// The end of a write session ([`kind::CLOSE`]) whose opening record user
+/// space holds ([`FileRecord::session`]) and whose path did not change since.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct CloseRecord {
+    /// [`kind::CLOSE`].
+    pub kind: u32,
+    /// close, dup2 or dup3.
+    pub sys: u16,
+    pub _pad: u16,
+    pub ts_boot_ns: u64,
+    /// The closing thread.
+    pub pid: u32,
+    pub tgid: u32,
+    /// The session's key: kernel address of the `struct file`.
+    pub session: u64,
 }
 
 /// Index of the loss counters (a per-CPU array).
@@ -418,6 +458,8 @@ pub struct FileRecord {
     pub ino: u64,
     pub i_mode: u32,
     pub _pad2: u32,
+    /// The write session this record opened (its `struct file`), else 0.
+    pub session: u64,
     pub process: ProcessInfo,
     /// The target (rename: the source; link: the existing file).
     pub path: PathRecord,
@@ -466,4 +508,5 @@ mod pod {
     unsafe impl aya::Pod for super::SensorConfig {}
     unsafe impl aya::Pod for super::SessionKey {}
     unsafe impl aya::Pod for super::Session {}
+    unsafe impl aya::Pod for super::RenameClock {}
 }

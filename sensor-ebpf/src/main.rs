@@ -47,6 +47,9 @@ static INFLIGHT: HashMap<u64, Args> = HashMap::with_max_entries(16384, 0);
 /// Open files written to: one "modified" per (process, open file).
 #[map]
 static SESSIONS: LruHashMap<SessionKey, Session> = LruHashMap::with_max_entries(65536, 0);
+/// Renames finished and in flight: whether a session's path can have changed.
+#[map]
+static RENAMES: Array<RenameClock> = Array::with_max_entries(1, 0);
 #[map]
 static LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(lost::COUNT, 0);
 #[map]
@@ -120,6 +123,30 @@ fn count_lost(index: u32) {
 fn bump_generation() {
     if let Some(c) = CONFIG.get_ptr_mut(0) {
         unsafe { shim_atomic_add(core::ptr::addr_of_mut!((*c).generation), 1) };
+    }
+}
+
+fn rename_clock() -> RenameClock {
+    match RENAMES.get(0) {
+        Some(c) => *c,
+        None => RenameClock::default(),
+    }
+}
+
+fn is_rename(sys: u16) -> bool {
+    matches!(sys, sys::RENAME | sys::RENAMEAT | sys::RENAMEAT2)
+}
+
+/// A stashed rename enters (`1`) or leaves (`u64::MAX`, i.e. -1) the kernel.
+#[inline(always)]
+fn rename_in_flight(delta: u64) {
+    if let Some(c) = RENAMES.get_ptr_mut(0) {
+        unsafe {
+            shim_atomic_add(core::ptr::addr_of_mut!((*c).in_flight), delta);
+            if delta == u64::MAX {
+                shim_atomic_add(core::ptr::addr_of_mut!((*c).finished), 1);
+            }
+        }
     }
 }
 
@@ -534,10 +561,13 @@ struct Change {
     mode: u32,
     owner: (u32, u32),
     inode: Ptr,
+    /// The write session this change opens (its `struct file`), or 0.
+    session: u64,
 }
 
+/// Emits a record; false when the ring buffer was full (counted as lost).
 #[inline(always)]
-unsafe fn emit(c: &Change, path: &Target, target: Option<&Target>, scratch: *mut Scratch) {
+unsafe fn emit(c: &Change, path: &Target, target: Option<&Target>, scratch: *mut Scratch) -> bool {
     emit_as(tier::TRACEPOINT, c, path, target, scratch)
 }
 
@@ -548,13 +578,14 @@ unsafe fn emit_as(
     path: &Target,
     target: Option<&Target>,
     scratch: *mut Scratch,
-) {
+) -> bool {
     let Some(mut entry) = EVENTS.reserve::<FileRecord>(0) else {
         count_lost(lost::RINGBUF);
-        return;
+        return false;
     };
     fill(entry.as_mut_ptr(), tier, c, path, target, scratch);
     entry.submit(wakeup_flags());
+    true
 }
 
 /// Writes a whole file record (into the ring buffer, or a staging slot).
@@ -589,6 +620,7 @@ unsafe fn fill(
         (*r).ino = shim_inode_ino(c.inode);
         (*r).i_mode = shim_inode_mode(c.inode);
     }
+    (*r).session = c.session;
     fill_process(core::ptr::addr_of_mut!((*r).process), current_task());
     write_target(core::ptr::addr_of_mut!((*r).path), 0, path, scratch);
     match target {
@@ -685,6 +717,8 @@ unsafe fn stash(ctx: &TracePointContext, sys: u16) {
     );
     if INFLIGHT.insert(&bpf_get_current_pid_tgid(), &a, 0).is_err() {
         count_lost(lost::ARGS);
+    } else if is_rename(sys) {
+        rename_in_flight(1);
     }
 }
 
@@ -801,6 +835,32 @@ unsafe fn open_enter(ctx: &TracePointContext, sys: u16, flags: u64) {
     }
 }
 
+/// Starts a write session, announced: its opening record is about to be
+/// emitted with the session's key. The rename clock is read here, before that
+/// record resolves the path, so a rename that moves the file after this point
+/// shows at the close.
+#[inline(always)]
+unsafe fn begin_session(key: &SessionKey, root_id: u32) {
+    let _ = SESSIONS.insert(
+        key,
+        &Session {
+            root_id,
+            flags: session::ANNOUNCED,
+            renames: rename_clock().finished,
+        },
+        0,
+    );
+}
+
+/// The opening record was lost: user space holds nothing to complete a
+/// [`CloseRecord`] with, so the close is a whole record.
+#[inline(always)]
+unsafe fn unannounce(key: &SessionKey) {
+    if let Some(s) = SESSIONS.get_ptr_mut(key) {
+        (*s).flags &= !session::ANNOUNCED;
+    }
+}
+
 /// close(2), or dup2/dup3 over an fd: the end of a write session, when hashing
 /// will happen. A file with other references ends it only when they are
 /// elsewhere: `cmd > file` in a shell dups the fd to 1 and closes the original
@@ -828,8 +888,33 @@ unsafe fn close_enter(fd: u64, via: u16) {
     {
         return;
     }
-    let root_id = s.root_id;
+    let (root_id, flags, renames) = (s.root_id, s.flags, s.renames);
     let _ = SESSIONS.remove(&key);
+    // The path the opening record resolved is still the file's: a marker
+    // naming the session is enough (no path walk, no process block).
+    let clock = rename_clock();
+    if flags & session::ANNOUNCED != 0
+        && clock.finished == renames
+        && clock.in_flight == 0
+        && config().vfs & vfs::RENAME == 0
+    {
+        if let Some(mut entry) = EVENTS.reserve::<CloseRecord>(0) {
+            let id = bpf_get_current_pid_tgid();
+            entry.write(CloseRecord {
+                kind: kind::CLOSE,
+                sys: via,
+                _pad: 0,
+                ts_boot_ns: bpf_ktime_get_boot_ns(),
+                pid: id as u32,
+                tgid: (id >> 32) as u32,
+                session: file as u64,
+            });
+            entry.submit(wakeup_flags());
+        } else {
+            count_lost(lost::RINGBUF);
+        }
+        return;
+    }
     let Some(sc) = scratch() else { return };
     let c = Change {
         sys: via,
@@ -840,6 +925,7 @@ unsafe fn close_enter(fd: u64, via: u16) {
         mode: 0,
         owner: (u32::MAX, u32::MAX),
         inode: shim_file_inode(file),
+        session: file as u64,
     };
     emit(&c, &file_target(file), None, sc);
 }
@@ -858,6 +944,9 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
     let _ = INFLIGHT.remove(&id);
     if a.sys != sys {
         return;
+    }
+    if is_rename(sys) {
+        rename_in_flight(u64::MAX);
     }
     let ret = arg(ctx, 0) as i64;
     if ret < 0 {
@@ -1076,23 +1165,16 @@ unsafe fn fd_change(
     if d.flags & decision::SELF == 0 {
         return;
     }
+    let key = SessionKey {
+        tgid: tgid(),
+        _pad: 0,
+        file: file as u64,
+    };
     if session {
-        let key = SessionKey {
-            tgid: tgid(),
-            _pad: 0,
-            file: file as u64,
-        };
         if SESSIONS.get(&key).is_some() {
             return;
         }
-        let _ = SESSIONS.insert(
-            &key,
-            &Session {
-                root_id: d.root_id,
-                flags: 0,
-            },
-            0,
-        );
+        begin_session(&key, d.root_id);
     }
     let c = Change {
         sys,
@@ -1103,8 +1185,11 @@ unsafe fn fd_change(
         mode,
         owner,
         inode: shim_file_inode(file),
+        session: if session { file as u64 } else { 0 },
     };
-    emit(&c, &t, None, sc);
+    if !emit(&c, &t, None, sc) && session {
+        unannounce(&key);
+    }
 }
 
 /// open/openat/openat2/creat with O_CREAT or O_TRUNC: decided on the new fd.
@@ -1135,20 +1220,14 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
     if !v.hit() {
         return;
     }
-    if fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED {
-        let key = SessionKey {
-            tgid: tgid(),
-            _pad: 0,
-            file: file as u64,
-        };
-        let _ = SESSIONS.insert(
-            &key,
-            &Session {
-                root_id: v.root_id,
-                flags: 0,
-            },
-            0,
-        );
+    let key = SessionKey {
+        tgid: tgid(),
+        _pad: 0,
+        file: file as u64,
+    };
+    let session = fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED;
+    if session {
+        begin_session(&key, v.root_id);
     }
     let op = if created { op::CREATED } else { op::TRUNCATED };
     let c = Change {
@@ -1160,8 +1239,11 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
         mode: mode as u32,
         owner: (u32::MAX, u32::MAX),
         inode: shim_file_inode(file),
+        session: if session { file as u64 } else { 0 },
     };
-    emit(&c, &t, None, sc);
+    if !emit(&c, &t, None, sc) && session {
+        unannounce(&key);
+    }
 }
 
 /// A change named by (dfd, path): unlink, mkdir, chmod, truncate, utimes, xattrs...
@@ -1193,6 +1275,7 @@ unsafe fn path_change(
         mode,
         owner,
         inode: core::ptr::null(),
+        session: 0,
     };
     emit(&c, &t, None, sc);
 }
@@ -1284,6 +1367,7 @@ unsafe fn two_path_change(
         mode: 0,
         owner: none,
         inode: core::ptr::null(),
+        session: 0,
     };
     emit(&c, &old, Some(&new), sc);
 }
@@ -1322,6 +1406,7 @@ unsafe fn symlink_exit(sys: u16, contents: u64, newdfd: i64, newname: u64, sc: *
         mode: 0,
         owner: none,
         inode: core::ptr::null(),
+        session: 0,
     };
     emit(&c, &link, Some(&contents), sc);
 }
@@ -1534,7 +1619,11 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 #[tracepoint]
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     unsafe {
-        let _ = INFLIGHT.remove(&bpf_get_current_pid_tgid());
+        let id = bpf_get_current_pid_tgid();
+        if INFLIGHT.get(&id).is_some_and(|a| is_rename(a.sys)) {
+            rename_in_flight(u64::MAX);
+        }
+        let _ = INFLIGHT.remove(&id);
         let task = current_task();
         if shim_task_pid(task) == shim_task_tgid(task) {
             task_record(kind::EXIT, task, 0, shim_task_exit_code(task));

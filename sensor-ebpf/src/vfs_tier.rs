@@ -135,6 +135,7 @@ unsafe fn finish(ret: i64, moved: bool) {
             let s = Session {
                 root_id: (*r).root_id,
                 flags: 0,
+                renames: 0,
             };
             let _ = SESSIONS.insert(&key, &s, 0);
             (*r).ret = 0;
@@ -159,6 +160,7 @@ fn change(sys: u16, op: u16, verdict: Verdict, flags: u64, inode: Ptr) -> Change
         mode: 0,
         owner: (u32::MAX, u32::MAX),
         inode,
+        session: 0,
     }
 }
 
@@ -245,6 +247,7 @@ pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u
         let s = Session {
             root_id: d.root_id,
             flags: session::MAPPED,
+            renames: 0,
         };
         let _ = SESSIONS.insert(&key, &s, 0);
     }
@@ -362,6 +365,7 @@ unsafe fn on_write(tier: u8, rw: u64, file: Ptr, count: u64) {
         &Session {
             root_id: d.root_id,
             flags: 0,
+            renames: 0,
         },
         0,
     );
@@ -375,6 +379,7 @@ unsafe fn on_write(tier: u8, rw: u64, file: Ptr, count: u64) {
         mode: 0,
         owner: (u32::MAX, u32::MAX),
         inode,
+        session: 0,
     };
     emit_as(tier, &c, &t, None, sc);
 }
@@ -398,6 +403,7 @@ unsafe fn on_unlink(tier: u8, dentry: Ptr) {
         mode: 0,
         owner: (u32::MAX, u32::MAX),
         inode: shim_dentry_inode(dentry),
+        session: 0,
     };
     stage(tier, &c, &t, None);
 }
@@ -424,6 +430,7 @@ unsafe fn on_rename(tier: u8, old: Ptr, new: Ptr, flags: u64) {
         mode: 0,
         owner: (u32::MAX, u32::MAX),
         inode: shim_dentry_inode(old),
+        session: 0,
     };
     stage(tier, &c, &from, Some(&to));
 }
@@ -476,6 +483,7 @@ unsafe fn on_setattr(tier: u8, dentry: Ptr, attr: Ptr) {
         mode,
         owner,
         inode: shim_dentry_inode(dentry),
+        session: 0,
     };
     stage(tier, &c, &t, None);
 }

@@ -482,6 +482,58 @@ fn a_dup_keeps_the_session_open_until_the_last_fd_closes() {
     assert_one_session(pid, &f);
 }
 
+/// The close of a session is sent as a short marker when no rename happened
+/// since the session began; a rename of the file, or of a directory above it,
+/// while it is open must still give the close the file's new path.
+#[test]
+fn a_file_renamed_while_open_is_closed_under_its_new_name() {
+    let d = test_dir("rename-open", true);
+    touch(&d.join("target"));
+    let (pid, ok) = run_op(&d, &["write-rename-close", "target", "target", "moved"]);
+    assert!(ok);
+    expect(pid, "modified", &d.join("target"), "write");
+    expect(pid, "closed_after_write", &d.join("moved"), "close");
+}
+
+#[test]
+fn a_directory_renamed_above_an_open_file_moves_its_close() {
+    // A rename within one directory keeps the kernel's cached decisions;
+    // the path of everything below the renamed directory still changes.
+    let d = test_dir("rename-open-dir", true);
+    std::fs::create_dir(d.join("sub")).unwrap();
+    touch(&d.join("sub/target"));
+    let (pid, ok) = run_op(&d, &["write-rename-close", "sub/target", "sub", "sub2"]);
+    assert!(ok);
+    expect(pid, "modified", &d.join("sub/target"), "write");
+    expect(pid, "closed_after_write", &d.join("sub2/target"), "close");
+}
+
+#[test]
+fn two_opens_of_one_file_are_two_sessions_with_a_close_each() {
+    let d = test_dir("two-opens", true);
+    let f = d.join("target");
+    touch(&f);
+    let (pid, ok) = run_op(&d, &["write-twice-close", "target"]);
+    assert!(ok);
+    expect(pid, "closed_after_write", &f, "close");
+    let evs = settled_events_of(pid);
+    let actions: Vec<&str> = evs.iter().filter_map(|e| e["action"].as_str()).collect();
+    assert_eq!(
+        actions,
+        vec![
+            "modified",
+            "modified",
+            "closed_after_write",
+            "closed_after_write"
+        ],
+        "{evs:#?}"
+    );
+    assert!(
+        evs.iter().all(|e| e["path"] == f.display().to_string()),
+        "{evs:#?}"
+    );
+}
+
 #[test]
 fn a_process_that_exits_right_after_writing_is_attributed() {
     // vigil-testop exits as soon as its one write returns, without closing.

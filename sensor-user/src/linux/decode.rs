@@ -1,6 +1,7 @@
 //! Raw ring-buffer records → owned, typed values.
 use sensor_common::{
-    kind, path_flags, ExecRecord, FileRecord, PathRecord, TaskRecord, NAME_CAP, PATH_CAP,
+    kind, path_flags, CloseRecord, ExecRecord, FileRecord, PathRecord, TaskRecord, NAME_CAP,
+    PATH_CAP,
 };
 
 /// One decoded kernel record. The large ones are read in place when the
@@ -12,6 +13,8 @@ pub enum Record<'a> {
     Exit(TaskRecord),
     /// `code` is a [`sensor_common::blind`] reason.
     BlindSpot(TaskRecord),
+    /// The end of a write session whose opening record user space holds.
+    Close(CloseRecord),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,7 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
         kind::FORK => Record::Fork(read(bytes, k)?),
         kind::EXIT => Record::Exit(read(bytes, k)?),
         kind::BLIND_SPOT => Record::BlindSpot(read(bytes, k)?),
+        kind::CLOSE => Record::Close(read(bytes, k)?),
         other => return Err(DecodeError::UnknownKind(other)),
     })
 }
@@ -129,6 +133,21 @@ impl CompactFileRecord {
     pub fn same_file(&self, f: &FileRecord) -> bool {
         let (dev, ino) = self.dev_ino();
         dev == f.dev && ino == f.ino
+    }
+
+    /// The write session the record opened ([`FileRecord::session`]), or 0.
+    pub fn session(&self) -> u64 {
+        const AT: usize = std::mem::offset_of!(FileRecord, session);
+        u64::from_ne_bytes(self.head[AT..AT + 8].try_into().expect("8 bytes"))
+    }
+
+    /// Whether `f` concerns the same session: the same `struct file` when
+    /// both carry one, else (the VFS tier's records) the same inode.
+    pub fn same_session(&self, f: &FileRecord) -> bool {
+        match (self.session(), f.session) {
+            (0, _) | (_, 0) => self.same_file(f),
+            (a, b) => a == b,
+        }
     }
 
     fn dev_ino(&self) -> (u32, u64) {

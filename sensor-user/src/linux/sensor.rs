@@ -481,7 +481,7 @@ impl Attributor {
             Record::Fork(t) | Record::Exit(t) => {
                 self.process_cache.remove(&t.process.tgid);
             }
-            Record::File(_) | Record::BlindSpot(_) => {}
+            Record::File(_) | Record::BlindSpot(_) | Record::Close(_) => {}
         }
         match r {
             Record::Exec(e) => {
@@ -513,8 +513,14 @@ impl Attributor {
                             t.process.tgid,
                         )?;
                     }
-                    for kept in open {
+                    // One marker per file, however many of its sessions were open.
+                    let mut seen: Vec<&decode::CompactFileRecord> = Vec::new();
+                    for kept in &open {
                         let mut f = kept.record();
+                        if seen.iter().any(|s| s.same_file(&f)) {
+                            continue;
+                        }
+                        seen.push(kept);
                         f.op = op::CLOSED_WRITE;
                         f.sys = sys::EXIT;
                         f.ts_boot_ns = t.ts_boot_ns;
@@ -572,6 +578,7 @@ impl Attributor {
                     )?;
                 }
             }
+            Record::Close(c) => self.session_closed(&c)?,
             Record::File(f) if f.op == op::MAPPED_WRITABLE && f.sys == sys::MMAP => {
                 self.mmap_blind_spot(&f)?;
             }
@@ -581,6 +588,35 @@ impl Attributor {
                     self.write(c)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// A [`CloseRecord`]: the close marker is the session's opening record
+    /// with the close's syscall, time and thread. No opening record is kept
+    /// when user space dropped it (an ignored path, or outside the policy's
+    /// roots on a closer look), and then the close is dropped likewise.
+    fn session_closed(&mut self, c: &sensor_common::CloseRecord) -> Result<()> {
+        let kept = self.sessions.get_mut(&c.tgid).and_then(|list| {
+            let i = list.iter().position(|o| o.session() == c.session)?;
+            Some(list.swap_remove(i))
+        });
+        let Some(kept) = kept else {
+            tracing::debug!(
+                tgid = c.tgid,
+                "close of a session with no kept opening record"
+            );
+            return Ok(());
+        };
+        let mut f = kept.record();
+        f.op = op::CLOSED_WRITE;
+        f.sys = c.sys;
+        f.ts_boot_ns = c.ts_boot_ns;
+        f.process.pid = c.pid;
+        (f.ret, f.flags, f.mode) = (0, 0, 0);
+        (f.arg_uid, f.arg_gid) = (u32::MAX, u32::MAX);
+        if let Some(change) = self.file_event(&f) {
+            self.write(change)?;
         }
         Ok(())
     }
@@ -820,12 +856,12 @@ impl Attributor {
         };
         if opens {
             let list = self.sessions.entry(f.process.tgid).or_default();
-            if !list.iter().any(|o| o.same_file(f)) {
+            if !list.iter().any(|o| o.same_session(f)) {
                 list.push(decode::CompactFileRecord::keep(f));
             }
         } else if f.op == op::CLOSED_WRITE && f.sys != sys::EXIT {
             if let Some(list) = self.sessions.get_mut(&f.process.tgid) {
-                list.retain(|o| !o.same_file(f));
+                list.retain(|o| !o.same_session(f));
             }
         }
         opens

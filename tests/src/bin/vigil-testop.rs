@@ -126,6 +126,34 @@ fn main() {
                 check(libc::syscall(libc::SYS_write, 9, buf.as_ptr(), 16), "write");
                 libc::syscall(libc::SYS_close, 9)
             }
+            // Writes to FILE, renames FROM to TO (FILE itself, or a
+            // directory above it) while the file is open, then closes it: the
+            // close names the file where it is now.
+            "write-rename-close" => {
+                let fd = fd_of(a(1), libc::O_WRONLY);
+                check(
+                    libc::syscall(libc::SYS_write, fd, buf.as_ptr(), 16),
+                    "write",
+                );
+                check(
+                    libc::syscall(libc::SYS_rename, c(a(2)).as_ptr(), c(a(3)).as_ptr()),
+                    "rename",
+                );
+                libc::syscall(libc::SYS_close, fd)
+            }
+            // Opens FILE twice, writes through both and closes both: two
+            // sessions of one file, each with its own close.
+            "write-twice-close" => {
+                let (fd1, fd2) = (fd_of(a(1), libc::O_WRONLY), fd_of(a(1), libc::O_WRONLY));
+                for fd in [fd1, fd2] {
+                    check(
+                        libc::syscall(libc::SYS_write, fd, buf.as_ptr(), 16),
+                        "write",
+                    );
+                }
+                check(libc::syscall(libc::SYS_close, fd1), "close");
+                libc::syscall(libc::SYS_close, fd2)
+            }
             // Creates FILE, writes to it, closes it and unlinks it: one process,
             // so the deletion surely comes before the pipeline reads the file.
             "create-write-unlink" => {
