@@ -16,9 +16,9 @@ use aya_ebpf::{
         bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
         bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
     },
-    macros::{btf_tracepoint, map, tracepoint},
+    macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::{lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
-    programs::{BtfTracePointContext, TracePointContext},
+    programs::{BtfTracePointContext, RawTracePointContext, TracePointContext},
     EbpfContext,
 };
 use core::ffi::c_void;
@@ -1526,6 +1526,15 @@ syscall!(
 /// tracepoint machinery costs by itself from what Vigil's programs add.
 #[tracepoint]
 pub fn noop(_ctx: TracePointContext) -> u32 {
+    0
+}
+
+/// The same no-op for `vigil floor --raw`, on the raw `sys_enter` and
+/// `sys_exit` tracepoints: it runs for every syscall, but the kernel builds
+/// no per-syscall trace record for it. What a dispatching design (one
+/// program per direction, switching on the syscall number) would start from.
+#[raw_tracepoint]
+pub fn noop_raw(_ctx: RawTracePointContext) -> i32 {
     0
 }
 

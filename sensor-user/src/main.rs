@@ -73,7 +73,12 @@ enum Command {
     /// `ready` and wait for SIGINT/SIGTERM: the tracepoint tier's floor for
     /// `cargo xtask bench overhead`.
     #[command(hide = true)]
-    Floor,
+    Floor {
+        /// On the raw `sys_enter`/`sys_exit` tracepoints instead (every
+        /// syscall, no per-syscall trace record).
+        #[arg(long)]
+        raw: bool,
+    },
     /// Feed records saved by `vigil run --record` through the pipeline (no
     /// kernel needed) and print what it measured as JSON.
     #[command(hide = true)]
@@ -451,13 +456,14 @@ fn real_main(cli: Cli) -> Result<()> {
             Ok(())
         }
         #[cfg(target_os = "linux")]
-        Command::Floor => {
-            let (_ebpf, n) = vigil::linux::loader::attach_floor()?;
-            println!("ready: a no-op program on {n} syscall tracepoints");
+        Command::Floor { raw } => {
+            let (_ebpf, n) = vigil::linux::loader::attach_floor(raw)?;
+            let kind = if raw { "raw" } else { "syscall" };
+            println!("ready: a no-op program on {n} {kind} tracepoints");
             wait_for_termination()
         }
         #[cfg(not(target_os = "linux"))]
-        Command::Floor => anyhow::bail!("vigil floor is only implemented on Linux"),
+        Command::Floor { .. } => anyhow::bail!("vigil floor is only implemented on Linux"),
         #[cfg(target_os = "linux")]
         Command::Replay {
             args,

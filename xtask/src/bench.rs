@@ -4,8 +4,10 @@
 //! The workload (tests/src/bin/vigil-churn.rs) runs in a watched directory and in
 //! an unwatched one, with no monitor, with vigil, with auditd (`-w DIR -p wa`)
 //! and with `inotifywait -m -r`; and under a no-op program on each of vigil's
-//! syscall tracepoints, the floor of the tracepoint tier. Each cell is the median of several runs; the
-//! ratio is to a no-monitor baseline in the same directory, measured just before.
+//! syscall tracepoints, the floor of the tracepoint tier, and on the raw
+//! `sys_enter`/`sys_exit` tracepoints, the floor of a dispatching design. Each
+//! cell is the median of several runs; the ratio is to a no-monitor baseline in
+//! the same directory, measured just before.
 use super::{cargo, step, workspace_root};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -35,6 +37,9 @@ enum Monitor {
     /// A no-op program on each syscall tracepoint vigil uses (`vigil floor`):
     /// what the tracepoint tier costs before any of vigil's work.
     Floor,
+    /// The same on the raw `sys_enter`/`sys_exit` tracepoints (`vigil floor
+    /// --raw`): every syscall runs it, but no per-syscall trace record is built.
+    FloorRaw,
     Vigil,
     Auditd,
     Inotify,
@@ -44,6 +49,7 @@ impl Monitor {
     fn name(self) -> &'static str {
         match self {
             Monitor::Floor => "no-op tracepoints",
+            Monitor::FloorRaw => "no-op raw sys_enter/exit",
             Monitor::Vigil => "vigil",
             Monitor::Auditd => "auditd -w DIR -p wa",
             Monitor::Inotify => "inotifywait -m -r",
@@ -75,6 +81,7 @@ fn overhead() -> Result<()> {
     let mut rows = Vec::new();
     for m in [
         Monitor::Floor,
+        Monitor::FloorRaw,
         Monitor::Vigil,
         Monitor::Auditd,
         Monitor::Inotify,
@@ -267,9 +274,10 @@ fn time_churn(churn: &Path, dir: &Path) -> Result<f64> {
 
 fn start(m: Monitor, root: &Path, base: &Path, watched: &Path) -> Result<Option<Child>> {
     match m {
-        Monitor::Floor => {
+        Monitor::Floor | Monitor::FloorRaw => {
             let mut child = Command::new(root.join("target/release/vigil"))
                 .arg("floor")
+                .args((m == Monitor::FloorRaw).then_some("--raw"))
                 .stdout(Stdio::piped())
                 .spawn()?;
             // It prints one line once every program is attached.

@@ -623,18 +623,30 @@ pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
     })
 }
 
-/// The program [`attach_floor`] uses.
+/// The programs [`attach_floor`] uses.
 pub const NOOP: &str = "noop";
+pub const NOOP_RAW: &str = "noop_raw";
 
 /// Attaches a program that does nothing to each syscall tracepoint the sensor
 /// uses (`vigil floor`): the cost of the tracepoint tier's machinery alone,
 /// the floor under `cargo xtask bench overhead`'s vigil row. Returns the object
 /// (detached when dropped) and the number of tracepoints.
-pub fn attach_floor() -> Result<(Ebpf, usize)> {
+pub fn attach_floor(raw: bool) -> Result<(Ebpf, usize)> {
     let mut ebpf = EbpfLoader::new()
         .map_max_entries("EVENTS", 4096 * 16)
         .load(OBJECT)
         .context("loading the eBPF object (maps) failed")?;
+    if raw {
+        let Some(Program::RawTracePoint(noop)) = ebpf.program_mut(NOOP_RAW) else {
+            bail!("the eBPF object has no {NOOP_RAW} raw tracepoint program");
+        };
+        noop.load().context("loading the no-op program")?;
+        for tp in ["sys_enter", "sys_exit"] {
+            noop.attach(tp)
+                .with_context(|| format!("attaching the no-op program to raw {tp}"))?;
+        }
+        return Ok((ebpf, 2));
+    }
     mount_tracefs()?;
     let names: Vec<String> = ebpf
         .programs()
