@@ -49,35 +49,45 @@ pub struct Sensor {
     pub dir: tempfile::TempDir,
 }
 
-/// Removes the directories of sensors that tests shared through a static
-/// (statics are never dropped, so their `TempDir` is never removed) once
-/// they are old enough to belong to an earlier run.
-fn remove_stale_dirs() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let stale = |e: &std::fs::DirEntry| {
-            e.file_name().to_string_lossy().starts_with("vigil-it-")
-                && e.metadata()
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3 * 3600))
-        };
-        for e in std::fs::read_dir("/var/tmp")
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if stale(&e) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
+/// Removes the `/var/tmp/PREFIX*` directories that earlier runs left behind:
+/// those of state shared through a static (statics are never dropped, so a
+/// `TempDir` there is never removed). Old enough to belong to an earlier run,
+/// not to one running now.
+fn remove_stale_dirs(prefix: &str) {
+    let stale = |e: &std::fs::DirEntry| {
+        e.file_name().to_string_lossy().starts_with(prefix)
+            && e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().unwrap_or_default() > Duration::from_secs(3 * 3600))
+    };
+    for e in std::fs::read_dir("/var/tmp")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if stale(&e) {
+            let _ = std::fs::remove_dir_all(e.path());
         }
-    });
+    }
+}
+
+/// A new `/var/tmp/PREFIX*` directory that outlives this process, for state
+/// a test binary shares through a static; earlier runs' are removed first.
+pub fn kept_dir(prefix: &str) -> PathBuf {
+    remove_stale_dirs(prefix);
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in("/var/tmp")
+        .expect("tempdir")
+        .keep()
 }
 
 impl Sensor {
     /// Starts `vigil run` with `args` (plus `--output`) and waits for its start event.
     pub fn start(args: &[&str], output: Option<PathBuf>) -> Sensor {
         require_root();
-        remove_stale_dirs();
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| remove_stale_dirs("vigil-it-"));
         let dir = tempfile::Builder::new()
             .prefix("vigil-it-")
             .tempdir_in("/var/tmp")

@@ -23,22 +23,7 @@ fn shared() -> &'static Shared {
     SHARED.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            // The shared directory outlives this process (statics are not
-            // dropped); remove the ones earlier runs left behind.
-            for e in std::fs::read_dir("/var/tmp")
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if e.file_name().to_string_lossy().starts_with("vigil-kernel-") {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-            let base = tempfile::Builder::new()
-                .prefix("vigil-kernel-")
-                .tempdir_in("/var/tmp")
-                .unwrap()
-                .keep();
+            let base = vigil_tests::kept_dir("vigil-kernel-");
             let watched = base.join("watched");
             let unwatched = base.join("unwatched");
             std::fs::create_dir_all(&watched).unwrap();

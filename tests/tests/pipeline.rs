@@ -19,11 +19,7 @@ struct Shared {
 fn shared() -> &'static Shared {
     static S: OnceLock<Shared> = OnceLock::new();
     S.get_or_init(|| {
-        let base = tempfile::Builder::new()
-            .prefix("vigil-pipeline-")
-            .tempdir_in("/var/tmp")
-            .unwrap()
-            .keep();
+        let base = vigil_tests::kept_dir("vigil-pipeline-");
         let watched = base.join("w");
         std::fs::create_dir(&watched).unwrap();
         // Exists before the sensor starts: read by the pipeline's start-up seed.

@@ -49,7 +49,7 @@ impl Monitor {
     fn name(self) -> &'static str {
         match self {
             Monitor::Floor => "no-op tracepoints",
-            Monitor::FloorRaw => "no-op raw sys_enter/exit",
+            Monitor::FloorRaw => "no-op raw syscalls",
             Monitor::Vigil => "vigil",
             Monitor::Auditd => "auditd -w DIR -p wa",
             Monitor::Inotify => "inotifywait -m -r",
