@@ -86,6 +86,12 @@ pub fn decode(bytes: &[u8]) -> Result<Record<'_>, DecodeError> {
     })
 }
 
+/// An all-zero [`FileRecord`] (a valid one: integers and byte arrays).
+pub fn zeroed_record() -> Box<FileRecord> {
+    // SAFETY: all-zero is a valid FileRecord.
+    unsafe { Box::<FileRecord>::new_zeroed().assume_init() }
+}
+
 /// A file record kept for later with only the used bytes of its first path
 /// (a whole [`FileRecord`] is 3 KiB, mostly empty path buffers). Its target
 /// path is not kept.
@@ -114,20 +120,24 @@ impl CompactFileRecord {
         }
     }
 
-    /// The record as kept: unused path bytes and the target are zero.
-    pub fn record(&self) -> Box<FileRecord> {
-        // SAFETY: all-zero is a valid FileRecord (integers and byte arrays),
-        // and `head` is at most `COMPS + PATH_CAP` bytes from its start.
-        let mut f = unsafe { Box::<FileRecord>::new_zeroed().assume_init() };
+    /// Writes the record as kept over `f`, which may hold an earlier one: a
+    /// 3 KiB zeroed allocation per restore cost more than decoding a whole
+    /// record. Bytes past the used lengths of `path` are left as they were
+    /// (readers go by the lengths) and `target` is marked empty.
+    pub fn restore_into(&self, f: &mut FileRecord) {
+        // SAFETY: `head` is at most `COMPS + PATH_CAP` bytes, inside a
+        // FileRecord, which is integers and byte arrays.
         unsafe {
             std::ptr::copy_nonoverlapping(
                 self.head.as_ptr(),
-                &mut *f as *mut FileRecord as *mut u8,
+                f as *mut FileRecord as *mut u8,
                 self.head.len(),
             )
         };
         f.path.name[..self.name.len()].copy_from_slice(&self.name);
-        f
+        f.target.flags = 0;
+        f.target.comps_len = 0;
+        f.target.name_len = 0;
     }
 
     pub fn same_file(&self, f: &FileRecord) -> bool {
@@ -293,7 +303,8 @@ mod tests {
         f.target = record(&["etc"], Some("hosts"));
         let kept = CompactFileRecord::keep(&f);
         assert!(kept.head.len() < 1024, "{} bytes kept", kept.head.len());
-        let back = kept.record();
+        let mut back = zeroed_record();
+        kept.restore_into(&mut back);
         assert_eq!(back.op, f.op);
         assert_eq!((back.dev, back.ino), (8, 1234));
         assert_eq!(back.process.tgid, 77);
@@ -304,6 +315,25 @@ mod tests {
         assert!(kept.same_file(&f));
         f.ino = 1235;
         assert!(!kept.same_file(&f));
+    }
+
+    #[test]
+    fn a_restore_over_another_record_reads_back_as_the_kept_one() {
+        let mut f = zeroed_record();
+        f.kind = kind::FILE;
+        f.session = 0xffff_8888_0000_1000;
+        f.path = record(&["w", "tmp"], Some("a"));
+        let kept = CompactFileRecord::keep(&f);
+        // A spare that held a longer record with a target.
+        let mut spare = zeroed_record();
+        spare.path = record(&["deeper", "much", "path", "some"], Some("longer-name"));
+        spare.target = record(&["etc"], Some("hosts"));
+        spare.session = 1;
+        kept.restore_into(&mut spare);
+        assert_eq!(resolve(&spare.path).unwrap().path, "/tmp/w/a");
+        assert!(resolve(&spare.target).is_none(), "the target is not kept");
+        assert_eq!(spare.session, f.session);
+        assert_eq!(kept.session(), f.session);
     }
 
     #[test]

@@ -341,6 +341,8 @@ pub(super) struct Attributor {
     /// Open write sessions per process (the record that opened each, compact): closed
     /// with a marker when the process exits, and cleared from the kernel map.
     sessions: foldhash::HashMap<u32, Vec<decode::CompactFileRecord>>,
+    /// A record to restore kept ones into (see `CompactFileRecord::restore_into`).
+    spare: Option<Box<FileRecord>>,
     /// Blind spots already reported: (tgid, start time, what, inode or 0).
     blind_reported: std::collections::HashSet<(u32, u64, &'static str, u64)>,
     /// `systemctl` and `service` runs, for the systemd watcher's attribution.
@@ -377,6 +379,7 @@ impl Attributor {
             boot_offset_ns: boot_offset_ns(),
             stamps: Default::default(),
             sessions: Default::default(),
+            spare: None,
             blind_reported: Default::default(),
             uring_blind: String::new(),
             process_cache: Default::default(),
@@ -516,15 +519,19 @@ impl Attributor {
                     // One marker per file, however many of its sessions were open.
                     let mut seen: Vec<&decode::CompactFileRecord> = Vec::new();
                     for kept in &open {
-                        let mut f = kept.record();
+                        let mut f = self.spare.take().unwrap_or_else(decode::zeroed_record);
+                        kept.restore_into(&mut f);
                         if seen.iter().any(|s| s.same_file(&f)) {
+                            self.spare = Some(f);
                             continue;
                         }
                         seen.push(kept);
                         f.op = op::CLOSED_WRITE;
                         f.sys = sys::EXIT;
                         f.ts_boot_ns = t.ts_boot_ns;
-                        if let Some(c) = self.file_event(&f) {
+                        let change = self.file_event(&f);
+                        self.spare = Some(f);
+                        if let Some(c) = change {
                             self.write(c)?;
                         }
                     }
@@ -608,14 +615,17 @@ impl Attributor {
             );
             return Ok(());
         };
-        let mut f = kept.record();
+        let mut f = self.spare.take().unwrap_or_else(decode::zeroed_record);
+        kept.restore_into(&mut f);
         f.op = op::CLOSED_WRITE;
         f.sys = c.sys;
         f.ts_boot_ns = c.ts_boot_ns;
         f.process.pid = c.pid;
         (f.ret, f.flags, f.mode) = (0, 0, 0);
         (f.arg_uid, f.arg_gid) = (u32::MAX, u32::MAX);
-        if let Some(change) = self.file_event(&f) {
+        let change = self.file_event(&f);
+        self.spare = Some(f);
+        if let Some(change) = change {
             self.write(change)?;
         }
         Ok(())
