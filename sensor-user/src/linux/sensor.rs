@@ -599,10 +599,11 @@ impl Attributor {
         Ok(())
     }
 
-    /// A [`CloseRecord`]: the close marker is the session's opening record
-    /// with the close's syscall, time and thread. No opening record is kept
-    /// when user space dropped it (an ignored path, or outside the policy's
-    /// roots on a closer look), and then the close is dropped likewise.
+    /// A [`sensor_common::CloseRecord`]: the close marker is the session's
+    /// opening record with the close's syscall, time and thread. No opening
+    /// record is kept when user space dropped it (an ignored path, or outside
+    /// the policy's roots on a closer look), and then the close is dropped
+    /// likewise.
     fn session_closed(&mut self, c: &sensor_common::CloseRecord) -> Result<()> {
         let kept = self.sessions.get_mut(&c.tgid).and_then(|list| {
             let i = list.iter().position(|o| o.session() == c.session)?;
