@@ -470,14 +470,20 @@ fn a_dup_keeps_the_session_open_until_the_last_fd_closes() {
 /// The close of a session is sent as a short marker when no rename happened
 /// since the session began; a rename of the file, or of a directory above it,
 /// while it is open must still give the close the file's new path.
+/// `vigil-testop write-rename-close FILE FROM TO` in `d`: the write names
+/// `FILE`, the close `closed_as`.
+fn assert_close_follows_rename(d: &Path, file: &str, from: &str, to: &str, closed_as: &str) {
+    let (pid, ok) = run_op(d, &["write-rename-close", file, from, to]);
+    assert!(ok);
+    expect(pid, "modified", &d.join(file), "write");
+    expect(pid, "closed_after_write", &d.join(closed_as), "close");
+}
+
 #[test]
 fn a_file_renamed_while_open_is_closed_under_its_new_name() {
     let d = test_dir("rename-open", true);
     touch(&d.join("target"));
-    let (pid, ok) = run_op(&d, &["write-rename-close", "target", "target", "moved"]);
-    assert!(ok);
-    expect(pid, "modified", &d.join("target"), "write");
-    expect(pid, "closed_after_write", &d.join("moved"), "close");
+    assert_close_follows_rename(&d, "target", "target", "moved", "moved");
 }
 
 #[test]
@@ -487,10 +493,7 @@ fn a_directory_renamed_above_an_open_file_moves_its_close() {
     let d = test_dir("rename-open-dir", true);
     std::fs::create_dir(d.join("sub")).unwrap();
     touch(&d.join("sub/target"));
-    let (pid, ok) = run_op(&d, &["write-rename-close", "sub/target", "sub", "sub2"]);
-    assert!(ok);
-    expect(pid, "modified", &d.join("sub/target"), "write");
-    expect(pid, "closed_after_write", &d.join("sub2/target"), "close");
+    assert_close_follows_rename(&d, "sub/target", "sub", "sub2", "sub2/target");
 }
 
 #[test]

@@ -629,7 +629,8 @@ pub const NOOP_RAW: &str = "noop_raw";
 
 /// Attaches a program that does nothing to each syscall tracepoint the sensor
 /// uses (`vigil floor`): the cost of the tracepoint tier's machinery alone,
-/// the floor under `cargo xtask bench overhead`'s vigil row. Returns the object
+/// the floor under `cargo xtask bench overhead`'s vigil row; with `raw`, to
+/// the raw `sys_enter`/`sys_exit` tracepoints instead. Returns the object
 /// (detached when dropped) and the number of tracepoints.
 pub fn attach_floor(raw: bool) -> Result<(Ebpf, usize)> {
     let mut ebpf = EbpfLoader::new()
