@@ -567,7 +567,7 @@ impl Daemon {
         Ok(action == "scan_finished")
     }
 
-    fn sensor(&self, action: &str, info: SensorInfo) -> Result<()> {
+    fn sensor(&self, action: &'static str, info: SensorInfo) -> Result<()> {
         let ev = sensor_event(&self.opts.host, action, info);
         self.out
             .send(vec![Input::Sensor(ev)])

@@ -121,7 +121,7 @@ pub fn input(host: &str, c: &Change) -> Input {
     }
     let ev = Event::new(
         "file",
-        action.to_string(),
+        action,
         time(c.time),
         host.to_string(),
         Body::File(Box::new(FileChange {
@@ -244,7 +244,7 @@ mod tests {
         let Input::Sensor(ev) = input("h", &gap) else {
             panic!("a gap is a sensor event");
         };
-        assert_eq!((ev.kind, ev.action.as_str()), ("sensor", "gap"));
+        assert_eq!((ev.kind, ev.action), ("sensor", "gap"));
         let Body::Sensor(s) = &ev.body else { panic!() };
         assert_eq!((s.lost, s.lost_reason), (Some(17), Some("etw")));
 

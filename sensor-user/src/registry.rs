@@ -375,7 +375,7 @@ pub fn scan_recorded(
 #[allow(clippy::too_many_arguments)]
 pub fn event(
     host: &str,
-    action: &str,
+    action: &'static str,
     key: &str,
     value: Option<&str>,
     before: Option<serde_json::Value>,
@@ -399,7 +399,7 @@ pub fn event(
     details.insert("registry".into(), serde_json::Value::Object(reg));
     Event::new(
         "file",
-        action.to_string(),
+        action,
         store::now(),
         host.to_string(),
         Body::File(Box::new(FileChange {

@@ -869,7 +869,7 @@ mod tests {
     }
 
     /// A store holding `events` (action, time), journaled in this order.
-    fn store_with(events: &[(&str, &str)]) -> (tempfile::TempDir, crate::store::Store) {
+    fn store_with(events: &[(&'static str, &str)]) -> (tempfile::TempDir, crate::store::Store) {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(&dir.path().join("v.db")).unwrap();
         for (action, time) in events {

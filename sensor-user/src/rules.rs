@@ -533,7 +533,7 @@ impl Facts {
     fn of(ev: &Event) -> Facts {
         let mut f = Facts {
             kind: bit(KINDS, ev.kind) as u32,
-            action: bit(ACTIONS, &ev.action),
+            action: bit(ACTIONS, ev.action),
             file_type: 0,
             fields: 0,
             mode: 0,
@@ -550,7 +550,7 @@ impl Facts {
             // `action` conditions see those too (a truncating open inside a
             // write session, a utimensat before the close...).
             for r in &fc.related {
-                f.action |= bit(ACTIONS, &r.action);
+                f.action |= bit(ACTIONS, r.action);
             }
             if fc.details.get("truncated") == Some(&serde_json::Value::Bool(true)) {
                 f.action |= bit(ACTIONS, "truncated");
@@ -950,7 +950,7 @@ mod tests {
     use crate::event::{Body, FileInfo, FileState, ParentProcess, Process, Source};
 
     /// A file event as the pipeline produces it, by root running vim.
-    fn ev(action: &str, path: &str) -> Event {
+    fn ev(action: &'static str, path: &str) -> Event {
         let file = FileChange {
             path: path.into(),
             target_path: None,
@@ -999,7 +999,7 @@ mod tests {
         }
     }
 
-    fn sensor_ev(action: &str) -> Event {
+    fn sensor_ev(action: &'static str) -> Event {
         let mut e = ev(action, "/x");
         e.kind = "sensor";
         e.body = Body::Sensor(Box::default());
@@ -1494,7 +1494,7 @@ action = ["modified"]
         assert_eq!(e.rules, ["a", "b", "c"]);
         fc(&mut e).path = "/tmp/x".into();
         std::sync::Arc::make_mut(&mut fc(&mut e).process).exe = None;
-        e.action = "deleted".into();
+        e.action = "deleted";
         set.evaluate(&mut e);
         assert!(e.rules.is_empty() && e.mitre.is_empty() && e.pci.is_empty() && e.tags.is_empty());
         assert_eq!(e.severity, Severity::Info);
@@ -1761,7 +1761,7 @@ action = ["modified"]
         ]
     }
 
-    fn svc_ev(action: &str, unit: &str) -> Event {
+    fn svc_ev(action: &'static str, unit: &str) -> Event {
         let mut e = sensor_ev(action);
         e.kind = "service";
         e.body = Body::Service(Box::new(crate::event::ServiceChange {
@@ -1818,7 +1818,7 @@ action = ["modified"]
         assert!(f.rules.is_empty());
     }
 
-    fn pkg_ev(action: &str) -> Event {
+    fn pkg_ev(action: &'static str) -> Event {
         let mut e = sensor_ev(action);
         e.kind = "package";
         e.body = Body::Package(Box::new(crate::event::PackageChange {
@@ -1859,7 +1859,7 @@ action = ["modified"]
         // `cp -p`: the utimensat inside the write session still counts.
         let e = with(ev("modified", "/etc/hosts"), |f| {
             f.related.push(crate::event::Related {
-                action: "timestamps_changed".into(),
+                action: "timestamps_changed",
                 path: f.path.clone(),
                 target_path: None,
                 time: String::new(),
@@ -1887,7 +1887,7 @@ action = ["modified"]
         }
         for (id, e) in cases {
             let path = e.file().map(|f| f.path.clone()).unwrap_or_default();
-            let action = e.action.clone();
+            let action = e.action;
             let e = evaluated(e);
             assert!(
                 e.rules.iter().any(|r| r == id),
@@ -2076,7 +2076,7 @@ mod package_tests {
         assert!(unowned.rules.is_empty());
         let mut p = Event {
             kind: "package",
-            action: "package_removed".into(),
+            action: "package_removed",
             body: Body::Package(Box::new(PackageChange {
                 package: PackageInfo {
                     manager: "dpkg",

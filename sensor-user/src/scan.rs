@@ -380,7 +380,7 @@ pub fn finding_event(
     let current = after.as_ref().or(before.as_ref());
     Event::new(
         "file",
-        finding.action.to_string(),
+        finding.action,
         now,
         host.to_string(),
         Body::File(Box::new(FileChange {

@@ -115,7 +115,7 @@ fn realtime(path: &str, action: &'static str, time: Option<String>) -> Event {
     ev
 }
 
-fn sensor(action: &str, lost: Option<u64>) -> Event {
+fn sensor(action: &'static str, lost: Option<u64>) -> Event {
     vigil::pipeline::emit::sensor_event(
         "testhost",
         action,

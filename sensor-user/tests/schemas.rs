@@ -108,7 +108,12 @@ fn state(size: u64, mode: &str, blake3: &str, sha256: Option<&str>) -> FileState
     }
 }
 
-fn file_event(seq: u64, action: &str, path: &str, change: impl FnOnce(&mut FileChange)) -> Event {
+fn file_event(
+    seq: u64,
+    action: &'static str,
+    path: &str,
+    change: impl FnOnce(&mut FileChange),
+) -> Event {
     let mut f = FileChange {
         path: path.into(),
         target_path: None,
@@ -140,14 +145,14 @@ fn file_event(seq: u64, action: &str, path: &str, change: impl FnOnce(&mut FileC
     }
 }
 
-fn sensor_event(seq: u64, action: &str, info: SensorInfo) -> Event {
+fn sensor_event(seq: u64, action: &'static str, info: SensorInfo) -> Event {
     Event {
         schema: SCHEMA,
         seq,
         time: T0.into(),
         host: "web-1".into(),
         kind: "sensor",
-        action: action.into(),
+        action,
         severity: Severity::Info,
         alert: false,
         rules: Vec::new(),
@@ -158,7 +163,7 @@ fn sensor_event(seq: u64, action: &str, info: SensorInfo) -> Event {
     }
 }
 
-fn package_event(seq: u64, action: &str, package: PackageInfo, attributed: bool) -> Event {
+fn package_event(seq: u64, action: &'static str, package: PackageInfo, attributed: bool) -> Event {
     let mut details = Map::new();
     if attributed {
         details.insert("db_seq".into(), json!(seq - 1));
@@ -171,7 +176,7 @@ fn package_event(seq: u64, action: &str, package: PackageInfo, attributed: bool)
         time: T0.into(),
         host: "web-1".into(),
         kind: "package",
-        action: action.into(),
+        action,
         severity: Severity::Low,
         alert: false,
         rules: vec!["package-installed".into()],
@@ -200,7 +205,7 @@ fn package_event(seq: u64, action: &str, package: PackageInfo, attributed: bool)
 }
 
 /// A service event: `attributed` by a systemctl run, or found at start-up.
-fn service_event(seq: u64, action: &str, service: ServiceInfo, attributed: bool) -> Event {
+fn service_event(seq: u64, action: &'static str, service: ServiceInfo, attributed: bool) -> Event {
     let mut details = Map::new();
     if attributed {
         details.insert("attribution".into(), json!("systemctl_exec"));
@@ -214,7 +219,7 @@ fn service_event(seq: u64, action: &str, service: ServiceInfo, attributed: bool)
         time: T0.into(),
         host: "web-1".into(),
         kind: "service",
-        action: action.into(),
+        action,
         severity: Severity::High,
         alert: true,
         rules: vec!["security-service-stopped".into()],
@@ -456,7 +461,7 @@ fn samples() -> Vec<(&'static str, Event)> {
         f.diff =
             Some("--- a\n+++ b\n@@ -1 +1 @@\n-PermitRootLogin no\n+PermitRootLogin yes\n".into());
         f.related = vec![Related {
-            action: "closed_after_write".into(),
+            action: "closed_after_write",
             path: "/etc/ssh/sshd_config".into(),
             target_path: None,
             time: "2026-11-26T08:54:12.000000500Z".into(),

@@ -356,7 +356,7 @@ impl Stage {
         if f.process.ppid == std::process::id() {
             return None;
         }
-        let path = match ev.action.as_str() {
+        let path = match ev.action {
             "renamed" | "linked" => f.target_path.as_deref()?,
             "modified" | "created" | "truncated" | "closed_after_write" => f.path.as_str(),
             _ => return None,
@@ -378,7 +378,7 @@ impl Stage {
         }
         let Some(f) = ev.file() else { return false };
         let db = self.s.dpkg_status.as_os_str();
-        match ev.action.as_str() {
+        match ev.action {
             "renamed" | "linked" => f.target_path.as_deref().map(std::ffi::OsStr::new) == Some(db),
             "modified" | "created" | "truncated" | "closed_after_write" => {
                 std::ffi::OsStr::new(&f.path) == db
@@ -490,7 +490,7 @@ impl Stage {
     ) -> Event {
         Event::new(
             "package",
-            c.action.to_string(),
+            c.action,
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             self.host.clone(),
             Body::Package(Box::new(PackageChange {
@@ -522,7 +522,7 @@ impl Stage {
         if !self.s.label {
             return;
         }
-        let action = ev.action.clone();
+        let action = ev.action;
         let Some(f) = ev.file_mut() else { return };
         if f.source.tier == "scan" {
             // A scan finding has no writer: only the checksum would apply,
@@ -537,7 +537,7 @@ impl Stage {
                 m
             }
         };
-        let path = match action.as_str() {
+        let path = match action {
             "renamed" | "linked" | "exchanged" => f.target_path.clone().unwrap_or_default(),
             _ => f.path.clone(),
         };

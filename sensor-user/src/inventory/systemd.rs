@@ -654,7 +654,7 @@ pub fn service_event(host: &str, bus: &str, t: &Transition, origin: Origin) -> E
     let before = t.before.as_ref();
     Event::new(
         "service",
-        t.action.to_string(),
+        t.action,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         host.to_string(),
         Body::Service(Box::new(ServiceChange {

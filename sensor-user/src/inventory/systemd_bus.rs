@@ -127,7 +127,7 @@ impl Run {
         self.out.send(vec![Input::Sensor(ev)]).is_ok()
     }
 
-    fn sensor(&self, action: &str, info: SensorInfo) -> bool {
+    fn sensor(&self, action: &'static str, info: SensorInfo) -> bool {
         self.send(sensor_event(&self.o.host, action, info))
     }
 

@@ -568,10 +568,10 @@ impl Origin {
     }
 }
 
-fn base_event(host: &str, kind: &'static str, action: &str, body: Body) -> Event {
+fn base_event(host: &str, kind: &'static str, action: &'static str, body: Body) -> Event {
     Event::new(
         kind,
-        action.to_string(),
+        action,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         host.to_string(),
         body,
@@ -1108,10 +1108,10 @@ mod tests {
                 let name = match &e.body {
                     Body::Package(p) => p.package.name.clone(),
                     Body::Service(s) => s.service.unit.clone(),
-                    Body::Sensor(_) => e.action.clone(),
+                    Body::Sensor(_) => e.action.to_string(),
                     Body::File(f) => f.path.clone(),
                 };
-                (e.action.clone(), name)
+                (e.action.to_string(), name)
             })
             .collect()
     }
@@ -1573,7 +1573,7 @@ mod store_tests {
             scan_recorded(&store, &t, None, &mut c, "scan").unwrap(),
             Some(2)
         );
-        let got: Vec<&str> = c.0.iter().map(|e| e.action.as_str()).collect();
+        let got: Vec<&str> = c.0.iter().map(|e| e.action).collect();
         assert_eq!(
             got,
             [

@@ -782,7 +782,7 @@ impl Attributor {
         let process = self.process(&f.process);
         let ev = self.event(
             "file",
-            action.to_string(),
+            action,
             Body::File(Box::new(FileChange {
                 path: path.path,
                 target_path,
@@ -1015,11 +1015,17 @@ impl Attributor {
         self.stamps.at(secs, nanos as u32)
     }
 
-    fn event(&mut self, kind: &'static str, action: String, body: Body, boot_ns: u64) -> Event {
+    fn event(
+        &mut self,
+        kind: &'static str,
+        action: &'static str,
+        body: Body,
+        boot_ns: u64,
+    ) -> Event {
         Event::new(kind, action, self.rfc3339(boot_ns), self.host.clone(), body)
     }
 
-    pub(super) fn emit_sensor(&mut self, action: &str, info: SensorInfo) -> Result<()> {
+    pub(super) fn emit_sensor(&mut self, action: &'static str, info: SensorInfo) -> Result<()> {
         let ev = sensor_event(&self.host, action, info);
         self.push(Input::Sensor(ev))
     }

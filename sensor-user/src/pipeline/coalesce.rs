@@ -72,7 +72,7 @@ impl Coalescer {
         let path = ev.file().map(|f| f.path.clone()).unwrap_or_default();
         let key = (meta.pid, path);
         let mut out = Vec::new();
-        if matches!(ev.action.as_str(), "renamed" | "exchanged" | "deleted") {
+        if matches!(ev.action, "renamed" | "exchanged" | "deleted") {
             // Another process moves or removes a file someone's session holds:
             // that session's event comes first, and is read before it goes.
             let f = ev.file().expect("file event");
@@ -85,7 +85,7 @@ impl Coalescer {
                 .collect();
             out.extend(self.take(others));
         }
-        match ev.action.as_str() {
+        match ev.action {
             "renamed" => {
                 let Some(mut held) = self.held.remove(&key) else {
                     out.push(ev);
@@ -101,7 +101,7 @@ impl Coalescer {
                 if held.deadline.is_some() {
                     // A finished temporary file now stands in for the target.
                     f.details.insert("replaced".into(), true.into());
-                    held.ev.action = "modified".into();
+                    held.ev.action = "modified";
                     out.push(held.ev);
                 } else {
                     // Renamed while still open: the session continues under the new name.
@@ -130,7 +130,7 @@ impl Coalescer {
             _ => match self.held.get_mut(&key) {
                 Some(held) => {
                     if held.ev.action == "truncated" && ev.action == "modified" {
-                        held.ev.action = "modified".into();
+                        held.ev.action = "modified";
                         let f = held.ev.file_mut().expect("file event");
                         f.details.insert("truncated".into(), true.into());
                     }
@@ -217,7 +217,7 @@ fn fold(into: &mut Event, raw: Event) {
     let head = (into.file().is_some_and(|f| f.related.is_empty())).then(|| {
         let f = into.file().expect("file event");
         Related {
-            action: into.action.clone(),
+            action: into.action,
             path: f.path.clone(),
             target_path: f.target_path.clone(),
             time: into.time.clone(),
@@ -248,14 +248,20 @@ mod tests {
     use super::*;
     use crate::event::*;
 
-    fn change(pid: u32, action: &str, path: &str, target: Option<&str>, opens: bool) -> Change {
+    fn change(
+        pid: u32,
+        action: &'static str,
+        path: &str,
+        target: Option<&str>,
+        opens: bool,
+    ) -> Change {
         let ev = Event {
             schema: SCHEMA,
             seq: 0,
             time: format!("t-{action}"),
             host: "h".into(),
             kind: "file",
-            action: action.into(),
+            action,
             severity: Severity::Info,
             alert: false,
             rules: vec![],
@@ -306,8 +312,8 @@ mod tests {
         evs.iter()
             .map(|e| {
                 let f = e.file().unwrap();
-                let rel = f.related.iter().map(|r| r.action.clone()).collect();
-                (e.action.clone(), f.path.clone(), rel)
+                let rel = f.related.iter().map(|r| r.action.to_string()).collect();
+                (e.action.to_string(), f.path.clone(), rel)
             })
             .collect()
     }

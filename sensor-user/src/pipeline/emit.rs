@@ -201,7 +201,7 @@ impl Emitter {
         ev.seq = self.seq;
         let started = *self.started.get_or_insert_with(std::time::Instant::now);
         if let Body::Sensor(info) = &mut ev.body {
-            if matches!(ev.action.as_str(), "heartbeat" | "stop") {
+            if matches!(ev.action, "heartbeat" | "stop") {
                 info.events_emitted = Some(self.seq - 1);
                 info.lost_total = Some(self.lost_total);
                 info.uptime_s = Some(started.elapsed().as_secs());
@@ -245,7 +245,7 @@ impl Emitter {
                 epoch,
                 host: &ev.host,
                 kind: ev.kind,
-                action: &ev.action,
+                action: ev.action,
                 severity: ev.severity,
                 line,
             };
@@ -304,7 +304,7 @@ impl Emitter {
     }
 
     /// A sensor event stamped now.
-    pub fn sensor_event(&self, action: &str, info: SensorInfo) -> Event {
+    pub fn sensor_event(&self, action: &'static str, info: SensorInfo) -> Event {
         sensor_event(&self.host, action, info)
     }
 
@@ -356,10 +356,10 @@ impl Emitter {
 }
 
 /// A sensor event stamped with the current time.
-pub fn sensor_event(host: &str, action: &str, info: SensorInfo) -> Event {
+pub fn sensor_event(host: &str, action: &'static str, info: SensorInfo) -> Event {
     Event::new(
         "sensor",
-        action.to_string(),
+        action,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
         host.to_string(),
         Body::Sensor(Box::new(SensorInfo {

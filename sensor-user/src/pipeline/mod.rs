@@ -412,8 +412,7 @@ impl Settle {
         let Some(f) = ev.file() else {
             return false;
         };
-        let actions =
-            std::iter::once(ev.action.as_str()).chain(f.related.iter().map(|r| r.action.as_str()));
+        let actions = std::iter::once(ev.action).chain(f.related.iter().map(|r| r.action));
         let (mut opened, mut closed) = (false, false);
         for a in actions {
             match a {
@@ -443,14 +442,11 @@ impl Settle {
             append_ref: None,
             prefix_blake3: None,
         };
-        let path = pending
-            .ev
-            .file()
-            .and_then(|f| match pending.ev.action.as_str() {
-                "deleted" => None,
-                "renamed" | "exchanged" | "linked" => f.target_path.clone(),
-                _ => Some(f.path.clone()),
-            });
+        let path = pending.ev.file().and_then(|f| match pending.ev.action {
+            "deleted" => None,
+            "renamed" | "exchanged" | "linked" => f.target_path.clone(),
+            _ => Some(f.path.clone()),
+        });
         if let Some(f) = pending.ev.file() {
             let now = Instant::now();
             self.changed_at.insert(f.path.clone(), now);
@@ -569,11 +565,11 @@ impl Settle {
             }
             return ev;
         }
-        let action = ev.action.clone();
+        let action = ev.action;
         if let Some(f) = ev.file_mut() {
             let path = f.path.clone();
             let before = self.states.get(&path).cloned();
-            match action.as_str() {
+            match action {
                 "deleted" => {
                     self.states.remove(&path);
                     self.contents.remove(&path);
@@ -677,7 +673,7 @@ mod tests {
         }
     }
 
-    fn file_event(action: &str, path: &str, tier: &'static str) -> Event {
+    fn file_event(action: &'static str, path: &str, tier: &'static str) -> Event {
         let mut ev = Event::test_file(action, path, tier);
         if tier == "scan" {
             ev.file_mut()
@@ -1031,8 +1027,9 @@ mod tests {
         );
         let (jobs, _rx) = crossbeam_channel::bounded(1);
         let mut s = Settle::new(settings(), emitter, jobs).unwrap();
-        let mut check =
-            |action: &str, path: &str| s.mapped_session(&file_event(action, path, "fentry"), path);
+        let mut check = |action: &'static str, path: &str| {
+            s.mapped_session(&file_event(action, path, "fentry"), path)
+        };
         assert!(!check("modified", "/w/f"));
         assert!(check("mapped_writable", "/w/f"));
         assert!(check("modified", "/w/f"));
@@ -1044,7 +1041,7 @@ mod tests {
         let mut ev = file_event("mapped_writable", "/w/h", "fentry");
         if let Body::File(f) = &mut ev.body {
             f.related.push(crate::event::Related {
-                action: "closed_after_write".into(),
+                action: "closed_after_write",
                 path: "/w/h".into(),
                 target_path: None,
                 time: "t".into(),

@@ -26,7 +26,7 @@ pub fn kind(ev: &Event) -> &'static str {
     if ev.alert {
         return "alert";
     }
-    match (ev.kind, ev.action.as_str()) {
+    match (ev.kind, ev.action) {
         ("sensor", "error" | "scan_failed") => "pipeline_error",
         ("sensor", "health" | "heartbeat") => "state",
         _ => "event",
@@ -116,10 +116,10 @@ const ECS_HASHES: [&str; 6] = ["md5", "sha1", "sha256", "sha384", "sha512", "ssd
 
 pub fn map(ev: &Event) -> Value {
     let (category, types) = match &ev.body {
-        Body::File(_) => file_type(&ev.action),
-        Body::Package(_) => package_type(&ev.action),
-        Body::Service(_) => service_type(&ev.action),
-        Body::Sensor(_) => sensor_type(&ev.action),
+        Body::File(_) => file_type(ev.action),
+        Body::Package(_) => package_type(ev.action),
+        Body::Service(_) => service_type(ev.action),
+        Body::Sensor(_) => sensor_type(ev.action),
     };
     let dataset = match &ev.body {
         Body::File(_) => "vigil.file",
@@ -159,7 +159,7 @@ pub fn map(ev: &Event) -> Value {
     });
     let obj = out.as_object_mut().expect("object");
     match &ev.body {
-        Body::File(f) => file_change(&ev.action, f, obj),
+        Body::File(f) => file_change(ev.action, f, obj),
         Body::Package(p) => package_change(p, obj),
         Body::Service(c) => service_change(c, obj),
         Body::Sensor(s) => sensor(s, obj),

@@ -444,7 +444,7 @@ mod tests {
             }
             let related = (0..(i % 3))
                 .map(|k| Related {
-                    action: "created".into(),
+                    action: "created",
                     path: if odd {
                         weird.into()
                     } else {

@@ -143,18 +143,18 @@ pub fn hash_algorithm(name: &str) -> (u32, String) {
 pub fn map(ev: &Event) -> Value {
     let (class, activity_id, caption) = match &ev.body {
         Body::File(_) => {
-            let (id, caption) = file_activity(&ev.action);
+            let (id, caption) = file_activity(ev.action);
             (FILE_ACTIVITY, id, caption)
         }
         // OCSF has no install/remove activities: Log, with the native action
         // in metadata.event_code.
         Body::Package(_) => (SOFTWARE_INVENTORY, 1, "Log"),
-        Body::Service(_) => service_activity(&ev.action),
-        Body::Sensor(_) => sensor_activity(&ev.action),
+        Body::Service(_) => service_activity(ev.action),
+        Body::Sensor(_) => sensor_activity(ev.action),
     };
     // For Other, activity_name carries the source's own name for the activity.
     let activity_name = if activity_id == 99 {
-        ev.action.as_str()
+        ev.action
     } else {
         caption
     };
