@@ -125,8 +125,8 @@ pub fn input(host: &str, c: &Change) -> Input {
         time(c.time),
         host.to_string(),
         Body::File(Box::new(FileChange {
-            path: c.path.clone(),
-            target_path: c.target.clone(),
+            path: c.path.as_str().into(),
+            target_path: c.target.as_deref().map(Into::into),
             file: FileInfo {
                 file_type: "file",
                 ..Default::default()
@@ -213,7 +213,7 @@ mod tests {
         };
         let f = ev.file().unwrap();
         assert_eq!(ev.action, "value_set");
-        assert_eq!(f.path, r"HKLM\SOFTWARE\Vigil\FIMTEST");
+        assert_eq!(&*f.path, r"HKLM\SOFTWARE\Vigil\FIMTEST");
         assert_eq!(f.file.file_type, "registry_value");
         assert_eq!(f.source.tier, "etw");
         assert_eq!(f.process.pid, 4242);
@@ -264,7 +264,7 @@ mod tests {
         assert!(!c.meta.opens_session);
         let f = c.ev.file().unwrap();
         assert_eq!(c.ev.action, "modified");
-        assert_eq!(f.path, r"C:\Windows\System32\drivers\etc\hosts");
+        assert_eq!(&*f.path, r"C:\Windows\System32\drivers\etc\hosts");
         assert_eq!(f.details["etw_event"], "Cleanup");
         assert!(f.before.is_none() && f.after.is_none());
     }

@@ -6,6 +6,7 @@
 //! of the contract with SIEM pipelines, so change them only with the version.
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub const SCHEMA: &str = "vigil/0.2";
 
@@ -236,9 +237,11 @@ pub struct PackageRef {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct FileChange {
-    pub path: String,
+    /// Shared, not owned: the pipeline keys its maps by path and folds
+    /// changes into `related`, and each of those was a copy.
+    pub path: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_path: Option<String>,
+    pub target_path: Option<Arc<str>>,
     /// What the kernel said about the inode when it saw the change.
     pub file: FileInfo,
     /// The state before the change, when known (baseline or an earlier event).
@@ -375,9 +378,9 @@ pub struct FileState {
 #[derive(Debug, Clone, Serialize)]
 pub struct Related {
     pub action: &'static str,
-    pub path: String,
+    pub path: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub target_path: Option<String>,
+    pub target_path: Option<Arc<str>>,
     pub time: String,
     pub syscall: &'static str,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]

@@ -403,7 +403,7 @@ pub fn event(
         store::now(),
         host.to_string(),
         Body::File(Box::new(FileChange {
-            path,
+            path: path.into(),
             target_path: None,
             file: FileInfo {
                 file_type: if value.is_some() {
@@ -521,7 +521,7 @@ mod tests {
         let by_path = |p: &str| {
             out.events
                 .iter()
-                .find(|e| e.file().unwrap().path == p)
+                .find(|e| &*e.file().unwrap().path == p)
                 .unwrap_or_else(|| panic!("no finding for {p}"))
         };
         let new = by_path(&format!("{USER}\\FIMTEST"));

@@ -485,7 +485,7 @@ impl RuleSet {
         if self.path_owner.is_empty() {
             return;
         }
-        for p in std::iter::once(fc.path.as_str()).chain(fc.target_path.as_deref()) {
+        for p in std::iter::once(&*fc.path).chain(fc.target_path.as_deref()) {
             self.paths.matches_into(p, hits);
             if hits.is_empty() {
                 // The usual case: no glob names this path.

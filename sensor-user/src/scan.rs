@@ -384,7 +384,7 @@ pub fn finding_event(
         now,
         host.to_string(),
         Body::File(Box::new(FileChange {
-            path,
+            path: path.into(),
             target_path: None,
             file: FileInfo {
                 file_type: current.map_or("unknown", |s| s.file_type),

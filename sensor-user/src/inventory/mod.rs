@@ -358,7 +358,7 @@ impl Stage {
         }
         let path = match ev.action {
             "renamed" | "linked" => f.target_path.as_deref()?,
-            "modified" | "created" | "truncated" | "closed_after_write" => f.path.as_str(),
+            "modified" | "created" | "truncated" | "closed_after_write" => &*f.path,
             _ => return None,
         };
         // The database proper (sqlite, ndb, Berkeley DB): rpm writes it
@@ -381,7 +381,7 @@ impl Stage {
         match ev.action {
             "renamed" | "linked" => f.target_path.as_deref().map(std::ffi::OsStr::new) == Some(db),
             "modified" | "created" | "truncated" | "closed_after_write" => {
-                std::ffi::OsStr::new(&f.path) == db
+                std::ffi::OsStr::new(&*f.path) == db
             }
             _ => false,
         }

@@ -1109,7 +1109,7 @@ mod tests {
                     Body::Package(p) => p.package.name.clone(),
                     Body::Service(s) => s.service.unit.clone(),
                     Body::Sensor(_) => e.action.to_string(),
-                    Body::File(f) => f.path.clone(),
+                    Body::File(f) => f.path.to_string(),
                 };
                 (e.action.to_string(), name)
             })

@@ -708,7 +708,7 @@ impl Attributor {
                     (false, false) => "within",
                 };
                 details.insert("direction".into(), dir.into());
-                target_path = Some(t.path);
+                target_path = Some(t.path.into());
                 const RENAME_NOREPLACE: u64 = 1;
                 const RENAME_EXCHANGE: u64 = 2;
                 if f.flags & RENAME_NOREPLACE != 0 {
@@ -721,7 +721,7 @@ impl Attributor {
                 }
             }
             op::LINKED => {
-                target_path = target.map(|t| t.path);
+                target_path = target.map(|t| t.path.into());
                 "linked"
             }
             op::SYMLINKED => {
@@ -784,7 +784,7 @@ impl Attributor {
             "file",
             action,
             Body::File(Box::new(FileChange {
-                path: path.path,
+                path: path.path.into(),
                 target_path,
                 file,
                 before: None,
@@ -821,7 +821,7 @@ impl Attributor {
         let Body::File(f) = &ev.body else {
             return Ok(());
         };
-        let touched = [Some(f.path.as_str()), f.target_path.as_deref()];
+        let touched = [Some(&*f.path), f.target_path.as_deref()];
         for i in 0..self.policy.roots.len() {
             let root = &self.policy.roots[i];
             if !touched.contains(&Some(&*self.root_paths[i])) {

@@ -9,6 +9,7 @@
 use crate::event::{Event, Related};
 // foldhash (randomly seeded): SipHash of the path keys was most of each map operation.
 use foldhash::{HashMap, HashMapExt};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the source knows about a raw change beyond the event itself.
@@ -38,7 +39,7 @@ pub struct Timing {
     pub max_hold: Duration,
 }
 
-type Key = (u32, String);
+type Key = (u32, Arc<str>);
 
 /// The most sessions held at once; past it the oldest are emitted early.
 pub const MAX_HELD: usize = 8192;
@@ -76,11 +77,11 @@ impl Coalescer {
             // Another process moves or removes a file someone's session holds:
             // that session's event comes first, and is read before it goes.
             let f = ev.file().expect("file event");
-            let names = [Some(f.path.as_str()), f.target_path.as_deref()];
+            let names = [Some(&*f.path), f.target_path.as_deref()];
             let others: Vec<Key> = self
                 .held
                 .keys()
-                .filter(|k| **k != key && names.contains(&Some(k.1.as_str())))
+                .filter(|k| **k != key && names.contains(&Some(&*k.1)))
                 .cloned()
                 .collect();
             out.extend(self.take(others));
@@ -313,7 +314,7 @@ mod tests {
             .map(|e| {
                 let f = e.file().unwrap();
                 let rel = f.related.iter().map(|r| r.action.to_string()).collect();
-                (e.action.to_string(), f.path.clone(), rel)
+                (e.action.to_string(), f.path.to_string(), rel)
             })
             .collect()
     }

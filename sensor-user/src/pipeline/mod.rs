@@ -25,7 +25,8 @@ use globset::GlobSet;
 // foldhash (randomly seeded): SipHash of the path keys was most of each map operation.
 use foldhash::{HashMap, HashMapExt, HashSet};
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Settings of the shared stages.
@@ -203,19 +204,19 @@ struct Settle {
     queue: VecDeque<Pending>,
     first_id: u64,
     /// Last emitted state per path: the next event's `before`.
-    states: HashMap<String, FileState>,
+    states: HashMap<Arc<str>, FileState>,
     /// Last seen content of diffable paths.
-    contents: HashMap<String, Vec<u8>>,
+    contents: HashMap<Arc<str>, Vec<u8>>,
     /// When each path's newest realtime event was queued (its state is read
     /// at or after that moment). Pruned of entries older than
     /// [`CHANGED_AT_KEEP`].
-    changed_at: HashMap<String, Instant>,
+    changed_at: HashMap<Arc<str>, Instant>,
     /// Paths mapped shared and writable whose write session has not closed:
     /// their digests are never reused. Stores through a mapping need not move
     /// mtime or ctime (tmpfs never does; other file systems only at the first
     /// write fault after writeback), so "same metadata" does not mean "same
     /// content" there (vm-test found a stale hash on tmpfs).
-    mapped: HashSet<String>,
+    mapped: HashSet<Arc<str>>,
     last_prune: Instant,
     /// Findings dropped as superseded, per scan id, until the scan's
     /// `scan_finished` passes and carries the count.
@@ -321,10 +322,10 @@ impl Settle {
                     // What events have shown since is newer than the seed.
                     if let Ok(s) = s {
                         for (path, st) in s.states {
-                            self.states.entry(path).or_insert(st);
+                            self.states.entry(path.into()).or_insert(st);
                         }
                         for (path, c) in s.contents {
-                            self.contents.entry(path).or_insert(c);
+                            self.contents.entry(path.into()).or_insert(c);
                         }
                     }
                 }
@@ -425,7 +426,7 @@ impl Settle {
         if closed {
             self.mapped.remove(path);
         } else if opened {
-            self.mapped.insert(path.to_string());
+            self.mapped.insert(path.into());
         }
         was || opened
     }
@@ -455,28 +456,25 @@ impl Settle {
             }
         }
         if let Some(path) = path {
-            let diffable = self.s.diff.is_match(&path) && !self.s.secret.is_match(&path);
-            let sha256 = self.s.sha256.is_match(&path);
-            let keep_content = if diffable { self.s.diff_max_bytes } else { 0 };
             let mapped = self.mapped_session(&pending.ev, &path);
-            let path = PathBuf::from(path);
-            let hint = self
-                .states
-                .get(path.to_str().unwrap_or_default())
-                .filter(|_| !mapped);
+            let hint = self.states.get(&path).filter(|_| !mapped);
+            let path = Path::new(&*path);
+            let diffable = self.s.diff.is_match(path) && !self.s.secret.is_match(path);
+            let sha256 = self.s.sha256.is_match(path);
+            let keep_content = if diffable { self.s.diff_max_bytes } else { 0 };
             // Judged against the state known now: an earlier event on the
             // path may still change `states` before this one is finished.
             pending.append_ref = hint
-                .filter(|_| self.s.append_only.is_match(&path))
+                .filter(|_| self.s.append_only.is_match(path))
                 .filter(|h| crate::append_only::prefix_len(h).is_some())
                 .cloned();
             let prefix = pending.append_ref.as_ref().map(|r| r.size);
-            match enrich::stat(&path, hint, sha256, keep_content) {
+            match enrich::stat(path, hint, sha256, keep_content) {
                 Some((state, true)) => {
                     let jobs = self.jobs.as_ref().expect("jobs are open until stop");
                     jobs.send(Job {
                         id,
-                        path,
+                        path: path.to_path_buf(),
                         state,
                         sha256,
                         keep_content,

@@ -173,8 +173,8 @@ fn file_change(action: &str, f: &FileChange, out: &mut serde_json::Map<String, V
     // Where the file is now: a rename or link made a new name.
     let moved = matches!(action, "renamed" | "linked");
     let path = match (&f.target_path, moved) {
-        (Some(t), true) => t.as_str(),
-        _ => f.path.as_str(),
+        (Some(t), true) => &**t,
+        _ => &*f.path,
     };
     let link_target = state.and_then(|s| s.link_target.clone()).or_else(|| {
         f.details

@@ -448,7 +448,7 @@ mod tests {
                     path: if odd {
                         weird.into()
                     } else {
-                        format!("/tmp/f{k}")
+                        format!("/tmp/f{k}").into()
                     },
                     target_path: odd.then(|| "/tmp/t".into()),
                     time: "2026-11-27T05:00:00.5Z".into(),

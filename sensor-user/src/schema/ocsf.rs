@@ -264,8 +264,8 @@ fn file_change(f: &FileChange, out: &mut serde_json::Map<String, Value>, unmappe
         file(&f.path, f.file.file_type, f.file.inode, state),
     );
     let result_path = match (&f.target_path, &f.before, &f.after) {
-        (Some(t), _, _) => Some(t.as_str()),
-        (None, Some(_), Some(_)) => Some(f.path.as_str()),
+        (Some(t), _, _) => Some(&**t),
+        (None, Some(_), Some(_)) => Some(&*f.path),
         _ => None,
     };
     if let Some(p) = result_path {

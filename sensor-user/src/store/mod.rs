@@ -1192,7 +1192,7 @@ impl Store {
                     f.map(|f| f.source.tier)
                         .or(ev.package().map(|p| p.source.tier))
                         .or(ev.service().map(|s| s.source.tier)),
-                    f.map(|f| f.path.as_str()),
+                    f.map(|f| &*f.path),
                     f.and_then(|f| f.target_path.as_deref()),
                     ev.severity.as_str(),
                     ev.alert,
