@@ -3,6 +3,7 @@ use sensor_common::{
     kind, path_flags, CloseRecord, ExecRecord, FileRecord, PathRecord, TaskRecord, NAME_CAP,
     PATH_CAP,
 };
+use std::sync::Arc;
 
 /// One decoded kernel record. The large ones are read in place when the
 /// bytes are aligned (ring-buffer records are 8-aligned), not copied.
@@ -173,7 +174,7 @@ impl CompactFileRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedPath {
     /// Absolute and lexically normalized.
-    pub path: String,
+    pub path: Arc<str>,
     /// The syscall's literal name had more than one component (`a/b`), so
     /// the kernel's verdict, taken on the anchor, may not hold for the path.
     pub multi_component_name: bool,
@@ -181,8 +182,10 @@ pub struct ResolvedPath {
     pub truncated: bool,
 }
 
-/// Joins the anchor's components (leaf first in the record) and the literal name.
-pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
+/// Joins the anchor's components (leaf first in the record) and the literal
+/// name, in `scratch` (kept by the caller so a path costs one allocation: the
+/// shared string it ends in).
+pub fn resolve(rec: &PathRecord, scratch: &mut Vec<u8>) -> Option<ResolvedPath> {
     if rec.flags & path_flags::HAS_ANCHOR == 0 {
         return None;
     }
@@ -190,7 +193,8 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
     let name = literal_name_bytes(rec).unwrap_or_default();
     // One buffer, built root first and checked as UTF-8 once. Dentry names
     // never are `.` or `..`, so only a literal name can need normalizing.
-    let mut path = Vec::with_capacity(comps.len() + name.len() + 2);
+    let path = scratch;
+    path.clear();
     let mut end = comps.len();
     while end > 0 {
         let start = comps[..end]
@@ -218,13 +222,13 @@ pub fn resolve(rec: &PathRecord) -> Option<ResolvedPath> {
     if path.is_empty() {
         path.push(b'/');
     }
-    let path = utf8_vec(path);
+    let path = utf8_cow(path);
     Some(ResolvedPath {
         path: if normalize {
-            let n = crate::config::normalize(std::path::Path::new(&path));
-            n.into_os_string().into_string().unwrap_or(path)
+            let n = crate::config::normalize(std::path::Path::new(&*path));
+            n.to_str().unwrap_or(&path).into()
         } else {
-            path
+            path.into()
         },
         multi_component_name: parts > 1,
         truncated: rec.flags & path_flags::TRUNCATED != 0,
@@ -257,14 +261,21 @@ fn utf8(bytes: &[u8]) -> String {
     }
 }
 
-/// As [`utf8`], without a copy when the bytes are UTF-8.
-fn utf8_vec(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+/// As [`utf8`], borrowed when the bytes are UTF-8.
+fn utf8_cow(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => s.into(),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn resolved(rec: &PathRecord) -> Option<ResolvedPath> {
+        resolve(rec, &mut Vec::new())
+    }
 
     fn record(comps: &[&str], name: Option<&str>) -> PathRecord {
         let mut r = PathRecord {
@@ -309,8 +320,8 @@ mod tests {
         assert_eq!((back.dev, back.ino), (8, 1234));
         assert_eq!(back.process.tgid, 77);
         assert_eq!(cstr(&back.process.comm), "sed");
-        assert_eq!(resolve(&back.path), resolve(&f.path));
-        assert_eq!(resolve(&back.path).unwrap().path, "/var/tmp/w/sedX1");
+        assert_eq!(resolved(&back.path), resolved(&f.path));
+        assert_eq!(&*resolved(&back.path).unwrap().path, "/var/tmp/w/sedX1");
         assert_eq!(back.target.flags, 0, "the target is not kept");
         assert!(kept.same_file(&f));
         f.ino = 1235;
@@ -330,8 +341,8 @@ mod tests {
         spare.target = record(&["etc"], Some("hosts"));
         spare.session = 1;
         kept.restore_into(&mut spare);
-        assert_eq!(resolve(&spare.path).unwrap().path, "/tmp/w/a");
-        assert!(resolve(&spare.target).is_none(), "the target is not kept");
+        assert_eq!(&*resolved(&spare.path).unwrap().path, "/tmp/w/a");
+        assert!(resolved(&spare.target).is_none(), "the target is not kept");
         assert_eq!(spare.session, f.session);
         assert_eq!(kept.session(), f.session);
     }
@@ -376,30 +387,39 @@ mod tests {
 
     #[test]
     fn anchor_is_leaf_first() {
-        let p = resolve(&record(&["passwd", "etc"], None)).unwrap();
-        assert_eq!(p.path, "/etc/passwd");
+        let p = resolved(&record(&["passwd", "etc"], None)).unwrap();
+        assert_eq!(&*p.path, "/etc/passwd");
         assert!(!p.multi_component_name);
-        assert_eq!(resolve(&record(&[], None)).unwrap().path, "/");
+        assert_eq!(&*resolved(&record(&[], None)).unwrap().path, "/");
+    }
+
+    #[test]
+    fn a_reused_scratch_buffer_keeps_nothing_of_the_last_path() {
+        let mut scratch = Vec::new();
+        let long = record(&["shadow", "etc"], None);
+        assert_eq!(&*resolve(&long, &mut scratch).unwrap().path, "/etc/shadow");
+        let short = record(&["tmp"], Some("a"));
+        assert_eq!(&*resolve(&short, &mut scratch).unwrap().path, "/tmp/a");
     }
 
     #[test]
     fn bytes_that_are_not_utf8_are_replaced_not_dropped() {
         let mut r = record(&["etc"], Some("x"));
         r.name[0] = 0xff;
-        let p = resolve(&r).unwrap();
-        assert_eq!(p.path, "/etc/\u{fffd}");
+        let p = resolved(&r).unwrap();
+        assert_eq!(&*p.path, "/etc/\u{fffd}");
         assert_eq!(literal_name(&r).as_deref(), Some("\u{fffd}"));
     }
 
     #[test]
     fn names_join_and_normalize() {
-        let p = resolve(&record(&["tmp"], Some("../etc/./shadow"))).unwrap();
-        assert_eq!(p.path, "/etc/shadow");
+        let p = resolved(&record(&["tmp"], Some("../etc/./shadow"))).unwrap();
+        assert_eq!(&*p.path, "/etc/shadow");
         assert!(p.multi_component_name);
         let r = record(&["w", "tmp"], Some("a//./b"));
-        assert_eq!(resolve(&r).unwrap().path, "/tmp/w/a/b");
+        assert_eq!(&*resolved(&r).unwrap().path, "/tmp/w/a/b");
         let r = record(&[], Some("/etc/hosts"));
-        assert_eq!(resolve(&r).unwrap().path, "/etc/hosts");
+        assert_eq!(&*resolved(&r).unwrap().path, "/etc/hosts");
         assert_eq!(literal_name(&r).as_deref(), Some("/etc/hosts"));
     }
 }

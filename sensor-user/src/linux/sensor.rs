@@ -343,6 +343,8 @@ pub(super) struct Attributor {
     sessions: foldhash::HashMap<u32, Vec<decode::CompactFileRecord>>,
     /// A record to restore kept ones into (see `CompactFileRecord::restore_into`).
     spare: Option<Box<FileRecord>>,
+    /// Where paths are joined (`decode::resolve`).
+    scratch: Vec<u8>,
     /// Blind spots already reported: (tgid, start time, what, inode or 0).
     blind_reported: std::collections::HashSet<(u32, u64, &'static str, u64)>,
     /// `systemctl` and `service` runs, for the systemd watcher's attribution.
@@ -380,6 +382,7 @@ impl Attributor {
             stamps: Default::default(),
             sessions: Default::default(),
             spare: None,
+            scratch: Vec::new(),
             blind_reported: Default::default(),
             uring_blind: String::new(),
             process_cache: Default::default(),
@@ -489,7 +492,7 @@ impl Attributor {
         match r {
             Record::Exec(e) => {
                 let p = &e.process;
-                let exe = decode::resolve(&e.exe).map(|r| r.path);
+                let exe = decode::resolve(&e.exe, &mut self.scratch).map(|r| r.path.to_string());
                 let n = (e.args_len as usize).min(e.args.len());
                 self.procs.exec(ProcInfo {
                     pid: p.tgid,
@@ -680,8 +683,8 @@ impl Attributor {
     /// Builds the event for a file record, or None when the policy (ignore
     /// globs, entry kinds, or the final check of a candidate) filters it out.
     fn file_event(&mut self, f: &FileRecord) -> Option<Change> {
-        let path = decode::resolve(&f.path)?;
-        let target = decode::resolve(&f.target);
+        let path = decode::resolve(&f.path, &mut self.scratch)?;
+        let target = decode::resolve(&f.target, &mut self.scratch);
         let is_dir = match f.op {
             op::MKDIR | op::RMDIR => Some(true),
             _ if f.i_mode != 0 => Some(f.i_mode & libc::S_IFMT == libc::S_IFDIR),
@@ -690,7 +693,7 @@ impl Attributor {
         let two_paths = matches!(f.op, op::RENAMED | op::LINKED);
         let (root, decided_by) =
             self.place(f, &path, target.as_ref().filter(|_| two_paths), is_dir)?;
-        let ignored = |p: &ResolvedPath| self.policy.ignored(root, Path::new(&p.path));
+        let ignored = |p: &ResolvedPath| self.policy.ignored(root, Path::new(&*p.path));
         if ignored(&path) && target.as_ref().filter(|_| two_paths).is_none_or(ignored) {
             return None;
         }
@@ -708,7 +711,7 @@ impl Attributor {
                     (false, false) => "within",
                 };
                 details.insert("direction".into(), dir.into());
-                target_path = Some(t.path.into());
+                target_path = Some(t.path);
                 const RENAME_NOREPLACE: u64 = 1;
                 const RENAME_EXCHANGE: u64 = 2;
                 if f.flags & RENAME_NOREPLACE != 0 {
@@ -721,7 +724,7 @@ impl Attributor {
                 }
             }
             op::LINKED => {
-                target_path = target.map(|t| t.path.into());
+                target_path = target.map(|t| t.path);
                 "linked"
             }
             op::SYMLINKED => {
@@ -784,7 +787,7 @@ impl Attributor {
             "file",
             action,
             Body::File(Box::new(FileChange {
-                path: path.path.into(),
+                path: path.path,
                 target_path,
                 file,
                 before: None,
@@ -898,16 +901,16 @@ impl Attributor {
             let root = kernel_root?;
             return self
                 .policy
-                .entry_kind_ok(root, Path::new(&path.path), is_dir)
+                .entry_kind_ok(root, Path::new(&*path.path), is_dir)
                 .then_some((Some(root), "inode"));
         }
-        let by_string = |p: &ResolvedPath| self.policy.root_for(Path::new(&p.path), is_dir);
+        let by_string = |p: &ResolvedPath| self.policy.root_for(Path::new(&*p.path), is_dir);
         if let Some(r) = by_string(path).or_else(|| target.and_then(by_string)) {
             return Some((Some(r), "path"));
         }
         // Renaming or removing a directory on the way to a root moves or removes watched files.
         if matches!(f.op, op::RENAMED | op::RMDIR)
-            && self.policy.is_ancestor_of_root(Path::new(&path.path))
+            && self.policy.is_ancestor_of_root(Path::new(&*path.path))
         {
             return Some((None, "path"));
         }
