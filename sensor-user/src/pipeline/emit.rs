@@ -2,7 +2,7 @@
 use crate::event::{Body, Event, SensorInfo};
 use crate::integrity::{Chain, HostKey};
 use crate::rules::RuleSet;
-use crate::schema::{render, render_sealed, Format, Seal};
+use crate::schema::{render_into, render_sealed, Format, Seal};
 use crate::sink::{HealthState, Rendered, Sink};
 use anyhow::Result;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub struct Emitter {
     lost_total: u64,
     /// When the first event was emitted (uptime of heartbeats).
     started: Option<std::time::Instant>,
+    /// Where lines are rendered before they are shared with the sinks.
+    line_buf: Vec<u8>,
 }
 
 /// The store's change journal, appended in batches: one transaction per idle
@@ -104,6 +106,7 @@ impl Emitter {
             chain: None,
             lost_total: 0,
             started: None,
+            line_buf: Vec::with_capacity(4096),
         }
     }
 
@@ -190,7 +193,10 @@ impl Emitter {
                 let (line, hex) = chain.seal_owned(canonical);
                 (line.into(), Some(hex))
             }
-            None => (render(Format::Native, ev).into(), None),
+            None => {
+                render_into(Format::Native, ev, &mut self.line_buf);
+                (Arc::from(&self.line_buf[..]), None)
+            }
         }
     }
 
@@ -237,7 +243,10 @@ impl Emitter {
                         },
                     )
                     .into(),
-                    _ => render(format, ev).into(),
+                    _ => {
+                        render_into(format, ev, &mut self.line_buf);
+                        Arc::from(&self.line_buf[..])
+                    }
                 })
                 .clone();
             let r = Rendered {

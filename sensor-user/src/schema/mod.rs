@@ -21,29 +21,32 @@ pub enum Format {
 
 /// One event as a single line of JSON in `format` (no trailing newline).
 pub fn render(format: Format, ev: &Event) -> Vec<u8> {
-    match format {
-        Format::Native => native_json(ev),
-        Format::Ocsf => to_json(&ocsf::map(ev)),
-        Format::Ecs => to_json(&ecs::map(ev)),
-    }
-}
-
-/// One JSON line's bytes, in a buffer sized for a typical event (growing a
-/// small one by doubling copies the line several times), with room for the
-/// chain to be appended in place.
-fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    // Sized for a typical event (growing a small buffer by doubling copies the
+    // line several times), with room for the chain to be appended in place.
     let mut out = Vec::with_capacity(4096);
-    serde_json::to_writer(&mut out, v).expect("events serialize: all keys are strings");
+    render_into(format, ev, &mut out);
     out
 }
 
+/// As [`render`], into `out` (cleared first): a caller that renders many
+/// events keeps one buffer instead of allocating one a line.
+pub fn render_into(format: Format, ev: &Event, out: &mut Vec<u8>) {
+    out.clear();
+    match format {
+        Format::Native => native_into(ev, out),
+        Format::Ocsf => to_json_into(&ocsf::map(ev), out),
+        Format::Ecs => to_json_into(&ecs::map(ev), out),
+    }
+}
+
+fn to_json_into<T: serde::Serialize + ?Sized>(v: &T, out: &mut Vec<u8>) {
+    serde_json::to_writer(out, v).expect("events serialize: all keys are strings");
+}
+
 /// The native rendering: file events by [`native`], the rest (rare) by serde.
-fn native_json(ev: &Event) -> Vec<u8> {
-    let mut out = Vec::with_capacity(4096);
-    if native::write_file_event(&mut out, ev) {
-        out
-    } else {
-        to_json(ev)
+fn native_into(ev: &Event, out: &mut Vec<u8>) {
+    if !native::write_file_event(out, ev) {
+        to_json_into(ev, out);
     }
 }
 
@@ -59,7 +62,7 @@ pub struct Seal<'a> {
 /// `key_id` (after every other member) and without `chain`. The sealed line
 /// is these bytes with `,"chain":"<hex>"` inserted before the final `}`.
 pub fn native_canonical(ev: &Event, key_id: &str) -> Vec<u8> {
-    let mut out = native_json(ev);
+    let mut out = render(Format::Native, ev);
     // `key_id` as the last member: before the closing brace.
     debug_assert_eq!(out.last(), Some(&b'}'));
     out.pop();

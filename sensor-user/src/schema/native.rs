@@ -44,7 +44,7 @@ pub fn write_file_event(out: &mut Vec<u8>, ev: &Event) -> bool {
     out.extend_from_slice(b",\"kind\":");
     lit(out, kind);
     out.extend_from_slice(b",\"action\":");
-    str(out, action);
+    lit(out, action);
     out.extend_from_slice(b",\"severity\":");
     lit(out, severity.as_str());
     if *alert {
@@ -114,7 +114,7 @@ fn file_change(out: &mut Vec<u8>, f: &FileChange) {
     source_(out, source);
     if !details.is_empty() {
         out.extend_from_slice(b",\"details\":");
-        serde(out, details);
+        details_(out, details);
     }
     if !related.is_empty() {
         out.extend_from_slice(b",\"related\":[");
@@ -281,7 +281,7 @@ fn related_(out: &mut Vec<u8>, r: &Related) {
         details,
     } = r;
     out.extend_from_slice(b"{\"action\":");
-    str(out, action);
+    lit(out, action);
     out.extend_from_slice(b",\"path\":");
     str(out, path);
     if let Some(t) = target_path {
@@ -294,7 +294,7 @@ fn related_(out: &mut Vec<u8>, r: &Related) {
     lit(out, syscall);
     if !details.is_empty() {
         out.extend_from_slice(b",\"details\":");
-        serde(out, details);
+        details_(out, details);
     }
     out.push(b'}');
 }
@@ -377,6 +377,27 @@ fn str_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
     out.push(b'}');
 }
 
+/// A `details` object: its strings and flags written here (a few per
+/// event), anything nested or numeric left to serde_json.
+fn details_(out: &mut Vec<u8>, m: &serde_json::Map<String, serde_json::Value>) {
+    use serde_json::Value;
+    out.push(b'{');
+    for (i, (k, v)) in m.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        str(out, k);
+        out.push(b':');
+        match v {
+            Value::String(s) => str(out, s),
+            Value::Bool(true) => out.extend_from_slice(b"true"),
+            Value::Bool(false) => out.extend_from_slice(b"false"),
+            v => serde(out, v),
+        }
+    }
+    out.push(b'}');
+}
+
 fn num(out: &mut Vec<u8>, n: impl itoa::Integer) {
     out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
@@ -437,6 +458,9 @@ mod tests {
             if i % 3 == 0 {
                 details.insert("mode".into(), "0755".into());
                 details.insert("truncated".into(), true.into());
+                details.insert("noreplace".into(), false.into());
+                details.insert("uid".into(), u32::MAX.into());
+                details.insert(weird.into(), weird.into());
                 details.insert(
                     "flags".into(),
                     serde_json::json!([1, 2.5, null, {"x": "y"}]),
