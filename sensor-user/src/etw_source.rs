@@ -116,7 +116,7 @@ pub fn input(host: &str, c: &Change) -> Input {
             TIER,
             d,
         );
-        ev.time = time(c.time);
+        ev.time = time(c.time).into();
         return Input::Sensor(ev);
     }
     let ev = Event::new(

@@ -10,6 +10,80 @@ use std::sync::Arc;
 
 pub const SCHEMA: &str = "vigil/0.2";
 
+/// An event's time as it is written, RFC 3339 UTC with nanoseconds
+/// (`2026-11-27T15:43:04.742132529Z`), kept inline: events are made at
+/// ~100 k/s, and an owned string was an allocation each, usually freed on
+/// another thread than the one that made it.
+#[derive(Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Time(arrayvec::ArrayString<{ Time::CAP }>);
+
+impl Time {
+    /// Room for any RFC 3339 time (vigil writes 20 to 35 bytes).
+    pub const CAP: usize = 40;
+
+    /// `s`, cut to [`Time::CAP`] bytes at a character boundary.
+    pub fn new(s: &str) -> Time {
+        let mut end = s.len().min(Self::CAP);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Time(arrayvec::ArrayString::from(&s[..end]).expect("cut to capacity"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Time {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Time {
+    fn from(s: &str) -> Time {
+        Time::new(s)
+    }
+}
+
+impl From<String> for Time {
+    fn from(s: String) -> Time {
+        Time::new(&s)
+    }
+}
+
+impl PartialEq<str> for Time {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Time {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Debug for Time {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for Time {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
     pub schema: &'static str,
@@ -17,7 +91,7 @@ pub struct Event {
     pub seq: u64,
     /// RFC 3339 UTC with nanoseconds: when the change happened (the first
     /// folded change for a coalesced event).
-    pub time: String,
+    pub time: Time,
     /// Shared: every event of a run names the same host.
     pub host: std::sync::Arc<str>,
     /// `file`, `package`, `service` or `sensor`.
@@ -381,7 +455,7 @@ pub struct Related {
     pub path: Arc<str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_path: Option<Arc<str>>,
-    pub time: String,
+    pub time: Time,
     pub syscall: &'static str,
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
@@ -550,14 +624,14 @@ impl Event {
     pub fn new(
         kind: &'static str,
         action: &'static str,
-        time: String,
+        time: impl Into<Time>,
         host: impl Into<std::sync::Arc<str>>,
         body: Body,
     ) -> Event {
         Event {
             schema: SCHEMA,
             seq: 0,
-            time,
+            time: time.into(),
             host: host.into(),
             kind,
             action,
@@ -743,5 +817,21 @@ mod epoch_tests {
         ] {
             assert_eq!(utc_epoch_seconds(other), None, "{other}");
         }
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::Time;
+
+    #[test]
+    fn a_time_keeps_what_fits_and_cuts_on_a_character() {
+        let t = "2026-11-27T15:43:04.742132529+05:30";
+        assert_eq!(Time::new(t), t);
+        assert_eq!(serde_json::to_string(&Time::new(t)).unwrap(), format!("\"{t}\""));
+        // 39 ASCII bytes, then a 2-byte character across the capacity.
+        let long = format!("{}é", "x".repeat(Time::CAP - 1));
+        assert_eq!(Time::new(&long).len(), Time::CAP - 1);
+        assert_eq!(Time::new(&"y".repeat(99)).len(), Time::CAP);
     }
 }

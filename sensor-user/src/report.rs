@@ -878,7 +878,7 @@ mod tests {
                 action,
                 crate::event::SensorInfo::default(),
             );
-            ev.time = time.to_string();
+            ev.time = (*time).into();
             store.journal(&ev).unwrap();
         }
         (dir, store)

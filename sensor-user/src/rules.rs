@@ -992,7 +992,7 @@ mod tests {
             ..Event::new(
                 "file",
                 action,
-                "2026-01-01T00:00:00.000000000Z".into(),
+                "2026-01-01T00:00:00.000000000Z",
                 "h",
                 Body::File(Box::new(file)),
             )
@@ -1862,7 +1862,7 @@ action = ["modified"]
                 action: "timestamps_changed",
                 path: f.path.clone(),
                 target_path: None,
-                time: String::new(),
+                time: crate::event::Time::default(),
                 syscall: "utimensat",
                 details: Default::default(),
             });

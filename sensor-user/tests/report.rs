@@ -110,7 +110,7 @@ fn realtime(path: &str, action: &'static str, time: Option<String>) -> Event {
         decided_by: "inode",
     };
     if let Some(t) = time {
-        ev.time = t;
+        ev.time = t.into();
     }
     ev
 }

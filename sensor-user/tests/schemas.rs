@@ -141,7 +141,7 @@ fn file_event(
     change(&mut f);
     Event {
         seq,
-        ..Event::new("file", action, T0.into(), "web-1", Body::File(Box::new(f)))
+        ..Event::new("file", action, T0, "web-1", Body::File(Box::new(f)))
     }
 }
 

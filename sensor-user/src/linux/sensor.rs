@@ -998,14 +998,14 @@ impl Attributor {
             session_id: Some(p.sessionid).filter(|s| *s != u32::MAX),
             cgroup_id: p.cgroup_id,
             mnt_ns: p.mntns,
-            start_time: self.rfc3339(p.start_boottime),
+            start_time: self.rfc3339(p.start_boottime).to_string(),
             container_id: entry.as_ref().and_then(|e| e.container_id.clone()),
             parent: parent_entry,
             ancestry,
         }
     }
 
-    fn rfc3339(&mut self, boot_ns: u64) -> String {
+    fn rfc3339(&mut self, boot_ns: u64) -> Time {
         let ns = self.boot_offset_ns + boot_ns as i128;
         // i64 arithmetic when it fits (until 2262): i128 division is a libcall.
         let (secs, nanos) = match i64::try_from(ns) {
@@ -1051,7 +1051,7 @@ struct Stamps {
 impl Stamps {
     /// As [`rfc3339_nanos`] for `secs` and `nanos` (below one second) since
     /// the epoch; a time chrono cannot represent is written as the epoch.
-    fn at(&mut self, secs: i64, nanos: u32) -> String {
+    fn at(&mut self, secs: i64, nanos: u32) -> Time {
         if self.sec != Some(secs) {
             let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
             self.text.copy_from_slice(rfc3339_nanos(&t).as_bytes());
@@ -1061,7 +1061,7 @@ impl Stamps {
         put_digits(&mut b[20..29], nanos % 1_000_000_000);
         // SAFETY: `text` is ASCII (from rfc3339_nanos) and put_digits writes
         // ASCII digits; this runs for every record, so no second check.
-        unsafe { String::from_utf8_unchecked(b.to_vec()) }
+        Time::new(unsafe { std::str::from_utf8_unchecked(&b) })
     }
 }
 
@@ -1272,7 +1272,7 @@ mod tests {
         ] {
             let t = chrono::DateTime::from_timestamp(secs, nanos).unwrap();
             assert_eq!(
-                stamps.at(secs, nanos),
+                stamps.at(secs, nanos).as_str(),
                 t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
             );
         }

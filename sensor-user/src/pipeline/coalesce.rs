@@ -221,7 +221,7 @@ fn fold(into: &mut Event, raw: Event) {
             action: into.action,
             path: f.path.clone(),
             target_path: f.target_path.clone(),
-            time: into.time.clone(),
+            time: into.time,
             syscall: f.source.syscall,
             details: f.details.clone(),
         }
@@ -259,7 +259,7 @@ mod tests {
         let ev = Event {
             schema: SCHEMA,
             seq: 0,
-            time: format!("t-{action}"),
+            time: format!("t-{action}").into(),
             host: "h".into(),
             kind: "file",
             action,

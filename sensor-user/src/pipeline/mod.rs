@@ -713,7 +713,7 @@ mod tests {
                     let batch = (0..256)
                         .map(|i| {
                             let mut ev = file_event("modified", &path, "tracepoint");
-                            ev.time = format!("{}", chunk * 256 + i);
+                            ev.time = format!("{}", chunk * 256 + i).into();
                             Input::Change(Change {
                                 ev,
                                 meta: coalesce::Meta {

@@ -523,7 +523,7 @@ mod tests {
             let mut ev = Event::new(
                 "file",
                 "modified",
-                "2026-11-27T05:00:00.000000001Z".into(),
+                "2026-11-27T05:00:00.000000001Z",
                 "vm\"1",
                 Body::File(Box::new(body)),
             );
@@ -576,7 +576,7 @@ mod tests {
         let ev = Event::new(
             "sensor",
             "start",
-            "2026-11-27T05:00:00Z".into(),
+            "2026-11-27T05:00:00Z",
             "h",
             Body::Sensor(Box::default()),
         );

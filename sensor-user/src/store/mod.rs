@@ -1186,7 +1186,7 @@ impl Store {
             .and_then(|mut st| {
                 st.execute(params![
                     now(),
-                    ev.time,
+                    ev.time.as_str(),
                     ev.kind,
                     ev.action,
                     f.map(|f| f.source.tier)

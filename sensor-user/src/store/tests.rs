@@ -26,7 +26,7 @@ fn state(size: u64) -> FileState {
 fn event(path: &str, tier: &'static str) -> Event {
     let mut ev = Event::test_file("modified", path, tier);
     ev.seq = 1;
-    ev.time = now();
+    ev.time = now().into();
     ev.file_mut().unwrap().source.decided_by = "path";
     ev
 }
