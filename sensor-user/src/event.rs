@@ -405,7 +405,7 @@ pub struct FileInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inode: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dev: Option<String>,
+    pub dev: Option<Arc<str>>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub path_truncated: bool,
 }

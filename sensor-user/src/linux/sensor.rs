@@ -1069,14 +1069,14 @@ impl Stamps {
 /// is nearly always on one file system.
 #[derive(Default)]
 struct DeviceNames {
-    last: Option<(u32, String)>,
+    last: Option<(u32, Arc<str>)>,
 }
 
 impl DeviceNames {
-    fn name(&mut self, dev: u32) -> String {
+    fn name(&mut self, dev: u32) -> Arc<str> {
         match &self.last {
             Some((d, name)) if *d == dev => name.clone(),
-            _ => self.last.insert((dev, major_minor(dev))).1.clone(),
+            _ => self.last.insert((dev, major_minor(dev).into())).1.clone(),
         }
     }
 }
