@@ -828,7 +828,10 @@ mod time_tests {
     fn a_time_keeps_what_fits_and_cuts_on_a_character() {
         let t = "2026-11-27T15:43:04.742132529+05:30";
         assert_eq!(Time::new(t), t);
-        assert_eq!(serde_json::to_string(&Time::new(t)).unwrap(), format!("\"{t}\""));
+        assert_eq!(
+            serde_json::to_string(&Time::new(t)).unwrap(),
+            format!("\"{t}\"")
+        );
         // 39 ASCII bytes, then a 2-byte character across the capacity.
         let long = format!("{}é", "x".repeat(Time::CAP - 1));
         assert_eq!(Time::new(&long).len(), Time::CAP - 1);

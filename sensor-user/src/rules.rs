@@ -283,6 +283,9 @@ pub struct RuleSet {
     paths: PathIndex,
     /// For each glob in `paths`, its rule and whether it is a `not_path`.
     path_owner: Vec<PathGlob>,
+    /// Rules with `not_path` globs and no `path` glob: the only ones a path
+    /// that no glob names can satisfy (the usual case, so kept apart).
+    not_path_only: Vec<usize>,
 }
 
 impl Default for RuleSet {
@@ -291,6 +294,7 @@ impl Default for RuleSet {
             rules: Vec::new(),
             paths: PathIndex::empty(),
             path_owner: Vec::new(),
+            not_path_only: Vec::new(),
         }
     }
 }
@@ -401,6 +405,10 @@ impl RuleSet {
             }
         })?;
         self.path_owner = owner;
+        self.not_path_only = (self.rules.iter().enumerate())
+            .filter(|(_, r)| r.path.is_empty() && !r.not_path.is_empty())
+            .map(|(i, _)| i)
+            .collect();
         Ok(())
     }
 
@@ -470,9 +478,10 @@ impl RuleSet {
         }
     }
 
-    /// Fills `scratch.path_ok`: for each rule, whether one of the event's paths
-    /// (path or target_path) matches one of its `path` globs (or it has none)
-    /// and none of its `not_path` globs.
+    /// Fills `scratch.path_ok`: for each rule with a path condition, whether
+    /// one of the event's paths (path or target_path) matches one of its
+    /// `path` globs (or it has none) and none of its `not_path` globs. Rules
+    /// without a path condition are not looked up.
     fn match_paths(&self, ev: &Event, scratch: &mut Scratch) {
         let Scratch {
             hits,
@@ -488,9 +497,10 @@ impl RuleSet {
         for p in std::iter::once(&*fc.path).chain(fc.target_path.as_deref()) {
             self.paths.matches_into(p, hits);
             if hits.is_empty() {
-                // The usual case: no glob names this path.
-                for (ok, r) in path_ok.iter_mut().zip(&self.rules) {
-                    *ok |= r.path.is_empty();
+                // The usual case: no glob names this path. Of the rules with
+                // a path condition, only those without `path` globs hold.
+                for &i in &self.not_path_only {
+                    path_ok[i] = true;
                 }
                 continue;
             }
