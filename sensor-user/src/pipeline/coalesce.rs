@@ -84,7 +84,9 @@ impl Coalescer {
                 .filter(|k| **k != key && names.contains(&Some(&*k.1)))
                 .cloned()
                 .collect();
-            out.extend(self.take(others));
+            if !others.is_empty() {
+                out.extend(self.take(others));
+            }
         }
         match ev.action {
             "renamed" => {
@@ -109,15 +111,16 @@ impl Coalescer {
                     self.held.insert((meta.pid, target), held);
                 }
             }
-            "closed_after_write" => match self.held.remove(&key) {
-                Some(mut held) => {
+            "closed_after_write" => match self.held.get_mut(&key) {
+                // A new file stays held, in place, for a rename over its target.
+                Some(held) if held.ev.action == "created" => {
                     fold(&mut held.ev, ev);
-                    if held.ev.action == "created" {
-                        held.deadline = Some(now + self.timing.rename_window);
-                        self.held.insert(key, held);
-                    } else {
-                        out.push(held.ev);
-                    }
+                    held.deadline = Some(now + self.timing.rename_window);
+                }
+                Some(_) => {
+                    let mut held = self.held.remove(&key).expect("found above");
+                    fold(&mut held.ev, ev);
+                    out.push(held.ev);
                 }
                 None => out.push(ev),
             },
