@@ -252,16 +252,14 @@ pub fn cstr(bytes: &[u8]) -> String {
     utf8(&bytes[..end])
 }
 
-/// Kernel bytes as a string: checked as UTF-8 first, which they nearly always
-/// are and which costs far less than the lossy conversion's chunking.
+/// Kernel bytes as a string.
 fn utf8(bytes: &[u8]) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
-    }
+    utf8_cow(bytes).into_owned()
 }
 
-/// As [`utf8`], borrowed when the bytes are UTF-8.
+/// Kernel bytes as a string, borrowed when they are UTF-8: checked as UTF-8
+/// first, which they nearly always are and which costs far less than the
+/// lossy conversion's chunking.
 fn utf8_cow(bytes: &[u8]) -> std::borrow::Cow<'_, str> {
     match std::str::from_utf8(bytes) {
         Ok(s) => s.into(),
