@@ -365,35 +365,35 @@ fn strs(out: &mut Vec<u8>, list: &[String]) {
 }
 
 fn str_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
-    out.push(b'{');
-    for (i, (k, v)) in m.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        str(out, k);
-        out.push(b':');
-        str(out, v);
-    }
-    out.push(b'}');
+    object(out, m, |out, v| str(out, v));
 }
 
 /// A `details` object: its strings and flags written here (a few per
 /// event), anything nested or numeric left to serde_json.
 fn details_(out: &mut Vec<u8>, m: &serde_json::Map<String, serde_json::Value>) {
     use serde_json::Value;
+    object(out, m, |out, v| match v {
+        Value::String(s) => str(out, s),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        v => serde(out, v),
+    });
+}
+
+/// A JSON object of string keys, each value written by `value`.
+fn object<'a, V: 'a>(
+    out: &mut Vec<u8>,
+    entries: impl IntoIterator<Item = (&'a String, &'a V)>,
+    value: impl Fn(&mut Vec<u8>, &'a V),
+) {
     out.push(b'{');
-    for (i, (k, v)) in m.iter().enumerate() {
+    for (i, (k, v)) in entries.into_iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
         str(out, k);
         out.push(b':');
-        match v {
-            Value::String(s) => str(out, s),
-            Value::Bool(true) => out.extend_from_slice(b"true"),
-            Value::Bool(false) => out.extend_from_slice(b"false"),
-            v => serde(out, v),
-        }
+        value(out, v);
     }
     out.push(b'}');
 }
