@@ -293,8 +293,8 @@ impl Daemon {
                 })?;
             }
             if self.section.catch_up {
-                let mut details = serde_json::Map::new();
-                details.insert("downtime".into(), serde_json::to_value(&downtime)?);
+                let mut details = crate::event::Details::new();
+                details.insert("downtime", serde_json::to_value(&downtime)?);
                 self.scan(&store, "catch-up", Against::LastReported, details)?;
             }
         }
@@ -316,9 +316,9 @@ impl Daemon {
                 }
                 Next::Rescan => {
                     let g = gap.take().expect("a gap is pending");
-                    let mut details = serde_json::Map::new();
+                    let mut details = crate::event::Details::new();
                     details.insert(
-                        "gap".into(),
+                        "gap",
                         serde_json::json!({
                             "since": g.first.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
                             "lost": g.lost,
@@ -433,7 +433,7 @@ impl Daemon {
         store: &Store,
         kind: &'static str,
         against: Against,
-        details: serde_json::Map<String, serde_json::Value>,
+        details: crate::event::Details,
     ) -> Result<bool> {
         let info = |status| ScanInfo {
             kind,

@@ -68,7 +68,7 @@ pub fn process(c: &Change) -> Arc<Process> {
     })
 }
 
-fn details(c: &Change) -> serde_json::Map<String, serde_json::Value> {
+fn details(c: &Change) -> crate::event::Details {
     c.details
         .iter()
         .map(|(k, v)| (format!("etw_{k}"), serde_json::Value::from(v.as_str())))
@@ -102,7 +102,7 @@ pub fn input(host: &str, c: &Change) -> Input {
         };
         let mut d = details(c);
         if let Some(note) = c.value.as_ref().and_then(|v| v.note.clone()) {
-            d.insert("registry_note".into(), note.into());
+            d.insert("registry_note", note.into());
         }
         let mut ev = crate::registry::event(
             host,

@@ -8,6 +8,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+mod details;
+pub use details::Details;
+
 pub const SCHEMA: &str = "vigil/0.2";
 
 /// An event's time as it is written, RFC 3339 UTC with nanoseconds
@@ -229,8 +232,8 @@ pub struct ServiceChange {
     /// `attribution`: `systemctl_exec` when `process` is set;
     /// `invocation_ms`: how long before the change that process was
     /// started; `unattributed`: found at start-up.
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Details::is_empty")]
+    pub details: Details,
 }
 
 /// A package as the package manager records it, before and after a change.
@@ -283,8 +286,8 @@ pub struct PackageChange {
     pub source: Source,
     /// `db_seq`: the `seq` of the database's file event; `unattributed`:
     /// found at start-up, the writer is unknown.
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Details::is_empty")]
+    pub details: Details,
 }
 
 /// On a file event: the package that owns the file (dpkg's file lists) and
@@ -342,8 +345,8 @@ pub struct FileChange {
     pub process: std::sync::Arc<Process>,
     pub source: Source,
     /// Syscall details that qualify the action (new mode, owner, flags...).
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Details::is_empty")]
+    pub details: Details,
     /// The raw changes folded into this event (a write session, a temporary
     /// file renamed over this path), oldest first. Nothing is dropped.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -457,8 +460,8 @@ pub struct Related {
     pub target_path: Option<Arc<str>>,
     pub time: Time,
     pub syscall: &'static str,
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub details: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Details::is_empty")]
+    pub details: Details,
 }
 
 #[derive(Debug, Clone, Serialize, Default)]

@@ -303,9 +303,9 @@ pub fn scan(
         values_seen: found.len() as u64,
         changes: 0,
     };
-    let mut details = serde_json::Map::new();
-    details.insert("scan_id".into(), scan_id.into());
-    details.insert("unattributed".into(), true.into());
+    let mut details = crate::event::Details::new();
+    details.insert("scan_id", scan_id.into());
+    details.insert("unattributed", true.into());
     let process = crate::scan::unattributed_process();
     for ((key, value), f) in &found {
         let now = state(&f.value);
@@ -383,7 +383,7 @@ pub fn event(
     watch: Option<String>,
     process: Arc<Process>,
     tier: &'static str,
-    mut details: serde_json::Map<String, serde_json::Value>,
+    mut details: crate::event::Details,
 ) -> Event {
     let path = match value {
         Some(v) => format!("{key}\\{v}"),
@@ -396,7 +396,7 @@ pub fn event(
         reg.insert("before".into(), before.unwrap_or(serde_json::Value::Null));
         reg.insert("after".into(), after.unwrap_or(serde_json::Value::Null));
     }
-    details.insert("registry".into(), serde_json::Value::Object(reg));
+    details.insert("registry", serde_json::Value::Object(reg));
     Event::new(
         "file",
         action,

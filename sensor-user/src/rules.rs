@@ -998,7 +998,7 @@ mod tests {
                 syscall: "openat",
                 decided_by: "inode",
             },
-            details: serde_json::Map::new(),
+            details: crate::event::Details::new(),
             related: Vec::new(),
         };
         Event {
@@ -1381,7 +1381,7 @@ mod tests {
         let set = one("mode_bits = [\"6000\"]");
         let chmod = |mode: &str| {
             with(ev("permissions_changed", "/usr/local/bin/x"), |f| {
-                f.details.insert("mode".into(), mode.into());
+                f.details.insert("mode", mode.into());
             })
         };
         assert!(hits(&set, chmod("4755")));
@@ -1427,8 +1427,7 @@ mod tests {
         });
         assert!(!hits(&set, other));
         let named = with(ev("xattr_changed", "/usr/bin/x"), |f| {
-            f.details
-                .insert("name".into(), "security.capability".into());
+            f.details.insert("name", "security.capability".into());
         });
         assert!(hits(&set, named));
         assert!(hits(
@@ -1542,7 +1541,7 @@ action = ["modified"]
     fn unattributed_scan_findings_are_at_least_high() {
         let flagged = |v: bool| {
             evaluated(with(ev("modified", "/srv/app/x"), |f| {
-                f.details.insert("unattributed".into(), v.into());
+                f.details.insert("unattributed", v.into());
             }))
         };
         let e = flagged(true);
@@ -1558,7 +1557,7 @@ action = ["modified"]
         let chmod = |path: &str, mode: &str| {
             with(ev("permissions_changed", path), |f| {
                 f.file.file_type = "unknown";
-                f.details.insert("mode".into(), mode.into());
+                f.details.insert("mode", mode.into());
             })
         };
         let by = |e: Event, exe: &str| {
@@ -1703,13 +1702,13 @@ action = ["modified"]
             (
                 "append-only-rewritten",
                 with(ev("modified", "/var/log/audit/audit.log"), |f| {
-                    f.details.insert("append_only".into(), "rewritten".into());
+                    f.details.insert("append_only", "rewritten".into());
                 }),
             ),
             (
                 "append-only-replaced",
                 with(ev("modified", "/var/log/audit/audit.log"), |f| {
-                    f.details.insert("append_only".into(), "replaced".into());
+                    f.details.insert("append_only", "replaced".into());
                 }),
             ),
             (
@@ -1730,8 +1729,7 @@ action = ["modified"]
                         name: Some("app".into()),
                         ..Default::default()
                     });
-                    f.details
-                        .insert("package_checksum".into(), "mismatch".into());
+                    f.details.insert("package_checksum", "mismatch".into());
                 }),
             ),
             ("package-installed", pkg_ev("package_installed")),
@@ -1866,7 +1864,7 @@ action = ["modified"]
     fn action_conditions_see_the_changes_folded_into_a_coalesced_event() {
         // `echo > /var/log/auth.log`: one `modified` that stands for a truncating open.
         let e = with(ev("modified", "/var/log/auth.log"), |f| {
-            f.details.insert("truncated".into(), true.into());
+            f.details.insert("truncated", true.into());
         });
         let e = evaluated(e);
         assert!(e.rules.iter().any(|r| r == "log-cleared"), "{:?}", e.rules);
@@ -1935,7 +1933,7 @@ action = ["modified"]
     fn builtin_setuid_chmod_gets_t1548_001() {
         let e = evaluated(with(ev("permissions_changed", "/usr/local/bin/x"), |f| {
             f.file.file_type = "unknown";
-            f.details.insert("mode".into(), "4755".into());
+            f.details.insert("mode", "4755".into());
         }));
         assert!(e.mitre.iter().any(|m| m == "T1548.001"), "{:?}", e.mitre);
         assert!(e.alert);
@@ -1943,7 +1941,7 @@ action = ["modified"]
         assert_eq!(e.rules, ["setuid-setgid", "system-binaries"]);
         // Removing the bit, or a set-group-id directory, is not escalation.
         let e = evaluated(with(ev("permissions_changed", "/usr/local/bin/x"), |f| {
-            f.details.insert("mode".into(), "755".into());
+            f.details.insert("mode", "755".into());
         }));
         assert!(!e.mitre.iter().any(|m| m == "T1548.001"));
         let e = evaluated(with(ev("created", "/srv/share/sub"), |f| {
@@ -2033,7 +2031,7 @@ mod package_tests {
         let f = ev.file_mut().unwrap();
         f.package = package;
         if let Some(c) = checksum {
-            f.details.insert("package_checksum".into(), c.into());
+            f.details.insert("package_checksum", c.into());
         }
         ev
     }

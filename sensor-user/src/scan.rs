@@ -368,7 +368,7 @@ pub fn finding_event(
     subject: Subject,
     finding: Finding,
     process: Arc<Process>,
-    details: serde_json::Map<String, serde_json::Value>,
+    details: crate::event::Details,
 ) -> Event {
     let Subject {
         path,
@@ -698,7 +698,7 @@ pub struct ScanRequest {
     pub against: Against,
     /// Added to every finding's `details` (the downtime window, the gap
     /// that triggered a rescan...).
-    pub details: serde_json::Map<String, serde_json::Value>,
+    pub details: crate::event::Details,
 }
 
 impl ScanRequest {
@@ -707,7 +707,7 @@ impl ScanRequest {
         ScanRequest {
             kind,
             against: Against::Baseline,
-            details: serde_json::Map::new(),
+            details: crate::event::Details::new(),
         }
     }
 }
@@ -891,14 +891,14 @@ fn scan_inner(
             _ => None,
         };
         let mut details = req.details.clone();
-        details.insert("scan_id".into(), id.into());
-        details.insert("scan_kind".into(), req.kind.into());
-        details.insert("unattributed".into(), realtime.is_none().into());
+        details.insert("scan_id", id.into());
+        details.insert("scan_kind", req.kind.into());
+        details.insert("unattributed", realtime.is_none().into());
         if let Some(seq) = realtime {
-            details.insert("realtime_seq".into(), seq.into());
+            details.insert("realtime_seq", seq.into());
         }
         if let Some(seq) = reference.reported_seq {
-            details.insert("last_reported_seq".into(), seq.into());
+            details.insert("last_reported_seq", seq.into());
         }
         if let Some(t) = &reference.since {
             let key = if reference.is_baseline {
@@ -906,15 +906,15 @@ fn scan_inner(
             } else {
                 "last_reported_time"
             };
-            details.insert(key.into(), t.clone().into());
+            details.insert(key, t.clone().into());
         }
         if let (Some(b), Some(a)) = (&reference.state, &after) {
             if b.inode != a.inode && a.file_type == "file" {
-                details.insert("replaced".into(), true.into());
+                details.insert("replaced", true.into());
             }
         }
         if let Some(v) = append_only {
-            details.insert("append_only".into(), v.as_str().into());
+            details.insert("append_only", v.as_str().into());
         }
         sum.changes += 1;
         sum.unattributed += u64::from(realtime.is_none());

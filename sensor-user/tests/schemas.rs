@@ -135,7 +135,7 @@ fn file_event(
             syscall: "openat",
             decided_by: "inode",
         },
-        details: Map::new(),
+        details: Default::default(),
         related: Vec::new(),
     };
     change(&mut f);
@@ -164,11 +164,11 @@ fn sensor_event(seq: u64, action: &'static str, info: SensorInfo) -> Event {
 }
 
 fn package_event(seq: u64, action: &'static str, package: PackageInfo, attributed: bool) -> Event {
-    let mut details = Map::new();
+    let mut details = vigil::event::Details::new();
     if attributed {
-        details.insert("db_seq".into(), json!(seq - 1));
+        details.insert("db_seq", json!(seq - 1));
     } else {
-        details.insert("unattributed".into(), json!(true));
+        details.insert("unattributed", json!(true));
     }
     Event {
         schema: SCHEMA,
@@ -206,12 +206,12 @@ fn package_event(seq: u64, action: &'static str, package: PackageInfo, attribute
 
 /// A service event: `attributed` by a systemctl run, or found at start-up.
 fn service_event(seq: u64, action: &'static str, service: ServiceInfo, attributed: bool) -> Event {
-    let mut details = Map::new();
+    let mut details = vigil::event::Details::new();
     if attributed {
-        details.insert("attribution".into(), json!("systemctl_exec"));
-        details.insert("invocation_ms".into(), json!(41));
+        details.insert("attribution", json!("systemctl_exec"));
+        details.insert("invocation_ms", json!(41));
     } else {
-        details.insert("unattributed".into(), json!(true));
+        details.insert("unattributed", json!(true));
     }
     Event {
         schema: SCHEMA,
@@ -426,8 +426,7 @@ fn samples() -> Vec<(&'static str, Event)> {
             managed: false,
             ..Default::default()
         });
-        f.details
-            .insert("package_checksum".into(), json!("mismatch"));
+        f.details.insert("package_checksum", json!("mismatch"));
         f.after = Some(state(1200, "0755", BLAKE3_NEW, None));
     });
     let unavailable = sensor_event(
@@ -466,15 +465,15 @@ fn samples() -> Vec<(&'static str, Event)> {
             target_path: None,
             time: "2026-11-26T08:54:12.000000500Z".into(),
             syscall: "close",
-            details: Map::new(),
+            details: Default::default(),
         }];
     });
     let renamed = file_event(4, "renamed", "/etc/.passwd.tmp", |f| {
         f.target_path = Some("/etc/passwd".into());
         f.source.syscall = "renameat2";
         f.after = Some(state(1800, "0644", BLAKE3_NEW, None));
-        f.details.insert("direction".into(), json!("within"));
-        f.details.insert("noreplace".into(), json!(true));
+        f.details.insert("direction", json!("within"));
+        f.details.insert("noreplace", json!(true));
     });
     let deleted = file_event(5, "deleted", "/var/log/auth.log", |f| {
         f.source.syscall = "unlinkat";
@@ -495,7 +494,7 @@ fn samples() -> Vec<(&'static str, Event)> {
         f.before = Some(state(5000, "0755", BLAKE3_OLD, None));
         f.after = Some(state(5000, "4755", BLAKE3_OLD, None));
         f.fields_changed = vec!["mode".into(), "ctime".into()];
-        f.details.insert("mode".into(), json!("4755"));
+        f.details.insert("mode", json!("4755"));
     });
     let mut alert = file_event(7, "modified", "/root/.ssh/authorized_keys", |f| {
         f.source.syscall = "write";
@@ -515,8 +514,7 @@ fn samples() -> Vec<(&'static str, Event)> {
         f.file.file_type = "symlink";
         f.file.inode = None;
         f.file.dev = None;
-        f.details
-            .insert("link_target".into(), json!("/tmp/evil.service"));
+        f.details.insert("link_target", json!("/tmp/evil.service"));
     });
     let mut unknown = file_event(9, "changed", "/etc/hosts", |_| {});
     unknown.severity = Severity::Low;

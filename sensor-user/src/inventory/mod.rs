@@ -303,8 +303,8 @@ impl Stage {
         };
         let changes = diff(&old, now);
         for c in &changes {
-            let mut details = serde_json::Map::new();
-            details.insert("unattributed".into(), true.into());
+            let mut details = crate::event::Details::new();
+            details.insert("unattributed", true.into());
             events.push(self.package_event(manager, c, path, None, "scan", details));
         }
         (changes, None)
@@ -414,8 +414,8 @@ impl Stage {
         let old = self.current.take().unwrap_or_default();
         let path = self.s.dpkg_status.display().to_string();
         for c in diff(&old, &now) {
-            let mut details = serde_json::Map::new();
-            details.insert("db_seq".into(), db_seq.into());
+            let mut details = crate::event::Details::new();
+            details.insert("db_seq", db_seq.into());
             out.events.push(self.package_event(
                 "dpkg",
                 &c,
@@ -453,8 +453,8 @@ impl Stage {
         let old = self.rpm_current.take().unwrap_or_default();
         let path = dbpath.display().to_string();
         for c in diff_by(&old, &now, rpm::compare_evr) {
-            let mut details = serde_json::Map::new();
-            details.insert("db_seq".into(), db_seq.into());
+            let mut details = crate::event::Details::new();
+            details.insert("db_seq", db_seq.into());
             out.events.push(self.package_event(
                 "rpm",
                 &c,
@@ -486,7 +486,7 @@ impl Stage {
         path: &str,
         process: Option<Arc<Process>>,
         tier: &'static str,
-        details: serde_json::Map<String, serde_json::Value>,
+        details: crate::event::Details,
     ) -> Event {
         Event::new(
             "package",
@@ -611,8 +611,7 @@ impl Stage {
                 None
             };
             if let Some(v) = verdict {
-                f.details
-                    .insert("package_checksum".into(), v.as_str().into());
+                f.details.insert("package_checksum", v.as_str().into());
             }
         }
         let (manager_pid, manager_exe) = match managed {

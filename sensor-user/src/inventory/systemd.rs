@@ -642,14 +642,14 @@ pub struct Origin {
 
 /// The event of one transition.
 pub fn service_event(host: &str, bus: &str, t: &Transition, origin: Origin) -> Event {
-    let mut details = serde_json::Map::new();
+    let mut details = crate::event::Details::new();
     let process = origin.process.map(|(p, age)| {
-        details.insert("attribution".into(), "systemctl_exec".into());
-        details.insert("invocation_ms".into(), (age.as_millis() as u64).into());
+        details.insert("attribution", "systemctl_exec".into());
+        details.insert("invocation_ms", (age.as_millis() as u64).into());
         p
     });
     if origin.tier == "scan" {
-        details.insert("unattributed".into(), true.into());
+        details.insert("unattributed", true.into());
     }
     let before = t.before.as_ref();
     Event::new(

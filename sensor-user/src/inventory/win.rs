@@ -578,13 +578,13 @@ fn base_event(host: &str, kind: &'static str, action: &'static str, body: Body) 
     )
 }
 
-fn origin_details(o: &Origin) -> serde_json::Map<String, serde_json::Value> {
-    let mut d = serde_json::Map::new();
+fn origin_details(o: &Origin) -> crate::event::Details {
+    let mut d = crate::event::Details::new();
     if o.tier == "scan" {
-        d.insert("unattributed".into(), true.into());
+        d.insert("unattributed", true.into());
     }
     if let Some(t) = &o.trigger {
-        d.insert("registry_trigger".into(), t.clone().into());
+        d.insert("registry_trigger", t.clone().into());
     }
     d
 }
@@ -650,7 +650,7 @@ pub fn service_event(host: &str, t: &ServiceTransition, o: &Origin) -> Event {
     let a = t.after.as_ref().or(b).expect("a transition has a side");
     let mut details = origin_details(o);
     if !t.fields.is_empty() {
-        details.insert("fields_changed".into(), t.fields.clone().into());
+        details.insert("fields_changed", t.fields.clone().into());
     }
     let removed = t.after.is_none();
     let body = Body::Service(Box::new(ServiceChange {
@@ -1025,7 +1025,7 @@ pub fn scan(
             Body::Service(s) => &mut s.details,
             _ => continue,
         };
-        d.insert("scan_id".into(), scan_id.into());
+        d.insert("scan_id", scan_id.into());
     }
     out
 }

@@ -698,7 +698,7 @@ impl Attributor {
             return None;
         }
         let opens_session = self.track_session(f);
-        let mut details = serde_json::Map::new();
+        let mut details = crate::event::Details::new();
         let mut target_path = None;
         let action = match f.op {
             op::RENAMED => {
@@ -710,12 +710,12 @@ impl Attributor {
                     (true, false) => "out",
                     (false, false) => "within",
                 };
-                details.insert("direction".into(), dir.into());
+                details.insert("direction", dir.into());
                 target_path = Some(t.path);
                 const RENAME_NOREPLACE: u64 = 1;
                 const RENAME_EXCHANGE: u64 = 2;
                 if f.flags & RENAME_NOREPLACE != 0 {
-                    details.insert("noreplace".into(), true.into());
+                    details.insert("noreplace", true.into());
                 }
                 if f.flags & RENAME_EXCHANGE != 0 {
                     "exchanged"
@@ -729,7 +729,7 @@ impl Attributor {
             }
             op::SYMLINKED => {
                 if let Some(t) = decode::literal_name(&f.target) {
-                    details.insert("link_target".into(), t.into());
+                    details.insert("link_target", t.into());
                 }
                 "symlinked"
             }
@@ -742,15 +742,15 @@ impl Attributor {
             op::MKDIR => "created",
             op::MKNOD => "created",
             op::PERMISSIONS => {
-                details.insert("mode".into(), format!("{:o}", f.mode & 0o7777).into());
+                details.insert("mode", format!("{:o}", f.mode & 0o7777).into());
                 "permissions_changed"
             }
             op::OWNER => {
                 if f.arg_uid != u32::MAX {
-                    details.insert("uid".into(), f.arg_uid.into());
+                    details.insert("uid", f.arg_uid.into());
                 }
                 if f.arg_gid != u32::MAX {
-                    details.insert("gid".into(), f.arg_gid.into());
+                    details.insert("gid", f.arg_gid.into());
                 }
                 "owner_changed"
             }
@@ -761,12 +761,12 @@ impl Attributor {
             _ => "changed",
         };
         if matches!(f.sys, sys::FALLOCATE | sys::VFS_FALLOCATE) {
-            details.insert("fallocate_mode".into(), f.flags.into());
+            details.insert("fallocate_mode", f.flags.into());
         }
         if matches!(f.sys, sys::TRUNCATE | sys::FTRUNCATE)
             || (f.sys == sys::NOTIFY_CHANGE && f.op == op::TRUNCATED)
         {
-            details.insert("length".into(), f.flags.into());
+            details.insert("length", f.flags.into());
         }
         let file_type = match (f.op, is_dir) {
             (op::SYMLINKED, _) => "symlink",

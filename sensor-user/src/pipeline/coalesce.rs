@@ -103,7 +103,7 @@ impl Coalescer {
                 f.path = target.clone();
                 if held.deadline.is_some() {
                     // A finished temporary file now stands in for the target.
-                    f.details.insert("replaced".into(), true.into());
+                    f.details.insert("replaced", true.into());
                     held.ev.action = "modified";
                     out.push(held.ev);
                 } else {
@@ -136,7 +136,7 @@ impl Coalescer {
                     if held.ev.action == "truncated" && ev.action == "modified" {
                         held.ev.action = "modified";
                         let f = held.ev.file_mut().expect("file event");
-                        f.details.insert("truncated".into(), true.into());
+                        f.details.insert("truncated", true.into());
                     }
                     fold(&mut held.ev, ev);
                 }

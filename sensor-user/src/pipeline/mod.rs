@@ -607,7 +607,7 @@ impl Settle {
             }
             if after.is_none() && action != "deleted" {
                 f.details.insert(
-                    "hash_note".into(),
+                    "hash_note",
                     "deleted or renamed before it could be hashed".into(),
                 );
             }
@@ -616,7 +616,7 @@ impl Settle {
             }
             if let (Some(r), Some(a)) = (&append_ref, &after) {
                 if let Some(v) = crate::append_only::judge(r, a, prefix_blake3.as_deref()) {
-                    f.details.insert("append_only".into(), v.as_str().into());
+                    f.details.insert("append_only", v.as_str().into());
                 }
             }
             f.before = before;
@@ -674,10 +674,7 @@ mod tests {
     fn file_event(action: &'static str, path: &str, tier: &'static str) -> Event {
         let mut ev = Event::test_file(action, path, tier);
         if tier == "scan" {
-            ev.file_mut()
-                .unwrap()
-                .details
-                .insert("scan_id".into(), 7.into());
+            ev.file_mut().unwrap().details.insert("scan_id", 7.into());
         }
         ev
     }

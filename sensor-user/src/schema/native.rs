@@ -365,14 +365,14 @@ fn strs(out: &mut Vec<u8>, list: &[String]) {
 }
 
 fn str_map(out: &mut Vec<u8>, m: &BTreeMap<String, String>) {
-    object(out, m, |out, v| str(out, v));
+    object(out, m.iter().map(|(k, v)| (&**k, v)), |out, v| str(out, v));
 }
 
 /// A `details` object: its strings and flags written here (a few per
 /// event), anything nested or numeric left to serde_json.
-fn details_(out: &mut Vec<u8>, m: &serde_json::Map<String, serde_json::Value>) {
+fn details_(out: &mut Vec<u8>, m: &crate::event::Details) {
     use serde_json::Value;
-    object(out, m, |out, v| match v {
+    object(out, m.iter(), |out, v| match v {
         Value::String(s) => str(out, s),
         Value::Bool(true) => out.extend_from_slice(b"true"),
         Value::Bool(false) => out.extend_from_slice(b"false"),
@@ -383,7 +383,7 @@ fn details_(out: &mut Vec<u8>, m: &serde_json::Map<String, serde_json::Value>) {
 /// A JSON object of string keys, each value written by `value`.
 fn object<'a, V: 'a>(
     out: &mut Vec<u8>,
-    entries: impl IntoIterator<Item = (&'a String, &'a V)>,
+    entries: impl IntoIterator<Item = (&'a str, &'a V)>,
     value: impl Fn(&mut Vec<u8>, &'a V),
 ) {
     out.push(b'{');
@@ -454,17 +454,14 @@ mod tests {
                 start_time: "2026-11-27T04:00:00Z".into(),
                 ..Default::default()
             });
-            let mut details = serde_json::Map::new();
+            let mut details = crate::event::Details::new();
             if i % 3 == 0 {
-                details.insert("mode".into(), "0755".into());
-                details.insert("truncated".into(), true.into());
-                details.insert("noreplace".into(), false.into());
-                details.insert("uid".into(), u32::MAX.into());
-                details.insert(weird.into(), weird.into());
-                details.insert(
-                    "flags".into(),
-                    serde_json::json!([1, 2.5, null, {"x": "y"}]),
-                );
+                details.insert("mode", "0755".into());
+                details.insert("truncated", true.into());
+                details.insert("noreplace", false.into());
+                details.insert("uid", u32::MAX.into());
+                details.insert(weird.to_string(), weird.into());
+                details.insert("flags", serde_json::json!([1, 2.5, null, {"x": "y"}]));
             }
             let related = (0..(i % 3))
                 .map(|k| Related {
