@@ -64,15 +64,17 @@ impl Coalescer {
         }
     }
 
-    /// Takes one raw change; returns the events that are complete, in order.
-    pub fn push(&mut self, c: Change, now: Instant) -> Vec<Event> {
+    /// Takes one raw change; appends the events that are complete, in
+    /// order, to `out` (kept by the caller: most changes complete nothing,
+    /// and a vector per change was an allocation).
+    pub fn push(&mut self, c: Change, now: Instant, out: &mut Vec<Event>) {
         let Change { ev, meta } = c;
         if self.timing.rename_window.is_zero() || ev.file().is_none() {
-            return vec![ev];
+            out.push(ev);
+            return;
         }
         let path = ev.file().map(|f| f.path.clone()).unwrap_or_default();
         let key = (meta.pid, path);
-        let mut out = Vec::new();
         if matches!(ev.action, "renamed" | "exchanged" | "deleted") {
             // Another process moves or removes a file someone's session holds:
             // that session's event comes first, and is read before it goes.
@@ -92,12 +94,13 @@ impl Coalescer {
             "renamed" => {
                 let Some(mut held) = self.held.remove(&key) else {
                     out.push(ev);
-                    return out;
+                    return;
                 };
                 let target = ev.file().and_then(|f| f.target_path.clone());
                 fold(&mut held.ev, ev);
                 let Some(target) = target else {
-                    return vec![held.ev];
+                    out.push(held.ev);
+                    return;
                 };
                 let f = held.ev.file_mut().expect("held events are file events");
                 f.path = target.clone();
@@ -167,7 +170,6 @@ impl Coalescer {
             let oldest = by_age.into_iter().take(MAX_HELD / 4).map(|(_, k)| k);
             out.extend(self.take(oldest.collect()));
         }
-        out
     }
 
     /// Events whose wait is over: closed files no rename claimed, and sessions
@@ -252,6 +254,14 @@ mod tests {
     use super::*;
     use crate::event::*;
 
+    impl Coalescer {
+        fn push_one(&mut self, c: Change, now: Instant) -> Vec<Event> {
+            let mut out = Vec::new();
+            self.push(c, now, &mut out);
+            out
+        }
+    }
+
     fn change(
         pid: u32,
         action: &'static str,
@@ -327,15 +337,15 @@ mod tests {
         let mut c = Coalescer::new(timing());
         let t = Instant::now();
         assert!(c
-            .push(change(1, "modified", "/etc/hosts", None, true), t)
+            .push_one(change(1, "modified", "/etc/hosts", None, true), t)
             .is_empty());
         assert!(c
-            .push(
+            .push_one(
                 change(1, "timestamps_changed", "/etc/hosts", None, false),
                 t
             )
             .is_empty());
-        let out = c.push(
+        let out = c.push_one(
             change(1, "closed_after_write", "/etc/hosts", None, false),
             t,
         );
@@ -359,18 +369,22 @@ mod tests {
         let mut c = Coalescer::new(timing());
         let t = Instant::now();
         let tmp = "/etc/sedAbC123";
-        assert!(c.push(change(7, "created", tmp, None, true), t).is_empty());
-        assert!(c.push(change(7, "modified", tmp, None, true), t).is_empty());
         assert!(c
-            .push(change(7, "permissions_changed", tmp, None, false), t)
+            .push_one(change(7, "created", tmp, None, true), t)
             .is_empty());
         assert!(c
-            .push(change(7, "closed_after_write", tmp, None, false), t)
+            .push_one(change(7, "modified", tmp, None, true), t)
+            .is_empty());
+        assert!(c
+            .push_one(change(7, "permissions_changed", tmp, None, false), t)
+            .is_empty());
+        assert!(c
+            .push_one(change(7, "closed_after_write", tmp, None, false), t)
             .is_empty());
         // Another process's change passes through meanwhile.
-        let other = c.push(change(8, "deleted", "/etc/other", None, false), t);
+        let other = c.push_one(change(8, "deleted", "/etc/other", None, false), t);
         assert_eq!(other.len(), 1);
-        let out = c.push(change(7, "renamed", tmp, Some("/etc/hosts"), false), t);
+        let out = c.push_one(change(7, "renamed", tmp, Some("/etc/hosts"), false), t);
         let s = summary(&out);
         assert_eq!(s.len(), 1);
         assert_eq!(
@@ -396,9 +410,9 @@ mod tests {
     fn a_created_file_nobody_renames_is_emitted_after_the_window() {
         let mut c = Coalescer::new(timing());
         let t = Instant::now();
-        c.push(change(1, "created", "/etc/new", None, true), t);
+        c.push_one(change(1, "created", "/etc/new", None, true), t);
         assert!(c
-            .push(change(1, "closed_after_write", "/etc/new", None, false), t)
+            .push_one(change(1, "closed_after_write", "/etc/new", None, false), t)
             .is_empty());
         assert!(c.expire(t + Duration::from_millis(10)).is_empty());
         assert_eq!(c.next_deadline(), Some(t + Duration::from_millis(30)));
@@ -410,16 +424,16 @@ mod tests {
     fn truncate_then_write_is_modified_and_long_sessions_are_not_held_forever() {
         let mut c = Coalescer::new(timing());
         let t = Instant::now();
-        c.push(change(1, "truncated", "/etc/a", None, true), t);
-        c.push(change(1, "modified", "/etc/a", None, true), t);
-        c.push(change(2, "modified", "/var/log/x", None, true), t);
-        let out = c.push(change(1, "closed_after_write", "/etc/a", None, false), t);
+        c.push_one(change(1, "truncated", "/etc/a", None, true), t);
+        c.push_one(change(1, "modified", "/etc/a", None, true), t);
+        c.push_one(change(2, "modified", "/var/log/x", None, true), t);
+        let out = c.push_one(change(1, "closed_after_write", "/etc/a", None, false), t);
         assert_eq!(out[0].action, "modified");
         assert_eq!(out[0].file().unwrap().details["truncated"], true);
         let out = c.expire(t + Duration::from_secs(3));
         assert_eq!(summary(&out)[0].1, "/var/log/x");
         // Its close, later, is reported on its own.
-        let out = c.push(
+        let out = c.push_one(
             change(2, "closed_after_write", "/var/log/x", None, false),
             t,
         );
@@ -430,9 +444,9 @@ mod tests {
     fn another_process_renaming_a_held_file_releases_it_first() {
         let mut c = Coalescer::new(timing());
         let t = Instant::now();
-        c.push(change(1, "created", "/etc/new", None, true), t);
-        c.push(change(1, "closed_after_write", "/etc/new", None, false), t);
-        let out = c.push(
+        c.push_one(change(1, "created", "/etc/new", None, true), t);
+        c.push_one(change(1, "closed_after_write", "/etc/new", None, false), t);
+        let out = c.push_one(
             change(2, "renamed", "/etc/new", Some("/etc/final"), false),
             t,
         );
@@ -450,7 +464,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..MAX_HELD + 1 {
             let t = t0 + Duration::from_micros(i as u64);
-            out.extend(c.push(change(1, "modified", &format!("/w/{i}"), None, true), t));
+            out.extend(c.push_one(change(1, "modified", &format!("/w/{i}"), None, true), t));
         }
         // The oldest quarter, oldest first.
         let paths: Vec<String> = summary(&out).into_iter().map(|s| s.1).collect();
@@ -458,7 +472,7 @@ mod tests {
         assert_eq!(paths, want);
         assert_eq!(c.len(), MAX_HELD + 1 - MAX_HELD / 4);
         // A session emitted early still gets its close, as an event of its own.
-        let late = c.push(
+        let late = c.push_one(
             change(1, "closed_after_write", "/w/0", None, false),
             t0 + Duration::from_secs(1),
         );
@@ -473,7 +487,7 @@ mod tests {
             rename_window: Duration::ZERO,
             max_hold: Duration::ZERO,
         });
-        let out = c.push(change(1, "modified", "/etc/a", None, true), Instant::now());
+        let out = c.push_one(change(1, "modified", "/etc/a", None, true), Instant::now());
         assert_eq!(out.len(), 1);
     }
 }

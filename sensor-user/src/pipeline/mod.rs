@@ -177,17 +177,42 @@ impl Pipeline {
     }
 }
 
+/// An event in the settle queue. Its `after` state is written into the
+/// event as soon as it is read; what else is kept stays small, since each
+/// pending event is moved in and out of the queue.
 struct Pending {
     ev: Event,
     /// Waiting for the worker pool.
     waiting: bool,
-    after: Option<FileState>,
     content: Option<Vec<u8>>,
     /// A scan finding: before and after are filled in already.
     complete: bool,
-    /// Append-only file: the state its change is judged against, and the
-    /// digest of as many leading bytes of the file now.
-    append_ref: Option<FileState>,
+    /// Append-only files only.
+    append: Option<Box<AppendCheck>>,
+}
+
+impl Pending {
+    fn new(ev: Event, complete: bool) -> Pending {
+        Pending {
+            ev,
+            waiting: false,
+            content: None,
+            complete,
+            append: None,
+        }
+    }
+
+    fn set_after(&mut self, after: Option<FileState>) {
+        if let Some(f) = self.ev.file_mut() {
+            f.after = after;
+        }
+    }
+}
+
+/// An append-only file's change: the state it is judged against, and the
+/// digest of as many leading bytes of the file now.
+struct AppendCheck {
+    reference: FileState,
     prefix_blake3: Option<String>,
 }
 
@@ -273,6 +298,8 @@ impl Settle {
     ) -> Result<()> {
         let full = crossbeam_channel::never();
         let mut last_report = Instant::now();
+        // What the coalescer completed, kept from change to change.
+        let mut complete = Vec::new();
         loop {
             let timeout = self
                 .coalescer
@@ -297,7 +324,8 @@ impl Settle {
                     for input in batch {
                         match input {
                             Input::Change(c) => {
-                                for ev in self.coalescer.push(c, now) {
+                                self.coalescer.push(c, now, &mut complete);
+                                for ev in complete.drain(..) {
                                     self.enqueue(ev)?;
                                 }
                             }
@@ -307,7 +335,7 @@ impl Settle {
                             }
                             Input::Finding { ev, observed } => {
                                 if !self.superseded(&ev, observed) {
-                                    self.queue.push_back(Pending { ev, waiting: false, after: None, content: None, complete: true, append_ref: None, prefix_blake3: None });
+                                    self.queue.push_back(Pending::new(ev, true));
                                     self.emit_ready()?;
                                 }
                             }
@@ -434,15 +462,7 @@ impl Settle {
     /// Queues an event; file events first get their `after` state read.
     fn enqueue(&mut self, ev: Event) -> Result<()> {
         let id = self.first_id + self.queue.len() as u64;
-        let mut pending = Pending {
-            ev,
-            waiting: false,
-            after: None,
-            content: None,
-            complete: false,
-            append_ref: None,
-            prefix_blake3: None,
-        };
+        let mut pending = Pending::new(ev, false);
         let path = pending.ev.file().and_then(|f| match pending.ev.action {
             "deleted" => None,
             "renamed" | "exchanged" | "linked" => f.target_path.clone(),
@@ -464,11 +484,16 @@ impl Settle {
             let keep_content = if diffable { self.s.diff_max_bytes } else { 0 };
             // Judged against the state known now: an earlier event on the
             // path may still change `states` before this one is finished.
-            pending.append_ref = hint
+            pending.append = hint
                 .filter(|_| self.s.append_only.is_match(path))
                 .filter(|h| crate::append_only::prefix_len(h).is_some())
-                .cloned();
-            let prefix = pending.append_ref.as_ref().map(|r| r.size);
+                .map(|h| {
+                    Box::new(AppendCheck {
+                        reference: h.clone(),
+                        prefix_blake3: None,
+                    })
+                });
+            let prefix = pending.append.as_ref().map(|a| a.reference.size);
             match enrich::stat(path, hint, sha256, keep_content) {
                 Some((state, true)) => {
                     let jobs = self.jobs.as_ref().expect("jobs are open until stop");
@@ -483,7 +508,7 @@ impl Settle {
                     .map_err(|_| anyhow::anyhow!("the hash workers stopped"))?;
                     pending.waiting = true;
                 }
-                Some((state, false)) => pending.after = Some(state),
+                Some((state, false)) => pending.set_after(Some(state)),
                 None => {}
             }
         }
@@ -525,9 +550,11 @@ impl Settle {
         let i = (d.id - self.first_id) as usize;
         let p = &mut self.queue[i];
         p.waiting = false;
-        p.after = d.after;
+        p.set_after(d.after);
         p.content = d.content;
-        p.prefix_blake3 = d.prefix_blake3;
+        if let Some(a) = p.append.as_mut() {
+            a.prefix_blake3 = d.prefix_blake3;
+        }
         self.emit_ready()
     }
 
@@ -545,11 +572,9 @@ impl Settle {
     fn finish(&mut self, p: Pending) -> Event {
         let Pending {
             mut ev,
-            after,
             content,
             complete,
-            append_ref,
-            prefix_blake3,
+            append,
             ..
         } = p;
         if complete {
@@ -566,6 +591,7 @@ impl Settle {
         let action = ev.action;
         if let Some(f) = ev.file_mut() {
             let path = f.path.clone();
+            let after = f.after.take();
             let before = self.states.get(&path).cloned();
             match action {
                 "deleted" => {
@@ -614,8 +640,10 @@ impl Settle {
             if let (Some(b), Some(a)) = (&before, &after) {
                 f.fields_changed = fields_changed(b, a);
             }
-            if let (Some(r), Some(a)) = (&append_ref, &after) {
-                if let Some(v) = crate::append_only::judge(r, a, prefix_blake3.as_deref()) {
+            if let (Some(r), Some(a)) = (&append, &after) {
+                if let Some(v) =
+                    crate::append_only::judge(&r.reference, a, r.prefix_blake3.as_deref())
+                {
                     f.details.insert("append_only", v.as_str().into());
                 }
             }
