@@ -40,7 +40,7 @@ fn ev(seq: u64, len: usize) -> Rendered<'static> {
         kind: "file",
         action: actions[seq as usize % 4],
         severity: sevs[seq as usize % 5],
-        line: line.into_bytes().into(),
+        line: line.leak().as_bytes(),
     }
 }
 
@@ -466,7 +466,7 @@ fn syslog_over_udp_tcp_and_unix_reaches_rsyslogd_intact() {
             assert_eq!(f[5], std::process::id().to_string());
             assert_eq!(f[6], e.action);
             assert_eq!(f[7], "-");
-            assert_eq!(f[8].as_bytes(), &e.line[..], "{input}: payload changed");
+            assert_eq!(f[8].as_bytes(), e.line, "{input}: payload changed");
         }
     }
     rs.stop();

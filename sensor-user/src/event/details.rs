@@ -34,7 +34,12 @@ impl Details {
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.position(key).ok().map(|i| &self.0[i].1)
+        // A scan, lengths first: a few entries at most, and the rules look
+        // up several keys per event, most of them absent.
+        self.0
+            .iter()
+            .find(|(k, _)| k.len() == key.len() && **k == *key)
+            .map(|(_, v)| v)
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Value> {

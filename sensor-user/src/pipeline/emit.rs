@@ -5,7 +5,6 @@ use crate::rules::RuleSet;
 use crate::schema::{render_into, render_sealed, Format, Seal};
 use crate::sink::{HealthState, Rendered, Sink};
 use anyhow::Result;
-use std::sync::Arc;
 
 pub struct Emitter {
     sinks: Vec<Box<dyn Sink>>,
@@ -22,8 +21,10 @@ pub struct Emitter {
     lost_total: u64,
     /// When the first event was emitted (uptime of heartbeats).
     started: Option<std::time::Instant>,
-    /// Where lines are rendered before they are shared with the sinks.
-    line_buf: Vec<u8>,
+    /// Each format's rendering of the event being delivered, lent to the
+    /// sinks (those that keep a line copy it): kept from event to event, so
+    /// a line costs no allocation.
+    lines: [Vec<u8>; 3],
 }
 
 /// The store's change journal, appended in batches: one transaction per idle
@@ -106,7 +107,7 @@ impl Emitter {
             chain: None,
             lost_total: 0,
             started: None,
-            line_buf: Vec::with_capacity(4096),
+            lines: Default::default(),
         }
     }
 
@@ -168,9 +169,9 @@ impl Emitter {
         self.number(&mut ev);
         record(&ev);
         let mut failures = std::mem::take(&mut self.early);
-        let native = self.native_line(&ev);
+        let chain_hex = self.native_line(&ev);
         if let Some(j) = &mut self.journal {
-            if let Err(e) = j.append(&ev, &native.0) {
+            if let Err(e) = j.append(&ev, &self.lines[Format::Native as usize]) {
                 // Once, not per event: the sinks still get every event.
                 failures.push((
                     "journal".into(),
@@ -179,23 +180,25 @@ impl Emitter {
                 self.journal = None;
             }
         }
-        self.deliver(&ev, native, &mut failures);
+        self.deliver(&ev, chain_hex, &mut failures);
         self.report_health(failures)
     }
 
-    /// The native rendering, sealed into the chain when the run has one (the
-    /// chain links the native rendering, in seq order, whatever formats the
-    /// sinks write), and the chain value.
-    fn native_line(&mut self, ev: &Event) -> (Arc<[u8]>, Option<String>) {
+    /// Renders the native line, sealed into the chain when the run has one
+    /// (the chain links the native rendering, in seq order, whatever formats
+    /// the sinks write); returns the chain value.
+    fn native_line(&mut self, ev: &Event) -> Option<String> {
+        let out = &mut self.lines[Format::Native as usize];
         match &mut self.chain {
             Some(chain) => {
                 let canonical = crate::schema::native_canonical(ev, chain.key_id());
                 let (line, hex) = chain.seal_owned(canonical);
-                (line.into(), Some(hex))
+                *out = line;
+                Some(hex)
             }
             None => {
-                render_into(Format::Native, ev, &mut self.line_buf);
-                (Arc::from(&self.line_buf[..]), None)
+                render_into(Format::Native, ev, out);
+                None
             }
         }
     }
@@ -224,31 +227,28 @@ impl Emitter {
     fn deliver(
         &mut self,
         ev: &Event,
-        (native, chain_hex): (Arc<[u8]>, Option<String>),
+        chain_hex: Option<String>,
         failures: &mut Vec<(String, String)>,
     ) {
-        let mut lines: [Option<Arc<[u8]>>; 3] = [None, None, None];
-        lines[Format::Native as usize] = Some(native);
+        // The native line is rendered already.
+        let mut rendered = [false; 3];
+        rendered[Format::Native as usize] = true;
         let epoch = ev.epoch_seconds();
         for sink in &mut self.sinks {
             let format = sink.format();
-            let line = lines[format as usize]
-                .get_or_insert_with(|| match (&self.chain, &chain_hex) {
-                    (Some(c), Some(hex)) => render_sealed(
-                        format,
-                        ev,
-                        Seal {
+            let line = &mut self.lines[format as usize];
+            if !std::mem::replace(&mut rendered[format as usize], true) {
+                match (&self.chain, &chain_hex) {
+                    (Some(c), Some(hex)) => {
+                        let seal = Seal {
                             key_id: c.key_id(),
                             chain: hex,
-                        },
-                    )
-                    .into(),
-                    _ => {
-                        render_into(format, ev, &mut self.line_buf);
-                        Arc::from(&self.line_buf[..])
+                        };
+                        *line = render_sealed(format, ev, seal);
                     }
-                })
-                .clone();
+                    _ => render_into(format, ev, line),
+                }
+            }
             let r = Rendered {
                 seq: ev.seq,
                 epoch,
@@ -256,7 +256,7 @@ impl Emitter {
                 kind: ev.kind,
                 action: ev.action,
                 severity: ev.severity,
-                line,
+                line: line.as_slice(),
             };
             if let Err(e) = sink.send(&r) {
                 failures.push((sink.name().to_string(), format!("{e:#}")));
@@ -352,13 +352,13 @@ impl Emitter {
             // failing cannot recurse; the failing sink gets its own report
             // too (it queues or spools it like any event).
             self.number(&mut ev);
-            let native = self.native_line(&ev);
+            let chain_hex = self.native_line(&ev);
             if let Some(j) = &mut self.journal {
                 // A journal that fails here is reported with the next event.
-                let _ = j.append(&ev, &native.0);
+                let _ = j.append(&ev, &self.lines[Format::Native as usize]);
             }
             let mut ignored = Vec::new();
-            self.deliver(&ev, native, &mut ignored);
+            self.deliver(&ev, chain_hex, &mut ignored);
         }
         Ok(())
     }

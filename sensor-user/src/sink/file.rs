@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Lines are written out once this much is queued; `flush` writes the rest.
@@ -67,14 +67,61 @@ pub struct FileSink {
     cut_tail: bool,
     /// Rotation period (`epoch / rotate_every`) of the current file's lines.
     period: Option<u64>,
-    queue: VecDeque<Arc<[u8]>>,
-    /// Bytes in `queue`, newlines included.
-    queued: u64,
-    /// The bytes of one write, kept between writes: growing a fresh buffer
-    /// to 256 KiB copies it several times.
-    chunk: Vec<u8>,
+    queue: Queue,
     last_try: Option<Instant>,
     health: HealthNotes,
+}
+
+/// Lines waiting to be written, each with its newline, back to back in one
+/// buffer that writes are made from: no allocation or copy per line beyond
+/// this one.
+#[derive(Default)]
+struct Queue {
+    buf: Vec<u8>,
+    /// Where the first unwritten line starts in `buf`.
+    start: usize,
+    /// Each line's length, newline included, oldest first.
+    lens: VecDeque<u32>,
+}
+
+impl Queue {
+    fn push(&mut self, line: &[u8]) {
+        self.buf.extend_from_slice(line);
+        self.buf.push(b'\n');
+        self.lens.push_back(line.len() as u32 + 1);
+    }
+
+    fn len(&self) -> usize {
+        self.lens.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Bytes queued, newlines included.
+    fn bytes(&self) -> u64 {
+        (self.buf.len() - self.start) as u64
+    }
+
+    fn front_bytes(&self, n: usize) -> &[u8] {
+        &self.buf[self.start..self.start + n]
+    }
+
+    /// Drops the first `lines` lines, `bytes` long together.
+    fn consume(&mut self, lines: usize, bytes: usize) {
+        self.lens.drain(..lines);
+        self.start += bytes;
+        if self.lens.is_empty() {
+            self.buf.clear();
+            self.start = 0;
+        } else if self.start >= BUF as usize && self.start * 2 >= self.buf.len() {
+            // Lines left after a partial write: moved to the front once
+            // they are the smaller part.
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+    }
 }
 
 /// `<path>.<n>`, the n-th newest rotated file.
@@ -107,9 +154,7 @@ impl FileSink {
             size: 0,
             cut_tail: false,
             period: None,
-            queue: VecDeque::new(),
-            queued: 0,
-            chunk: Vec::new(),
+            queue: Queue::default(),
             last_try: None,
             opts,
         };
@@ -209,7 +254,7 @@ impl FileSink {
                 .map_err(|e| io_message("truncating", &path, &e))?;
             self.cut_tail = false;
         }
-        let first = self.queue.front().map_or(0, |l| l.len() as u64 + 1);
+        let first = self.queue.lens.front().map_or(0, |&n| n as u64);
         let now_period = self
             .opts
             .rotate_every
@@ -224,36 +269,31 @@ impl FileSink {
         }
         // The lines that fit in this file (at least one, so a line larger than
         // max_size still gets written, alone).
-        let mut chunk = std::mem::take(&mut self.chunk);
-        chunk.clear();
+        let mut len = 0u64;
         let mut lines = 0;
-        for l in &self.queue {
-            let n = l.len() as u64 + 1;
-            let fits =
-                self.opts.max_size == 0 || self.size + chunk.len() as u64 + n <= self.opts.max_size;
-            if lines > 0 && (!fits || chunk.len() as u64 >= BUF) {
+        for &n in &self.queue.lens {
+            let n = n as u64;
+            let fits = self.opts.max_size == 0 || self.size + len + n <= self.opts.max_size;
+            if lines > 0 && (!fits || len >= BUF) {
                 break;
             }
-            chunk.extend_from_slice(l);
-            chunk.push(b'\n');
+            len += n;
             lines += 1;
         }
         let f = self.file.as_mut().expect("opened above");
-        let (written, err) = write_counting(f, &chunk);
-        self.chunk = chunk;
+        let (written, err) = write_counting(f, self.queue.front_bytes(len as usize));
         // Lines wholly written are done; a partial one is cut off again.
         let mut done_bytes = 0;
         let mut done_lines = 0;
-        for l in self.queue.iter().take(lines) {
-            let n = l.len() + 1;
+        for &n in self.queue.lens.iter().take(lines) {
+            let n = n as usize;
             if done_bytes + n > written {
                 break;
             }
             done_bytes += n;
             done_lines += 1;
         }
-        self.queue.drain(..done_lines);
-        self.queued -= done_bytes as u64;
+        self.queue.consume(done_lines, done_bytes);
         self.size += done_bytes as u64;
         match err {
             None => Ok(()),
@@ -295,7 +335,7 @@ impl Sink for FileSink {
 
     fn send(&mut self, ev: &Rendered) -> Result<()> {
         let n = ev.line.len() as u64 + 1;
-        if self.queued + n > self.opts.queue_max {
+        if self.queue.bytes() + n > self.opts.queue_max {
             // The oldest lines are kept: what is lost is the newest, and the
             // gap note says exactly how many.
             self.health.lost(
@@ -308,11 +348,10 @@ impl Sink for FileSink {
             );
             return Ok(());
         }
-        self.queue.push_back(ev.line.clone());
-        self.queued += n;
+        self.queue.push(ev.line);
         let may_retry =
             !self.health.is_degraded() || self.last_try.is_none_or(|t| t.elapsed() >= RETRY_EVERY);
-        if self.queued >= BUF && may_retry {
+        if self.queue.bytes() >= BUF && may_retry {
             self.write_queue();
         }
         Ok(())
@@ -357,7 +396,7 @@ mod tests {
             kind: "file",
             action: "write",
             severity: crate::event::Severity::Info,
-            line: line.into_bytes().into(),
+            line: line.leak().as_bytes(),
         }
     }
 

@@ -411,7 +411,7 @@ impl Sink for HttpSink {
         let rec = Record {
             epoch: ev.epoch,
             id: format!("{}-{}", self.run, ev.seq),
-            line: ev.line.clone(),
+            line: ev.line.into(),
         };
         let tx = self.tx.as_ref().expect("open until close");
         match tx.try_send(Msg::Event(rec)) {

@@ -15,8 +15,8 @@ pub mod syslog;
 
 pub use config::{Facility, HttpKind, HumanDuration, SinkConfig};
 
-/// One rendered event.
-/// Borrowed from the event: one is made per sink and event.
+/// One rendered event, borrowed from the emitter: one is made per sink and
+/// event, and a sink that keeps the line copies it.
 #[derive(Debug, Clone)]
 pub struct Rendered<'a> {
     pub seq: u64,
@@ -27,7 +27,7 @@ pub struct Rendered<'a> {
     pub action: &'a str,
     pub severity: Severity,
     /// One line of JSON, without the newline.
-    pub line: std::sync::Arc<[u8]>,
+    pub line: &'a [u8],
 }
 
 /// A sink's report about its own delivery.

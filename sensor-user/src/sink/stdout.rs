@@ -45,7 +45,7 @@ impl Sink for StdoutSink {
     }
 
     fn send(&mut self, ev: &Rendered) -> Result<()> {
-        self.buf.extend_from_slice(&ev.line);
+        self.buf.extend_from_slice(ev.line);
         self.buf.push(b'\n');
         if self.buf.len() >= BUF {
             self.write_out()?;

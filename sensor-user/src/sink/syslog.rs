@@ -132,7 +132,7 @@ pub fn format_5424(facility: Facility, ev: &Rendered, host: &str, procid: u32) -
     let host = header_field(if ev.host.is_empty() { host } else { ev.host }, 255);
     let msgid = header_field(ev.action, 32);
     let mut m = format!("<{pri}>1 {time} {host} vigil {procid} {msgid} - ").into_bytes();
-    m.extend_from_slice(&ev.line);
+    m.extend_from_slice(ev.line);
     m
 }
 
@@ -535,7 +535,7 @@ mod tests {
             kind: "file",
             action,
             severity: sev,
-            line: b"{\"seq\":7,\"path\":\"/etc/a b\"}".to_vec().into(),
+            line: b"{\"seq\":7,\"path\":\"/etc/a b\"}",
         }
     }
 
