@@ -19,6 +19,7 @@
 //! matches on the event.
 use crate::config::{line_col, ConfigError};
 use crate::event::{Event, FileChange, Severity};
+use fixedbitset::FixedBitSet;
 use globset::{Glob, GlobBuilder, GlobSet, GlobSetBuilder};
 use path_index::PathIndex;
 use serde::Deserialize;
@@ -286,6 +287,14 @@ pub struct RuleSet {
     /// Rules with `not_path` globs and no `path` glob: the only ones a path
     /// that no glob names can satisfy (the usual case, so kept apart).
     not_path_only: Vec<usize>,
+    /// Rules without a path condition.
+    path_free: FixedBitSet,
+    /// Rules without an `action` condition.
+    any_action: FixedBitSet,
+    /// For each bit of [`ACTIONS`], the rules whose `action` names it. With
+    /// the sets above, an event is tried against the few rules that can
+    /// match it, not every rule.
+    by_action: Vec<FixedBitSet>,
 }
 
 impl Default for RuleSet {
@@ -295,6 +304,9 @@ impl Default for RuleSet {
             paths: PathIndex::empty(),
             path_owner: Vec::new(),
             not_path_only: Vec::new(),
+            path_free: FixedBitSet::new(),
+            any_action: FixedBitSet::new(),
+            by_action: Vec::new(),
         }
     }
 }
@@ -307,8 +319,11 @@ struct Scratch {
     /// Per rule, for the path being matched: bit 0 a `path` glob matched, bit 1
     /// a `not_path` glob matched.
     per_path: Vec<u8>,
-    /// Per rule: the path conditions hold for at least one of the event's paths.
-    path_ok: Vec<bool>,
+    /// The rules the event's paths satisfy: path conditions hold for at
+    /// least one of them, or there are none.
+    path_ok: FixedBitSet,
+    /// The rules the event's actions satisfy.
+    action_ok: FixedBitSet,
 }
 
 thread_local! {
@@ -409,6 +424,16 @@ impl RuleSet {
             .filter(|(_, r)| r.path.is_empty() && !r.not_path.is_empty())
             .map(|(i, _)| i)
             .collect();
+        let rules_where = |pick: &dyn Fn(&Rule) -> bool| {
+            let mut set = FixedBitSet::with_capacity(self.rules.len());
+            set.extend((self.rules.iter().enumerate()).filter_map(|(i, r)| pick(r).then_some(i)));
+            set
+        };
+        self.path_free = rules_where(&|r| !r.has_path_condition());
+        self.any_action = rules_where(&|r| r.actions == 0);
+        self.by_action = (0..ACTIONS.len())
+            .map(|b| rules_where(&|r| r.actions & (1 << b) != 0))
+            .collect();
         Ok(())
     }
 
@@ -449,12 +474,20 @@ impl RuleSet {
         SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             self.match_paths(ev, &mut scratch);
-            for (i, rule) in self.rules.iter().enumerate() {
-                // Most rules name paths this event is not on: the one
-                // lookup that rules them out goes first.
-                if rule.has_path_condition() && !scratch.path_ok[i] {
-                    continue;
-                }
+            let Scratch {
+                path_ok, action_ok, ..
+            } = &mut *scratch;
+            action_ok.clone_from(&self.any_action);
+            let mut actions = facts.action;
+            while actions != 0 {
+                action_ok.union_with(&self.by_action[actions.trailing_zeros() as usize]);
+                actions &= actions - 1;
+            }
+            path_ok.intersect_with(action_ok);
+            // Most rules name paths or actions this event is not on: only the
+            // others are tried, in rule order.
+            for i in path_ok.ones() {
+                let rule = &self.rules[i];
                 if !facts.masks_match(rule) || !facts.other_conditions_match(rule, ev) {
                     continue;
                 }
@@ -478,18 +511,18 @@ impl RuleSet {
         }
     }
 
-    /// Fills `scratch.path_ok`: for each rule with a path condition, whether
-    /// one of the event's paths (path or target_path) matches one of its
-    /// `path` globs (or it has none) and none of its `not_path` globs. Rules
-    /// without a path condition are not looked up.
+    /// Fills `scratch.path_ok`: the rules without a path condition, and
+    /// those with one that one of the event's paths (path or target_path)
+    /// satisfies: it matches one of the rule's `path` globs (or it has none)
+    /// and none of its `not_path` globs.
     fn match_paths(&self, ev: &Event, scratch: &mut Scratch) {
         let Scratch {
             hits,
             per_path,
             path_ok,
+            ..
         } = scratch;
-        path_ok.clear();
-        path_ok.resize(self.rules.len(), false);
+        path_ok.clone_from(&self.path_free);
         let Some(fc) = ev.file() else { return };
         if self.path_owner.is_empty() {
             return;
@@ -499,9 +532,7 @@ impl RuleSet {
             if hits.is_empty() {
                 // The usual case: no glob names this path. Of the rules with
                 // a path condition, only those without `path` globs hold.
-                for &i in &self.not_path_only {
-                    path_ok[i] = true;
-                }
+                path_ok.extend(self.not_path_only.iter().copied());
                 continue;
             }
             per_path.clear();
@@ -513,7 +544,7 @@ impl RuleSet {
             for (i, r) in self.rules.iter().enumerate() {
                 let m = per_path[i];
                 if (r.path.is_empty() || m & 1 != 0) && m & 2 == 0 {
-                    path_ok[i] = true;
+                    path_ok.insert(i);
                 }
             }
         }
@@ -1324,6 +1355,40 @@ mod tests {
             });
         });
         assert!(hits(&set, e));
+    }
+
+    #[test]
+    fn rules_past_the_first_64_are_tried_in_order() {
+        // Rule k matches `deleted` under /d<k>, or (every third one) any
+        // action there, or (the last) any deletion: the candidate sets span
+        // several words.
+        let mut text = String::new();
+        for k in 0..150 {
+            let action = if k % 3 == 0 {
+                ""
+            } else {
+                "action = [\"deleted\"]"
+            };
+            let path = if k == 149 {
+                String::new()
+            } else {
+                format!("path = [\"/d{k}/*\"]")
+            };
+            text += &format!(
+                "[[rule]]\nid = \"r{k}\"\nseverity = \"low\"\n[rule.match]\n{action}\n{path}\n"
+            );
+        }
+        let set = RuleSet::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+        let matched = |action, path| {
+            let mut e = ev(action, path);
+            set.evaluate(&mut e);
+            e.rules
+        };
+        assert_eq!(matched("deleted", "/d100/x"), ["r100", "r149"]);
+        assert_eq!(matched("modified", "/d100/x"), Vec::<String>::new());
+        assert_eq!(matched("modified", "/d99/x"), ["r99"]);
+        assert_eq!(matched("deleted", "/d148/x"), ["r148", "r149"]);
+        assert_eq!(matched("deleted", "/elsewhere"), ["r149"]);
     }
 
     #[test]
