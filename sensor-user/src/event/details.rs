@@ -10,9 +10,22 @@ use std::borrow::Cow;
 /// `hash_note`...) and nearly every key is a literal, so the entries are
 /// kept inline with borrowed keys: a `serde_json::Map` was a tree node and
 /// an owned key per entry, allocated on one thread and freed on another, for
-/// every event and every folded change.
+/// every event and every folded change. The common string values are
+/// shared statics too ([`fixed!`](crate::fixed)).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Details(SmallVec<[(Cow<'static, str>, Value); 2]>);
+pub struct Details(SmallVec<[(Cow<'static, str>, Cow<'static, Value>); 2]>);
+
+/// A `&'static Value` holding a string literal, made once: for the
+/// `details` values set on most events (`fixed!("within")`), which would
+/// otherwise be a string allocated per event.
+#[macro_export]
+macro_rules! fixed {
+    ($s:literal) => {{
+        static VALUE: std::sync::LazyLock<serde_json::Value> =
+            std::sync::LazyLock::new(|| serde_json::Value::from($s));
+        &*VALUE
+    }};
+}
 
 static NULL: Value = Value::Null;
 
@@ -23,9 +36,17 @@ impl Details {
 
     /// Sets `key`, replacing what it held; returns the value it replaced.
     pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: Value) -> Option<Value> {
-        let key = key.into();
+        self.set(key.into(), Cow::Owned(value))
+    }
+
+    /// As [`Details::insert`], with a shared value (see [`fixed!`](crate::fixed)).
+    pub fn insert_fixed(&mut self, key: &'static str, value: &'static Value) -> Option<Value> {
+        self.set(Cow::Borrowed(key), Cow::Borrowed(value))
+    }
+
+    fn set(&mut self, key: Cow<'static, str>, value: Cow<'static, Value>) -> Option<Value> {
         match self.position(&key) {
-            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
+            Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value).into_owned()),
             Err(i) => {
                 self.0.insert(i, (key, value));
                 None
@@ -39,11 +60,13 @@ impl Details {
         self.0
             .iter()
             .find(|(k, _)| k.len() == key.len() && **k == *key)
-            .map(|(_, v)| v)
+            .map(|(_, v)| &**v)
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        self.position(key).ok().map(|i| self.0.remove(i).1)
+        self.position(key)
+            .ok()
+            .map(|i| self.0.remove(i).1.into_owned())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -56,7 +79,7 @@ impl Details {
 
     /// The entries in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(k, v)| (&**k, v))
+        self.0.iter().map(|(k, v)| (&**k, &**v))
     }
 
     fn position(&self, key: &str) -> Result<usize, usize> {
@@ -91,7 +114,11 @@ impl From<serde_json::Map<String, Value>> for Details {
 
 impl From<Details> for Value {
     fn from(d: Details) -> Value {
-        Value::Object(d.0.into_iter().map(|(k, v)| (k.into_owned(), v)).collect())
+        Value::Object(
+            (d.0.into_iter())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -99,7 +126,7 @@ impl Serialize for Details {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.0.len()))?;
         for (k, v) in &self.0 {
-            m.serialize_entry(&**k, v)?;
+            m.serialize_entry(&**k, &**v)?;
         }
         m.end()
     }
@@ -115,16 +142,18 @@ mod tests {
         d.insert("replaced", true.into());
         d.insert("direction", "within".into());
         d.insert(String::from("hash_note"), "gone".into());
+        d.insert_fixed("fixed", crate::fixed!("shared"));
         assert_eq!(
             d.insert("direction", "in".into()),
             Some(Value::from("within"))
         );
         let keys: Vec<&str> = d.iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["direction", "hash_note", "replaced"]);
+        assert_eq!(keys, ["direction", "fixed", "hash_note", "replaced"]);
+        assert_eq!(d["fixed"], "shared");
         assert_eq!(d["direction"], "in");
         assert_eq!(d["absent"], Value::Null);
         assert_eq!(d.remove("hash_note"), Some(Value::from("gone")));
-        assert_eq!(d.len(), 2);
+        assert_eq!(d.len(), 3);
     }
 
     #[test]

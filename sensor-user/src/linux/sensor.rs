@@ -705,12 +705,11 @@ impl Attributor {
                 let t = target?;
                 let inside = |p: &str| self.policy.root_for(Path::new(p), is_dir).is_some();
                 let dir = match (inside(&path.path), inside(&t.path)) {
-                    (true, true) => "within",
-                    (false, true) => "in",
-                    (true, false) => "out",
-                    (false, false) => "within",
+                    (true, true) | (false, false) => crate::fixed!("within"),
+                    (false, true) => crate::fixed!("in"),
+                    (true, false) => crate::fixed!("out"),
                 };
-                details.insert("direction", dir.into());
+                details.insert_fixed("direction", dir);
                 target_path = Some(t.path);
                 const RENAME_NOREPLACE: u64 = 1;
                 const RENAME_EXCHANGE: u64 = 2;

@@ -632,9 +632,9 @@ impl Settle {
                 }
             }
             if after.is_none() && action != "deleted" {
-                f.details.insert(
+                f.details.insert_fixed(
                     "hash_note",
-                    "deleted or renamed before it could be hashed".into(),
+                    crate::fixed!("deleted or renamed before it could be hashed"),
                 );
             }
             if let (Some(b), Some(a)) = (&before, &after) {
