@@ -491,6 +491,26 @@ mod tests {
     }
 
     #[test]
+    fn the_queue_keeps_unwritten_lines_whole_across_partial_writes() {
+        let line = |i: usize| format!("{i:04}").repeat(256); // 1 KiB
+        let mut q = Queue::default();
+        for i in 0..400 {
+            q.push(line(i).as_bytes());
+        }
+        assert_eq!((q.len(), q.bytes()), (400, 400 * 1025));
+        // Past BUF and half the buffer written: the rest moves to the front.
+        q.consume(300, 300 * 1025);
+        assert_eq!(q.start, 0);
+        q.consume(50, 50 * 1025);
+        assert_eq!(q.start, 50 * 1025);
+        let next = format!("{}\n", line(350));
+        assert_eq!(q.front_bytes(1025), next.as_bytes());
+        assert_eq!((q.len(), q.bytes()), (50, 50 * 1025));
+        q.consume(50, 50 * 1025);
+        assert!(q.is_empty() && q.buf.is_empty());
+    }
+
+    #[test]
     fn queue_bound_counts_every_dropped_line() {
         let dir = tempfile::tempdir().unwrap();
         // A path whose directory does not exist yet: every write fails.
