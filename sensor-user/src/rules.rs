@@ -286,7 +286,7 @@ pub struct RuleSet {
     path_owner: Vec<PathGlob>,
     /// Rules with `not_path` globs and no `path` glob: the only ones a path
     /// that no glob names can satisfy (the usual case, so kept apart).
-    not_path_only: Vec<usize>,
+    not_path_only: FixedBitSet,
     /// Rules without a path condition.
     path_free: FixedBitSet,
     /// Rules without an `action` condition.
@@ -303,7 +303,7 @@ impl Default for RuleSet {
             rules: Vec::new(),
             paths: PathIndex::empty(),
             path_owner: Vec::new(),
-            not_path_only: Vec::new(),
+            not_path_only: FixedBitSet::new(),
             path_free: FixedBitSet::new(),
             any_action: FixedBitSet::new(),
             by_action: Vec::new(),
@@ -420,15 +420,12 @@ impl RuleSet {
             }
         })?;
         self.path_owner = owner;
-        self.not_path_only = (self.rules.iter().enumerate())
-            .filter(|(_, r)| r.path.is_empty() && !r.not_path.is_empty())
-            .map(|(i, _)| i)
-            .collect();
         let rules_where = |pick: &dyn Fn(&Rule) -> bool| {
             let mut set = FixedBitSet::with_capacity(self.rules.len());
             set.extend((self.rules.iter().enumerate()).filter_map(|(i, r)| pick(r).then_some(i)));
             set
         };
+        self.not_path_only = rules_where(&|r| r.path.is_empty() && !r.not_path.is_empty());
         self.path_free = rules_where(&|r| !r.has_path_condition());
         self.any_action = rules_where(&|r| r.actions == 0);
         self.by_action = (0..ACTIONS.len())
@@ -532,7 +529,7 @@ impl RuleSet {
             if hits.is_empty() {
                 // The usual case: no glob names this path. Of the rules with
                 // a path condition, only those without `path` globs hold.
-                path_ok.extend(self.not_path_only.iter().copied());
+                path_ok.union_with(&self.not_path_only);
                 continue;
             }
             per_path.clear();
@@ -611,8 +608,7 @@ impl Facts {
         f
     }
 
-    /// The bit-mask conditions: inlined into the rule loop, where most rules
-    /// fail them (a call per rule and event was most of the loop's cost).
+    /// The bit-mask conditions, the cheapest; inlined into the rule loop.
     #[inline(always)]
     fn masks_match(&self, r: &Rule) -> bool {
         let any = |want: u32, have: u32| want == 0 || want & have != 0;
