@@ -322,10 +322,10 @@ pub struct FileChange {
     /// What the kernel said about the inode when it saw the change.
     pub file: FileInfo,
     /// The state before the change, when known (baseline or an earlier event).
-    pub before: Option<FileState>,
+    pub before: Option<Box<FileState>>,
     /// The state after the change, read when the change settled; null when the
     /// file no longer exists.
-    pub after: Option<FileState>,
+    pub after: Option<Box<FileState>>,
     /// Names of [`FileState`] fields that differ between `before` and `after`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields_changed: Vec<String>,

@@ -990,6 +990,10 @@ mod tests {
     use super::*;
     use crate::event::{Body, FileInfo, FileState, ParentProcess, Process, Source};
 
+    fn boxed(s: FileState) -> Option<Box<FileState>> {
+        Some(Box::new(s))
+    }
+
     /// A file event as the pipeline produces it, by root running vim.
     fn ev(action: &'static str, path: &str) -> Event {
         let file = FileChange {
@@ -1345,7 +1349,7 @@ mod tests {
         // The after state's type wins over the kernel's "unknown".
         let e = with(ev("permissions_changed", "/a"), |f| {
             f.file.file_type = "unknown";
-            f.after = Some(FileState {
+            f.after = boxed(FileState {
                 file_type: "dir",
                 ..state("2775")
             });
@@ -1451,7 +1455,7 @@ mod tests {
         assert!(!hits(&set, chmod("1777")));
         let written = |mode: &str| {
             with(ev("closed_after_write", "/usr/bin/x"), |f| {
-                f.after = Some(state(mode))
+                f.after = boxed(state(mode))
             })
         };
         assert!(hits(&set, written("04755")));
@@ -1474,17 +1478,17 @@ mod tests {
             s
         };
         let set_caps = with(ev("xattr_changed", "/usr/bin/x"), |f| {
-            f.after = Some(caps("0100"))
+            f.after = boxed(caps("0100"))
         });
         assert!(hits(&set, set_caps));
         let removed = with(ev("xattr_removed", "/usr/bin/x"), |f| {
-            f.before = Some(caps("0100"));
-            f.after = Some(state("0755"));
+            f.before = boxed(caps("0100"));
+            f.after = boxed(state("0755"));
         });
         assert!(hits(&set, removed));
         let other = with(ev("xattr_changed", "/usr/bin/x"), |f| {
-            f.before = Some(state("0755"));
-            f.after = Some(selinux.clone());
+            f.before = boxed(state("0755"));
+            f.after = boxed(selinux.clone());
         });
         assert!(!hits(&set, other));
         let named = with(ev("xattr_changed", "/usr/bin/x"), |f| {
@@ -1493,7 +1497,7 @@ mod tests {
         assert!(hits(&set, named));
         assert!(hits(
             &one("xattr = [\"security.*\"]"),
-            with(ev("xattr_changed", "/a"), |f| f.after = Some(selinux))
+            with(ev("xattr_changed", "/a"), |f| f.after = boxed(selinux))
         ));
     }
 
@@ -1696,7 +1700,7 @@ action = ["modified"]
             (
                 "setuid-setgid",
                 with(ev("closed_after_write", "/tmp/.x"), |f| {
-                    f.after = Some(state("6755"))
+                    f.after = boxed(state("6755"))
                 }),
             ),
             (
@@ -1705,7 +1709,7 @@ action = ["modified"]
                     let mut s = state("0755");
                     s.xattrs
                         .insert("security.capability".into(), "0100000200000000".into());
-                    f.after = Some(s);
+                    f.after = boxed(s);
                 }),
             ),
             ("sudoers", ev("closed_after_write", "/etc/sudoers")),
@@ -2007,7 +2011,7 @@ action = ["modified"]
         assert!(!e.mitre.iter().any(|m| m == "T1548.001"));
         let e = evaluated(with(ev("created", "/srv/share/sub"), |f| {
             f.file.file_type = "dir";
-            f.after = Some(FileState {
+            f.after = boxed(FileState {
                 file_type: "dir",
                 ..state("2775")
             });
@@ -2030,7 +2034,7 @@ action = ["modified"]
             ev("deleted", "/home/bob/notes.txt"),
             ev("created", "/var/lib/apt/lists/partial/x"),
             with(ev("closed_after_write", "/srv/share/file"), |f| {
-                f.after = Some(state("0644"))
+                f.after = boxed(state("0644"))
             }),
             sensor_ev("start"),
         ] {

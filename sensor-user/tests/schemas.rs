@@ -400,8 +400,8 @@ fn samples() -> Vec<(&'static str, Event)> {
             let mut after = before.clone();
             after.owner = Some("S-1-5-21-1-2-3-1001".into());
             after.acl = Some("D:AI(A;;FA;;;WD)(A;ID;FA;;;SY)(A;ID;FA;;;BA)".into());
-            f.before = Some(before);
-            f.after = Some(after);
+            f.before = Some(Box::new(before));
+            f.after = Some(Box::new(after));
             f.fields_changed = vec!["owner".into(), "acl".into()];
         },
     );
@@ -415,7 +415,7 @@ fn samples() -> Vec<(&'static str, Event)> {
             manager_pid: Some(4242),
             manager_exe: Some("/usr/bin/dpkg".into()),
         });
-        f.after = Some(state(1200, "0755", BLAKE3_NEW, None));
+        f.after = Some(Box::new(state(1200, "0755", BLAKE3_NEW, None)));
     });
     let mismatch = file_event(25, "modified", "/usr/bin/ls", |f| {
         f.package = Some(PackageRef {
@@ -427,7 +427,7 @@ fn samples() -> Vec<(&'static str, Event)> {
             ..Default::default()
         });
         f.details.insert("package_checksum", json!("mismatch"));
-        f.after = Some(state(1200, "0755", BLAKE3_NEW, None));
+        f.after = Some(Box::new(state(1200, "0755", BLAKE3_NEW, None)));
     });
     let unavailable = sensor_event(
         26,
@@ -448,14 +448,14 @@ fn samples() -> Vec<(&'static str, Event)> {
     );
     let created = file_event(2, "created", "/etc/cron.d/backup", |f| {
         f.source.syscall = "openat";
-        f.after = Some(state(120, "0644", BLAKE3_NEW, Some(SHA256_NEW)));
+        f.after = Some(Box::new(state(120, "0644", BLAKE3_NEW, Some(SHA256_NEW))));
     });
     let modified = file_event(3, "modified", "/etc/ssh/sshd_config", |f| {
         f.source.syscall = "write";
-        f.before = Some(state(3200, "0644", BLAKE3_OLD, None));
+        f.before = Some(Box::new(state(3200, "0644", BLAKE3_OLD, None)));
         let mut after = state(3264, "0644", BLAKE3_NEW, Some(SHA256_NEW));
         after.mtime = "2026-11-26T08:54:12.000000000Z".into();
-        f.after = Some(after);
+        f.after = Some(Box::new(after));
         f.fields_changed = vec!["size".into(), "mtime".into(), "hashes".into()];
         f.diff =
             Some("--- a\n+++ b\n@@ -1 +1 @@\n-PermitRootLogin no\n+PermitRootLogin yes\n".into());
@@ -471,7 +471,7 @@ fn samples() -> Vec<(&'static str, Event)> {
     let renamed = file_event(4, "renamed", "/etc/.passwd.tmp", |f| {
         f.target_path = Some("/etc/passwd".into());
         f.source.syscall = "renameat2";
-        f.after = Some(state(1800, "0644", BLAKE3_NEW, None));
+        f.after = Some(Box::new(state(1800, "0644", BLAKE3_NEW, None)));
         f.details.insert("direction", json!("within"));
         f.details.insert("noreplace", json!(true));
     });
@@ -481,7 +481,7 @@ fn samples() -> Vec<(&'static str, Event)> {
             file_type: "unknown",
             ..Default::default()
         };
-        f.before = Some(state(99_000, "0640", BLAKE3_OLD, None));
+        f.before = Some(Box::new(state(99_000, "0640", BLAKE3_OLD, None)));
         std::sync::Arc::make_mut(&mut f.process).container_id = Some("ab".repeat(32));
         std::sync::Arc::make_mut(&mut f.process).parent = None;
         std::sync::Arc::make_mut(&mut f.process).ancestry.clear();
@@ -491,15 +491,15 @@ fn samples() -> Vec<(&'static str, Event)> {
     });
     let chmod = file_event(6, "permissions_changed", "/usr/local/bin/helper", |f| {
         f.source.syscall = "fchmodat";
-        f.before = Some(state(5000, "0755", BLAKE3_OLD, None));
-        f.after = Some(state(5000, "4755", BLAKE3_OLD, None));
+        f.before = Some(Box::new(state(5000, "0755", BLAKE3_OLD, None)));
+        f.after = Some(Box::new(state(5000, "4755", BLAKE3_OLD, None)));
         f.fields_changed = vec!["mode".into(), "ctime".into()];
         f.details.insert("mode", json!("4755"));
     });
     let mut alert = file_event(7, "modified", "/root/.ssh/authorized_keys", |f| {
         f.source.syscall = "write";
         f.file.file_type = "file";
-        f.after = Some(state(400, "0600", BLAKE3_NEW, Some(SHA256_NEW)));
+        f.after = Some(Box::new(state(400, "0600", BLAKE3_NEW, Some(SHA256_NEW))));
         std::sync::Arc::make_mut(&mut f.process).exe = None;
         std::sync::Arc::make_mut(&mut f.process).cmdline = None;
     });

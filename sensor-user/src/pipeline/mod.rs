@@ -204,7 +204,7 @@ impl Pending {
 
     fn set_after(&mut self, after: Option<FileState>) {
         if let Some(f) = self.ev.file_mut() {
-            f.after = after;
+            f.after = after.map(Box::new);
         }
     }
 }
@@ -582,7 +582,7 @@ impl Settle {
                 let path = f.path.clone();
                 self.contents.remove(&path);
                 match &f.after {
-                    Some(a) => self.states.insert(path, a.clone()),
+                    Some(a) => self.states.insert(path, (**a).clone()),
                     None => self.states.remove(&path),
                 };
             }
@@ -592,7 +592,7 @@ impl Settle {
         if let Some(f) = ev.file_mut() {
             let path = f.path.clone();
             let after = f.after.take();
-            let before = self.states.get(&path).cloned();
+            let before = self.states.get(&path).cloned().map(Box::new);
             match action {
                 "deleted" => {
                     self.states.remove(&path);
@@ -611,12 +611,12 @@ impl Settle {
                         self.contents.remove(&path);
                     }
                     if let Some(a) = &after {
-                        self.states.insert(target, a.clone());
+                        self.states.insert(target, (**a).clone());
                     }
                 }
                 _ => {
                     if let Some(a) = &after {
-                        self.states.insert(path.clone(), a.clone());
+                        self.states.insert(path.clone(), (**a).clone());
                     } else {
                         self.states.remove(&path);
                     }

@@ -246,7 +246,10 @@ fn file_change(action: &str, f: &FileChange, out: &mut serde_json::Map<String, V
             "path_truncated": f.file.path_truncated.then_some(true),
         }),
     );
-    v.insert("before".into(), f.before.as_ref().map(native_state).into());
+    v.insert(
+        "before".into(),
+        f.before.as_deref().map(native_state).into(),
+    );
     v.insert("fields_changed".into(), json!(f.fields_changed));
     v.insert("diff".into(), json!(f.diff));
     v.insert("watch".into(), json!(f.watch));

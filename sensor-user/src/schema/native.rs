@@ -91,9 +91,9 @@ fn file_change(out: &mut Vec<u8>, f: &FileChange) {
     out.extend_from_slice(b",\"file\":");
     file_info(out, file);
     out.extend_from_slice(b",\"before\":");
-    opt_state(out, before.as_ref());
+    opt_state(out, before.as_deref());
     out.extend_from_slice(b",\"after\":");
-    opt_state(out, after.as_ref());
+    opt_state(out, after.as_deref());
     if !fields_changed.is_empty() {
         out.extend_from_slice(b",\"fields_changed\":");
         strs(out, fields_changed);
@@ -490,8 +490,8 @@ mod tests {
                     dev: (i % 3 != 1).then(|| "254:0".into()),
                     path_truncated: i == 7,
                 },
-                before: (i % 3 != 0).then(|| state(u64::from(i), odd)),
-                after: (i % 4 != 1).then(|| state(u64::from(i) + 1, !odd)),
+                before: (i % 3 != 0).then(|| Box::new(state(u64::from(i), odd))),
+                after: (i % 4 != 1).then(|| Box::new(state(u64::from(i) + 1, !odd))),
                 fields_changed: if odd {
                     vec!["size".into(), "hashes".into()]
                 } else {

@@ -258,7 +258,7 @@ fn file_change(f: &FileChange, out: &mut serde_json::Map<String, Value>, unmappe
     // `file` is the target as it was acted on (before the change where known);
     // `file_result` the result: the new name of a rename or link, or the state
     // after a change whose state before is known.
-    let state = f.before.as_ref().or(f.after.as_ref());
+    let state = f.before.as_deref().or(f.after.as_deref());
     out.insert(
         "file".into(),
         file(&f.path, f.file.file_type, f.file.inode, state),
@@ -271,7 +271,7 @@ fn file_change(f: &FileChange, out: &mut serde_json::Map<String, Value>, unmappe
     if let Some(p) = result_path {
         out.insert(
             "file_result".into(),
-            file(p, f.file.file_type, f.file.inode, f.after.as_ref()),
+            file(p, f.file.file_type, f.file.inode, f.after.as_deref()),
         );
     }
     out.insert("file_diff".into(), json!(f.diff));
@@ -289,8 +289,8 @@ fn file_change(f: &FileChange, out: &mut serde_json::Map<String, Value>, unmappe
         "file".into(),
         json!({ "dev": f.file.dev, "path_truncated": f.file.path_truncated.then_some(true) }),
     );
-    u.insert("before".into(), f.before.as_ref().map(state_rest).into());
-    u.insert("after".into(), f.after.as_ref().map(state_rest).into());
+    u.insert("before".into(), f.before.as_deref().map(state_rest).into());
+    u.insert("after".into(), f.after.as_deref().map(state_rest).into());
     u.insert("fields_changed".into(), json!(f.fields_changed));
     u.insert("watch".into(), json!(f.watch));
     u.insert("source".into(), json!(f.source));
