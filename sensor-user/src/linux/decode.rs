@@ -182,10 +182,36 @@ pub struct ResolvedPath {
     pub truncated: bool,
 }
 
+/// Where paths are joined, kept by the caller from record to record: the
+/// buffer, and the last few paths made, which are shared rather than made
+/// again. A write session's records (the open, the close, a rename) name
+/// the same path, and each new string was an allocation here and a free on
+/// the output thread.
+#[derive(Default)]
+pub struct PathScratch {
+    buf: Vec<u8>,
+    recent: [Option<Arc<str>>; 4],
+    next: usize,
+}
+
+impl PathScratch {
+    /// The joined path in `buf` as a shared string.
+    fn share(&mut self) -> Arc<str> {
+        let buf = &self.buf[..];
+        if let Some(p) = self.recent.iter().flatten().find(|p| p.as_bytes() == buf) {
+            return p.clone();
+        }
+        let path: Arc<str> = utf8_cow(buf).into();
+        self.recent[self.next] = Some(path.clone());
+        self.next = (self.next + 1) % self.recent.len();
+        path
+    }
+}
+
 /// Joins the anchor's components (leaf first in the record) and the literal
-/// name, in `scratch` (kept by the caller so a path costs one allocation: the
-/// shared string it ends in).
-pub fn resolve(rec: &PathRecord, scratch: &mut Vec<u8>) -> Option<ResolvedPath> {
+/// name, in `scratch` (so a path costs at most one allocation: the shared
+/// string it ends in).
+pub fn resolve(rec: &PathRecord, scratch: &mut PathScratch) -> Option<ResolvedPath> {
     if rec.flags & path_flags::HAS_ANCHOR == 0 {
         return None;
     }
@@ -193,7 +219,7 @@ pub fn resolve(rec: &PathRecord, scratch: &mut Vec<u8>) -> Option<ResolvedPath> 
     let name = literal_name_bytes(rec).unwrap_or_default();
     // One buffer, built root first and checked as UTF-8 once. Dentry names
     // never are `.` or `..`, so only a literal name can need normalizing.
-    let path = scratch;
+    let path = &mut scratch.buf;
     path.clear();
     let mut end = comps.len();
     while end > 0 {
@@ -222,13 +248,13 @@ pub fn resolve(rec: &PathRecord, scratch: &mut Vec<u8>) -> Option<ResolvedPath> 
     if path.is_empty() {
         path.push(b'/');
     }
-    let path = utf8_cow(path);
     Some(ResolvedPath {
         path: if normalize {
+            let path = utf8_cow(path);
             let n = crate::config::normalize(std::path::Path::new(&*path));
             n.to_str().unwrap_or(&path).into()
         } else {
-            path.into()
+            scratch.share()
         },
         multi_component_name: parts > 1,
         truncated: rec.flags & path_flags::TRUNCATED != 0,
@@ -272,7 +298,7 @@ mod tests {
     use super::*;
 
     fn resolved(rec: &PathRecord) -> Option<ResolvedPath> {
-        resolve(rec, &mut Vec::new())
+        resolve(rec, &mut PathScratch::default())
     }
 
     fn record(comps: &[&str], name: Option<&str>) -> PathRecord {
@@ -393,11 +419,33 @@ mod tests {
 
     #[test]
     fn a_reused_scratch_buffer_keeps_nothing_of_the_last_path() {
-        let mut scratch = Vec::new();
+        let mut scratch = PathScratch::default();
         let long = record(&["shadow", "etc"], None);
         assert_eq!(&*resolve(&long, &mut scratch).unwrap().path, "/etc/shadow");
         let short = record(&["tmp"], Some("a"));
         assert_eq!(&*resolve(&short, &mut scratch).unwrap().path, "/tmp/a");
+    }
+
+    /// A path made lately is shared, not made again; one that only starts
+    /// like it, or one that has left the recent ones, is made anew.
+    #[test]
+    fn recent_paths_are_shared_and_only_when_equal() {
+        let mut scratch = PathScratch::default();
+        let mut make =
+            |comps: &[&str], name| resolve(&record(comps, name), &mut scratch).unwrap().path;
+        let a = make(&["w", "tmp"], Some("a.tmp"));
+        let again = make(&["a.tmp", "w", "tmp"], None);
+        assert_eq!(&*again, "/tmp/w/a.tmp");
+        assert!(Arc::ptr_eq(&a, &again));
+        let longer = make(&["w", "tmp"], Some("a.tmpx"));
+        assert_eq!(&*longer, "/tmp/w/a.tmpx");
+        assert!(!Arc::ptr_eq(&a, &longer));
+        for name in ["b", "c", "d", "e"] {
+            make(&["w", "tmp"], Some(name));
+        }
+        let later = make(&["w", "tmp"], Some("a.tmp"));
+        assert_eq!(later, a);
+        assert!(!Arc::ptr_eq(&a, &later), "only the last four are kept");
     }
 
     #[test]

@@ -344,7 +344,7 @@ pub(super) struct Attributor {
     /// A record to restore kept ones into (see `CompactFileRecord::restore_into`).
     spare: Option<Box<FileRecord>>,
     /// Where paths are joined (`decode::resolve`).
-    scratch: Vec<u8>,
+    scratch: decode::PathScratch,
     /// Blind spots already reported: (tgid, start time, what, inode or 0).
     blind_reported: std::collections::HashSet<(u32, u64, &'static str, u64)>,
     /// `systemctl` and `service` runs, for the systemd watcher's attribution.
@@ -382,7 +382,7 @@ impl Attributor {
             stamps: Default::default(),
             sessions: Default::default(),
             spare: None,
-            scratch: Vec::new(),
+            scratch: decode::PathScratch::default(),
             blind_reported: Default::default(),
             uring_blind: String::new(),
             process_cache: Default::default(),
