@@ -339,7 +339,7 @@ pub struct FileChange {
     /// the change (see docs/inventory.md); absent for unpackaged files
     /// changed outside package operations.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub package: Option<PackageRef>,
+    pub package: Option<Box<PackageRef>>,
     /// Shared by the events of one process (built once, not per event).
     #[serde(serialize_with = "process_json::serialize")]
     pub process: std::sync::Arc<Process>,

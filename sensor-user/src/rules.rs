@@ -1779,21 +1779,21 @@ action = ["modified"]
             (
                 "package-managed-change",
                 with(ev("modified", "/opt/app/bin/x"), |f| {
-                    f.package = Some(crate::event::PackageRef {
+                    f.package = Some(Box::new(crate::event::PackageRef {
                         manager: "dpkg",
                         managed: true,
                         ..Default::default()
-                    });
+                    }));
                 }),
             ),
             (
                 "packaged-file-mismatch",
                 with(ev("modified", "/opt/app/bin/x"), |f| {
-                    f.package = Some(crate::event::PackageRef {
+                    f.package = Some(Box::new(crate::event::PackageRef {
                         manager: "dpkg",
                         name: Some("app".into()),
                         ..Default::default()
-                    });
+                    }));
                     f.details.insert("package_checksum", "mismatch".into());
                 }),
             ),
@@ -2094,7 +2094,7 @@ mod package_tests {
     fn file_ev(path: &str, package: Option<PackageRef>, checksum: Option<&str>) -> Event {
         let mut ev = Event::test_file("modified", path, "tracepoint");
         let f = ev.file_mut().unwrap();
-        f.package = package;
+        f.package = package.map(Box::new);
         if let Some(c) = checksum {
             f.details.insert("package_checksum", c.into());
         }

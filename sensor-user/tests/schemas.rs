@@ -406,7 +406,7 @@ fn samples() -> Vec<(&'static str, Event)> {
         },
     );
     let packaged = file_event(24, "modified", "/usr/sbin/nginx", |f| {
-        f.package = Some(PackageRef {
+        f.package = Some(Box::new(PackageRef {
             manager: "dpkg",
             name: Some("nginx".into()),
             version: Some("1.22.1-9".into()),
@@ -414,18 +414,18 @@ fn samples() -> Vec<(&'static str, Event)> {
             managed: true,
             manager_pid: Some(4242),
             manager_exe: Some("/usr/bin/dpkg".into()),
-        });
+        }));
         f.after = Some(Box::new(state(1200, "0755", BLAKE3_NEW, None)));
     });
     let mismatch = file_event(25, "modified", "/usr/bin/ls", |f| {
-        f.package = Some(PackageRef {
+        f.package = Some(Box::new(PackageRef {
             manager: "dpkg",
             name: Some("coreutils".into()),
             version: Some("9.1-1".into()),
             architecture: Some("amd64".into()),
             managed: false,
             ..Default::default()
-        });
+        }));
         f.details.insert("package_checksum", json!("mismatch"));
         f.after = Some(Box::new(state(1200, "0755", BLAKE3_NEW, None)));
     });

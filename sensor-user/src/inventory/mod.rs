@@ -618,7 +618,7 @@ impl Stage {
             Some((pid, exe)) => (Some(pid), exe),
             None => (None, None),
         };
-        f.package = Some(PackageRef {
+        f.package = Some(Box::new(PackageRef {
             manager: "dpkg",
             name: owner.as_deref().map(|o| dpkg::base_name(o).to_string()),
             version,
@@ -626,7 +626,7 @@ impl Stage {
             managed: manager_pid.is_some(),
             manager_pid,
             manager_exe,
-        });
+        }));
     }
 }
 

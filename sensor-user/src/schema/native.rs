@@ -499,14 +499,16 @@ mod tests {
                 },
                 diff: (i % 6 == 1).then(|| "--- a\n+++ b\n@@ -1 +1 @@\n-x\n+\"y\"\n".into()),
                 watch: (i != 3).then(|| "/etc".into()),
-                package: (i % 4 == 2).then(|| PackageRef {
-                    manager: "dpkg",
-                    name: odd.then(|| "base-files".into()),
-                    version: Some("13.8".into()),
-                    architecture: (i > 8).then(|| "amd64".into()),
-                    managed: i > 4,
-                    manager_pid: (i > 4).then_some(77),
-                    manager_exe: (i > 4).then(|| "/usr/bin/dpkg".into()),
+                package: (i % 4 == 2).then(|| {
+                    Box::new(PackageRef {
+                        manager: "dpkg",
+                        name: odd.then(|| "base-files".into()),
+                        version: Some("13.8".into()),
+                        architecture: (i > 8).then(|| "amd64".into()),
+                        managed: i > 4,
+                        manager_pid: (i > 4).then_some(77),
+                        manager_exe: (i > 4).then(|| "/usr/bin/dpkg".into()),
+                    })
                 }),
                 process,
                 source: Source {
