@@ -512,6 +512,14 @@ impl Settle {
                 None => {}
             }
         }
+        if self.queue.is_empty() && !pending.waiting {
+            // Nothing ahead of it and nothing to wait for: finished now,
+            // without the two moves through the queue.
+            self.first_id += 1;
+            let ev = self.finish(pending);
+            self.finished.push(ev);
+            return Ok(());
+        }
         self.queue.push_back(pending);
         self.emit_ready()
     }
