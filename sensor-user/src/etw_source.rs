@@ -123,7 +123,7 @@ pub fn input(host: &str, c: &Change) -> Input {
         "file",
         action,
         time(c.time),
-        host.to_string(),
+        host,
         Body::File(Box::new(FileChange {
             path: c.path.as_str().into(),
             target_path: c.target.as_deref().map(Into::into),
@@ -135,7 +135,7 @@ pub fn input(host: &str, c: &Change) -> Input {
             after: None,
             fields_changed: Vec::new(),
             diff: None,
-            watch: c.watch.as_deref().map(Into::into),
+            watch: c.watch.as_deref().map(crate::event::interned),
             process: process(c),
             source: Source {
                 tier: TIER,

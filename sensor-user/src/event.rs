@@ -95,8 +95,9 @@ pub struct Event {
     /// RFC 3339 UTC with nanoseconds: when the change happened (the first
     /// folded change for a coalesced event).
     pub time: Time,
-    /// Shared: every event of a run names the same host.
-    pub host: std::sync::Arc<str>,
+    /// Every event of a run names the same host: one `'static` string (see
+    /// [`interned`]), so an event costs no reference count on it.
+    pub host: &'static str,
     /// `file`, `package`, `service` or `sensor`.
     pub kind: &'static str,
     /// One of a fixed vocabulary (docs/event-schema.md), so a static string:
@@ -333,8 +334,8 @@ pub struct FileChange {
     /// for secret files.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diff: Option<String>,
-    /// The watched root that covers the path.
-    pub watch: Option<std::sync::Arc<str>>,
+    /// The watched root that covers the path ([`interned`]).
+    pub watch: Option<&'static str>,
     /// The package that owns the file and whether a package operation made
     /// the change (see docs/inventory.md); absent for unpackaged files
     /// changed outside package operations.
@@ -622,6 +623,34 @@ pub struct Downtime {
     pub clean_stop: bool,
 }
 
+/// `name` as a `'static` string, made once per distinct name and then
+/// shared: for the few names every event repeats (the host, the watched
+/// roots). An `Arc<str>` per event was a reference count taken on the
+/// source's thread and dropped on the output's: one cache line bouncing
+/// between the cores for every raw change.
+pub fn interned(name: &str) -> &'static str {
+    thread_local! {
+        static LAST: std::cell::Cell<&'static str> = const { std::cell::Cell::new("") };
+    }
+    let last = LAST.get();
+    // The pointer first: the busiest callers pass back what they were given.
+    if std::ptr::eq(last, name) || last == name {
+        return last;
+    }
+    static NAMES: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+    let mut names = NAMES.lock().unwrap_or_else(|e| e.into_inner());
+    let interned = match names.iter().find(|n| **n == name) {
+        Some(n) => n,
+        None => {
+            let n: &'static str = Box::leak(name.into());
+            names.push(n);
+            n
+        }
+    };
+    LAST.set(interned);
+    interned
+}
+
 impl Event {
     /// An event as a source makes it: not yet numbered (`seq` 0) nor judged
     /// by the rules (severity info, no rule, technique or tag).
@@ -629,14 +658,14 @@ impl Event {
         kind: &'static str,
         action: &'static str,
         time: impl Into<Time>,
-        host: impl Into<std::sync::Arc<str>>,
+        host: &str,
         body: Body,
     ) -> Event {
         Event {
             schema: SCHEMA,
             seq: 0,
             time: time.into(),
-            host: host.into(),
+            host: interned(host),
             kind,
             action,
             severity: Severity::Info,
@@ -657,7 +686,7 @@ impl Event {
             schema: SCHEMA,
             seq: 0,
             time: "t".into(),
-            host: "h".into(),
+            host: "h",
             kind: "file",
             action,
             severity: Severity::Info,
@@ -794,7 +823,23 @@ fn utc_epoch_seconds(t: &str) -> Option<f64> {
 
 #[cfg(test)]
 mod epoch_tests {
-    use super::utc_epoch_seconds;
+    use super::{interned, utc_epoch_seconds};
+
+    /// One string per distinct name, whichever thread asks and in whatever
+    /// order: the same pointer back, never another name's.
+    #[test]
+    fn interned_names_are_made_once_and_never_mixed_up() {
+        let a = interned("host-a");
+        let b = interned(&String::from("host-b"));
+        assert_eq!((a, b), ("host-a", "host-b"));
+        assert!(std::ptr::eq(a, interned(&String::from("host-a"))));
+        assert!(std::ptr::eq(b, interned("host-b")));
+        let other = std::thread::spawn(|| interned("host-a") as *const str as *const u8 as usize)
+            .join()
+            .unwrap();
+        assert_eq!(other, a.as_ptr() as usize);
+        assert_eq!(interned(""), "");
+    }
 
     #[test]
     fn vigils_times_convert_as_chrono_does() {

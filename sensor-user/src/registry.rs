@@ -401,7 +401,7 @@ pub fn event(
         "file",
         action,
         store::now(),
-        host.to_string(),
+        host,
         Body::File(Box::new(FileChange {
             path: path.into(),
             target_path: None,
@@ -419,7 +419,7 @@ pub fn event(
             after: None,
             fields_changed: Vec::new(),
             diff: None,
-            watch: watch.map(Into::into),
+            watch: watch.as_deref().map(crate::event::interned),
             process,
             source: Source {
                 tier,

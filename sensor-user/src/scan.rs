@@ -382,7 +382,7 @@ pub fn finding_event(
         "file",
         finding.action,
         now,
-        host.to_string(),
+        host,
         Body::File(Box::new(FileChange {
             path: path.into(),
             target_path: None,
@@ -396,7 +396,7 @@ pub fn finding_event(
             after: after.map(Box::new),
             fields_changed: finding.fields_changed,
             diff: None,
-            watch: watch.map(Into::into),
+            watch: watch.as_deref().map(crate::event::interned),
             package: None,
             process,
             source: Source {

@@ -492,7 +492,7 @@ impl Stage {
             "package",
             c.action,
             chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-            self.host.clone(),
+            &self.host,
             Body::Package(Box::new(PackageChange {
                 package: PackageInfo {
                     manager,

@@ -656,7 +656,7 @@ pub fn service_event(host: &str, bus: &str, t: &Transition, origin: Origin) -> E
         "service",
         t.action,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        host.to_string(),
+        host,
         Body::Service(Box::new(ServiceChange {
             service: ServiceInfo {
                 manager: "systemd",

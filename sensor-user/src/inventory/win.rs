@@ -573,7 +573,7 @@ fn base_event(host: &str, kind: &'static str, action: &'static str, body: Body) 
         kind,
         action,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        host.to_string(),
+        host,
         body,
     )
 }

@@ -323,7 +323,7 @@ pub(super) struct Attributor {
     /// Inputs not yet handed to the pipeline (sent in batches).
     pending: Vec<Input>,
     pub(super) changes: u64,
-    host: Arc<str>,
+    host: &'static str,
     procs: ProcessTable,
     names: Names,
     /// None when replaying recorded records: there is no kernel to update.
@@ -333,7 +333,7 @@ pub(super) struct Attributor {
     /// Event times, with the current second's calendar part kept.
     stamps: Stamps,
     /// Each root's path as events name it (`watch`), by root index.
-    root_paths: Vec<Arc<str>>,
+    root_paths: Vec<&'static str>,
     /// Device numbers as events name them.
     devices: DeviceNames,
     /// Process records by tgid, with the kernel identity they were built from.
@@ -365,7 +365,7 @@ impl Attributor {
         let root_paths = policy
             .roots
             .iter()
-            .map(|r| r.path.to_string_lossy().into())
+            .map(|r| crate::event::interned(&r.path.to_string_lossy()))
             .collect();
         Attributor {
             root_paths,
@@ -374,7 +374,7 @@ impl Attributor {
             out,
             pending: Vec::new(),
             changes: 0,
-            host: host.into(),
+            host: crate::event::interned(&host),
             procs,
             names: Names::default(),
             ebpf,
@@ -427,7 +427,7 @@ impl Attributor {
     /// message) and waits for the pipeline to deliver everything.
     pub(super) fn stop(&mut self, reason: &str, message: Option<String>) -> Result<()> {
         let stop = sensor_event(
-            &self.host,
+            self.host,
             "stop",
             SensorInfo {
                 pid: Some(std::process::id()),
@@ -774,7 +774,7 @@ impl Attributor {
             _ if f.i_mode != 0 => crate::filestate::type_name(f.i_mode),
             (_, _) => "unknown",
         };
-        let watch = root.and_then(|r| self.root_paths.get(r)).cloned();
+        let watch = root.and_then(|r| self.root_paths.get(r)).copied();
         let file = FileInfo {
             file_type,
             inode: (f.ino != 0).then_some(f.ino),
@@ -826,7 +826,7 @@ impl Attributor {
         let touched = [Some(&*f.path), f.target_path.as_deref()];
         for i in 0..self.policy.roots.len() {
             let root = &self.policy.roots[i];
-            if !touched.contains(&Some(&*self.root_paths[i])) {
+            if !touched.contains(&Some(self.root_paths[i])) {
                 continue;
             }
             let now = crate::policy::inode_key(&root.path).ok();
@@ -1024,11 +1024,11 @@ impl Attributor {
         body: Body,
         boot_ns: u64,
     ) -> Event {
-        Event::new(kind, action, self.rfc3339(boot_ns), self.host.clone(), body)
+        Event::new(kind, action, self.rfc3339(boot_ns), self.host, body)
     }
 
     pub(super) fn emit_sensor(&mut self, action: &'static str, info: SensorInfo) -> Result<()> {
-        let ev = sensor_event(&self.host, action, info);
+        let ev = sensor_event(self.host, action, info);
         self.push(Input::Sensor(ev))
     }
 

@@ -273,7 +273,7 @@ mod tests {
             schema: SCHEMA,
             seq: 0,
             time: format!("t-{action}").into(),
-            host: "h".into(),
+            host: "h",
             kind: "file",
             action,
             severity: Severity::Info,

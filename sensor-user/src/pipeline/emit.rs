@@ -252,7 +252,7 @@ impl Emitter {
             let r = Rendered {
                 seq: ev.seq,
                 epoch,
-                host: &ev.host,
+                host: ev.host,
                 kind: ev.kind,
                 action: ev.action,
                 severity: ev.severity,
@@ -370,7 +370,7 @@ pub fn sensor_event(host: &str, action: &'static str, info: SensorInfo) -> Event
         "sensor",
         action,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        host.to_string(),
+        host,
         Body::Sensor(Box::new(SensorInfo {
             version: env!("CARGO_PKG_VERSION"),
             ..info

@@ -498,7 +498,7 @@ mod tests {
                     vec![]
                 },
                 diff: (i % 6 == 1).then(|| "--- a\n+++ b\n@@ -1 +1 @@\n-x\n+\"y\"\n".into()),
-                watch: (i != 3).then(|| "/etc".into()),
+                watch: (i != 3).then_some("/etc"),
                 package: (i % 4 == 2).then(|| {
                     Box::new(PackageRef {
                         manager: "dpkg",
