@@ -822,8 +822,8 @@ fn utc_epoch_seconds(t: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
-mod epoch_tests {
-    use super::{interned, utc_epoch_seconds};
+mod interned_tests {
+    use super::interned;
 
     /// One string per distinct name, whichever thread asks and in whatever
     /// order: the same pointer back, never another name's.
@@ -840,6 +840,11 @@ mod epoch_tests {
         assert_eq!(other, a.as_ptr() as usize);
         assert_eq!(interned(""), "");
     }
+}
+
+#[cfg(test)]
+mod epoch_tests {
+    use super::utc_epoch_seconds;
 
     #[test]
     fn vigils_times_convert_as_chrono_does() {
