@@ -100,7 +100,10 @@ pub fn main(_args: &[String]) -> Result<()> {
             ));
         }
         runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        rows.push((stage, runs[runs.len() / 2]));
+        // The spread is printed with the median: on a shared VM it is often
+        // as large as the change being measured.
+        let spread = (runs[0].0, runs[runs.len() - 1].0);
+        rows.push((stage, runs[runs.len() / 2], spread));
     }
 
     step("measuring change-to-line latency on a live sensor");
@@ -108,8 +111,11 @@ pub fn main(_args: &[String]) -> Result<()> {
 
     println!();
     println!("replay of {CHURN_OPS} churn iterations (create + write + close + rename + unlink), ×3 per run, median of {REPLAYS} runs");
-    println!("{:<34} {:>14} {:>14}", "stage", "records/s", "events out/s");
-    for (stage, (rps, eps)) in &rows {
+    println!(
+        "{:<34} {:>14} {:>14} {:>24}",
+        "stage", "records/s", "events out/s", "records/s, slowest-fastest"
+    );
+    for (stage, (rps, eps), (slowest, fastest)) in &rows {
         let label = match *stage {
             "attribute" => "decode + attribute",
             _ => "end to end (NDJSON file)",
@@ -119,7 +125,8 @@ pub fn main(_args: &[String]) -> Result<()> {
         } else {
             format!("{eps:.0}")
         };
-        println!("{label:<34} {rps:>14.0} {eps:>14}");
+        let spread = format!("{slowest:.0}-{fastest:.0}");
+        println!("{label:<34} {rps:>14.0} {eps:>14} {spread:>24}");
     }
     println!();
     println!(
