@@ -16,6 +16,7 @@ use crate::process::{join_args, Names, ProcInfo, ProcessTable};
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use aya::Ebpf;
+use crossbeam_channel::RecvTimeoutError;
 use sensor_common::{op, sys, verdict, FileRecord, ProcessInfo};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -320,8 +321,6 @@ pub(super) struct Attributor {
     policy: Policy,
     /// None: changes are counted and dropped (`vigil replay --stage attribute`).
     out: Option<Pipeline>,
-    /// Inputs not yet handed to the pipeline (sent in batches).
-    pending: Vec<Input>,
     pub(super) changes: u64,
     host: &'static str,
     procs: ProcessTable,
@@ -372,7 +371,6 @@ impl Attributor {
             devices: DeviceNames::default(),
             policy,
             out,
-            pending: Vec::new(),
             changes: 0,
             host: crate::event::interned(&host),
             procs,
@@ -393,9 +391,18 @@ impl Attributor {
     fn run(mut self, rx: crossbeam_channel::Receiver<Msg>) -> Result<()> {
         let mut since_expire = std::time::Instant::now();
         loop {
-            // Nothing may wait in `pending` while this thread waits for input.
+            // Nothing may wait in the pipeline's batch while this thread
+            // waits for input, nor a held session past its deadline.
             self.flush()?;
-            let msg = rx.recv().map_err(|_| anyhow::anyhow!("reader stopped"))?;
+            let deadline = self.out.as_ref().and_then(Pipeline::next_deadline);
+            let msg = match deadline.map_or_else(
+                || rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                |d| rx.recv_deadline(d),
+            ) {
+                Ok(msg) => msg,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => anyhow::bail!("reader stopped"),
+            };
             match msg {
                 Msg::Records(batch) => {
                     for bytes in batch {
@@ -436,7 +443,7 @@ impl Attributor {
                 ..Default::default()
             },
         );
-        self.pending.push(Input::Stop(stop));
+        self.push(Input::Stop(stop))?;
         self.flush()?;
         match self.out.take() {
             Some(out) => out.join(),
@@ -444,25 +451,13 @@ impl Attributor {
         }
     }
 
-    /// Hands the pending inputs to the pipeline.
+    /// Hands what is pending to the pipeline.
     fn flush(&mut self) -> Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        // Sized for a full batch: growing it from empty copies it 8 times.
-        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(PIPELINE_BATCH));
-        match &self.out {
-            Some(out) => out.send(batch),
-            None => Ok(()),
-        }
+        self.out.as_mut().map_or(Ok(()), Pipeline::flush)
     }
 
     fn push(&mut self, input: Input) -> Result<()> {
-        self.pending.push(input);
-        if self.pending.len() >= PIPELINE_BATCH {
-            self.flush()?;
-        }
-        Ok(())
+        self.out.as_mut().map_or(Ok(()), |out| out.push(input))
     }
 
     /// Decodes one ring-buffer record and attributes it. A record that cannot
@@ -1133,9 +1128,6 @@ fn major_minor(dev: u32) -> String {
     push_decimal(&mut s, dev & 0xfffff);
     s
 }
-
-/// Inputs handed to the pipeline at once.
-const PIPELINE_BATCH: usize = 256;
 
 fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {

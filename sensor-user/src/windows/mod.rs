@@ -153,7 +153,7 @@ pub fn run(opts: Options) -> Result<()> {
     );
     let host = opts.emitter.host().to_string();
     let (mut tracker, inventory) = inventory_start(&opts, &host);
-    let pipeline = Pipeline::start(opts.settings, opts.emitter)?;
+    let mut pipeline = Pipeline::start(opts.settings, opts.emitter)?;
     pipeline.send(vec![Input::Sensor(sensor_event(
         &host,
         "start",
@@ -182,7 +182,14 @@ pub fn run(opts: Options) -> Result<()> {
     let mut malformed_logged = 0u32;
     let (reason, message) = loop {
         let mut batch = Vec::new();
-        match rx.recv_timeout(Duration::from_millis(200)) {
+        // Woken in time for a held session's deadline (`send` expires it).
+        let wait = pipeline
+            .next_deadline()
+            .map_or(Duration::from_millis(200), |d| {
+                d.saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(200))
+            });
+        match rx.recv_timeout(wait) {
             Ok(first) => {
                 // Drain what is there, up to a batch.
                 for input in std::iter::once(first).chain(rx.try_iter().take(BATCH)) {
@@ -243,9 +250,7 @@ pub fn run(opts: Options) -> Result<()> {
                 Default::default(),
             )));
         }
-        if !batch.is_empty() {
-            pipeline.send(batch)?;
-        }
+        pipeline.send(batch)?;
         if opts.stop.load(Ordering::Relaxed) {
             break ("service stop", None);
         }
