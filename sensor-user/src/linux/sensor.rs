@@ -404,11 +404,7 @@ impl Attributor {
                 Err(RecvTimeoutError::Disconnected) => anyhow::bail!("reader stopped"),
             };
             match msg {
-                Msg::Records(batch) => {
-                    for bytes in batch {
-                        self.decode_and_record(&bytes)?;
-                    }
-                }
+                Msg::Records(batch) => self.decode_all(batch.iter().map(Vec::as_slice))?,
                 Msg::Gap { lost, reason } => self.emit_sensor(
                     "gap",
                     SensorInfo {
@@ -458,6 +454,22 @@ impl Attributor {
 
     fn push(&mut self, input: Input) -> Result<()> {
         self.out.as_mut().map_or(Ok(()), |out| out.push(input))
+    }
+
+    /// [`Self::decode_and_record`] each record, the next one's lines
+    /// loading while this one is decoded ([`decode::prefetch`]).
+    pub(super) fn decode_all<'a>(
+        &mut self,
+        records: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<()> {
+        let mut records = records.into_iter().peekable();
+        while let Some(bytes) = records.next() {
+            if let Some(next) = records.peek() {
+                decode::prefetch(next);
+            }
+            self.decode_and_record(bytes)?;
+        }
+        Ok(())
     }
 
     /// Decodes one ring-buffer record and attributes it. A record that cannot
