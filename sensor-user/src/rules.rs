@@ -26,6 +26,7 @@ use serde::Deserialize;
 use std::cell::RefCell;
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 use toml::Spanned;
 
 mod path_index;
@@ -280,6 +281,9 @@ struct PathGlob {
 #[derive(Debug, Clone)]
 pub struct RuleSet {
     rules: Vec<Rule>,
+    /// Which compiled rules these are: keys the per-thread cache of path
+    /// matches (a new one each time the rules change).
+    generation: u64,
     /// The `path` and `not_path` globs of every rule, matched once per path.
     paths: PathIndex,
     /// For each glob in `paths`, its rule and whether it is a `not_path`.
@@ -301,6 +305,7 @@ impl Default for RuleSet {
     fn default() -> Self {
         RuleSet {
             rules: Vec::new(),
+            generation: 0,
             paths: PathIndex::empty(),
             path_owner: Vec::new(),
             not_path_only: FixedBitSet::new(),
@@ -324,7 +329,34 @@ struct Scratch {
     path_ok: FixedBitSet,
     /// The rules the event's actions satisfy.
     action_ok: FixedBitSet,
+    /// The last two events' paths and their `path_ok`, newest first: a
+    /// burst of changes names the same files again and again, and matching
+    /// a path against the globs is most of an evaluation.
+    recent: [Option<RecentPaths>; 2],
 }
+
+struct RecentPaths {
+    generation: u64,
+    path: Arc<str>,
+    target: Option<Arc<str>>,
+    path_ok: FixedBitSet,
+}
+
+impl RecentPaths {
+    fn is(&self, generation: u64, path: &Arc<str>, target: Option<&Arc<str>>) -> bool {
+        let same = |a: &Arc<str>, b: &Arc<str>| Arc::ptr_eq(a, b) || a == b;
+        self.generation == generation
+            && same(&self.path, path)
+            && match (&self.target, target) {
+                (None, None) => true,
+                (Some(a), Some(b)) => same(a, b),
+                _ => false,
+            }
+    }
+}
+
+/// Numbers each compiled rule set ([`RuleSet::generation`]).
+static GENERATIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
@@ -420,6 +452,7 @@ impl RuleSet {
             }
         })?;
         self.path_owner = owner;
+        self.generation = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let rules_where = |pick: &dyn Fn(&Rule) -> bool| {
             let mut set = FixedBitSet::with_capacity(self.rules.len());
             set.extend((self.rules.iter().enumerate()).filter_map(|(i, r)| pick(r).then_some(i)));
@@ -517,11 +550,22 @@ impl RuleSet {
             hits,
             per_path,
             path_ok,
+            recent,
             ..
         } = scratch;
         path_ok.clone_from(&self.path_free);
         let Some(fc) = ev.file() else { return };
         if self.path_owner.is_empty() {
+            return;
+        }
+        let target = fc.target_path.as_ref();
+        if let Some(i) = (0..recent.len()).find(|&i| {
+            recent[i]
+                .as_ref()
+                .is_some_and(|r| r.is(self.generation, &fc.path, target))
+        }) {
+            recent[..=i].rotate_right(1);
+            path_ok.clone_from(&recent[0].as_ref().expect("found").path_ok);
             return;
         }
         for p in std::iter::once(&*fc.path).chain(fc.target_path.as_deref()) {
@@ -545,6 +589,18 @@ impl RuleSet {
                 }
             }
         }
+        // The oldest entry makes way, its bit set reused.
+        recent.rotate_right(1);
+        let entry = recent[0].get_or_insert_with(|| RecentPaths {
+            generation: 0,
+            path: fc.path.clone(),
+            target: None,
+            path_ok: FixedBitSet::new(),
+        });
+        entry.generation = self.generation;
+        entry.path = fc.path.clone();
+        entry.target = target.cloned();
+        entry.path_ok.clone_from(path_ok);
     }
 }
 
@@ -1331,6 +1387,25 @@ mod tests {
         let set = one("not_path = [\"/tmp/**\"]");
         assert!(hits(&set, ev("modified", "/etc/hosts")));
         assert!(!hits(&set, ev("modified", "/tmp/x")));
+    }
+
+    #[test]
+    fn recent_path_matches_are_reused_only_for_the_same_paths_and_rules() {
+        let etc = one("path = [\"/etc/**\"]");
+        let tmp = one("path = [\"/tmp/**\"]");
+        // Alternating paths and targets, each seen again while cached.
+        let renamed =
+            |from: &str, to: &str| with(ev("renamed", from), |f| f.target_path = Some(to.into()));
+        for _ in 0..3 {
+            assert!(hits(&etc, ev("modified", "/etc/hosts")));
+            assert!(!hits(&etc, ev("modified", "/tmp/hosts")));
+            assert!(hits(&etc, renamed("/tmp/hosts", "/etc/hosts")));
+            assert!(!hits(&etc, renamed("/tmp/hosts", "/tmp/hosts2")));
+        }
+        // Another rule set on this thread, same paths: its own answer.
+        assert!(!hits(&tmp, ev("modified", "/etc/hosts")));
+        assert!(hits(&tmp, ev("modified", "/tmp/hosts")));
+        assert!(hits(&etc, ev("modified", "/etc/hosts")));
     }
 
     #[test]
