@@ -207,11 +207,8 @@ impl Pipeline {
     /// Hands over what is pending, with the held sessions whose wait is
     /// over; blocks while the pipeline is full (backpressure).
     pub fn flush(&mut self) -> Result<()> {
-        let now = Instant::now();
-        if self.coalescer.next_deadline().is_some_and(|d| d <= now) {
-            self.pending
-                .extend(self.coalescer.expire(now).into_iter().map(Input::Event));
-        }
+        let due = self.coalescer.expire(Instant::now());
+        self.pending.extend(due.into_iter().map(Input::Event));
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -568,9 +565,7 @@ impl Settle {
         if self.queue.is_empty() && !pending.waiting {
             // Nothing ahead of it and nothing to wait for: finished now,
             // without the two moves through the queue.
-            self.first_id += 1;
-            let ev = self.finish(pending);
-            self.finished.push(ev);
+            self.release(pending);
             return Ok(());
         }
         self.queue.push_back(pending);
@@ -622,11 +617,16 @@ impl Settle {
     fn emit_ready(&mut self) -> Result<()> {
         while self.queue.front().is_some_and(|p| !p.waiting) {
             let p = self.queue.pop_front().expect("front exists");
-            self.first_id += 1;
-            let ev = self.finish(p);
-            self.finished.push(ev);
+            self.release(p);
         }
         Ok(())
+    }
+
+    /// Finishes the front event (queued or about to be) for the output stage.
+    fn release(&mut self, p: Pending) {
+        self.first_id += 1;
+        let ev = self.finish(p);
+        self.finished.push(ev);
     }
 
     /// Fills before/after, fields_changed and diff, and updates the known states.
