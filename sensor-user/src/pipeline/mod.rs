@@ -316,6 +316,11 @@ struct Settle {
     /// Findings dropped as superseded, per scan id, until the scan's
     /// `scan_finished` passes and carries the count.
     superseded: HashMap<i64, u64>,
+    /// Per input of the batch in hand: whether a later input deletes the
+    /// path its state would be read from ([`Settle::mark_deleted_later`]).
+    deleted_later: Vec<bool>,
+    /// The paths deleted further on in that batch (kept for its capacity).
+    deleted: HashSet<Arc<str>>,
 }
 
 /// How long a realtime event can supersede a scan finding: far longer than
@@ -330,6 +335,17 @@ const CHANGED_AT_MIN: Duration = Duration::from_secs(60);
 /// the hash workers busy; each costs a few KiB (the event, its raw steps,
 /// its state).
 pub const MAX_PENDING: usize = 4096;
+
+/// The path a file event's `after` state is read from: the target of a
+/// rename or link, the path otherwise; none for a deletion.
+fn state_path(ev: &Event) -> Option<&Arc<str>> {
+    let f = ev.file()?;
+    match ev.action {
+        "deleted" => None,
+        "renamed" | "exchanged" | "linked" => f.target_path.as_ref(),
+        _ => Some(&f.path),
+    }
+}
 
 impl Settle {
     /// Starts the output stage's thread behind it.
@@ -356,6 +372,8 @@ impl Settle {
             mapped: Default::default(),
             last_prune: Instant::now(),
             superseded: HashMap::new(),
+            deleted_later: Vec::new(),
+            deleted: Default::default(),
         })
     }
 
@@ -381,14 +399,16 @@ impl Settle {
             select! {
                 recv(input) -> batch => {
                     let batch = batch.map_err(|_| anyhow::anyhow!("the source stopped without a stop event"))?;
-                    for input in batch {
+                    self.mark_deleted_later(&batch);
+                    for (i, input) in batch.into_iter().enumerate() {
+                        let gone = self.deleted_later[i];
                         match input {
-                            Input::Event(ev) => self.enqueue(ev)?,
+                            Input::Event(ev) => self.enqueue(ev, gone)?,
                             // Only from a `Pipeline::sender`, which does not fold.
-                            Input::Change(c) => self.enqueue(c.ev)?,
+                            Input::Change(c) => self.enqueue(c.ev, gone)?,
                             Input::Sensor(mut ev) => {
                                 self.count_superseded(&mut ev);
-                                self.enqueue(ev)?
+                                self.enqueue(ev, false)?
                             }
                             Input::Finding { ev, observed } => {
                                 if !self.superseded(&ev, observed) {
@@ -446,7 +466,7 @@ impl Settle {
 
     /// Emits what is held and in flight, then `stop`, and closes the sinks.
     fn stop(&mut self, stop: Event, done: &Receiver<Done>) -> Result<()> {
-        self.enqueue(stop)?;
+        self.enqueue(stop, false)?;
         self.jobs = None;
         while !self.queue.is_empty() {
             let d = done.recv()?;
@@ -509,15 +529,39 @@ impl Settle {
         was || opened
     }
 
-    /// Queues an event; file events first get their `after` state read.
-    fn enqueue(&mut self, ev: Event) -> Result<()> {
+    /// Fills [`Settle::deleted_later`] for `batch`: walking it backwards,
+    /// an event whose state would be read from a path that a later event of
+    /// the batch deletes. That deletion has already happened (the kernel
+    /// reports it at the syscall's exit), so the read could only fail, or,
+    /// were the path created again since, find another file's state: the
+    /// event's `after` is none without a `statx`. A flood of short-lived
+    /// files (temporary files, the churn benchmark) pays one read less each.
+    fn mark_deleted_later(&mut self, batch: &[Input]) {
+        self.deleted_later.clear();
+        self.deleted_later.resize(batch.len(), false);
+        self.deleted.clear();
+        for (i, input) in batch.iter().enumerate().rev() {
+            let ev = match input {
+                Input::Event(ev) => ev,
+                Input::Change(c) => &c.ev,
+                _ => continue,
+            };
+            if ev.action == "deleted" {
+                if let Some(f) = ev.file() {
+                    self.deleted.insert(f.path.clone());
+                }
+            } else if !self.deleted.is_empty() {
+                self.deleted_later[i] = state_path(ev).is_some_and(|p| self.deleted.contains(p));
+            }
+        }
+    }
+
+    /// Queues an event; file events first get their `after` state read,
+    /// unless `deleted_later` (see [`Settle::mark_deleted_later`]).
+    fn enqueue(&mut self, ev: Event, deleted_later: bool) -> Result<()> {
         let id = self.first_id + self.queue.len() as u64;
         let mut pending = Pending::new(ev, false);
-        let path = pending.ev.file().and_then(|f| match pending.ev.action {
-            "deleted" => None,
-            "renamed" | "exchanged" | "linked" => f.target_path.clone(),
-            _ => Some(f.path.clone()),
-        });
+        let path = state_path(&pending.ev).cloned();
         if let Some(f) = pending.ev.file() {
             let now = Instant::now();
             self.changed_at.insert(f.path.clone(), now);
@@ -527,6 +571,9 @@ impl Settle {
         }
         if let Some(path) = path {
             let mapped = self.mapped_session(&pending.ev, &path);
+            if deleted_later {
+                return self.queue_or_release(pending);
+            }
             let hint = self.states.get(&path).filter(|_| !mapped);
             let path = Path::new(&*path);
             let diffable = self.s.diff.is_match(path) && !self.s.secret.is_match(path);
@@ -562,6 +609,10 @@ impl Settle {
                 None => {}
             }
         }
+        self.queue_or_release(pending)
+    }
+
+    fn queue_or_release(&mut self, pending: Pending) -> Result<()> {
         if self.queue.is_empty() && !pending.waiting {
             // Nothing ahead of it and nothing to wait for: finished now,
             // without the two moves through the queue.
@@ -938,6 +989,68 @@ mod tests {
         assert_eq!(evs[2]["scan"]["superseded"], 1, "{:#}", evs[2]);
         // The realtime event read the file.
         assert!(evs[0]["after"]["hashes"]["blake3"].is_string());
+    }
+
+    #[test]
+    fn a_change_whose_file_a_later_event_deletes_does_not_read_the_new_file() {
+        // The file was modified, deleted and created again before the
+        // pipeline saw any of it: what is on disk now is the new file, which
+        // must not be passed off as the state after the first change.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "the new file\n").unwrap();
+        let path = path.to_str().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::new(
+            vec![Probe::recording(&lines)],
+            RuleSet::builtin(),
+            "h".into(),
+        );
+        let mut p = Pipeline::start(settings(), emitter).unwrap();
+        let (other, renamed_away) = (dir.path().join("g"), dir.path().join("h"));
+        std::fs::write(&other, "g\n").unwrap();
+        let mut rename = file_event("renamed", other.to_str().unwrap(), "tracepoint");
+        rename.file_mut().unwrap().target_path = Some(path.into());
+        let mut kept = file_event("renamed", renamed_away.to_str().unwrap(), "tracepoint");
+        kept.file_mut().unwrap().target_path = Some(other.to_str().unwrap().into());
+        p.send(
+            [
+                file_event("modified", path, "tracepoint"),
+                rename,
+                file_event("deleted", path, "tracepoint"),
+                kept,
+                file_event("created", path, "tracepoint"),
+            ]
+            .into_iter()
+            .map(Input::Event)
+            .collect(),
+        )
+        .unwrap();
+        p.send(vec![Input::Stop(emit::sensor_event(
+            "h",
+            "stop",
+            SensorInfo::default(),
+        ))])
+        .unwrap();
+        p.join().unwrap();
+        let evs: Vec<serde_json::Value> = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let actions: Vec<&str> = evs.iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(
+            actions,
+            ["modified", "renamed", "deleted", "renamed", "created", "stop"]
+        );
+        // Deleted further on: no state, whatever is at the path now.
+        assert!(evs[0]["after"].is_null(), "{:#}", evs[0]);
+        assert!(evs[1]["after"].is_null(), "{:#}", evs[1]);
+        // A path no later event deletes is read, as is the new file.
+        assert_eq!(evs[3]["after"]["size"], 2, "{:#}", evs[3]);
+        assert_eq!(evs[4]["after"]["size"], 13, "{:#}", evs[4]);
+        assert!(evs[4]["after"]["hashes"]["blake3"].is_string());
     }
 
     /// A sink that writes only on flush, and notes at its first flush that
