@@ -531,8 +531,9 @@ impl Settle {
 
     /// Fills [`Settle::deleted_later`] for `batch`: walking it backwards,
     /// an event whose state would be read from a path that a later event of
-    /// the batch deletes. That deletion has already happened (the kernel
-    /// reports it at the syscall's exit), so the read could only fail, or,
+    /// the batch deletes. That deletion has already happened (Linux reports
+    /// it at the syscall's exit, Windows at the close of the handle that
+    /// set it), so the read could only fail, or,
     /// were the path created again since, find another file's state: the
     /// event's `after` is none without a `statx`. A flood of short-lived
     /// files (temporary files, the churn benchmark) pays one read less each.
