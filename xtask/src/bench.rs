@@ -7,7 +7,10 @@
 //! syscall tracepoints, the floor of the tracepoint tier, and on the raw
 //! `sys_enter`/`sys_exit` tracepoints, the floor of a dispatching design. Each
 //! cell is the median of several runs; the ratio is to a no-monitor baseline in
-//! the same directory, measured just before.
+//! the same directory, the mean of one measured just before the monitor starts
+//! and one just after it stops. Where those two differ by more than
+//! [`DRIFT_FLAG`], the VM changed speed during the monitor's runs and the row
+//! is flagged.
 use super::{cargo, step, workspace_root};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -16,6 +19,9 @@ use std::time::{Duration, Instant};
 
 const OPS: &str = "20000";
 const RUNS: usize = 5;
+/// A baseline that moved more than this between before and after a monitor
+/// flags that monitor's rows: the ratio then measures this VM's drift too.
+const DRIFT_FLAG: f64 = 0.10;
 
 pub fn main(args: &[String]) -> Result<()> {
     match args.first().map(String::as_str) {
@@ -76,8 +82,9 @@ fn overhead() -> Result<()> {
     std::fs::create_dir_all(&unwatched)?;
 
     // Each monitor is compared with a no-monitor baseline measured right before
-    // it: this VM drifts by tens of percent over minutes, so one baseline for
-    // the whole run would mostly measure the drift.
+    // and right after it: this VM drifts by tens of percent over minutes, so
+    // one baseline for the whole run would mostly measure the drift, and one
+    // taken only before cannot tell a monitor's cost from a change of speed.
     let mut rows = Vec::new();
     for m in [
         Monitor::Floor,
@@ -87,7 +94,7 @@ fn overhead() -> Result<()> {
         Monitor::Inotify,
     ] {
         step(&format!("baseline, then monitor: {}", m.name()));
-        let baseline = [median(&churn, &unwatched)?, median(&churn, &watched)?];
+        let before = [median(&churn, &unwatched)?, median(&churn, &watched)?];
         let guard = start(m, &root, &base, &watched)?;
         // vigil's own CPU from here (its start-up, the BPF verifier above
         // all, left out) to its settled output.
@@ -97,11 +104,9 @@ fn overhead() -> Result<()> {
             .map(|c| (c.id(), Usage::read(c.id())));
         // Unwatched first: a monitor still digesting the watched runs' events
         // would otherwise be charged to the unwatched ones.
-        for (i, (label, dir)) in [("unwatched", &unwatched), ("watched", &watched)]
-            .into_iter()
-            .enumerate()
-        {
-            rows.push((m, label, baseline[i], median(&churn, dir)?));
+        let mut timed = Vec::new();
+        for (label, dir) in [("unwatched", &unwatched), ("watched", &watched)] {
+            timed.push((label, median(&churn, dir)?));
         }
         if m == Monitor::Vigil {
             let events = report_vigil(&base.join("vigil.ndjson"))?;
@@ -110,27 +115,67 @@ fn overhead() -> Result<()> {
             }
         }
         stop(m, guard)?;
+        step(&format!("baseline again, after monitor: {}", m.name()));
+        let after = [median(&churn, &unwatched)?, median(&churn, &watched)?];
+        for (i, (label, ms)) in timed.into_iter().enumerate() {
+            rows.push(Row {
+                monitor: m,
+                dir: label,
+                before: before[i],
+                after: after[i],
+                ms,
+            });
+        }
     }
     println!();
     println!(
         "churn: {OPS} × (create + write 4 KiB + close + rename + unlink), median of {RUNS} runs"
     );
     println!(
-        "{:<22} {:<10} {:>12} {:>10} {:>8}",
-        "monitor", "dir", "baseline ms", "wall ms", "ratio"
+        "{:<22} {:<10} {:>12} {:>7} {:>10} {:>8}",
+        "monitor", "dir", "baseline ms", "drift", "wall ms", "ratio"
     );
-    for (m, label, base_ms, ms) in &rows {
+    for r in &rows {
         println!(
-            "{:<22} {:<10} {:>12.1} {:>10.1} {:>7.2}x",
-            m.name(),
-            label,
-            base_ms,
-            ms,
-            ms / base_ms
+            "{:<22} {:<10} {:>12.1} {:>6.0}% {:>10.1} {:>7.2}x{}",
+            r.monitor.name(),
+            r.dir,
+            r.baseline(),
+            r.drift() * 100.0,
+            r.ms,
+            r.ms / r.baseline(),
+            if r.drift() > DRIFT_FLAG { " *" } else { "" }
+        );
+    }
+    if rows.iter().any(|r| r.drift() > DRIFT_FLAG) {
+        println!(
+            "* the no-monitor baseline moved more than {:.0} % between before and after this monitor: the machine changed speed during its runs; run again before reading that ratio",
+            DRIFT_FLAG * 100.0
         );
     }
     let _ = std::fs::remove_dir_all(&base);
     Ok(())
+}
+
+/// One monitor in one directory: the churn's median wall time under it, and
+/// the no-monitor medians just before and just after.
+struct Row {
+    monitor: Monitor,
+    dir: &'static str,
+    before: f64,
+    after: f64,
+    ms: f64,
+}
+
+impl Row {
+    fn baseline(&self) -> f64 {
+        (self.before + self.after) / 2.0
+    }
+
+    /// How far the baseline moved, relative to its mean.
+    fn drift(&self) -> f64 {
+        (self.after - self.before).abs() / self.baseline()
+    }
 }
 
 /// Waits until vigil has written everything, then counts what it reported:
