@@ -820,6 +820,45 @@ mod tests {
         ev
     }
 
+    /// An emitter whose one sink records the native lines.
+    fn recording_emitter() -> (Emitter, Arc<Mutex<Vec<String>>>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let emitter = Emitter::new(
+            vec![Probe::recording(&lines)],
+            RuleSet::builtin(),
+            "h".into(),
+        );
+        (emitter, lines)
+    }
+
+    /// A pipeline behind [`recording_emitter`].
+    fn recording_pipeline() -> (Pipeline, Arc<Mutex<Vec<String>>>) {
+        let (emitter, lines) = recording_emitter();
+        (Pipeline::start(settings(), emitter).unwrap(), lines)
+    }
+
+    /// Sends `p` its stop event and waits for it to finish.
+    fn stop(mut p: Pipeline) {
+        p.send(vec![Input::Stop(emit::sensor_event(
+            "h",
+            "stop",
+            SensorInfo::default(),
+        ))])
+        .unwrap();
+        p.join().unwrap();
+    }
+
+    /// Stops `p` and returns every event it emitted, the stop event last.
+    fn stop_and_read(p: Pipeline, lines: &Mutex<Vec<String>>) -> Vec<serde_json::Value> {
+        stop(p);
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     #[test]
     fn the_settle_stage_holds_at_most_max_pending_events_and_loses_none() {
         // A hash that does not come back (a slow disk, a huge file) at the
@@ -830,12 +869,7 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, "content\n").unwrap();
         let path = path.to_str().unwrap().to_string();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::new(
-            vec![Probe::recording(&lines)],
-            RuleSet::builtin(),
-            "h".into(),
-        );
+        let (emitter, lines) = recording_emitter();
         let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
         let (tx, rx) = crossbeam_channel::bounded(64);
@@ -910,13 +944,7 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, "final\n").unwrap();
         let path = path.to_str().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::new(
-            vec![Probe::recording(&lines)],
-            RuleSet::builtin(),
-            "h".into(),
-        );
-        let mut p = Pipeline::start(settings(), emitter).unwrap();
+        let (mut p, lines) = recording_pipeline();
         let scan_read = Instant::now();
         let realtime = Change {
             ev: file_event("modified", path, "tracepoint"),
@@ -957,19 +985,7 @@ mod tests {
             },
         );
         p.send(vec![Input::Sensor(finished)]).unwrap();
-        p.send(vec![Input::Stop(emit::sensor_event(
-            "h",
-            "stop",
-            SensorInfo::default(),
-        ))])
-        .unwrap();
-        p.join().unwrap();
-        let evs: Vec<serde_json::Value> = lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let evs = stop_and_read(p, &lines);
         let seen: Vec<(&str, &str)> = evs
             .iter()
             .map(|e| {
@@ -1001,13 +1017,7 @@ mod tests {
         let path = dir.path().join("f");
         std::fs::write(&path, "the new file\n").unwrap();
         let path = path.to_str().unwrap();
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::new(
-            vec![Probe::recording(&lines)],
-            RuleSet::builtin(),
-            "h".into(),
-        );
-        let mut p = Pipeline::start(settings(), emitter).unwrap();
+        let (mut p, lines) = recording_pipeline();
         let (other, renamed_away) = (dir.path().join("g"), dir.path().join("h"));
         std::fs::write(&other, "g\n").unwrap();
         let mut rename = file_event("renamed", other.to_str().unwrap(), "tracepoint");
@@ -1027,19 +1037,7 @@ mod tests {
             .collect(),
         )
         .unwrap();
-        p.send(vec![Input::Stop(emit::sensor_event(
-            "h",
-            "stop",
-            SensorInfo::default(),
-        ))])
-        .unwrap();
-        p.join().unwrap();
-        let evs: Vec<serde_json::Value> = lines
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let evs = stop_and_read(p, &lines);
         let actions: Vec<&str> = evs.iter().map(|e| e["action"].as_str().unwrap()).collect();
         assert_eq!(
             actions,
@@ -1187,13 +1185,7 @@ mod tests {
         assert_eq!(evs[0].action, "service_removed");
         p.send(evs.into_iter().map(Input::Sensor).collect())
             .unwrap();
-        p.send(vec![Input::Stop(emit::sensor_event(
-            "h",
-            "stop",
-            SensorInfo::default(),
-        ))])
-        .unwrap();
-        p.join().unwrap();
+        stop(p);
         let store = crate::store::Store::open(&db).unwrap();
         let inv = store.inventory(win::SOFTWARE_MANAGER).unwrap().unwrap();
         let k = crate::inventory::Key {
@@ -1211,12 +1203,7 @@ mod tests {
     /// carry the pre-store hash). Outside such a session digests are reused.
     #[test]
     fn a_mapped_session_never_reuses_digests() {
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let emitter = Emitter::new(
-            vec![Probe::recording(&lines)],
-            RuleSet::builtin(),
-            "h".into(),
-        );
+        let (emitter, _lines) = recording_emitter();
         let (jobs, _rx) = crossbeam_channel::bounded(1);
         let mut s = Settle::new(settings(), emitter, jobs).unwrap();
         let mut check = |action: &'static str, path: &str| {
