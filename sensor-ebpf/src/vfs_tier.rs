@@ -141,7 +141,10 @@ unsafe fn finish(ret: i64, moved: bool) {
             (*r).ret = 0;
         }
         (*r).ts_boot_ns = bpf_ktime_get_boot_ns();
-        if EVENTS.output::<FileRecord>(&*r, wakeup_flags()).is_err() {
+        if EVENTS
+            .output::<FileRecord>(&*r, wakeup_flags_unreserved::<FileRecord>())
+            .is_err()
+        {
             count_lost(lost::RINGBUF);
         }
     }
