@@ -16,10 +16,6 @@
 SHIM u32 shim_task_tgid(struct task_struct *t) { return BPF_CORE_READ(t, tgid); }
 SHIM u32 shim_task_pid(struct task_struct *t) { return BPF_CORE_READ(t, pid); }
 SHIM u32 shim_task_ppid(struct task_struct *t) { return BPF_CORE_READ(t, real_parent, tgid); }
-SHIM u32 shim_task_euid(struct task_struct *t) { return BPF_CORE_READ(t, cred, euid.val); }
-SHIM u32 shim_task_egid(struct task_struct *t) { return BPF_CORE_READ(t, cred, egid.val); }
-SHIM u32 shim_task_uid(struct task_struct *t) { return BPF_CORE_READ(t, cred, uid.val); }
-SHIM u32 shim_task_gid(struct task_struct *t) { return BPF_CORE_READ(t, cred, gid.val); }
 SHIM u32 shim_task_mntns(struct task_struct *t) { return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum); }
 SHIM s32 shim_task_exit_code(struct task_struct *t) { return BPF_CORE_READ(t, exit_code); }
 SHIM u32 shim_task_flags(struct task_struct *t) { return BPF_CORE_READ(t, flags); }
@@ -37,6 +33,59 @@ SHIM u32 shim_task_sessionid(struct task_struct *t)
 	if (!bpf_core_field_exists(t->sessionid))
 		return (u32)-1;
 	return BPF_CORE_READ(t, sessionid);
+}
+
+/* Fewer reads for the process block of every record: where the relocated
+ * offsets show neighbouring fields (as on every kernel so far), one read
+ * fetches them all; else one read per field, as above. */
+
+/* tgid << 32 | pid. */
+SHIM u64 shim_task_pid_tgid(struct task_struct *t)
+{
+	u32 pid = bpf_core_field_offset(struct task_struct, pid);
+	if (bpf_core_field_offset(struct task_struct, tgid) == pid + 4) {
+		u32 ids[2] = {};
+		bpf_probe_read_kernel(ids, sizeof(ids), (const char *)t + pid);
+		return (u64)ids[1] << 32 | ids[0];
+	}
+	return (u64)shim_task_tgid(t) << 32 | shim_task_pid(t);
+}
+
+/* uid, gid, euid, egid into out[0..4]; struct cred holds uid gid suid sgid
+ * euid egid in a row. */
+SHIM void shim_task_creds(struct task_struct *t, u32 *out)
+{
+	const struct cred *c = BPF_CORE_READ(t, cred);
+	u32 uid = bpf_core_field_offset(struct cred, uid);
+	if (bpf_core_field_offset(struct cred, gid) == uid + 4 &&
+	    bpf_core_field_offset(struct cred, euid) == uid + 16 &&
+	    bpf_core_field_offset(struct cred, egid) == uid + 20) {
+		u32 ids[6] = {};
+		bpf_probe_read_kernel(ids, sizeof(ids), (const char *)c + uid);
+		out[0] = ids[0];
+		out[1] = ids[1];
+		out[2] = ids[4];
+		out[3] = ids[5];
+		return;
+	}
+	out[0] = BPF_CORE_READ(c, uid.val);
+	out[1] = BPF_CORE_READ(c, gid.val);
+	out[2] = BPF_CORE_READ(c, euid.val);
+	out[3] = BPF_CORE_READ(c, egid.val);
+}
+
+/* sessionid << 32 | loginuid. */
+SHIM u64 shim_task_audit_ids(struct task_struct *t)
+{
+	if (bpf_core_field_exists(t->loginuid) && bpf_core_field_exists(t->sessionid)) {
+		u32 login = bpf_core_field_offset(struct task_struct, loginuid);
+		if (bpf_core_field_offset(struct task_struct, sessionid) == login + 4) {
+			u32 ids[2] = {};
+			bpf_probe_read_kernel(ids, sizeof(ids), (const char *)t + login);
+			return (u64)ids[1] << 32 | ids[0];
+		}
+	}
+	return (u64)shim_task_sessionid(t) << 32 | shim_task_loginuid(t);
 }
 
 /* The process start time: the thread-group leader's, since boot. */
@@ -113,7 +162,20 @@ SHIM s64 shim_file_refs(struct file *f)
 }
 
 SHIM struct dentry *shim_dentry_parent(struct dentry *d) { return BPF_CORE_READ(d, d_parent); }
-SHIM const unsigned char *shim_dentry_name(struct dentry *d) { return BPF_CORE_READ(d, d_name.name); }
+/* The parent of d, with the pointer to d's name in *name: one read where
+ * d_name follows d_parent (as on every kernel so far). */
+SHIM struct dentry *shim_dentry_parent_name(struct dentry *d, const unsigned char **name)
+{
+	u32 parent = bpf_core_field_offset(struct dentry, d_parent);
+	if (bpf_core_field_offset(struct dentry, d_name.name) == parent + 16) {
+		u64 v[3] = {};
+		bpf_probe_read_kernel(v, sizeof(v), (const char *)d + parent);
+		*name = (const unsigned char *)v[2];
+		return (struct dentry *)v[0];
+	}
+	*name = BPF_CORE_READ(d, d_name.name);
+	return BPF_CORE_READ(d, d_parent);
+}
 SHIM struct inode *shim_dentry_inode(struct dentry *d) { return BPF_CORE_READ(d, d_inode); }
 
 SHIM u64 shim_inode_ino(struct inode *i) { return BPF_CORE_READ(i, i_ino); }

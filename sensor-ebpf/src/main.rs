@@ -13,8 +13,9 @@ mod vfs_tier;
 use aya_ebpf::{
     helpers::generated::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
-        bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
-        bpf_probe_read_kernel_str, bpf_probe_read_user, bpf_probe_read_user_str,
+        bpf_get_current_task, bpf_get_current_task_btf, bpf_ktime_get_boot_ns,
+        bpf_probe_read_kernel, bpf_probe_read_kernel_str, bpf_probe_read_user,
+        bpf_probe_read_user_str, bpf_task_pt_regs,
     },
     macros::{btf_tracepoint, map, raw_tracepoint, tracepoint},
     maps::{lpm_trie::Key, Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
@@ -87,6 +88,62 @@ const S_IFREG: u32 = 0o100000;
 // ---------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------
+
+/// Set by the loader where `bpf_task_pt_regs` exists (5.15 on): an exit
+/// program then reads its syscall's arguments from the task's saved user
+/// registers, and the enter programs that only stashed them are not attached
+/// (loader.rs, `ENTERS_WITH_WORK`). A constant to the verifier (read-only
+/// data), so on older kernels the helpers below are dead code it never checks.
+#[no_mangle]
+static ARGS_FROM_REGS: u8 = 0;
+
+#[inline(always)]
+fn args_from_regs() -> bool {
+    unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) != 0 }
+}
+
+/// Syscalls whose enter program does more than stash the arguments, so keeps
+/// its stash even with [`ARGS_FROM_REGS`]: the write family filters at enter,
+/// and a rename's enter starts the rename clock.
+#[inline(always)]
+fn enter_has_work(sys: u16) -> bool {
+    is_rename(sys)
+        || matches!(
+            sys,
+            sys::WRITE
+                | sys::PWRITE64
+                | sys::WRITEV
+                | sys::PWRITEV
+                | sys::PWRITEV2
+                | sys::SENDFILE
+                | sys::COPY_FILE_RANGE
+                | sys::SPLICE
+        )
+}
+
+/// The current syscall's six arguments from the registers saved at its entry
+/// (x86-64 `struct pt_regs`, the ptrace ABI: r10 r9 r8 ax cx dx si di orig_ax
+/// from word 7), in one read; None unless `orig_ax` is the traced syscall.
+#[inline(always)]
+unsafe fn args_at_exit(ctx: &TracePointContext) -> Option<[u64; 6]> {
+    let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u64;
+    let mut r = [0u64; 9];
+    if bpf_probe_read_kernel(
+        r.as_mut_ptr() as *mut c_void,
+        core::mem::size_of::<[u64; 9]>() as u32,
+        regs.add(7) as *const c_void,
+    ) < 0
+    {
+        return None;
+    }
+    // A sys_exit record: 8 bytes of common fields, then `int __syscall_nr`.
+    let nr = *(ctx.as_ptr() as *const i32).add(2);
+    if r[8] as i32 != nr {
+        return None;
+    }
+    // The syscall ABI's argument order: di, si, dx, r10, r8, r9.
+    Some([r[7], r[6], r[5], r[0], r[2], r[1]])
+}
 
 #[inline(always)]
 fn current_task() -> Ptr {
@@ -215,42 +272,62 @@ unsafe fn inode_key(inode: Ptr) -> InodeKey {
 // Decisions: is this inode (or the entries of this directory) watched?
 // ---------------------------------------------------------------------------
 
-/// Crosses mount boundaries at the current path position: while `dentry` is the
-/// root of `mnt`, continue from the mountpoint in the parent mount (two stacked
-/// mounts per level at most). Returns false at the namespace root.
-///
-/// Loop bodies stay branch-light on purpose: every path through them must leave
-/// the verifier with equivalent states, or exploration doubles per level.
-#[inline(always)]
-unsafe fn cross_mounts(dentry: &mut Ptr, mnt: &mut Ptr) -> bool {
-    let mut i = 0;
-    while i < 2 {
-        if *dentry != shim_mnt_root(*mnt) {
-            return true;
-        }
-        let parent = shim_mnt_parent(*mnt);
-        if parent == *mnt || parent.is_null() {
-            return false;
-        }
-        *dentry = shim_mnt_mountpoint(*mnt);
-        *mnt = parent;
-        i += 1;
-    }
-    true
+/// A position in the path tree: a dentry in a mount, and that mount's root
+/// dentry, read once per mount rather than once per level.
+struct Walk {
+    dentry: Ptr,
+    mnt: Ptr,
+    mnt_root: Ptr,
 }
 
-/// Moves one path level up (crossing mounts). Returns false at the top.
-#[inline(always)]
-unsafe fn step_up(dentry: &mut Ptr, mnt: &mut Ptr) -> bool {
-    if !cross_mounts(dentry, mnt) {
-        return false;
+impl Walk {
+    #[inline(always)]
+    unsafe fn new(dentry: Ptr, mnt: Ptr) -> Walk {
+        Walk {
+            dentry,
+            mnt,
+            mnt_root: shim_mnt_root(mnt),
+        }
     }
-    let parent = shim_dentry_parent(*dentry);
-    if parent == *dentry || parent.is_null() {
-        return false;
+
+    /// Crosses mount boundaries at the current position: while `dentry` is the
+    /// root of `mnt`, continue from the mountpoint in the parent mount (two
+    /// stacked mounts per level at most). Returns false at the namespace root.
+    ///
+    /// Loop bodies stay branch-light on purpose: every path through them must
+    /// leave the verifier with equivalent states, or exploration doubles per level.
+    #[inline(always)]
+    unsafe fn cross_mounts(&mut self) -> bool {
+        let mut i = 0;
+        while i < 2 {
+            if self.dentry != self.mnt_root {
+                return true;
+            }
+            let parent = shim_mnt_parent(self.mnt);
+            if parent == self.mnt || parent.is_null() {
+                return false;
+            }
+            self.dentry = shim_mnt_mountpoint(self.mnt);
+            self.mnt = parent;
+            self.mnt_root = shim_mnt_root(parent);
+            i += 1;
+        }
+        true
     }
-    *dentry = parent;
-    true
+
+    /// Moves one path level up (crossing mounts). Returns false at the top.
+    #[inline(always)]
+    unsafe fn step_up(&mut self) -> bool {
+        if !self.cross_mounts() {
+            return false;
+        }
+        let parent = shim_dentry_parent(self.dentry);
+        if parent == self.dentry || parent.is_null() {
+            return false;
+        }
+        self.dentry = parent;
+        true
+    }
 }
 
 /// What a watched-root entry found `depth` levels above the target (0 = the
@@ -307,7 +384,7 @@ pub extern "C" fn vigil_walk_decide(dentry: u64, mnt: u64) -> u64 {
 }
 
 #[inline(always)]
-unsafe fn walk_decide_inner(mut dentry: Ptr, mut mnt: Ptr) -> Decision {
+unsafe fn walk_decide_inner(dentry: Ptr, mnt: Ptr) -> Decision {
     let mut out = Decision::default();
     if let Some(rv) = root_at(dentry) {
         if rv.flags & root_flags::ANCESTOR != 0 {
@@ -321,12 +398,13 @@ unsafe fn walk_decide_inner(mut dentry: Ptr, mut mnt: Ptr) -> Decision {
     }
     // Saturates at 2 so that loop states converge after two levels.
     let mut depth: u32 = 0;
+    let mut pos = Walk::new(dentry, mnt);
     for _ in 0..MAX_DEPTH {
-        if !step_up(&mut dentry, &mut mnt) {
+        if !pos.step_up() {
             break;
         }
         depth = if depth < 2 { depth + 1 } else { 2 };
-        if let Some(rv) = root_at(dentry) {
+        if let Some(rv) = root_at(pos.dentry) {
             if depth == 1 && rv.flags & root_flags::ANCESTOR != 0 {
                 out.flags |= decision::PARENT_ANCESTOR;
             }
@@ -484,15 +562,18 @@ unsafe fn decide_named(t: &Target, scratch: *mut Scratch) -> Verdict {
 
 #[inline(always)]
 unsafe fn fill_process(p: *mut ProcessInfo, task: Ptr) {
-    (*p).pid = shim_task_pid(task);
-    (*p).tgid = shim_task_tgid(task);
+    const _: () = assert!(
+        core::mem::offset_of!(ProcessInfo, egid) == core::mem::offset_of!(ProcessInfo, uid) + 12
+    );
+    let ids = shim_task_pid_tgid(task);
+    (*p).pid = ids as u32;
+    (*p).tgid = (ids >> 32) as u32;
     (*p).ppid = shim_task_ppid(task);
-    (*p).uid = shim_task_uid(task);
-    (*p).gid = shim_task_gid(task);
-    (*p).euid = shim_task_euid(task);
-    (*p).egid = shim_task_egid(task);
-    (*p).loginuid = shim_task_loginuid(task);
-    (*p).sessionid = shim_task_sessionid(task);
+    // uid, gid, euid, egid are neighbours in ProcessInfo.
+    shim_task_creds(task, core::ptr::addr_of_mut!((*p).uid));
+    let audit = shim_task_audit_ids(task);
+    (*p).loginuid = audit as u32;
+    (*p).sessionid = (audit >> 32) as u32;
     (*p).mntns = shim_task_mntns(task);
     (*p).cgroup_id = bpf_get_current_cgroup_id();
     (*p).start_boottime = shim_task_start_boottime(task);
@@ -512,16 +593,18 @@ pub extern "C" fn vigil_resolve_path(slot: u32, dentry: u64, mnt: u64) -> u32 {
 }
 
 #[inline(always)]
-unsafe fn resolve_path_inner(buf: *mut PathScratch, mut dentry: Ptr, mut mnt: Ptr) -> u32 {
+unsafe fn resolve_path_inner(buf: *mut PathScratch, dentry: Ptr, mnt: Ptr) -> u32 {
     let mut off: usize = 0;
     let mut flags = path_flags::HAS_ANCHOR | path_flags::TRUNCATED;
+    let mut pos = Walk::new(dentry, mnt);
     for _ in 0..MAX_DEPTH {
-        if !cross_mounts(&mut dentry, &mut mnt) {
+        if !pos.cross_mounts() {
             flags = path_flags::HAS_ANCHOR;
             break;
         }
-        let parent = shim_dentry_parent(dentry);
-        if parent == dentry || parent.is_null() {
+        let mut name: Ptr = core::ptr::null();
+        let parent = shim_dentry_parent_name(pos.dentry, &mut name);
+        if parent == pos.dentry || parent.is_null() {
             flags = path_flags::HAS_ANCHOR;
             break;
         }
@@ -535,12 +618,12 @@ unsafe fn resolve_path_inner(buf: *mut PathScratch, mut dentry: Ptr, mut mnt: Pt
         // map value, off=1280 size=256"). A volatile read keeps the AND.
         let at = core::ptr::read_volatile(&off) & PATH_MASK;
         let dst = (*buf).comps.as_mut_ptr().add(at) as *mut c_void;
-        let n = bpf_probe_read_kernel_str(dst, NAME_CAP as u32, shim_dentry_name(dentry));
+        let n = bpf_probe_read_kernel_str(dst, NAME_CAP as u32, name);
         if n <= 0 {
             break;
         }
         off += n as usize;
-        dentry = parent;
+        pos.dentry = parent;
     }
     let used = if off > PATH_CAP { PATH_CAP } else { off };
     ((flags as u32) << 16) | used as u32
@@ -740,7 +823,7 @@ fn scratch() -> Option<*mut Scratch> {
 
 #[inline(always)]
 unsafe fn stash(ctx: &TracePointContext, sys: u16) {
-    if is_self() || covered_by_vfs(ctx, sys) {
+    if is_self() {
         return;
     }
     let mut a = Args {
@@ -755,6 +838,9 @@ unsafe fn stash(ctx: &TracePointContext, sys: u16) {
         core::mem::size_of::<[u64; 6]>() as u32,
         (ctx.as_ptr() as *const u64).add(2) as *const c_void,
     );
+    if !wanted(sys, &a.args) {
+        return;
+    }
     if INFLIGHT.insert(&bpf_get_current_pid_tgid(), &a, 0).is_err() {
         count_lost(lost::ARGS);
     } else if is_rename(sys) {
@@ -800,7 +886,7 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
 /// regular file is vfs_create's) and the xattr calls, whose POSIX ACL names
 /// belong to the ACL groups (6.2 moved ACLs out of vfs_setxattr into vfs_set_acl).
 #[inline(always)]
-unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
+unsafe fn covered_by_vfs(sys: u16, x: &[u64; 6]) -> bool {
     let mask = config().vfs;
     if mask == 0 {
         return false;
@@ -815,7 +901,7 @@ unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
         | sys::COPY_FILE_RANGE
         | sys::SPLICE => vfs::WRITE,
         sys::UNLINK => vfs::UNLINK,
-        sys::UNLINKAT if arg(ctx, 2) & AT_REMOVEDIR == 0 => vfs::UNLINK,
+        sys::UNLINKAT if x[2] & AT_REMOVEDIR == 0 => vfs::UNLINK,
         sys::UNLINKAT | sys::RMDIR => vfs::RMDIR,
         sys::RENAME | sys::RENAMEAT | sys::RENAMEAT2 => vfs::RENAME,
         sys::LINK | sys::LINKAT => vfs::LINK,
@@ -824,26 +910,18 @@ unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
         sys::OPEN | sys::OPENAT | sys::OPENAT2 | sys::CREAT => vfs::OPEN,
         sys::FALLOCATE => vfs::FALLOCATE,
         // A regular file made by mknod goes through vfs_create, not vfs_mknod.
-        sys::MKNOD
-            if arg(ctx, 1) as u32 & S_IFMT != S_IFREG && arg(ctx, 1) as u32 & S_IFMT != 0 =>
-        {
-            vfs::MKNOD
-        }
-        sys::MKNODAT
-            if arg(ctx, 2) as u32 & S_IFMT != S_IFREG && arg(ctx, 2) as u32 & S_IFMT != 0 =>
-        {
-            vfs::MKNOD
-        }
+        sys::MKNOD if x[1] as u32 & S_IFMT != S_IFREG && x[1] as u32 & S_IFMT != 0 => vfs::MKNOD,
+        sys::MKNODAT if x[2] as u32 & S_IFMT != S_IFREG && x[2] as u32 & S_IFMT != 0 => vfs::MKNOD,
         // POSIX ACLs: the ACL groups (vfs_set_acl, vfs_remove_acl, 6.2+) or nobody.
         sys::SETXATTR | sys::LSETXATTR | sys::FSETXATTR => {
-            if vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) {
+            if vfs_tier::is_acl_name(x[1] as Ptr, true) {
                 vfs::SETACL
             } else {
                 vfs::SETXATTR
             }
         }
         sys::REMOVEXATTR | sys::LREMOVEXATTR | sys::FREMOVEXATTR => {
-            if vfs_tier::is_acl_name(arg(ctx, 1) as Ptr, true) {
+            if vfs_tier::is_acl_name(x[1] as Ptr, true) {
                 vfs::REMOVEACL
             } else {
                 vfs::REMOVEXATTR
@@ -868,11 +946,18 @@ unsafe fn covered_by_vfs(ctx: &TracePointContext, sys: u16) -> bool {
     mask & group != 0
 }
 
+/// Whether a call with these arguments can be a change this program reports:
+/// not one a VFS-tier hook reports instead, and for the opens, one that may
+/// create or truncate (the rest of the opens are the bulk of them).
 #[inline(always)]
-unsafe fn open_enter(ctx: &TracePointContext, sys: u16, flags: u64) {
-    if flags & (O_CREAT | O_TRUNC) != 0 {
-        stash(ctx, sys);
-    }
+unsafe fn wanted(sys: u16, x: &[u64; 6]) -> bool {
+    let open_flags = match sys {
+        sys::OPEN => x[1],
+        sys::OPENAT => x[2],
+        sys::OPENAT2 => shim_open_how_flags(x[2] as Ptr),
+        _ => O_CREAT,
+    };
+    open_flags & (O_CREAT | O_TRUNC) != 0 && !covered_by_vfs(sys, x)
 }
 
 /// Starts a write session, announced: its opening record is about to be
@@ -976,24 +1061,36 @@ unsafe fn close_enter(fd: u64, via: u16) {
 
 #[inline(always)]
 unsafe fn exit(ctx: &TracePointContext, sys: u16) {
-    let id = bpf_get_current_pid_tgid();
-    let Some(p) = INFLIGHT.get_ptr(&id) else {
-        return;
-    };
-    let a = *p;
-    let _ = INFLIGHT.remove(&id);
-    if a.sys != sys {
-        return;
-    }
-    if is_rename(sys) {
-        rename_in_flight(u64::MAX);
-    }
     let ret = arg(ctx, 0) as i64;
-    if ret < 0 {
-        return;
-    }
+    let x = if args_from_regs() && !enter_has_work(sys) {
+        if ret < 0 || is_self() {
+            return;
+        }
+        let Some(x) = args_at_exit(ctx) else { return };
+        if !wanted(sys, &x) {
+            return;
+        }
+        x
+    } else {
+        let id = bpf_get_current_pid_tgid();
+        let Some(p) = INFLIGHT.get_ptr(&id) else {
+            return;
+        };
+        let a = *p;
+        let _ = INFLIGHT.remove(&id);
+        if a.sys != sys {
+            return;
+        }
+        if is_rename(sys) {
+            rename_in_flight(u64::MAX);
+        }
+        if ret < 0 {
+            return;
+        }
+        a.args
+    };
     let Some(sc) = scratch() else { return };
-    let x = &a.args;
+    let x = &x;
     let none = (u32::MAX, u32::MAX);
     match sys {
         sys::WRITE | sys::PWRITE64 | sys::WRITEV | sys::PWRITEV | sys::PWRITEV2 | sys::SENDFILE => {
@@ -1481,19 +1578,6 @@ macro_rules! syscall {
             0
         }
     };
-    (open $enter:ident, $exit:ident, $sys:expr, $flags:expr) => {
-        #[tracepoint]
-        pub fn $enter(ctx: TracePointContext) -> u32 {
-            let f: fn(&TracePointContext) -> u64 = $flags;
-            unsafe { open_enter(&ctx, $sys, f(&ctx)) };
-            0
-        }
-        #[tracepoint]
-        pub fn $exit(ctx: TracePointContext) -> u32 {
-            unsafe { exit(&ctx, $sys) };
-            0
-        }
-    };
 }
 
 syscall!(write sys_enter_write, sys_exit_write, sys::WRITE, 0);
@@ -1507,12 +1591,10 @@ syscall!(write sys_enter_pwritev2, sys_exit_pwritev2, sys::PWRITEV2, 0);
 syscall!(write sys_enter_sendfile64, sys_exit_sendfile64, sys::SENDFILE, 0);
 syscall!(write sys_enter_copy_file_range, sys_exit_copy_file_range, sys::COPY_FILE_RANGE, 2);
 syscall!(write sys_enter_splice, sys_exit_splice, sys::SPLICE, 2);
-syscall!(open sys_enter_open, sys_exit_open, sys::OPEN, |c| unsafe { arg(c, 1) });
-syscall!(open sys_enter_openat, sys_exit_openat, sys::OPENAT, |c| unsafe { arg(c, 2) });
-syscall!(open sys_enter_openat2, sys_exit_openat2, sys::OPENAT2, |c| unsafe {
-    shim_open_how_flags(arg(c, 2) as Ptr)
-});
-syscall!(open sys_enter_creat, sys_exit_creat, sys::CREAT, |_| O_CREAT | O_TRUNC);
+syscall!(sys_enter_open, sys_exit_open, sys::OPEN);
+syscall!(sys_enter_openat, sys_exit_openat, sys::OPENAT);
+syscall!(sys_enter_openat2, sys_exit_openat2, sys::OPENAT2);
+syscall!(sys_enter_creat, sys_exit_creat, sys::CREAT);
 syscall!(sys_enter_unlink, sys_exit_unlink, sys::UNLINK);
 syscall!(sys_enter_unlinkat, sys_exit_unlinkat, sys::UNLINKAT);
 syscall!(sys_enter_rmdir, sys_exit_rmdir, sys::RMDIR);

@@ -9,16 +9,14 @@ pub type Ptr = *const c_void;
 unsafe extern "C" {
     pub fn shim_task_tgid(task: Ptr) -> u32;
     pub fn shim_task_pid(task: Ptr) -> u32;
+    pub fn shim_task_pid_tgid(task: Ptr) -> u64;
     pub fn shim_task_ppid(task: Ptr) -> u32;
-    pub fn shim_task_uid(task: Ptr) -> u32;
-    pub fn shim_task_gid(task: Ptr) -> u32;
-    pub fn shim_task_euid(task: Ptr) -> u32;
-    pub fn shim_task_egid(task: Ptr) -> u32;
+    /// uid, gid, euid, egid into `out[0..4]`.
+    pub fn shim_task_creds(task: Ptr, out: *mut u32);
+    pub fn shim_task_audit_ids(task: Ptr) -> u64;
     pub fn shim_task_mntns(task: Ptr) -> u32;
     pub fn shim_task_exit_code(task: Ptr) -> i32;
     pub fn shim_task_flags(task: Ptr) -> u32;
-    pub fn shim_task_loginuid(task: Ptr) -> u32;
-    pub fn shim_task_sessionid(task: Ptr) -> u32;
     pub fn shim_task_start_boottime(task: Ptr) -> u64;
     pub fn shim_task_arg_start(task: Ptr) -> u64;
     pub fn shim_task_arg_end(task: Ptr) -> u64;
@@ -40,7 +38,7 @@ unsafe extern "C" {
     pub fn shim_file_refs(file: Ptr) -> i64;
 
     pub fn shim_dentry_parent(dentry: Ptr) -> Ptr;
-    pub fn shim_dentry_name(dentry: Ptr) -> Ptr;
+    pub fn shim_dentry_parent_name(dentry: Ptr, name: *mut Ptr) -> Ptr;
     pub fn shim_dentry_inode(dentry: Ptr) -> Ptr;
 
     pub fn shim_inode_ino(inode: Ptr) -> u64;

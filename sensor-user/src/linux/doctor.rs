@@ -163,6 +163,7 @@ fn tracepoints(ebpf: &mut aya::Ebpf, btf: &aya::Btf, hooks: &[HookReport]) -> (u
         .flat_map(|h| h.hook.syscalls.iter())
         .flat_map(|s| [format!("sys_enter_{s}"), format!("sys_exit_{s}")])
         .chain(loader::idle_detectors(mask))
+        .chain(loader::unneeded_enters(ebpf))
         .collect();
     let (mut ok, mut failed) = (0, Vec::new());
     for (name, prog) in ebpf.programs_mut() {

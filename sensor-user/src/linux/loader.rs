@@ -539,13 +539,63 @@ fn mount_tracefs() -> Result<()> {
         .with_context(|| format!("tracefs is not mounted and mounting it on {TRACEFS} failed; mount it: mount -t tracefs tracefs {TRACEFS}"))
 }
 
+/// Whether the exit programs read their syscall's arguments from the task's
+/// saved registers (eBPF `ARGS_FROM_REGS`) instead of a stash made at enter:
+/// `bpf_task_pt_regs` arrived in 5.15, and the register layout read is x86-64's.
+pub fn args_from_regs() -> bool {
+    cfg!(target_arch = "x86_64")
+        && aya::util::KernelVersion::current()
+            .is_ok_and(|v| v >= aya::util::KernelVersion::new(5, 15, 0))
+}
+
+/// The enter programs that do more than stash arguments (eBPF
+/// `enter_has_work`: the write family filters, a rename starts the rename
+/// clock) or that have no exit (close, dup2, dup3, mmap). With
+/// [`args_from_regs`], the other enters are not attached.
+const ENTERS_WITH_WORK: &[&str] = &[
+    "sys_enter_write",
+    "sys_enter_pwrite64",
+    "sys_enter_writev",
+    "sys_enter_pwritev",
+    "sys_enter_pwritev2",
+    "sys_enter_sendfile64",
+    "sys_enter_copy_file_range",
+    "sys_enter_splice",
+    "sys_enter_rename",
+    "sys_enter_renameat",
+    "sys_enter_renameat2",
+    "sys_enter_close",
+    "sys_enter_dup2",
+    "sys_enter_dup3",
+    "sys_enter_mmap",
+];
+
+/// The enter tracepoints this kernel does not need (see [`ENTERS_WITH_WORK`]).
+pub fn unneeded_enters(ebpf: &Ebpf) -> Vec<String> {
+    if !args_from_regs() {
+        return Vec::new();
+    }
+    ebpf.programs()
+        .map(|(n, _)| n)
+        .filter(|n| n.starts_with("sys_enter_") && !ENTERS_WITH_WORK.contains(n))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The eBPF object, its maps created (the event ring of `ring_bytes`), with
+/// the read-only data it is verified against.
+fn open_object(ring_bytes: u32) -> Result<Ebpf> {
+    EbpfLoader::new()
+        .map_max_entries("EVENTS", ring_bytes)
+        .override_global("ARGS_FROM_REGS", &u8::from(args_from_regs()), true)
+        .load(OBJECT)
+        .context("loading the eBPF object (maps) failed")
+}
+
 /// Loads, configures and attaches. `ring_mib` sizes the event ring buffer;
 /// `tier` chooses the VFS hooks' tier.
 pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries("EVENTS", ring_mib * 1024 * 1024)
-        .load(OBJECT)
-        .context("loading the eBPF object (maps) failed")?;
+    let mut ebpf = open_object(ring_mib * 1024 * 1024)?;
     configure(&mut ebpf, policy)?;
     let btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
     let (mut attached, mut failed) = (Vec::new(), Vec::new());
@@ -578,6 +628,7 @@ pub fn load(policy: &Policy, ring_mib: u32, tier: Tier) -> Result<Loaded> {
         }
     }
     skip.extend(idle_detectors(mask));
+    skip.extend(unneeded_enters(&ebpf));
     set_vfs_mask(&mut ebpf, mask)?;
     let names: Vec<String> = ebpf
         .programs()
@@ -633,10 +684,7 @@ pub const NOOP_RAW: &str = "noop_raw";
 /// the raw `sys_enter`/`sys_exit` tracepoints instead. Returns the object
 /// (detached when dropped) and the number of tracepoints.
 pub fn attach_floor(raw: bool) -> Result<(Ebpf, usize)> {
-    let mut ebpf = EbpfLoader::new()
-        .map_max_entries("EVENTS", 4096 * 16)
-        .load(OBJECT)
-        .context("loading the eBPF object (maps) failed")?;
+    let mut ebpf = open_object(4096 * 16)?;
     if raw {
         let Some(Program::RawTracePoint(noop)) = ebpf.program_mut(NOOP_RAW) else {
             bail!("the eBPF object has no {NOOP_RAW} raw tracepoint program");
@@ -649,10 +697,12 @@ pub fn attach_floor(raw: bool) -> Result<(Ebpf, usize)> {
         return Ok((ebpf, 2));
     }
     mount_tracefs()?;
+    let unneeded = unneeded_enters(&ebpf);
     let names: Vec<String> = ebpf
         .programs()
         .filter(|(n, p)| n.starts_with("sys_") && matches!(p, Program::TracePoint(_)))
         .map(|(n, _)| n.to_string())
+        .filter(|n| !unneeded.contains(n))
         .collect();
     let Some(Program::TracePoint(noop)) = ebpf.program_mut(NOOP) else {
         bail!("the eBPF object has no {NOOP} tracepoint program");
@@ -671,10 +721,7 @@ pub fn attach_floor(raw: bool) -> Result<(Ebpf, usize)> {
 
 /// Loads the eBPF object with minimal maps, for probing (`vigil doctor`).
 pub fn load_object() -> Result<(Ebpf, Btf)> {
-    let ebpf = EbpfLoader::new()
-        .map_max_entries("EVENTS", 4096 * 16)
-        .load(OBJECT)
-        .context("loading the eBPF object (maps) failed")?;
+    let ebpf = open_object(4096 * 16)?;
     let btf = Btf::from_sys_fs().context("reading kernel BTF from /sys/kernel/btf/vmlinux")?;
     Ok((ebpf, btf))
 }
