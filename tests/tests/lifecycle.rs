@@ -54,7 +54,20 @@ fn start_event_lists_watches_and_hooks() {
     let start = s.events().into_iter().next().unwrap();
     assert_eq!(start["kind"], "sensor");
     assert_eq!(start["watches"][0], dir.path().display().to_string());
-    assert!(start["hooks_attached"].as_u64().unwrap() >= 90, "{start:#}");
+    // Each syscall's exit, the enters with work of their own (and, before
+    // 5.15, every enter: they stash the arguments), the process-table hooks.
+    assert!(start["hooks_attached"].as_u64().unwrap() >= 60, "{start:#}");
+    // None refused, bar tracepoints of syscalls the kernel predates.
+    let failed = start["hooks_failed"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        failed
+            .iter()
+            .all(|f| f.as_str().unwrap().contains("fchmodat2")),
+        "{start:#}"
+    );
     s.stop();
 }
 

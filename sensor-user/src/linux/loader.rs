@@ -926,6 +926,16 @@ mod tests {
         }
     }
 
+    /// A typo in `ENTERS_WITH_WORK` would leave that enter unattached on 5.15+
+    /// and its syscall unreported.
+    #[test]
+    fn every_enter_with_work_is_in_the_object() {
+        let strings: std::collections::HashSet<&[u8]> = OBJECT.split(|b| *b == 0).collect();
+        for name in ENTERS_WITH_WORK {
+            assert!(strings.contains(name.as_bytes()), "no program {name}");
+        }
+    }
+
     /// Every program a hook can ask for, in every layout and tier, is in the
     /// embedded object (a typo would only show on a kernel that picks it).
     #[test]
