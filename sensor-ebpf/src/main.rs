@@ -127,7 +127,9 @@ fn enter_has_work(sys: u16) -> bool {
 #[inline(always)]
 unsafe fn args_at_exit(ctx: &TracePointContext) -> Option<[u64; 6]> {
     let regs = bpf_task_pt_regs(bpf_get_current_task_btf()) as *const u64;
-    let mut r = [0u64; 9];
+    // Uninitialised (the helper may write to such stack): zeroing it first
+    // would be a 72-step `memset` loop.
+    let mut r = core::mem::MaybeUninit::<[u64; 9]>::uninit();
     if bpf_probe_read_kernel(
         r.as_mut_ptr() as *mut c_void,
         core::mem::size_of::<[u64; 9]>() as u32,
@@ -136,6 +138,7 @@ unsafe fn args_at_exit(ctx: &TracePointContext) -> Option<[u64; 6]> {
     {
         return None;
     }
+    let r = r.assume_init();
     // A sys_exit record: 8 bytes of common fields, then `int __syscall_nr`.
     let nr = *(ctx.as_ptr() as *const i32).add(2);
     if r[8] as i32 != nr {
@@ -729,15 +732,18 @@ unsafe fn fill(
     (*r).verdict = c.verdict.verdict;
     (*r).root_id = c.verdict.root_id;
     (*r).ts_boot_ns = bpf_ktime_get_boot_ns();
-    (*r).ret = c.ret;
-    (*r).flags = c.flags;
-    (*r).mode = c.mode;
+    // Volatile: neighbouring constant zeros (most calls have no flags or
+    // mode) would merge into a call to `memset`, a byte loop on BPF.
+    use core::ptr::{addr_of_mut, write_volatile};
+    write_volatile(addr_of_mut!((*r).ret), c.ret);
+    write_volatile(addr_of_mut!((*r).flags), c.flags);
+    write_volatile(addr_of_mut!((*r).mode), c.mode);
     (*r).arg_uid = c.owner.0;
     (*r).arg_gid = c.owner.1;
     if c.inode.is_null() {
-        (*r).dev = 0;
-        (*r).ino = 0;
-        (*r).i_mode = 0;
+        write_volatile(addr_of_mut!((*r).dev), 0);
+        write_volatile(addr_of_mut!((*r).ino), 0);
+        write_volatile(addr_of_mut!((*r).i_mode), 0);
     } else {
         (*r).dev = shim_inode_dev(c.inode);
         (*r).ino = shim_inode_ino(c.inode);
