@@ -60,7 +60,7 @@ SHIM void shim_task_creds(struct task_struct *t, u32 *out)
 	if (bpf_core_field_offset(struct cred, gid) == uid + 4 &&
 	    bpf_core_field_offset(struct cred, euid) == uid + 16 &&
 	    bpf_core_field_offset(struct cred, egid) == uid + 20) {
-		u32 ids[6] = {};
+		u32 ids[6]; /* no zeroing (a byte loop here): the helper writes all of it */
 		bpf_probe_read_kernel(ids, sizeof(ids), (const char *)c + uid);
 		out[0] = ids[0];
 		out[1] = ids[1];
@@ -168,7 +168,7 @@ SHIM struct dentry *shim_dentry_parent_name(struct dentry *d, const unsigned cha
 {
 	u32 parent = bpf_core_field_offset(struct dentry, d_parent);
 	if (bpf_core_field_offset(struct dentry, d_name.name) == parent + 16) {
-		u64 v[3] = {};
+		u64 v[3]; /* no zeroing, as above */
 		bpf_probe_read_kernel(v, sizeof(v), (const char *)d + parent);
 		*name = (const unsigned char *)v[2];
 		return (struct dentry *)v[0];

@@ -832,18 +832,23 @@ unsafe fn stash(ctx: &TracePointContext, sys: u16) {
     if is_self() {
         return;
     }
-    let mut a = Args {
-        sys,
-        _pad: [0; 3],
-        args: [0; 6],
-    };
     // One copy of all six slots. Not `arg()`: direct loads past the end of a
     // shorter syscall's record make the kernel refuse to attach the program.
-    let _ = bpf_probe_read_kernel(
-        a.args.as_mut_ptr() as *mut c_void,
+    // Not zeroed first: that is a `memset` byte loop on BPF.
+    let mut args = core::mem::MaybeUninit::<[u64; 6]>::uninit();
+    if bpf_probe_read_kernel(
+        args.as_mut_ptr() as *mut c_void,
         core::mem::size_of::<[u64; 6]>() as u32,
         (ctx.as_ptr() as *const u64).add(2) as *const c_void,
-    );
+    ) < 0
+    {
+        return;
+    }
+    let a = Args {
+        sys,
+        _pad: [0; 3],
+        args: args.assume_init(),
+    };
     if !wanted(sys, &a.args) {
         return;
     }
