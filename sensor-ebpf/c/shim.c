@@ -98,10 +98,27 @@ SHIM u64 shim_task_arg_start(struct task_struct *t) { return BPF_CORE_READ(t, mm
 SHIM u64 shim_task_arg_end(struct task_struct *t) { return BPF_CORE_READ(t, mm, arg_end); }
 SHIM struct file *shim_task_exe_file(struct task_struct *t) { return BPF_CORE_READ(t, mm, exe_file); }
 
-SHIM struct dentry *shim_task_pwd_dentry(struct task_struct *t) { return BPF_CORE_READ(t, fs, pwd.dentry); }
 SHIM struct vfsmount *shim_task_pwd_mnt(struct task_struct *t) { return BPF_CORE_READ(t, fs, pwd.mnt); }
-SHIM struct dentry *shim_task_root_dentry(struct task_struct *t) { return BPF_CORE_READ(t, fs, root.dentry); }
 SHIM struct vfsmount *shim_task_root_mnt(struct task_struct *t) { return BPF_CORE_READ(t, fs, root.mnt); }
+
+/* The task's root or working directory ({mnt, dentry}) in one read. */
+static inline struct dentry *path_of(const struct path *src, struct vfsmount **mnt)
+{
+	struct path p; /* no zeroing: the helper writes all of it */
+	bpf_core_read(&p, sizeof(p), src);
+	*mnt = p.mnt;
+	return p.dentry;
+}
+
+SHIM struct dentry *shim_task_root(struct task_struct *t, struct vfsmount **mnt)
+{
+	return path_of(&BPF_CORE_READ(t, fs)->root, mnt);
+}
+
+SHIM struct dentry *shim_task_pwd(struct task_struct *t, struct vfsmount **mnt)
+{
+	return path_of(&BPF_CORE_READ(t, fs)->pwd, mnt);
+}
 
 /* fd -> struct file, through the task's fd table (bounds-checked). */
 SHIM struct file *shim_task_fd_file(struct task_struct *t, u32 fd)

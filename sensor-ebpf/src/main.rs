@@ -797,9 +797,11 @@ unsafe fn named_target(dfd: i64, uname: u64, slot: usize, scratch: *mut Scratch)
         key.data[0] = 0;
     }
     let (dentry, mnt) = if len > 0 && key.data[0] == b'/' {
-        (shim_task_root_dentry(task), shim_task_root_mnt(task))
+        let mut mnt = core::ptr::null();
+        (shim_task_root(task, &mut mnt), mnt)
     } else if dfd as i32 as i64 == AT_FDCWD {
-        (shim_task_pwd_dentry(task), shim_task_pwd_mnt(task))
+        let mut mnt = core::ptr::null();
+        (shim_task_pwd(task, &mut mnt), mnt)
     } else {
         let file = shim_task_fd_file(task, dfd as u32);
         if file.is_null() {

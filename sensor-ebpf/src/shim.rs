@@ -21,10 +21,12 @@ unsafe extern "C" {
     pub fn shim_task_arg_start(task: Ptr) -> u64;
     pub fn shim_task_arg_end(task: Ptr) -> u64;
     pub fn shim_task_exe_file(task: Ptr) -> Ptr;
-    pub fn shim_task_pwd_dentry(task: Ptr) -> Ptr;
     pub fn shim_task_pwd_mnt(task: Ptr) -> Ptr;
-    pub fn shim_task_root_dentry(task: Ptr) -> Ptr;
     pub fn shim_task_root_mnt(task: Ptr) -> Ptr;
+    /// The root directory's dentry, its mount in `*mnt`.
+    pub fn shim_task_root(task: Ptr, mnt: *mut Ptr) -> Ptr;
+    /// The working directory's dentry, its mount in `*mnt`.
+    pub fn shim_task_pwd(task: Ptr, mnt: *mut Ptr) -> Ptr;
     pub fn shim_task_fd_file(task: Ptr, fd: u32) -> Ptr;
     pub fn shim_task_other_fd_holds(task: Ptr, fd: u32, file: Ptr) -> u32;
 
