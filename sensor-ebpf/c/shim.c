@@ -39,15 +39,20 @@ SHIM u32 shim_task_sessionid(struct task_struct *t)
  * offsets show neighbouring fields (as on every kernel so far), one read
  * fetches them all; else one read per field, as above. */
 
+/* The two u32 at `off` in `base`, the second in the high half. */
+static inline u64 read_u32_pair(const void *base, u32 off)
+{
+	u32 ids[2]; /* no zeroing (a byte loop here): the helper writes all of it */
+	bpf_probe_read_kernel(ids, sizeof(ids), (const char *)base + off);
+	return (u64)ids[1] << 32 | ids[0];
+}
+
 /* tgid << 32 | pid. */
 SHIM u64 shim_task_pid_tgid(struct task_struct *t)
 {
 	u32 pid = bpf_core_field_offset(struct task_struct, pid);
-	if (bpf_core_field_offset(struct task_struct, tgid) == pid + 4) {
-		u32 ids[2] = {};
-		bpf_probe_read_kernel(ids, sizeof(ids), (const char *)t + pid);
-		return (u64)ids[1] << 32 | ids[0];
-	}
+	if (bpf_core_field_offset(struct task_struct, tgid) == pid + 4)
+		return read_u32_pair(t, pid);
 	return (u64)shim_task_tgid(t) << 32 | shim_task_pid(t);
 }
 
@@ -60,7 +65,7 @@ SHIM void shim_task_creds(struct task_struct *t, u32 *out)
 	if (bpf_core_field_offset(struct cred, gid) == uid + 4 &&
 	    bpf_core_field_offset(struct cred, euid) == uid + 16 &&
 	    bpf_core_field_offset(struct cred, egid) == uid + 20) {
-		u32 ids[6]; /* no zeroing (a byte loop here): the helper writes all of it */
+		u32 ids[6]; /* no zeroing, as above */
 		bpf_probe_read_kernel(ids, sizeof(ids), (const char *)c + uid);
 		out[0] = ids[0];
 		out[1] = ids[1];
@@ -79,11 +84,8 @@ SHIM u64 shim_task_audit_ids(struct task_struct *t)
 {
 	if (bpf_core_field_exists(t->loginuid) && bpf_core_field_exists(t->sessionid)) {
 		u32 login = bpf_core_field_offset(struct task_struct, loginuid);
-		if (bpf_core_field_offset(struct task_struct, sessionid) == login + 4) {
-			u32 ids[2] = {};
-			bpf_probe_read_kernel(ids, sizeof(ids), (const char *)t + login);
-			return (u64)ids[1] << 32 | ids[0];
-		}
+		if (bpf_core_field_offset(struct task_struct, sessionid) == login + 4)
+			return read_u32_pair(t, login);
 	}
 	return (u64)shim_task_sessionid(t) << 32 | shim_task_loginuid(t);
 }
@@ -104,7 +106,7 @@ SHIM struct vfsmount *shim_task_root_mnt(struct task_struct *t) { return BPF_COR
 /* The task's root or working directory ({mnt, dentry}) in one read. */
 static inline struct dentry *path_of(const struct path *src, struct vfsmount **mnt)
 {
-	struct path p; /* no zeroing: the helper writes all of it */
+	struct path p; /* no zeroing, as above */
 	bpf_core_read(&p, sizeof(p), src);
 	*mnt = p.mnt;
 	return p.dentry;

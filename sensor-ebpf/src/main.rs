@@ -107,18 +107,23 @@ fn args_from_regs() -> bool {
 /// and a rename's enter starts the rename clock.
 #[inline(always)]
 fn enter_has_work(sys: u16) -> bool {
-    is_rename(sys)
-        || matches!(
-            sys,
-            sys::WRITE
-                | sys::PWRITE64
-                | sys::WRITEV
-                | sys::PWRITEV
-                | sys::PWRITEV2
-                | sys::SENDFILE
-                | sys::COPY_FILE_RANGE
-                | sys::SPLICE
-        )
+    is_rename(sys) || is_write(sys)
+}
+
+/// The write(2) family, and the calls that write to an fd without it.
+#[inline(always)]
+fn is_write(sys: u16) -> bool {
+    matches!(
+        sys,
+        sys::WRITE
+            | sys::PWRITE64
+            | sys::WRITEV
+            | sys::PWRITEV
+            | sys::PWRITEV2
+            | sys::SENDFILE
+            | sys::COPY_FILE_RANGE
+            | sys::SPLICE
+    )
 }
 
 /// The current syscall's six arguments from the registers saved at its entry
@@ -905,14 +910,7 @@ unsafe fn covered_by_vfs(sys: u16, x: &[u64; 6]) -> bool {
         return false;
     }
     let group = match sys {
-        sys::WRITE
-        | sys::PWRITE64
-        | sys::WRITEV
-        | sys::PWRITEV
-        | sys::PWRITEV2
-        | sys::SENDFILE
-        | sys::COPY_FILE_RANGE
-        | sys::SPLICE => vfs::WRITE,
+        s if is_write(s) => vfs::WRITE,
         sys::UNLINK => vfs::UNLINK,
         sys::UNLINKAT if x[2] & AT_REMOVEDIR == 0 => vfs::UNLINK,
         sys::UNLINKAT | sys::RMDIR => vfs::RMDIR,
