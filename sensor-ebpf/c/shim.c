@@ -13,18 +13,65 @@
 
 /* --- task ------------------------------------------------------------------ */
 
-SHIM u32 shim_task_tgid(struct task_struct *t) { return BPF_CORE_READ(t, tgid); }
-SHIM u32 shim_task_pid(struct task_struct *t) { return BPF_CORE_READ(t, pid); }
-SHIM u32 shim_task_ppid(struct task_struct *t) { return BPF_CORE_READ(t, real_parent, tgid); }
-SHIM u32 shim_task_mntns(struct task_struct *t) { return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum); }
-SHIM s32 shim_task_exit_code(struct task_struct *t) { return BPF_CORE_READ(t, exit_code); }
-SHIM u32 shim_task_flags(struct task_struct *t) { return BPF_CORE_READ(t, flags); }
+/* Set by the loader where bpf_get_current_task_btf() exists (5.11 on); defined
+ * in main.rs. Task pointers are then BTF-typed, and the accessors below read
+ * task fields with plain loads: the verifier turns them into fault-safe loads
+ * the JIT emits inline, where a bpf_probe_read_kernel call costs a helper call
+ * per field. Only scalars come out of those loads, never a pointer: a BTF-typed
+ * pointer could not be passed on to the global functions (scalar arguments),
+ * so the pointers returned here are still read with the helper. Read-only
+ * data, so the verifier sees a constant and checks one branch per kernel. */
+extern const volatile u8 TASK_BTF;
+
+SHIM u32 shim_task_tgid(struct task_struct *t)
+{
+	if (TASK_BTF)
+		return t->tgid;
+	return BPF_CORE_READ(t, tgid);
+}
+
+SHIM u32 shim_task_pid(struct task_struct *t)
+{
+	if (TASK_BTF)
+		return t->pid;
+	return BPF_CORE_READ(t, pid);
+}
+
+SHIM u32 shim_task_ppid(struct task_struct *t)
+{
+	if (TASK_BTF)
+		return t->real_parent->tgid;
+	return BPF_CORE_READ(t, real_parent, tgid);
+}
+
+SHIM u32 shim_task_mntns(struct task_struct *t)
+{
+	if (TASK_BTF)
+		return t->nsproxy->mnt_ns->ns.inum;
+	return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
+}
+
+SHIM s32 shim_task_exit_code(struct task_struct *t)
+{
+	if (TASK_BTF)
+		return t->exit_code;
+	return BPF_CORE_READ(t, exit_code);
+}
+
+SHIM u32 shim_task_flags(struct task_struct *t)
+{
+	if (TASK_BTF)
+		return t->flags;
+	return BPF_CORE_READ(t, flags);
+}
 
 /* loginuid and sessionid exist only with CONFIG_AUDIT (CONFIG_AUDITSYSCALL before 5.x). */
 SHIM u32 shim_task_loginuid(struct task_struct *t)
 {
 	if (!bpf_core_field_exists(t->loginuid))
 		return (u32)-1;
+	if (TASK_BTF)
+		return t->loginuid.val;
 	return BPF_CORE_READ(t, loginuid.val);
 }
 
@@ -32,12 +79,16 @@ SHIM u32 shim_task_sessionid(struct task_struct *t)
 {
 	if (!bpf_core_field_exists(t->sessionid))
 		return (u32)-1;
+	if (TASK_BTF)
+		return t->sessionid;
 	return BPF_CORE_READ(t, sessionid);
 }
 
-/* Fewer reads for the process block of every record: where the relocated
- * offsets show neighbouring fields (as on every kernel so far), one read
- * fetches them all; else one read per field, as above. */
+/* Without TASK_BTF, fewer helper reads for the process block of every record:
+ * where the relocated offsets show neighbouring fields (as on every kernel so
+ * far), one read fetches them all; else one read per field, as above. (With
+ * TASK_BTF each field is its own load: the verifier refuses a load that spans
+ * two fields.) */
 
 /* The two u32 at `off` in `base`, the second in the high half. */
 static inline u64 read_u32_pair(const void *base, u32 off)
@@ -51,7 +102,7 @@ static inline u64 read_u32_pair(const void *base, u32 off)
 SHIM u64 shim_task_pid_tgid(struct task_struct *t)
 {
 	u32 pid = bpf_core_field_offset(struct task_struct, pid);
-	if (bpf_core_field_offset(struct task_struct, tgid) == pid + 4)
+	if (!TASK_BTF && bpf_core_field_offset(struct task_struct, tgid) == pid + 4)
 		return read_u32_pair(t, pid);
 	return (u64)shim_task_tgid(t) << 32 | shim_task_pid(t);
 }
@@ -60,6 +111,14 @@ SHIM u64 shim_task_pid_tgid(struct task_struct *t)
  * euid egid in a row. */
 SHIM void shim_task_creds(struct task_struct *t, u32 *out)
 {
+	if (TASK_BTF) {
+		const struct cred *c = t->cred;
+		out[0] = c->uid.val;
+		out[1] = c->gid.val;
+		out[2] = c->euid.val;
+		out[3] = c->egid.val;
+		return;
+	}
 	const struct cred *c = BPF_CORE_READ(t, cred);
 	u32 uid = bpf_core_field_offset(struct cred, uid);
 	if (bpf_core_field_offset(struct cred, gid) == uid + 4 &&
@@ -82,7 +141,7 @@ SHIM void shim_task_creds(struct task_struct *t, u32 *out)
 /* sessionid << 32 | loginuid. */
 SHIM u64 shim_task_audit_ids(struct task_struct *t)
 {
-	if (bpf_core_field_exists(t->loginuid) && bpf_core_field_exists(t->sessionid)) {
+	if (!TASK_BTF && bpf_core_field_exists(t->loginuid) && bpf_core_field_exists(t->sessionid)) {
 		u32 login = bpf_core_field_offset(struct task_struct, loginuid);
 		if (bpf_core_field_offset(struct task_struct, sessionid) == login + 4)
 			return read_u32_pair(t, login);
@@ -93,6 +152,8 @@ SHIM u64 shim_task_audit_ids(struct task_struct *t)
 /* The process start time: the thread-group leader's, since boot. */
 SHIM u64 shim_task_start_boottime(struct task_struct *t)
 {
+	if (TASK_BTF)
+		return t->group_leader->start_boottime;
 	return BPF_CORE_READ(t, group_leader, start_boottime);
 }
 
@@ -112,25 +173,49 @@ static inline struct dentry *path_of(const struct path *src, struct vfsmount **m
 	return p.dentry;
 }
 
+static inline struct fs_struct *task_fs(struct task_struct *t)
+{
+	if (TASK_BTF)
+		return t->fs;
+	return BPF_CORE_READ(t, fs);
+}
+
 SHIM struct dentry *shim_task_root(struct task_struct *t, struct vfsmount **mnt)
 {
-	return path_of(&BPF_CORE_READ(t, fs)->root, mnt);
+	return path_of(&task_fs(t)->root, mnt);
 }
 
 SHIM struct dentry *shim_task_pwd(struct task_struct *t, struct vfsmount **mnt)
 {
-	return path_of(&BPF_CORE_READ(t, fs)->pwd, mnt);
+	return path_of(&task_fs(t)->pwd, mnt);
+}
+
+/* The task's fd array (a plain address either way: the verifier types no
+ * pointer to pointer) and its size in *max; 0 for none. */
+static inline struct file **task_fds(struct task_struct *t, u32 *max)
+{
+	struct fdtable *fdt;
+	if (TASK_BTF) {
+		fdt = t->files->fdt;
+		*max = fdt->max_fds;
+		return fdt->fd;
+	}
+	fdt = BPF_CORE_READ(t, files, fdt);
+	if (!fdt) {
+		*max = 0;
+		return 0;
+	}
+	*max = BPF_CORE_READ(fdt, max_fds);
+	return BPF_CORE_READ(fdt, fd);
 }
 
 /* fd -> struct file, through the task's fd table (bounds-checked). */
 SHIM struct file *shim_task_fd_file(struct task_struct *t, u32 fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt)
+	u32 max;
+	struct file **fds = task_fds(t, &max);
+	if (fd >= max)
 		return 0;
-	if (fd >= BPF_CORE_READ(fdt, max_fds))
-		return 0;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
 	struct file *f = 0;
 	bpf_core_read(&f, sizeof(f), &fds[fd]);
 	return f;
@@ -142,11 +227,8 @@ SHIM struct file *shim_task_fd_file(struct task_struct *t, u32 fd)
 #define FD_SCAN 64
 SHIM u32 shim_task_other_fd_holds(struct task_struct *t, u32 fd, struct file *f)
 {
-	struct fdtable *fdt = BPF_CORE_READ(t, files, fdt);
-	if (!fdt)
-		return 0;
-	u32 max = BPF_CORE_READ(fdt, max_fds);
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	u32 max;
+	struct file **fds = task_fds(t, &max);
 	for (u32 i = 0; i < FD_SCAN && i < max; i++) {
 		struct file *g = 0;
 		if (i == fd)
@@ -160,8 +242,11 @@ SHIM u32 shim_task_other_fd_holds(struct task_struct *t, u32 fd, struct file *f)
 
 /* --- file, dentry, inode, mount ---------------------------------------------- */
 
-SHIM struct dentry *shim_file_dentry(struct file *f) { return BPF_CORE_READ(f, f_path.dentry); }
-SHIM struct vfsmount *shim_file_mnt(struct file *f) { return BPF_CORE_READ(f, f_path.mnt); }
+/* The file's dentry, its mount in *mnt: one read. */
+SHIM struct dentry *shim_file_path(struct file *f, struct vfsmount **mnt)
+{
+	return path_of(&f->f_path, mnt);
+}
 SHIM struct inode *shim_file_inode(struct file *f) { return BPF_CORE_READ(f, f_inode); }
 SHIM u32 shim_file_mode(struct file *f) { return BPF_CORE_READ(f, f_mode); }
 SHIM u32 shim_file_flags(struct file *f) { return BPF_CORE_READ(f, f_flags); }
@@ -197,10 +282,44 @@ SHIM struct dentry *shim_dentry_parent_name(struct dentry *d, const unsigned cha
 }
 SHIM struct inode *shim_dentry_inode(struct dentry *d) { return BPF_CORE_READ(d, d_inode); }
 
-SHIM u64 shim_inode_ino(struct inode *i) { return BPF_CORE_READ(i, i_ino); }
-SHIM u32 shim_inode_dev(struct inode *i) { return BPF_CORE_READ(i, i_sb, s_dev); }
+/* What identifies an inode, and its type: mirrors InodeId in shim.rs. */
+struct inode_id {
+	u64 ino;
+	u32 dev;
+	u32 generation;
+	u32 mode;
+	u32 pad;
+};
+
+/* i_mode, i_sb, i_ino and i_generation lie in the first INODE_HEAD bytes of
+ * struct inode on every kernel so far (0, 40, 64, 124 on 6.18): one read of
+ * that block and one of the superblock's s_dev, where per-field reads take five. */
+#define INODE_HEAD 128
+
+SHIM void shim_inode_id(struct inode *i, struct inode_id *out)
+{
+	u32 mode = bpf_core_field_offset(struct inode, i_mode);
+	u32 sb = bpf_core_field_offset(struct inode, i_sb);
+	u32 ino = bpf_core_field_offset(struct inode, i_ino);
+	u32 gen = bpf_core_field_offset(struct inode, i_generation);
+	if (mode + 2 <= INODE_HEAD && sb + 8 <= INODE_HEAD && ino + 8 <= INODE_HEAD &&
+	    gen + 4 <= INODE_HEAD) {
+		u64 head[INODE_HEAD / 8]; /* no zeroing, as above */
+		bpf_probe_read_kernel(head, sizeof(head), i);
+		const char *h = (const char *)head;
+		out->mode = *(const u16 *)(h + mode);
+		out->ino = *(const u64 *)(h + ino);
+		out->generation = *(const u32 *)(h + gen);
+		out->dev = BPF_CORE_READ(*(struct super_block *const *)(h + sb), s_dev);
+		return;
+	}
+	out->mode = BPF_CORE_READ(i, i_mode);
+	out->ino = BPF_CORE_READ(i, i_ino);
+	out->generation = BPF_CORE_READ(i, i_generation);
+	out->dev = BPF_CORE_READ(i, i_sb, s_dev);
+}
+
 SHIM u32 shim_inode_mode(struct inode *i) { return BPF_CORE_READ(i, i_mode); }
-SHIM u32 shim_inode_generation(struct inode *i) { return BPF_CORE_READ(i, i_generation); }
 
 SHIM struct dentry *shim_mnt_root(struct vfsmount *m) { return BPF_CORE_READ(m, mnt_root); }
 SHIM struct super_block *shim_mnt_sb(struct vfsmount *m) { return BPF_CORE_READ(m, mnt_sb); }

@@ -102,6 +102,19 @@ fn args_from_regs() -> bool {
     unsafe { core::ptr::read_volatile(&ARGS_FROM_REGS) != 0 }
 }
 
+/// Set by the loader where `bpf_get_current_task_btf` exists (5.11 on): the
+/// current task is then a BTF-typed pointer, and the shim reads its fields with
+/// plain loads (fault-safe, emitted inline by the JIT) instead of a
+/// `bpf_probe_read_kernel` call each. Read-only data, as [`ARGS_FROM_REGS`];
+/// `c/shim.c` reads it too.
+#[no_mangle]
+static TASK_BTF: u8 = 0;
+
+#[inline(always)]
+fn task_btf() -> bool {
+    unsafe { core::ptr::read_volatile(&TASK_BTF) != 0 }
+}
+
 /// Syscalls whose enter program does more than stash the arguments, so keeps
 /// its stash even with [`ARGS_FROM_REGS`]: the write family filters at enter,
 /// and a rename's enter starts the rename clock.
@@ -153,9 +166,17 @@ unsafe fn args_at_exit(ctx: &TracePointContext) -> Option<[u64; 6]> {
     Some([r[7], r[6], r[5], r[0], r[2], r[1]])
 }
 
+/// The current task: BTF-typed with [`TASK_BTF`], which the shim's task
+/// accessors require then.
 #[inline(always)]
 fn current_task() -> Ptr {
-    unsafe { bpf_get_current_task() as Ptr }
+    unsafe {
+        if task_btf() {
+            bpf_get_current_task_btf() as Ptr
+        } else {
+            bpf_get_current_task() as Ptr
+        }
+    }
 }
 
 #[inline(always)]
@@ -268,11 +289,20 @@ unsafe fn arg(ctx: &TracePointContext, n: usize) -> u64 {
 }
 
 #[inline(always)]
+unsafe fn inode_id(inode: Ptr) -> InodeId {
+    // Uninitialised: the shim writes every field.
+    let mut id = core::mem::MaybeUninit::<InodeId>::uninit();
+    shim_inode_id(inode, id.as_mut_ptr());
+    id.assume_init()
+}
+
+#[inline(always)]
 unsafe fn inode_key(inode: Ptr) -> InodeKey {
+    let id = inode_id(inode);
     InodeKey {
-        dev: shim_inode_dev(inode),
-        generation: shim_inode_generation(inode),
-        ino: shim_inode_ino(inode),
+        dev: id.dev,
+        generation: id.generation,
+        ino: id.ino,
     }
 }
 
@@ -750,9 +780,10 @@ unsafe fn fill(
         write_volatile(addr_of_mut!((*r).ino), 0);
         write_volatile(addr_of_mut!((*r).i_mode), 0);
     } else {
-        (*r).dev = shim_inode_dev(c.inode);
-        (*r).ino = shim_inode_ino(c.inode);
-        (*r).i_mode = shim_inode_mode(c.inode);
+        let id = inode_id(c.inode);
+        (*r).dev = id.dev;
+        (*r).ino = id.ino;
+        (*r).i_mode = id.mode;
     }
     (*r).session = c.session;
     fill_process(core::ptr::addr_of_mut!((*r).process), current_task());
@@ -773,9 +804,11 @@ unsafe fn fill(
 
 #[inline(always)]
 unsafe fn file_target(file: Ptr) -> Target {
+    let mut mnt = core::ptr::null();
+    let dentry = shim_file_path(file, &mut mnt);
     Target {
-        dentry: shim_file_dentry(file),
-        mnt: shim_file_mnt(file),
+        dentry,
+        mnt,
         slot: NO_NAME,
         name_len: 0,
     }
@@ -812,7 +845,8 @@ unsafe fn named_target(dfd: i64, uname: u64, slot: usize, scratch: *mut Scratch)
         if file.is_null() {
             return None;
         }
-        (shim_file_dentry(file), shim_file_mnt(file))
+        let mut mnt = core::ptr::null();
+        (shim_file_path(file, &mut mnt), mnt)
     };
     if dentry.is_null() || mnt.is_null() {
         return None;
@@ -890,7 +924,8 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
     if inode.is_null() || shim_inode_mode(inode) & S_IFMT != S_IFREG {
         return;
     }
-    let d = decide(shim_file_dentry(file), shim_file_mnt(file), false);
+    let t = file_target(file);
+    let d = decide(t.dentry, t.mnt, false);
     if d.flags & decision::SELF == 0 {
         return;
     }
@@ -1721,12 +1756,8 @@ unsafe fn on_exec() {
         (*r).exe.comps_len = 0;
         (*r).exe.name_len = 0;
     } else {
-        write_anchor(
-            core::ptr::addr_of_mut!((*r).exe),
-            0,
-            shim_file_dentry(exe),
-            shim_file_mnt(exe),
-        );
+        let t = file_target(exe);
+        write_anchor(core::ptr::addr_of_mut!((*r).exe), 0, t.dentry, t.mnt);
     }
     let start = shim_task_arg_start(task);
     let end = shim_task_arg_end(task);

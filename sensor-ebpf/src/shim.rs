@@ -6,6 +6,16 @@ use core::ffi::c_void;
 
 pub type Ptr = *const c_void;
 
+/// What identifies an inode, and its type (`struct inode_id` in the shim).
+#[repr(C)]
+pub struct InodeId {
+    pub ino: u64,
+    pub dev: u32,
+    pub generation: u32,
+    pub mode: u32,
+    pub _pad: u32,
+}
+
 unsafe extern "C" {
     pub fn shim_task_tgid(task: Ptr) -> u32;
     pub fn shim_task_pid(task: Ptr) -> u32;
@@ -30,8 +40,8 @@ unsafe extern "C" {
     pub fn shim_task_fd_file(task: Ptr, fd: u32) -> Ptr;
     pub fn shim_task_other_fd_holds(task: Ptr, fd: u32, file: Ptr) -> u32;
 
-    pub fn shim_file_dentry(file: Ptr) -> Ptr;
-    pub fn shim_file_mnt(file: Ptr) -> Ptr;
+    /// The file's dentry, its mount in `*mnt`.
+    pub fn shim_file_path(file: Ptr, mnt: *mut Ptr) -> Ptr;
     pub fn shim_file_inode(file: Ptr) -> Ptr;
     pub fn shim_file_mode(file: Ptr) -> u32;
     pub fn shim_file_flags(file: Ptr) -> u32;
@@ -43,10 +53,8 @@ unsafe extern "C" {
     pub fn shim_dentry_parent_name(dentry: Ptr, name: *mut Ptr) -> Ptr;
     pub fn shim_dentry_inode(dentry: Ptr) -> Ptr;
 
-    pub fn shim_inode_ino(inode: Ptr) -> u64;
-    pub fn shim_inode_dev(inode: Ptr) -> u32;
+    pub fn shim_inode_id(inode: Ptr, out: *mut InodeId);
     pub fn shim_inode_mode(inode: Ptr) -> u32;
-    pub fn shim_inode_generation(inode: Ptr) -> u32;
 
     pub fn shim_mnt_root(mnt: Ptr) -> Ptr;
     pub fn shim_mnt_parent(mnt: Ptr) -> Ptr;

@@ -543,9 +543,19 @@ fn mount_tracefs() -> Result<()> {
 /// saved registers (eBPF `ARGS_FROM_REGS`) instead of a stash made at enter:
 /// `bpf_task_pt_regs` arrived in 5.15, and the register layout read is x86-64's.
 pub fn args_from_regs() -> bool {
-    cfg!(target_arch = "x86_64")
-        && aya::util::KernelVersion::current()
-            .is_ok_and(|v| v >= aya::util::KernelVersion::new(5, 15, 0))
+    cfg!(target_arch = "x86_64") && kernel_at_least(5, 15)
+}
+
+/// Whether the programs read the current task's fields with plain loads
+/// through `bpf_get_current_task_btf` (5.11 on; eBPF `TASK_BTF`) instead of
+/// one `bpf_probe_read_kernel` call per field.
+pub fn task_btf() -> bool {
+    kernel_at_least(5, 11)
+}
+
+fn kernel_at_least(major: u8, minor: u8) -> bool {
+    aya::util::KernelVersion::current()
+        .is_ok_and(|v| v >= aya::util::KernelVersion::new(major, minor, 0))
 }
 
 /// The enter programs that do more than stash arguments (eBPF
@@ -588,6 +598,7 @@ fn open_object(ring_bytes: u32) -> Result<Ebpf> {
     EbpfLoader::new()
         .map_max_entries("EVENTS", ring_bytes)
         .override_global("ARGS_FROM_REGS", &u8::from(args_from_regs()), true)
+        .override_global("TASK_BTF", &u8::from(task_btf()), true)
         .load(OBJECT)
         .context("loading the eBPF object (maps) failed")
 }
