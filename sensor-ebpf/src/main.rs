@@ -298,7 +298,11 @@ unsafe fn inode_id(inode: Ptr) -> InodeId {
 
 #[inline(always)]
 unsafe fn inode_key(inode: Ptr) -> InodeKey {
-    let id = inode_id(inode);
+    key_of(&inode_id(inode))
+}
+
+#[inline(always)]
+fn key_of(id: &InodeId) -> InodeKey {
     InodeKey {
         dev: id.dev,
         generation: id.generation,
@@ -464,10 +468,15 @@ unsafe fn decide(dentry: Ptr, mnt: Ptr, fresh: bool) -> Decision {
     if inode.is_null() {
         return walk_decide(dentry, mnt);
     }
-    let key = inode_key(inode);
+    decide_inode(&inode_key(inode), dentry, mnt, fresh)
+}
+
+/// [`decide`] for the inode at `dentry` whose key the caller has read.
+#[inline(always)]
+unsafe fn decide_inode(key: &InodeKey, dentry: Ptr, mnt: Ptr, fresh: bool) -> Decision {
     let gen = config().generation;
     if !fresh {
-        if let Some(d) = DECISIONS.get(&key) {
+        if let Some(d) = DECISIONS.get(key) {
             if d.generation == gen {
                 return *d;
             }
@@ -475,7 +484,7 @@ unsafe fn decide(dentry: Ptr, mnt: Ptr, fresh: bool) -> Decision {
     }
     let mut d = walk_decide(dentry, mnt);
     d.generation = gen;
-    let _ = DECISIONS.insert(&key, &d, 0);
+    let _ = DECISIONS.insert(key, &d, 0);
     d
 }
 
@@ -845,8 +854,8 @@ unsafe fn named_target(dfd: i64, uname: u64, slot: usize, scratch: *mut Scratch)
         if file.is_null() {
             return None;
         }
-        let mut mnt = core::ptr::null();
-        (shim_file_path(file, &mut mnt), mnt)
+        let t = file_target(file);
+        (t.dentry, t.mnt)
     };
     if dentry.is_null() || mnt.is_null() {
         return None;
@@ -921,11 +930,17 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
         return;
     }
     let inode = shim_file_inode(file);
-    if inode.is_null() || shim_inode_mode(inode) & S_IFMT != S_IFREG {
+    if inode.is_null() {
+        return;
+    }
+    // Every write to a regular file outside a session comes here, watched or
+    // not: one read of the inode serves the type check and the cache key.
+    let id = inode_id(inode);
+    if id.mode & S_IFMT != S_IFREG {
         return;
     }
     let t = file_target(file);
-    let d = decide(t.dentry, t.mnt, false);
+    let d = decide_inode(&key_of(&id), t.dentry, t.mnt, false);
     if d.flags & decision::SELF == 0 {
         return;
     }
