@@ -116,11 +116,12 @@ fn task_btf() -> bool {
 }
 
 /// Syscalls whose enter program does more than stash the arguments, so keeps
-/// its stash even with [`ARGS_FROM_REGS`]: the write family filters at enter,
-/// and a rename's enter starts the rename clock.
+/// its stash even with [`ARGS_FROM_REGS`]: a rename's enter starts the rename
+/// clock. (The write family's enters filter before stashing; with the
+/// registers, their exits filter the same way and the enters are not attached.)
 #[inline(always)]
 fn enter_has_work(sys: u16) -> bool {
-    is_rename(sys) || is_write(sys)
+    is_rename(sys)
 }
 
 /// The write(2) family, and the calls that write to an fd without it.
@@ -921,30 +922,44 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
     if file.is_null() {
         return;
     }
-    let key = SessionKey {
-        tgid: tgid(),
-        _pad: 0,
-        file: file as u64,
-    };
-    if SESSIONS.get(&key).is_some() {
-        return;
+    if write_opens_session(file, &session_key(file)).is_some() {
+        stash(ctx, sys);
+    }
+}
+
+/// Whether a write to `file` opens a write session: none is open for it in
+/// this process (the common case, one map lookup), it is a regular file, and
+/// it is watched. Then its decision and target.
+#[inline(always)]
+unsafe fn write_opens_session(file: Ptr, key: &SessionKey) -> Option<(Decision, Target)> {
+    if SESSIONS.get(key).is_some() {
+        return None;
     }
     let inode = shim_file_inode(file);
     if inode.is_null() {
-        return;
+        return None;
     }
     // Every write to a regular file outside a session comes here, watched or
     // not: one read of the inode serves the type check and the cache key.
     let id = inode_id(inode);
     if id.mode & S_IFMT != S_IFREG {
-        return;
+        return None;
     }
     let t = file_target(file);
     let d = decide_inode(&key_of(&id), t.dentry, t.mnt, false);
     if d.flags & decision::SELF == 0 {
-        return;
+        return None;
     }
-    stash(ctx, sys);
+    Some((d, t))
+}
+
+#[inline(always)]
+fn session_key(file: Ptr) -> SessionKey {
+    SessionKey {
+        tgid: tgid(),
+        _pad: 0,
+        file: file as u64,
+    }
 }
 
 /// True when a VFS-tier hook of the running set reports this call, so its
@@ -1063,11 +1078,7 @@ unsafe fn close_enter(fd: u64, via: u16) {
     if file.is_null() {
         return;
     }
-    let key = SessionKey {
-        tgid: tgid(),
-        _pad: 0,
-        file: file as u64,
-    };
+    let key = session_key(file);
     let Some(s) = SESSIONS.get(&key) else { return };
     if shim_file_refs(file) > 1
         && (s.flags & session::MAPPED != 0 || shim_task_other_fd_holds(task, fd as u32, file) != 0)
@@ -1358,22 +1369,21 @@ unsafe fn fd_change(
     if file.is_null() {
         return;
     }
-    let t = file_target(file);
-    let d = decide(t.dentry, t.mnt, false);
-    if d.flags & decision::SELF == 0 {
-        return;
-    }
-    let key = SessionKey {
-        tgid: tgid(),
-        _pad: 0,
-        file: file as u64,
-    };
-    if session {
-        if SESSIONS.get(&key).is_some() {
+    let key = session_key(file);
+    let (d, t) = if session {
+        let Some(dt) = write_opens_session(file, &key) else {
+            return;
+        };
+        begin_session(&key, dt.0.root_id);
+        dt
+    } else {
+        let t = file_target(file);
+        let d = decide(t.dentry, t.mnt, false);
+        if d.flags & decision::SELF == 0 {
             return;
         }
-        begin_session(&key, d.root_id);
-    }
+        (d, t)
+    };
     let c = Change {
         sys,
         op,
@@ -1418,11 +1428,7 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
     if !v.hit() {
         return;
     }
-    let key = SessionKey {
-        tgid: tgid(),
-        _pad: 0,
-        file: file as u64,
-    };
+    let key = session_key(file);
     let session = fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED;
     if session {
         begin_session(&key, v.root_id);

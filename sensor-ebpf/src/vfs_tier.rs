@@ -127,11 +127,7 @@ unsafe fn finish(ret: i64, moved: bool) {
             bump_generation();
         }
         if (*r).sys == sys::VFS_OPEN && (*r).ret != 0 {
-            let key = SessionKey {
-                tgid: tgid(),
-                _pad: 0,
-                file: (*r).ret as u64,
-            };
+            let key = session_key((*r).ret as Ptr);
             let s = Session {
                 root_id: (*r).root_id,
                 flags: 0,
@@ -226,11 +222,7 @@ pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u
     if inode.is_null() || shim_inode_mode(inode) & S_IFMT != S_IFREG {
         return;
     }
-    let key = SessionKey {
-        tgid: tgid(),
-        _pad: 0,
-        file: file as u64,
-    };
+    let key = session_key(file);
     let session = !detector;
     if let Some(s) = SESSIONS.get_ptr_mut(&key) {
         // The mapping can write after close(2): only the last reference
@@ -346,11 +338,7 @@ unsafe fn on_write(tier: u8, rw: u64, file: Ptr, count: u64) {
     if rw & 0xffff_ffff != KERNEL_WRITE || file.is_null() || is_self() {
         return;
     }
-    let key = SessionKey {
-        tgid: tgid(),
-        _pad: 0,
-        file: file as u64,
-    };
+    let key = session_key(file);
     if SESSIONS.get(&key).is_some() {
         return;
     }
@@ -691,11 +679,7 @@ unsafe fn on_fput(tier: u8, file: Ptr) {
     if file.is_null() {
         return;
     }
-    let key = SessionKey {
-        tgid: tgid(),
-        _pad: 0,
-        file: file as u64,
-    };
+    let key = session_key(file);
     let Some(s) = SESSIONS.get(&key) else {
         return;
     };

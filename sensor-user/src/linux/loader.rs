@@ -559,18 +559,10 @@ fn kernel_at_least(major: u8, minor: u8) -> bool {
 }
 
 /// The enter programs that do more than stash arguments (eBPF
-/// `enter_has_work`: the write family filters, a rename starts the rename
-/// clock) or that have no exit (close, dup2, dup3, mmap). With
-/// [`args_from_regs`], the other enters are not attached.
+/// `enter_has_work`: a rename starts the rename clock) or that have no exit
+/// (close, dup2, dup3, mmap). With [`args_from_regs`], the other enters are
+/// not attached: the write family's exits then filter as their enters do.
 const ENTERS_WITH_WORK: &[&str] = &[
-    "sys_enter_write",
-    "sys_enter_pwrite64",
-    "sys_enter_writev",
-    "sys_enter_pwritev",
-    "sys_enter_pwritev2",
-    "sys_enter_sendfile64",
-    "sys_enter_copy_file_range",
-    "sys_enter_splice",
     "sys_enter_rename",
     "sys_enter_renameat",
     "sys_enter_renameat2",
