@@ -291,9 +291,11 @@ struct inode_id {
 	u32 pad;
 };
 
-/* i_mode, i_sb, i_ino and i_generation lie in the first INODE_HEAD bytes of
- * struct inode on every kernel so far (0, 40, 64, 124 on 6.18): one read of
- * that block and one of the superblock's s_dev, where per-field reads take five. */
+/* i_mode, i_sb and i_ino lie in the first INODE_HEAD bytes of struct inode on
+ * every kernel so far, and i_generation too on recent ones (0, 40, 64, 124 on
+ * 6.18; 5.10 has it past 500): one read of that block, one of the superblock's
+ * s_dev and, where i_generation is further on, one more, where per-field
+ * reads take five. */
 #define INODE_HEAD 128
 
 SHIM void shim_inode_id(struct inode *i, struct inode_id *out)
@@ -302,14 +304,16 @@ SHIM void shim_inode_id(struct inode *i, struct inode_id *out)
 	u32 sb = bpf_core_field_offset(struct inode, i_sb);
 	u32 ino = bpf_core_field_offset(struct inode, i_ino);
 	u32 gen = bpf_core_field_offset(struct inode, i_generation);
-	if (mode + 2 <= INODE_HEAD && sb + 8 <= INODE_HEAD && ino + 8 <= INODE_HEAD &&
-	    gen + 4 <= INODE_HEAD) {
+	if (mode + 2 <= INODE_HEAD && sb + 8 <= INODE_HEAD && ino + 8 <= INODE_HEAD) {
 		u64 head[INODE_HEAD / 8]; /* no zeroing, as above */
 		bpf_probe_read_kernel(head, sizeof(head), i);
 		const char *h = (const char *)head;
 		out->mode = *(const u16 *)(h + mode);
 		out->ino = *(const u64 *)(h + ino);
-		out->generation = *(const u32 *)(h + gen);
+		if (gen + 4 <= INODE_HEAD)
+			out->generation = *(const u32 *)(h + gen);
+		else
+			out->generation = BPF_CORE_READ(i, i_generation);
 		out->dev = BPF_CORE_READ(*(struct super_block *const *)(h + sb), s_dev);
 		return;
 	}
