@@ -23,46 +23,27 @@
  * data, so the verifier sees a constant and checks one branch per kernel. */
 extern const volatile u8 TASK_BTF;
 
-SHIM u32 shim_task_tgid(struct task_struct *t)
-{
-	if (TASK_BTF)
-		return t->tgid;
-	return BPF_CORE_READ(t, tgid);
-}
+/* Field `f` of `p`, the task or a struct reached from it: a plain load with
+ * TASK_BTF, else a helper read. (Not nestable: clang refuses nested CO-RE
+ * reads, so chains go through locals.) */
+#define TASK_READ(p, f) (TASK_BTF ? (p)->f : BPF_CORE_READ(p, f))
 
-SHIM u32 shim_task_pid(struct task_struct *t)
-{
-	if (TASK_BTF)
-		return t->pid;
-	return BPF_CORE_READ(t, pid);
-}
+SHIM u32 shim_task_tgid(struct task_struct *t) { return TASK_READ(t, tgid); }
+SHIM u32 shim_task_pid(struct task_struct *t) { return TASK_READ(t, pid); }
+SHIM s32 shim_task_exit_code(struct task_struct *t) { return TASK_READ(t, exit_code); }
+SHIM u32 shim_task_flags(struct task_struct *t) { return TASK_READ(t, flags); }
 
 SHIM u32 shim_task_ppid(struct task_struct *t)
 {
-	if (TASK_BTF)
-		return t->real_parent->tgid;
-	return BPF_CORE_READ(t, real_parent, tgid);
+	struct task_struct *parent = TASK_READ(t, real_parent);
+	return TASK_READ(parent, tgid);
 }
 
 SHIM u32 shim_task_mntns(struct task_struct *t)
 {
-	if (TASK_BTF)
-		return t->nsproxy->mnt_ns->ns.inum;
-	return BPF_CORE_READ(t, nsproxy, mnt_ns, ns.inum);
-}
-
-SHIM s32 shim_task_exit_code(struct task_struct *t)
-{
-	if (TASK_BTF)
-		return t->exit_code;
-	return BPF_CORE_READ(t, exit_code);
-}
-
-SHIM u32 shim_task_flags(struct task_struct *t)
-{
-	if (TASK_BTF)
-		return t->flags;
-	return BPF_CORE_READ(t, flags);
+	struct nsproxy *ns = TASK_READ(t, nsproxy);
+	struct mnt_namespace *mnt = TASK_READ(ns, mnt_ns);
+	return TASK_READ(mnt, ns.inum);
 }
 
 /* loginuid and sessionid exist only with CONFIG_AUDIT (CONFIG_AUDITSYSCALL before 5.x). */
@@ -70,18 +51,14 @@ SHIM u32 shim_task_loginuid(struct task_struct *t)
 {
 	if (!bpf_core_field_exists(t->loginuid))
 		return (u32)-1;
-	if (TASK_BTF)
-		return t->loginuid.val;
-	return BPF_CORE_READ(t, loginuid.val);
+	return TASK_READ(t, loginuid.val);
 }
 
 SHIM u32 shim_task_sessionid(struct task_struct *t)
 {
 	if (!bpf_core_field_exists(t->sessionid))
 		return (u32)-1;
-	if (TASK_BTF)
-		return t->sessionid;
-	return BPF_CORE_READ(t, sessionid);
+	return TASK_READ(t, sessionid);
 }
 
 /* Without TASK_BTF, fewer helper reads for the process block of every record:
@@ -152,9 +129,8 @@ SHIM u64 shim_task_audit_ids(struct task_struct *t)
 /* The process start time: the thread-group leader's, since boot. */
 SHIM u64 shim_task_start_boottime(struct task_struct *t)
 {
-	if (TASK_BTF)
-		return t->group_leader->start_boottime;
-	return BPF_CORE_READ(t, group_leader, start_boottime);
+	struct task_struct *leader = TASK_READ(t, group_leader);
+	return TASK_READ(leader, start_boottime);
 }
 
 SHIM u64 shim_task_arg_start(struct task_struct *t) { return BPF_CORE_READ(t, mm, arg_start); }
@@ -173,40 +149,28 @@ static inline struct dentry *path_of(const struct path *src, struct vfsmount **m
 	return p.dentry;
 }
 
-static inline struct fs_struct *task_fs(struct task_struct *t)
-{
-	if (TASK_BTF)
-		return t->fs;
-	return BPF_CORE_READ(t, fs);
-}
-
 SHIM struct dentry *shim_task_root(struct task_struct *t, struct vfsmount **mnt)
 {
-	return path_of(&task_fs(t)->root, mnt);
+	return path_of(&TASK_READ(t, fs)->root, mnt);
 }
 
 SHIM struct dentry *shim_task_pwd(struct task_struct *t, struct vfsmount **mnt)
 {
-	return path_of(&task_fs(t)->pwd, mnt);
+	return path_of(&TASK_READ(t, fs)->pwd, mnt);
 }
 
 /* The task's fd array (a plain address either way: the verifier types no
  * pointer to pointer) and its size in *max; 0 for none. */
 static inline struct file **task_fds(struct task_struct *t, u32 *max)
 {
-	struct fdtable *fdt;
-	if (TASK_BTF) {
-		fdt = t->files->fdt;
-		*max = fdt->max_fds;
-		return fdt->fd;
-	}
-	fdt = BPF_CORE_READ(t, files, fdt);
+	struct files_struct *files = TASK_READ(t, files);
+	struct fdtable *fdt = TASK_READ(files, fdt);
 	if (!fdt) {
 		*max = 0;
 		return 0;
 	}
-	*max = BPF_CORE_READ(fdt, max_fds);
-	return BPF_CORE_READ(fdt, fd);
+	*max = TASK_READ(fdt, max_fds);
+	return TASK_READ(fdt, fd);
 }
 
 /* fd -> struct file, through the task's fd table (bounds-checked). */
