@@ -297,6 +297,25 @@ unsafe fn inode_id(inode: Ptr) -> InodeId {
     id.assume_init()
 }
 
+/// An all-zero identity: the change names no inode (a path that is gone, say).
+const NO_INODE: InodeId = InodeId {
+    ino: 0,
+    dev: 0,
+    generation: 0,
+    mode: 0,
+    _pad: 0,
+};
+
+/// [`inode_id`], or [`NO_INODE`] for a null inode.
+#[inline(always)]
+unsafe fn inode_id_of(inode: Ptr) -> InodeId {
+    if inode.is_null() {
+        NO_INODE
+    } else {
+        inode_id(inode)
+    }
+}
+
 #[inline(always)]
 unsafe fn inode_key(inode: Ptr) -> InodeKey {
     key_of(&inode_id(inode))
@@ -461,26 +480,23 @@ unsafe fn walk_decide_inner(dentry: Ptr, mnt: Ptr) -> Decision {
     out
 }
 
-/// The cached decision for the inode at `dentry`; `fresh` skips the cache (a new
-/// inode may reuse a number whose cached answer belonged to another file).
+/// The cached decision for the inode at `dentry`.
 #[inline(always)]
-unsafe fn decide(dentry: Ptr, mnt: Ptr, fresh: bool) -> Decision {
+unsafe fn decide(dentry: Ptr, mnt: Ptr) -> Decision {
     let inode = shim_dentry_inode(dentry);
     if inode.is_null() {
         return walk_decide(dentry, mnt);
     }
-    decide_inode(&inode_key(inode), dentry, mnt, fresh)
+    decide_inode(&inode_key(inode), dentry, mnt)
 }
 
 /// [`decide`] for the inode at `dentry` whose key the caller has read.
 #[inline(always)]
-unsafe fn decide_inode(key: &InodeKey, dentry: Ptr, mnt: Ptr, fresh: bool) -> Decision {
+unsafe fn decide_inode(key: &InodeKey, dentry: Ptr, mnt: Ptr) -> Decision {
     let gen = config().generation;
-    if !fresh {
-        if let Some(d) = DECISIONS.get(key) {
-            if d.generation == gen {
-                return *d;
-            }
+    if let Some(d) = DECISIONS.get(key) {
+        if d.generation == gen {
+            return *d;
         }
     }
     let mut d = walk_decide(dentry, mnt);
@@ -489,12 +505,17 @@ unsafe fn decide_inode(key: &InodeKey, dentry: Ptr, mnt: Ptr, fresh: bool) -> De
     d
 }
 
-/// The decision for a file just created at `t`, derived from its directory's
-/// (usually cached) decision instead of a walk, and cached under the new inode
-/// afresh: its number may be a deleted file's, whose answer must not be inherited.
+/// The decision for a file just created at `t` (its inode `inode`, whose
+/// identity is `id`), derived from its directory's (usually cached) decision
+/// instead of a walk.
+///
+/// Not cached under the new inode: most new files are next reached through
+/// their write session or by name, and an LRU insert costs several lookups
+/// (it was a quarter of a watched create). But the number may be a deleted
+/// file's, whose cached answer must not be inherited: one found is replaced.
 #[inline(always)]
-unsafe fn decide_created(t: &Target) -> Decision {
-    let parent = decide(shim_dentry_parent(t.dentry), t.mnt, false);
+unsafe fn decide_created(t: &Target, inode: Ptr, id: &InodeId) -> Decision {
+    let parent = decide(shim_dentry_parent(t.dentry), t.mnt);
     let mut d = Decision {
         generation: config().generation,
         flags: 0,
@@ -509,9 +530,18 @@ unsafe fn decide_created(t: &Target) -> Decision {
     if parent.flags & decision::ANCESTOR != 0 {
         d.flags |= decision::PARENT_ANCESTOR;
     }
-    let inode = shim_dentry_inode(t.dentry);
-    if !inode.is_null() {
-        let _ = DECISIONS.insert(&inode_key(inode), &d, 0);
+    // Decisions are keyed by the dentry's inode, which is not the file's on
+    // stacked filesystems (overlayfs).
+    let own = shim_dentry_inode(t.dentry);
+    let key = if own == inode {
+        key_of(id)
+    } else if own.is_null() {
+        return d;
+    } else {
+        inode_key(own)
+    };
+    if DECISIONS.get(&key).is_some() {
+        let _ = DECISIONS.insert(&key, &d, 0);
     }
     d
 }
@@ -578,7 +608,7 @@ fn candidate(root_id: u32) -> Verdict {
 unsafe fn decide_named(t: &Target, scratch: *mut Scratch) -> Verdict {
     if t.slot == NO_NAME || t.name_len == 0 {
         // AT_EMPTY_PATH: the anchor is the target.
-        let d = decide(t.dentry, t.mnt, false);
+        let d = decide(t.dentry, t.mnt);
         return if d.flags & decision::SELF != 0 {
             watched(d.root_id)
         } else {
@@ -594,7 +624,7 @@ unsafe fn decide_named(t: &Target, scratch: *mut Scratch) -> Verdict {
             None => Verdict::default(),
         };
     }
-    let d = decide(t.dentry, t.mnt, false);
+    let d = decide(t.dentry, t.mnt);
     if d.flags & (decision::CHILDREN | decision::DESCENDANTS) != 0 {
         return watched(d.root_id);
     }
@@ -731,7 +761,8 @@ struct Change {
     flags: u64,
     mode: u32,
     owner: (u32, u32),
-    inode: Ptr,
+    /// The changed inode, read once by whoever has it; [`NO_INODE`] when not known.
+    id: InodeId,
     /// The write session this change opens (its `struct file`), or 0.
     session: u64,
 }
@@ -785,16 +816,9 @@ unsafe fn fill(
     write_volatile(addr_of_mut!((*r).mode), c.mode);
     (*r).arg_uid = c.owner.0;
     (*r).arg_gid = c.owner.1;
-    if c.inode.is_null() {
-        write_volatile(addr_of_mut!((*r).dev), 0);
-        write_volatile(addr_of_mut!((*r).ino), 0);
-        write_volatile(addr_of_mut!((*r).i_mode), 0);
-    } else {
-        let id = inode_id(c.inode);
-        (*r).dev = id.dev;
-        (*r).ino = id.ino;
-        (*r).i_mode = id.mode;
-    }
+    write_volatile(addr_of_mut!((*r).dev), c.id.dev);
+    write_volatile(addr_of_mut!((*r).ino), c.id.ino);
+    write_volatile(addr_of_mut!((*r).i_mode), c.id.mode);
     (*r).session = c.session;
     fill_process(core::ptr::addr_of_mut!((*r).process), current_task());
     write_target(core::ptr::addr_of_mut!((*r).path), 0, path, scratch);
@@ -929,9 +953,9 @@ unsafe fn write_enter(ctx: &TracePointContext, sys: u16, fd_arg: usize) {
 
 /// Whether a write to `file` opens a write session: none is open for it in
 /// this process (the common case, one map lookup), it is a regular file, and
-/// it is watched. Then its decision and target.
+/// it is watched. Then its decision, target and inode.
 #[inline(always)]
-unsafe fn write_opens_session(file: Ptr, key: &SessionKey) -> Option<(Decision, Target)> {
+unsafe fn write_opens_session(file: Ptr, key: &SessionKey) -> Option<(Decision, Target, InodeId)> {
     if SESSIONS.get(key).is_some() {
         return None;
     }
@@ -946,11 +970,11 @@ unsafe fn write_opens_session(file: Ptr, key: &SessionKey) -> Option<(Decision, 
         return None;
     }
     let t = file_target(file);
-    let d = decide_inode(&key_of(&id), t.dentry, t.mnt, false);
+    let d = decide_inode(&key_of(&id), t.dentry, t.mnt);
     if d.flags & decision::SELF == 0 {
         return None;
     }
-    Some((d, t))
+    Some((d, t, id))
 }
 
 #[inline(always)]
@@ -1121,7 +1145,7 @@ unsafe fn close_enter(fd: u64, via: u16) {
         flags: 0,
         mode: 0,
         owner: (u32::MAX, u32::MAX),
-        inode: shim_file_inode(file),
+        id: inode_id_of(shim_file_inode(file)),
         session: file as u64,
     };
     emit(&c, &file_target(file), None, sc);
@@ -1370,19 +1394,19 @@ unsafe fn fd_change(
         return;
     }
     let key = session_key(file);
-    let (d, t) = if session {
-        let Some(dt) = write_opens_session(file, &key) else {
+    let (d, t, id) = if session {
+        let Some(opened) = write_opens_session(file, &key) else {
             return;
         };
-        begin_session(&key, dt.0.root_id);
-        dt
+        begin_session(&key, opened.0.root_id);
+        opened
     } else {
         let t = file_target(file);
-        let d = decide(t.dentry, t.mnt, false);
+        let d = decide(t.dentry, t.mnt);
         if d.flags & decision::SELF == 0 {
             return;
         }
-        (d, t)
+        (d, t, inode_id_of(shim_file_inode(file)))
     };
     let c = Change {
         sys,
@@ -1392,7 +1416,7 @@ unsafe fn fd_change(
         flags,
         mode,
         owner,
-        inode: shim_file_inode(file),
+        id,
         session: if session { file as u64 } else { 0 },
     };
     if !emit(&c, &t, None, sc) && session {
@@ -1413,10 +1437,12 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
         return;
     }
     let t = file_target(file);
+    let inode = shim_file_inode(file);
+    let id = inode_id_of(inode);
     let d = if created {
-        decide_created(&t)
+        decide_created(&t, inode, &id)
     } else {
-        decide(t.dentry, t.mnt, false)
+        decide(t.dentry, t.mnt)
     };
     let mut v = Verdict::default();
     if d.flags & decision::SELF != 0 {
@@ -1442,7 +1468,7 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
         flags,
         mode: mode as u32,
         owner: (u32::MAX, u32::MAX),
-        inode: shim_file_inode(file),
+        id,
         session: if session { file as u64 } else { 0 },
     };
     if !emit(&c, &t, None, sc) && session {
@@ -1478,7 +1504,7 @@ unsafe fn path_change(
         flags,
         mode,
         owner,
-        inode: core::ptr::null(),
+        id: NO_INODE,
         session: 0,
     };
     emit(&c, &t, None, sc);
@@ -1570,7 +1596,7 @@ unsafe fn two_path_change(
         flags,
         mode: 0,
         owner: none,
-        inode: core::ptr::null(),
+        id: NO_INODE,
         session: 0,
     };
     emit(&c, &old, Some(&new), sc);
@@ -1609,7 +1635,7 @@ unsafe fn symlink_exit(sys: u16, contents: u64, newdfd: i64, newname: u64, sc: *
         flags: 0,
         mode: 0,
         owner: none,
-        inode: core::ptr::null(),
+        id: NO_INODE,
         session: 0,
     };
     emit(&c, &link, Some(&contents), sc);

@@ -8,6 +8,7 @@ pub type Ptr = *const c_void;
 
 /// What identifies an inode, and its type (`struct inode_id` in the shim).
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct InodeId {
     pub ino: u64,
     pub dev: u32,

@@ -147,9 +147,15 @@ unsafe fn finish(ret: i64, moved: bool) {
     let _ = PENDING.remove(&id);
 }
 
-/// A change with no mode or owner argument.
+/// A change with no mode or owner argument, to `inode` (may be null).
 #[inline(always)]
 fn change(sys: u16, op: u16, verdict: Verdict, flags: u64, inode: Ptr) -> Change {
+    change_to(sys, op, verdict, flags, unsafe { inode_id_of(inode) })
+}
+
+/// [`change`] to an inode whose identity the caller has read.
+#[inline(always)]
+fn change_to(sys: u16, op: u16, verdict: Verdict, flags: u64, id: InodeId) -> Change {
     Change {
         sys,
         op,
@@ -158,7 +164,7 @@ fn change(sys: u16, op: u16, verdict: Verdict, flags: u64, inode: Ptr) -> Change
         flags,
         mode: 0,
         owner: (u32::MAX, u32::MAX),
-        inode,
+        id,
         session: 0,
     }
 }
@@ -167,7 +173,7 @@ fn change(sys: u16, op: u16, verdict: Verdict, flags: u64, inode: Ptr) -> Change
 /// directory's (cached) decision, as for a name given to a path syscall.
 #[inline(always)]
 unsafe fn new_entry_verdict(dentry: Ptr, mnt: Ptr) -> Verdict {
-    let d = decide(shim_dentry_parent(dentry), mnt, false);
+    let d = decide(shim_dentry_parent(dentry), mnt);
     if d.flags & (decision::CHILDREN | decision::DESCENDANTS) != 0 {
         watched(d.root_id)
     } else if d.flags & decision::ANCESTOR != 0 {
@@ -234,7 +240,7 @@ pub(crate) unsafe fn on_mmap(tier: u8, sys_: u16, file: Ptr, prot: u64, flags: u
         }
     }
     let t = file_target(file);
-    let d = decide(t.dentry, t.mnt, false);
+    let d = decide(t.dentry, t.mnt);
     if d.flags & decision::SELF == 0 {
         return;
     }
@@ -339,18 +345,9 @@ unsafe fn on_write(tier: u8, rw: u64, file: Ptr, count: u64) {
         return;
     }
     let key = session_key(file);
-    if SESSIONS.get(&key).is_some() {
+    let Some((d, t, id)) = write_opens_session(file, &key) else {
         return;
-    }
-    let inode = shim_file_inode(file);
-    if inode.is_null() || shim_inode_mode(inode) & S_IFMT != S_IFREG {
-        return;
-    }
-    let t = file_target(file);
-    let d = decide(t.dentry, t.mnt, false);
-    if d.flags & decision::SELF == 0 {
-        return;
-    }
+    };
     let _ = SESSIONS.insert(
         &key,
         &Session {
@@ -369,7 +366,7 @@ unsafe fn on_write(tier: u8, rw: u64, file: Ptr, count: u64) {
         flags: 0,
         mode: 0,
         owner: (u32::MAX, u32::MAX),
-        inode,
+        id,
         session: 0,
     };
     emit_as(tier, &c, &t, None, sc);
@@ -381,7 +378,7 @@ unsafe fn on_unlink(tier: u8, dentry: Ptr) {
         return;
     }
     let t = dentry_target(dentry, guess_mnt(dentry));
-    let v = dentry_verdict(decide(dentry, t.mnt, false));
+    let v = dentry_verdict(decide(dentry, t.mnt));
     if !v.hit() {
         return;
     }
@@ -393,7 +390,7 @@ unsafe fn on_unlink(tier: u8, dentry: Ptr) {
         flags: 0,
         mode: 0,
         owner: (u32::MAX, u32::MAX),
-        inode: shim_dentry_inode(dentry),
+        id: inode_id_of(shim_dentry_inode(dentry)),
         session: 0,
     };
     stage(tier, &c, &t, None);
@@ -408,7 +405,7 @@ unsafe fn on_rename(tier: u8, old: Ptr, new: Ptr, flags: u64) {
     let mnt = guess_mnt(old);
     let from = dentry_target(old, mnt);
     let to = dentry_target(new, mnt);
-    let v = dentry_verdict(decide(old, mnt, false)).or(dentry_verdict(decide(new, mnt, false)));
+    let v = dentry_verdict(decide(old, mnt)).or(dentry_verdict(decide(new, mnt)));
     if !v.hit() {
         return;
     }
@@ -420,7 +417,7 @@ unsafe fn on_rename(tier: u8, old: Ptr, new: Ptr, flags: u64) {
         flags,
         mode: 0,
         owner: (u32::MAX, u32::MAX),
-        inode: shim_dentry_inode(old),
+        id: inode_id_of(shim_dentry_inode(old)),
         session: 0,
     };
     stage(tier, &c, &from, Some(&to));
@@ -461,7 +458,7 @@ unsafe fn on_setattr(tier: u8, dentry: Ptr, attr: Ptr) {
         return;
     };
     let t = dentry_target(dentry, guess_mnt(dentry));
-    let d = decide(dentry, t.mnt, false);
+    let d = decide(dentry, t.mnt);
     if d.flags & decision::SELF == 0 {
         return;
     }
@@ -473,7 +470,7 @@ unsafe fn on_setattr(tier: u8, dentry: Ptr, attr: Ptr) {
         flags,
         mode,
         owner,
-        inode: shim_dentry_inode(dentry),
+        id: inode_id_of(shim_dentry_inode(dentry)),
         session: 0,
     };
     stage(tier, &c, &t, None);
@@ -486,7 +483,7 @@ unsafe fn on_link(tier: u8, old: Ptr, new: Ptr) {
         return;
     }
     let mnt = guess_mnt(old);
-    let v = dentry_verdict(decide(old, mnt, false)).or(new_entry_verdict(new, mnt));
+    let v = dentry_verdict(decide(old, mnt)).or(new_entry_verdict(new, mnt));
     if !v.hit() {
         return;
     }
@@ -548,7 +545,7 @@ unsafe fn on_rmdir(tier: u8, dentry: Ptr) {
         return;
     }
     let t = dentry_target(dentry, guess_mnt(dentry));
-    let v = dentry_verdict(decide(dentry, t.mnt, false));
+    let v = dentry_verdict(decide(dentry, t.mnt));
     if !v.hit() {
         return;
     }
@@ -573,7 +570,7 @@ unsafe fn xattr_change(tier: u8, sys_: u16, op_: u16, dentry: Ptr, flags: u64) {
         return;
     }
     let t = dentry_target(dentry, guess_mnt(dentry));
-    let d = decide(dentry, t.mnt, false);
+    let d = decide(dentry, t.mnt);
     if d.flags & decision::SELF == 0 {
         return;
     }
@@ -598,7 +595,7 @@ unsafe fn on_fallocate(tier: u8, file: Ptr, mode: u64) {
         return;
     }
     let t = file_target(file);
-    let d = decide(t.dentry, t.mnt, false);
+    let d = decide(t.dentry, t.mnt);
     if d.flags & decision::SELF == 0 {
         return;
     }
@@ -641,15 +638,15 @@ unsafe fn on_open(tier: u8, path: Ptr, file: Ptr) {
     if inode.is_null() {
         return;
     }
-    let i_mode = shim_inode_mode(inode);
-    if !created && i_mode & S_IFMT != S_IFREG {
+    let id = inode_id(inode);
+    if !created && id.mode & S_IFMT != S_IFREG {
         // O_TRUNC means nothing on anything but a regular file.
         return;
     }
     let d = if created {
-        decide_created(&t)
+        decide_created(&t, inode, &id)
     } else {
-        decide(t.dentry, t.mnt, false)
+        decide(t.dentry, t.mnt)
     };
     let mut v = Verdict::default();
     if d.flags & decision::SELF != 0 {
@@ -661,8 +658,8 @@ unsafe fn on_open(tier: u8, path: Ptr, file: Ptr) {
         return;
     }
     let op_ = if created { op::CREATED } else { op::TRUNCATED };
-    let mut c = change(sys::VFS_OPEN, op_, v, flags, inode);
-    c.mode = i_mode & 0o7777;
+    let mut c = change_to(sys::VFS_OPEN, op_, v, flags, id);
+    c.mode = id.mode & 0o7777;
     if fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED {
         // Parked until the exit: see `finish`.
         c.ret = file as i64;
