@@ -505,16 +505,10 @@ unsafe fn decide_inode(key: &InodeKey, dentry: Ptr, mnt: Ptr) -> Decision {
     d
 }
 
-/// The decision for a file just created at `t` (its inode `inode`, whose
-/// identity is `id`), derived from its directory's (usually cached) decision
-/// instead of a walk.
-///
-/// Not cached under the new inode: most new files are next reached through
-/// their write session or by name, and an LRU insert costs several lookups
-/// (it was a quarter of a watched create). But the number may be a deleted
-/// file's, whose cached answer must not be inherited: one found is replaced.
+/// The decision for a file just created at `t`, derived from its directory's
+/// (usually cached) decision instead of a walk.
 #[inline(always)]
-unsafe fn decide_created(t: &Target, inode: Ptr, id: &InodeId) -> Decision {
+unsafe fn decide_created(t: &Target) -> Decision {
     let parent = decide(shim_dentry_parent(t.dentry), t.mnt);
     let mut d = Decision {
         generation: config().generation,
@@ -530,20 +524,34 @@ unsafe fn decide_created(t: &Target, inode: Ptr, id: &InodeId) -> Decision {
     if parent.flags & decision::ANCESTOR != 0 {
         d.flags |= decision::PARENT_ANCESTOR;
     }
+    d
+}
+
+/// Caches `d`, the decision for the file just created at `t` (its inode
+/// `inode`, whose identity is `id`), unless a write session (`session`)
+/// covers the writes that would look it up: an LRU insert was a quarter of a
+/// watched create.
+///
+/// Uncached, the number may still hold a deleted file's answer, which must
+/// not be inherited. Filesystems that reuse numbers give the new file another
+/// `i_generation` (part of the key; NFS file handles rely on it), so only
+/// where it is 0 (no such filesystem, or a stacked one) is an answer looked
+/// for, and replaced when found.
+#[inline(always)]
+unsafe fn cache_created(t: &Target, inode: Ptr, id: &InodeId, d: &Decision, session: bool) {
     // Decisions are keyed by the dentry's inode, which is not the file's on
     // stacked filesystems (overlayfs).
     let own = shim_dentry_inode(t.dentry);
     let key = if own == inode {
         key_of(id)
     } else if own.is_null() {
-        return d;
+        return;
     } else {
         inode_key(own)
     };
-    if DECISIONS.get(&key).is_some() {
-        let _ = DECISIONS.insert(&key, &d, 0);
+    if !session || (key.generation == 0 && DECISIONS.get(&key).is_some()) {
+        let _ = DECISIONS.insert(&key, d, 0);
     }
-    d
 }
 
 #[derive(Clone, Copy)]
@@ -1440,7 +1448,7 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
     let inode = shim_file_inode(file);
     let id = inode_id_of(inode);
     let d = if created {
-        decide_created(&t, inode, &id)
+        decide_created(&t)
     } else {
         decide(t.dentry, t.mnt)
     };
@@ -1451,11 +1459,14 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
         // Perhaps a root that did not exist yet: user space decides on the path.
         v = candidate(d.root_id);
     }
+    let session = fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED;
+    if created {
+        cache_created(&t, inode, &id, &d, session);
+    }
     if !v.hit() {
         return;
     }
     let key = session_key(file);
-    let session = fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED;
     if session {
         begin_session(&key, v.root_id);
     }

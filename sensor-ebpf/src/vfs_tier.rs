@@ -644,7 +644,7 @@ unsafe fn on_open(tier: u8, path: Ptr, file: Ptr) {
         return;
     }
     let d = if created {
-        decide_created(&t, inode, &id)
+        decide_created(&t)
     } else {
         decide(t.dentry, t.mnt)
     };
@@ -654,13 +654,17 @@ unsafe fn on_open(tier: u8, path: Ptr, file: Ptr) {
     } else if created && d.flags & decision::PARENT_ANCESTOR != 0 {
         v = candidate(d.root_id);
     }
+    let session = fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED;
+    if created {
+        cache_created(&t, inode, &id, &d, session);
+    }
     if !v.hit() {
         return;
     }
     let op_ = if created { op::CREATED } else { op::TRUNCATED };
     let mut c = change_to(sys::VFS_OPEN, op_, v, flags, id);
     c.mode = id.mode & 0o7777;
-    if fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED {
+    if session {
         // Parked until the exit: see `finish`.
         c.ret = file as i64;
     }
