@@ -337,7 +337,7 @@ pub struct Session {
     pub root_id: u32,
     /// [`session`] flags.
     pub flags: u32,
-    /// [`RenameClock::finished`] when the session began, read before its
+    /// [`RenameClock::started`] when the session began, read before its
     /// opening record resolved the path.
     pub renames: u64,
 }
@@ -350,19 +350,28 @@ pub mod session {
     /// The session's opening record reached the ring buffer (and carries
     /// the session's key in [`FileRecord::session`](super::FileRecord)).
     pub const ANNOUNCED: u32 = 2;
+    /// A rename was in flight when the session began: the path its opening
+    /// record resolved may already be stale, so its close is a whole record.
+    pub const RENAMING: u32 = 4;
 }
 
 /// Renames seen by the tracepoint tier, kept by the kernel alone (a map of
 /// its own: user space never writes it). A path resolved at a session's
-/// start is still the file's path at its close when no rename finished in
-/// between and none is in flight; then the close is a [`CloseRecord`].
+/// start is still the file's path at its close when no rename was in flight
+/// at the start (`started == finished`) and none started since; then the
+/// close is a [`CloseRecord`].
+///
+/// Every rename syscall is counted at its enter and at its exit, so no
+/// per-call state is kept. A rename in flight while the programs were being
+/// attached can leave the two apart for good; that only ever makes closes
+/// whole records.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RenameClock {
+    /// Renames that entered the kernel.
+    pub started: u64,
     /// Renames that returned (whatever their result).
     pub finished: u64,
-    /// Renames between enter and exit (wrapping: enter adds 1, exit adds -1).
-    pub in_flight: u64,
 }
 
 /// The end of a write session ([`kind::CLOSE`]) whose opening record user

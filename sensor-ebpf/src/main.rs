@@ -115,15 +115,6 @@ fn task_btf() -> bool {
     unsafe { core::ptr::read_volatile(&TASK_BTF) != 0 }
 }
 
-/// Syscalls whose enter program does more than stash the arguments, so keeps
-/// its stash even with [`ARGS_FROM_REGS`]: a rename's enter starts the rename
-/// clock. (The write family's enters filter before stashing; with the
-/// registers, their exits filter the same way and the enters are not attached.)
-#[inline(always)]
-fn enter_has_work(sys: u16) -> bool {
-    is_rename(sys)
-}
-
 /// The write(2) family, and the calls that write to an fd without it.
 #[inline(always)]
 fn is_write(sys: u16) -> bool {
@@ -213,9 +204,16 @@ fn bump_generation() {
     }
 }
 
+/// A consistent enough reading of the rename clock: `started` is read
+/// first, so a rename that starts in between shows as in flight.
+#[inline(always)]
 fn rename_clock() -> RenameClock {
-    match RENAMES.get(0) {
-        Some(c) => *c,
+    match RENAMES.get_ptr(0) {
+        Some(c) => unsafe {
+            let started = core::ptr::read_volatile(core::ptr::addr_of!((*c).started));
+            let finished = core::ptr::read_volatile(core::ptr::addr_of!((*c).finished));
+            RenameClock { started, finished }
+        },
         None => RenameClock::default(),
     }
 }
@@ -224,15 +222,18 @@ fn is_rename(sys: u16) -> bool {
     matches!(sys, sys::RENAME | sys::RENAMEAT | sys::RENAMEAT2)
 }
 
-/// A stashed rename enters (`1`) or leaves (`u64::MAX`, i.e. -1) the kernel.
+/// Counts a rename syscall entering the kernel (`enter`) or returning, with
+/// whatever result.
 #[inline(always)]
-fn rename_in_flight(delta: u64) {
+fn tick_rename_clock(enter: bool) {
     if let Some(c) = RENAMES.get_ptr_mut(0) {
         unsafe {
-            shim_atomic_add(core::ptr::addr_of_mut!((*c).in_flight), delta);
-            if delta == u64::MAX {
-                shim_atomic_add(core::ptr::addr_of_mut!((*c).finished), 1);
-            }
+            let counter = if enter {
+                core::ptr::addr_of_mut!((*c).started)
+            } else {
+                core::ptr::addr_of_mut!((*c).finished)
+            };
+            shim_atomic_add(counter, 1);
         }
     }
 }
@@ -910,9 +911,15 @@ fn scratch() -> Option<*mut Scratch> {
 // Enter: stash arguments
 // ---------------------------------------------------------------------------
 
+/// Stashes a syscall's arguments for its exit, where [`ARGS_FROM_REGS`] is
+/// off. A rename's enter also ticks the rename clock, and is the one enter
+/// attached where it is on.
 #[inline(always)]
 unsafe fn stash(ctx: &TracePointContext, sys: u16) {
-    if is_self() {
+    if is_rename(sys) {
+        tick_rename_clock(true);
+    }
+    if args_from_regs() || is_self() {
         return;
     }
     // One copy of all six slots. Not `arg()`: direct loads past the end of a
@@ -937,8 +944,6 @@ unsafe fn stash(ctx: &TracePointContext, sys: u16) {
     }
     if INFLIGHT.insert(&bpf_get_current_pid_tgid(), &a, 0).is_err() {
         count_lost(lost::ARGS);
-    } else if is_rename(sys) {
-        rename_in_flight(1);
     }
 }
 
@@ -1074,12 +1079,18 @@ unsafe fn wanted(sys: u16, x: &[u64; 6]) -> bool {
 /// shows at the close.
 #[inline(always)]
 unsafe fn begin_session(key: &SessionKey, root_id: u32) {
+    let clock = rename_clock();
+    let renaming = if clock.started == clock.finished {
+        0
+    } else {
+        session::RENAMING
+    };
     let _ = SESSIONS.insert(
         key,
         &Session {
             root_id,
-            flags: session::ANNOUNCED,
-            renames: rename_clock().finished,
+            flags: session::ANNOUNCED | renaming,
+            renames: clock.started,
         },
         0,
     );
@@ -1121,10 +1132,8 @@ unsafe fn close_enter(fd: u64, via: u16) {
     let _ = SESSIONS.remove(&key);
     // The path the opening record resolved is still the file's: a marker
     // naming the session is enough (no path walk, no process block).
-    let clock = rename_clock();
-    if flags & session::ANNOUNCED != 0
-        && clock.finished == renames
-        && clock.in_flight == 0
+    if flags & (session::ANNOUNCED | session::RENAMING) == session::ANNOUNCED
+        && rename_clock().started == renames
         && config().vfs & vfs::RENAME == 0
     {
         if let Some(mut entry) = EVENTS.reserve::<CloseRecord>(0) {
@@ -1165,8 +1174,11 @@ unsafe fn close_enter(fd: u64, via: u16) {
 
 #[inline(always)]
 unsafe fn exit(ctx: &TracePointContext, sys: u16) {
+    if is_rename(sys) {
+        tick_rename_clock(false);
+    }
     let ret = arg(ctx, 0) as i64;
-    let x = if args_from_regs() && !enter_has_work(sys) {
+    let x = if args_from_regs() {
         if ret < 0 || is_self() {
             return;
         }
@@ -1184,9 +1196,6 @@ unsafe fn exit(ctx: &TracePointContext, sys: u16) {
         let _ = INFLIGHT.remove(&id);
         if a.sys != sys {
             return;
-        }
-        if is_rename(sys) {
-            rename_in_flight(u64::MAX);
         }
         if ret < 0 {
             return;
@@ -1850,11 +1859,7 @@ pub fn sched_process_fork(ctx: BtfTracePointContext) -> i32 {
 #[tracepoint]
 pub fn sched_process_exit(_ctx: TracePointContext) -> u32 {
     unsafe {
-        let id = bpf_get_current_pid_tgid();
-        if INFLIGHT.get(&id).is_some_and(|a| is_rename(a.sys)) {
-            rename_in_flight(u64::MAX);
-        }
-        let _ = INFLIGHT.remove(&id);
+        let _ = INFLIGHT.remove(&bpf_get_current_pid_tgid());
         let task = current_task();
         if shim_task_pid(task) == shim_task_tgid(task) {
             task_record(kind::EXIT, task, 0, shim_task_exit_code(task));

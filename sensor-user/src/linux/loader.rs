@@ -558,8 +558,8 @@ fn kernel_at_least(major: u8, minor: u8) -> bool {
         .is_ok_and(|v| v >= aya::util::KernelVersion::new(major, minor, 0))
 }
 
-/// The enter programs that do more than stash arguments (eBPF
-/// `enter_has_work`: a rename starts the rename clock) or that have no exit
+/// The enter programs that do more than stash arguments (a rename's ticks
+/// the rename clock, eBPF `tick_rename_clock`) or that have no exit
 /// (close, dup2, dup3, mmap). With [`args_from_regs`], the other enters are
 /// not attached: the write family's exits then filter as their enters do.
 const ENTERS_WITH_WORK: &[&str] = &[
