@@ -723,6 +723,10 @@ unsafe fn write_anchor(rec: *mut PathRecord, slot: u32, dentry: Ptr, mnt: Ptr) {
     (*rec).flags = (r >> 16) as u16;
     (*rec).comps_len = r as u16;
     (*rec).name_len = 0;
+    // Nothing to copy for an anchor at the root (every absolute name's).
+    if r & 0xffff == 0 {
+        return;
+    }
     if let Some(src) = PATHS.get_ptr(slot & 1) {
         // Only the used bytes (readers go by `comps_len`): a path is tens of
         // bytes, the buffer 1.25 KiB, and this copy runs 8 bytes a step.
