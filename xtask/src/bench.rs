@@ -86,6 +86,7 @@ fn overhead() -> Result<()> {
     // one baseline for the whole run would mostly measure the drift, and one
     // taken only before cannot tell a monitor's cost from a change of speed.
     let mut rows = Vec::new();
+    let mut kernel = Vec::new();
     for m in [
         Monitor::Floor,
         Monitor::FloorRaw,
@@ -95,6 +96,7 @@ fn overhead() -> Result<()> {
     ] {
         step(&format!("baseline, then monitor: {}", m.name()));
         let before = [median(&churn, &unwatched)?, median(&churn, &watched)?];
+        let loaded_before = crate::bpf_stats::snapshot()?;
         let guard = start(m, &root, &base, &watched)?;
         // vigil's own CPU from here (its start-up, the BPF verifier above
         // all, left out) to its settled output.
@@ -113,6 +115,7 @@ fn overhead() -> Result<()> {
             if let Some((pid, before)) = usage {
                 Usage::read(pid)?.report_since(&before?, events);
             }
+            kernel = programs_per_iteration(&churn, &[&unwatched, &watched], &loaded_before)?;
         }
         stop(m, guard)?;
         step(&format!("baseline again, after monitor: {}", m.name()));
@@ -153,8 +156,61 @@ fn overhead() -> Result<()> {
             DRIFT_FLAG * 100.0
         );
     }
+    print_kernel_side(&rows, &kernel);
     let _ = std::fs::remove_dir_all(&base);
     Ok(())
+}
+
+/// The time vigil's BPF programs spent in one churn run per directory
+/// (`kernel.bpf_stats_enabled`, on for these runs only): per directory, the
+/// total ns and the programs by name (ns, calls).
+type ProgramTime = (u64, Vec<(String, u64, u64)>);
+
+fn programs_per_iteration(
+    churn: &Path,
+    dirs: &[&Path],
+    loaded_before: &std::collections::HashMap<u32, crate::bpf_stats::Prog>,
+) -> Result<Vec<ProgramTime>> {
+    let _on = crate::bpf_stats::Enabled::new()?;
+    let mut out = Vec::new();
+    for dir in dirs {
+        let since = crate::bpf_stats::snapshot()?;
+        time_churn(churn, dir)?;
+        let after = crate::bpf_stats::snapshot()?;
+        out.push(crate::bpf_stats::spent(loaded_before, &since, &after));
+    }
+    Ok(out)
+}
+
+/// vigil's kernel side against the no-monitor iteration: what its programs
+/// alone add, a figure this VM's changes of speed move much less than the
+/// wall-time ratio (the tracepoint machinery around them is not in it).
+fn print_kernel_side(rows: &[Row], kernel: &[ProgramTime]) {
+    let vigil = rows.iter().filter(|r| r.monitor == Monitor::Vigil);
+    let ops: f64 = OPS.parse().unwrap_or(1.0);
+    println!();
+    println!("vigil's BPF programs (kernel.bpf_stats_enabled, one more churn per dir):");
+    println!(
+        "{:<10} {:>16} {:>22} {:>10}",
+        "dir", "µs an iteration", "no-monitor iteration", "ratio"
+    );
+    for (r, (ns, progs)) in vigil.zip(kernel) {
+        let spent = *ns as f64 / 1000.0 / ops;
+        let base = r.baseline() * 1000.0 / ops;
+        println!(
+            "{:<10} {:>16.2} {:>20.1}µs {:>9.2}x",
+            r.dir,
+            spent,
+            base,
+            1.0 + spent / base
+        );
+        let top: Vec<String> = progs
+            .iter()
+            .take(6)
+            .map(|(name, ns, n)| format!("{name} {} ns × {n}", ns / n.max(&1)))
+            .collect();
+        println!("           {}", top.join(", "));
+    }
 }
 
 /// One monitor in one directory: the churn's median wall time under it, and

@@ -415,5 +415,6 @@ mod bench;
 mod bench_hash;
 mod bench_pipeline;
 mod bench_scan;
+mod bpf_stats;
 mod vm;
 mod wine;
