@@ -555,6 +555,36 @@ unsafe fn cache_created(t: &Target, inode: Ptr, id: &InodeId, d: &Decision, sess
     }
 }
 
+/// The verdict on an open that created (`created`) or truncated the file at
+/// `t` (its inode `inode`, whose identity is `id`), opened with `fmode`; and
+/// whether the open begins a write session. Both tiers' opens come here.
+#[inline(always)]
+unsafe fn judge_open(
+    t: &Target,
+    inode: Ptr,
+    id: &InodeId,
+    created: bool,
+    fmode: u32,
+) -> (Verdict, bool) {
+    let d = if created {
+        decide_created(t)
+    } else {
+        decide(t.dentry, t.mnt)
+    };
+    let mut v = Verdict::default();
+    if d.flags & decision::SELF != 0 {
+        v = watched(d.root_id);
+    } else if created && d.flags & decision::PARENT_ANCESTOR != 0 {
+        // Perhaps a root that did not exist yet: user space decides on the path.
+        v = candidate(d.root_id);
+    }
+    let session = fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED;
+    if created {
+        cache_created(t, inode, id, &d, session);
+    }
+    (v, session)
+}
+
 #[derive(Clone, Copy)]
 struct Target {
     dentry: Ptr,
@@ -1460,22 +1490,7 @@ unsafe fn open_exit(sys: u16, flags: u64, mode: u64, fd: i64, sc: *mut Scratch) 
     let t = file_target(file);
     let inode = shim_file_inode(file);
     let id = inode_id_of(inode);
-    let d = if created {
-        decide_created(&t)
-    } else {
-        decide(t.dentry, t.mnt)
-    };
-    let mut v = Verdict::default();
-    if d.flags & decision::SELF != 0 {
-        v = watched(d.root_id);
-    } else if created && d.flags & decision::PARENT_ANCESTOR != 0 {
-        // Perhaps a root that did not exist yet: user space decides on the path.
-        v = candidate(d.root_id);
-    }
-    let session = fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED;
-    if created {
-        cache_created(&t, inode, &id, &d, session);
-    }
+    let (v, session) = judge_open(&t, inode, &id, created, fmode);
     if !v.hit() {
         return;
     }

@@ -643,21 +643,7 @@ unsafe fn on_open(tier: u8, path: Ptr, file: Ptr) {
         // O_TRUNC means nothing on anything but a regular file.
         return;
     }
-    let d = if created {
-        decide_created(&t)
-    } else {
-        decide(t.dentry, t.mnt)
-    };
-    let mut v = Verdict::default();
-    if d.flags & decision::SELF != 0 {
-        v = watched(d.root_id);
-    } else if created && d.flags & decision::PARENT_ANCESTOR != 0 {
-        v = candidate(d.root_id);
-    }
-    let session = fmode & FMODE_WRITE != 0 && v.verdict == verdict::WATCHED;
-    if created {
-        cache_created(&t, inode, &id, &d, session);
-    }
+    let (v, session) = judge_open(&t, inode, &id, created, fmode);
     if !v.hit() {
         return;
     }
